@@ -1,0 +1,87 @@
+"""Brax environments by name: the only module of ours that imports brax.
+
+A `Task` is static, hashable configuration (name, physics backend, episode length,
+action repeat, reward scale). `make_env(task)` returns a single-environment brax `Env`
+wrapped with brax's `EpisodeWrapper` (time limit, action repeat, per-episode return and
+length in `state.info['episode_metrics']`) and `AutoResetWrapper`; callers `vmap` it over
+environments themselves, so the batch axis is ours to compose with populations and seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+
+BACKENDS = ("spring", "positional", "generalized", "mjx")
+
+
+def _brax_envs():
+    # brax prints import warnings for optional GPU extras (warp); keep them out of the user's log.
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    from brax import envs
+
+    return envs
+
+
+def env_names() -> tuple[str, ...]:
+    """All environment names brax registers (e.g. 'ant', 'hopper', 'inverted_pendulum')."""
+    return tuple(sorted(_brax_envs()._envs.keys()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One MDP to train on.
+
+    Attributes:
+      env_name: brax registry name, e.g. "inverted_pendulum".
+      backend: brax physics pipeline, one of BACKENDS.
+      episode_length: time limit in agent steps (each `action_repeat` physics frames long).
+      action_repeat: how many times one action is applied.
+      reward_scale: multiplies the reward seen by the learner (returns are logged unscaled).
+    """
+
+    env_name: str = "inverted_pendulum"
+    backend: str = "spring"
+    episode_length: int = 1000
+    action_repeat: int = 1
+    reward_scale: float = 1.0
+
+    def __post_init__(self):
+        names = env_names()
+        if self.env_name not in names:
+            raise ValueError(
+                f"task.env_name = {self.env_name!r} is not a brax environment; "
+                f"valid names: {', '.join(names)}"
+            )
+        if self.backend not in BACKENDS:
+            raise ValueError(
+                f"task.backend = {self.backend!r} is unknown; valid backends: {', '.join(BACKENDS)}"
+            )
+        for field in ("episode_length", "action_repeat"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"task.{field} = {value!r} must be a positive integer")
+        if not self.reward_scale > 0:
+            raise ValueError(f"task.reward_scale = {self.reward_scale!r} must be > 0")
+
+    @property
+    def label(self) -> str:
+        """Short human-readable name, e.g. 'hopper/spring'."""
+        return f"{self.env_name}/{self.backend}"
+
+
+@functools.lru_cache(maxsize=None)
+def make_env(task: Task, auto_reset: bool = True):
+    """Single (unbatched) brax env for `task`, with episode bookkeeping and optional auto-reset.
+
+    Cached: building a brax system parses MJCF, which costs seconds.
+    """
+    envs = _brax_envs()
+    from brax.envs.wrappers import training as wrappers
+
+    env = envs.get_environment(task.env_name, backend=task.backend)
+    env = wrappers.EpisodeWrapper(env, task.episode_length, task.action_repeat)
+    if auto_reset:
+        env = wrappers.AutoResetWrapper(env)
+    return env

@@ -1,0 +1,400 @@
+"""Proximal policy optimisation in pure JAX over brax, with slots for learned rules.
+
+`make_ppo(config, task, rule)` returns an `InnerAlgo` of pure functions:
+
+  init(meta_params, key) -> InnerState
+  step(meta_params, state) -> (state, metrics)      one update: rollout, GAE, E epochs x M minibatches
+  train(meta_params, key) -> (state, metrics)       lax.scan of `step`; metrics stacked `[num_updates]`
+  evaluate(state, key) -> (return, length)          deterministic policy, full episodes
+
+All are jittable and vmappable over `meta_params` and `key` (population x seeds). The rule fills
+one slot (see `inner_algos.rules.base`): a "drift" rule sets the policy objective
+L = -mean(r*A - drift(r, A)); other families are dispatched in `_slots`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from inner_algos.envs import Task, make_env
+from inner_algos.networks import ACTIVATIONS, Actor, Critic, RunningStats, policy_distribution
+from inner_algos.rules import DriftInputs, Rule
+from inner_algos.rules.drift import ppo_clip_drift
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """Static PPO settings. Defaults suit a small CPU run; see `runs/` for tuned ones.
+
+    num_envs x rollout_length transitions per update are split into num_minibatches and
+    passed over num_epochs times. gamma, gae_lambda, ent_coef, learning_rate and clip_eps are
+    the defaults a "hyperparams" rule may replace; clip_eps also sets PPO-clip's drift when the
+    rule is not a drift rule, and the value-clipping range.
+    """
+
+    num_envs: int = 64
+    rollout_length: int = 16
+    num_updates: int = 50
+    num_epochs: int = 4
+    num_minibatches: int = 4
+    learning_rate: float = 3e-4
+    anneal_lr: bool = False
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    value_clip: bool = False
+    vf_coef: float = 0.5
+    ent_coef: float = 0.0
+    max_grad_norm: float = 0.5
+    actor_hidden: tuple[int, ...] = (64, 64)
+    critic_hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    init_log_std: float = 0.0
+    normalize_obs: bool = True
+    eval_envs: int = 8
+
+    def __post_init__(self):
+        for field in ("num_envs", "rollout_length", "num_updates", "num_epochs",
+                      "num_minibatches", "eval_envs"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ppo.{field} = {value!r} must be a positive integer")
+        batch = self.num_envs * self.rollout_length
+        if batch % self.num_minibatches:
+            raise ValueError(
+                f"ppo.num_minibatches = {self.num_minibatches} does not divide the batch "
+                f"num_envs x rollout_length = {self.num_envs} x {self.rollout_length} = {batch}; "
+                f"choose a divisor of {batch}"
+            )
+        for field in ("learning_rate", "max_grad_norm"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"ppo.{field} = {getattr(self, field)!r} must be > 0")
+        for field in ("vf_coef", "ent_coef"):
+            if not getattr(self, field) >= 0:
+                raise ValueError(f"ppo.{field} = {getattr(self, field)!r} must be >= 0")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"ppo.gamma = {self.gamma!r} must be in (0, 1]")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError(f"ppo.gae_lambda = {self.gae_lambda!r} must be in [0, 1]")
+        if not 0.0 < self.clip_eps < 1.0:
+            raise ValueError(f"ppo.clip_eps = {self.clip_eps!r} must be in (0, 1)")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"ppo.activation = {self.activation!r} is unknown; valid: {', '.join(ACTIVATIONS)}"
+            )
+        for field in ("actor_hidden", "critic_hidden"):
+            widths = getattr(self, field)
+            if not all(isinstance(w, int) and w > 0 for w in widths):
+                raise ValueError(f"ppo.{field} = {widths!r} must be a list of positive integers")
+            object.__setattr__(self, field, tuple(widths))
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.num_envs * self.rollout_length // self.num_minibatches
+
+
+class HyperParams(NamedTuple):
+    """Scalar hyperparameters of one update (traced, so a rule may meta-learn them)."""
+
+    gamma: jax.Array
+    gae_lambda: jax.Array
+    clip_eps: jax.Array
+    ent_coef: jax.Array
+    learning_rate: jax.Array
+
+
+@struct.dataclass
+class InnerState:
+    """Everything one PPO lifetime carries between updates (shapes fixed across steps).
+
+    env_state holds `[num_envs]`-batched brax states; update counts completed updates.
+    """
+
+    params: dict
+    opt_state: Any
+    obs_stats: RunningStats
+    env_state: Any
+    key: jax.Array
+    update: jax.Array
+
+
+class Transition(NamedTuple):
+    """One rollout step for all envs; every field `[num_envs, ...]` (stacked `[T, num_envs, ...]`)."""
+
+    obs: jax.Array  # raw observation the action was chosen at
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array  # scaled by task.reward_scale
+    termination: jax.Array  # true end of episode (not a time-limit cut)
+    truncation: jax.Array  # time-limit cut: bootstrap instead of zeroing the value
+    episode_return: jax.Array  # unscaled return of the episode that ended here (0 elsewhere)
+    episode_length: jax.Array
+    episode_done: jax.Array
+
+
+class InnerAlgo(NamedTuple):
+    """The inner-loop contract shared by every meta-optimizer (see module docstring)."""
+
+    init: Callable
+    step: Callable
+    train: Callable
+    evaluate: Callable
+    config: PPOConfig
+    task: Task
+    rule: Rule
+
+    @property
+    def env_steps_per_update(self) -> int:
+        return self.config.num_envs * self.config.rollout_length * self.task.action_repeat
+
+
+def gae(rewards, values, last_value, termination, truncation, gamma, lam):
+    """Generalised advantage estimation over `[T, N]` arrays (last_value `[N]`).
+
+    Terminations stop bootstrapping; at a time-limit truncation the TD error is zeroed (the
+    next observation belongs to a new episode) and the trace is cut, as in brax's PPO.
+    Returns (advantages, value targets), both `[T, N]`.
+    """
+    next_values = jnp.concatenate([values[1:], last_value[None]], axis=0)
+    not_term = 1.0 - termination
+    not_trunc = 1.0 - truncation
+    deltas = (rewards + gamma * not_term * next_values - values) * not_trunc
+
+    def backward(carry, xs):
+        delta, nt, ntr = xs
+        adv = delta + gamma * lam * nt * ntr * carry
+        return adv, adv
+
+    _, advantages = jax.lax.scan(
+        backward, jnp.zeros_like(last_value), (deltas, not_term, not_trunc), reverse=True
+    )
+    return advantages, advantages + values
+
+
+def make_ppo(
+    config: PPOConfig,
+    task: Task,
+    rule: Rule,
+    optimizer: optax.GradientTransformation | None = None,
+) -> InnerAlgo:
+    """Builds PPO for `task` with `rule` in its slot.
+
+    optimizer: the update-direction transform (default `optax.scale_by_adam(eps=1e-5)`); PPO
+    clips the global gradient norm before it and scales its output by -learning_rate (annealed
+    linearly to 0 over the lifetime when config.anneal_lr).
+    """
+    env = make_env(task)
+    eval_env = make_env(task, auto_reset=False)
+    obs_size, action_size = env.observation_size, env.action_size
+    actor = Actor(config.actor_hidden, action_size, config.activation, config.init_log_std)
+    critic = Critic(config.critic_hidden, config.activation)
+    direction = optimizer if optimizer is not None else optax.scale_by_adam(eps=1e-5)
+    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), direction)
+    drift_fn, hyperparams_fn = _slots(config, rule)
+
+    def init(meta_params, key):
+        del meta_params  # the inner state's shapes never depend on the rule
+        k_actor, k_critic, k_env, k_state = jax.random.split(key, 4)
+        dummy = jnp.zeros((obs_size,))
+        params = {"actor": actor.init(k_actor, dummy), "critic": critic.init(k_critic, dummy)}
+        env_state = jax.vmap(env.reset)(jax.random.split(k_env, config.num_envs))
+        return InnerState(
+            params=params,
+            opt_state=tx.init(params),
+            obs_stats=RunningStats.create(obs_size),
+            env_state=env_state,
+            key=k_state,
+            update=jnp.zeros((), jnp.int32),
+        )
+
+    def normalize(stats, obs):
+        return stats.normalize(obs) if config.normalize_obs else obs
+
+    def rollout(params, stats, env_state, key):
+        def one_step(env_state, step_key):
+            obs = normalize(stats, env_state.obs)
+            mean, log_std = actor.apply(params["actor"], obs)
+            dist = policy_distribution(mean, log_std)
+            action = dist.sample(seed=step_key)
+            value = critic.apply(params["critic"], obs)
+            next_state = jax.vmap(env.step)(env_state, jnp.clip(action, -1.0, 1.0))
+            info = next_state.info
+            trunc = info["truncation"]
+            done = next_state.done
+            transition = Transition(
+                obs=env_state.obs,
+                action=action,
+                log_prob=dist.log_prob(action),
+                value=value,
+                reward=next_state.reward * task.reward_scale,
+                termination=done * (1.0 - trunc),
+                truncation=trunc,
+                episode_return=info["episode_metrics"]["sum_reward"] * done,
+                episode_length=info["episode_metrics"]["length"] * done,
+                episode_done=done,
+            )
+            return next_state, transition
+
+        keys = jax.random.split(key, config.rollout_length)
+        env_state, traj = jax.lax.scan(one_step, env_state, keys)
+        last_value = critic.apply(params["critic"], normalize(stats, env_state.obs))
+        return env_state, traj, last_value
+
+    def loss_fn(params, batch, drift_meta, hp):
+        obs, action, old_log_prob, old_value, adv, target = batch
+        mean, log_std = actor.apply(params["actor"], obs)
+        dist = policy_distribution(mean, log_std)
+        log_prob = dist.log_prob(action)
+        ratio = jnp.exp(log_prob - old_log_prob)
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        drift = drift_fn(drift_meta, DriftInputs(ratio, adv), hp)
+        policy_loss = -jnp.mean(ratio * adv - drift)
+        value = critic.apply(params["critic"], obs)
+        value_loss = jnp.square(value - target)
+        if config.value_clip:
+            clipped = old_value + jnp.clip(value - old_value, -hp.clip_eps, hp.clip_eps)
+            value_loss = jnp.maximum(value_loss, jnp.square(clipped - target))
+        value_loss = 0.5 * jnp.mean(value_loss)
+        entropy = jnp.mean(dist.entropy())
+        total = policy_loss + config.vf_coef * value_loss - hp.ent_coef * entropy
+        log_ratio = log_prob - old_log_prob
+        stats = {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+            "ratio_mean": jnp.mean(ratio),
+            "ratio_std": jnp.std(ratio),
+            "drift_mean": jnp.mean(drift),
+            "drift_active_frac": jnp.mean(drift > 0),
+        }
+        return total, stats
+
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+
+    def sgd_step(carry, batch, drift_meta, hp):
+        params, opt_state = carry
+        grads, stats = grad_fn(params, batch, drift_meta, hp)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        updates = jax.tree.map(lambda u: -hp.learning_rate * u, updates)
+        params = optax.apply_updates(params, updates)
+        stats["grad_norm"] = optax.global_norm(grads)
+        return (params, opt_state), stats
+
+    def step(meta_params, state: InnerState):
+        progress = state.update / config.num_updates
+        hp = hyperparams_fn(meta_params, progress)
+        if config.anneal_lr:
+            hp = hp._replace(learning_rate=hp.learning_rate * (1.0 - progress))
+        key, k_roll, k_perm = jax.random.split(state.key, 3)
+        env_state, traj, last_value = rollout(
+            state.params, state.obs_stats, state.env_state, k_roll
+        )
+        adv, target = gae(
+            traj.reward, traj.value, last_value, traj.termination, traj.truncation,
+            hp.gamma, hp.gae_lambda,
+        )
+        flat = jax.tree.map(
+            lambda x: x.reshape((-1,) + x.shape[2:]),
+            (normalize(state.obs_stats, traj.obs), traj.action, traj.log_prob, traj.value, adv, target),
+        )
+        batch_size = config.num_envs * config.rollout_length
+
+        def epoch(carry, epoch_key):
+            perm = jax.random.permutation(epoch_key, batch_size)
+            minibatches = jax.tree.map(
+                lambda x: x[perm].reshape((config.num_minibatches, -1) + x.shape[1:]), flat
+            )
+            return jax.lax.scan(
+                lambda c, b: sgd_step(c, b, meta_params, hp), carry, minibatches
+            )
+
+        (params, opt_state), stats = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(k_perm, config.num_epochs)
+        )
+        obs_stats = state.obs_stats
+        if config.normalize_obs:
+            obs_stats = obs_stats.update(traj.obs)
+        num_episodes = traj.episode_done.sum()
+        denom = jnp.maximum(num_episodes, 1.0)
+        no_episode = jnp.where(num_episodes > 0, 0.0, jnp.nan)
+        metrics = {k: v.mean() for k, v in stats.items()}
+        metrics.update(
+            episode_return=traj.episode_return.sum() / denom + no_episode,
+            episode_length=traj.episode_length.sum() / denom + no_episode,
+            num_episodes=num_episodes,
+            learning_rate=hp.learning_rate,
+        )
+        new_state = InnerState(
+            params=params,
+            opt_state=opt_state,
+            obs_stats=obs_stats,
+            env_state=env_state,
+            key=key,
+            update=state.update + 1,
+        )
+        return new_state, metrics
+
+    def train(meta_params, key):
+        state = init(meta_params, key)
+        return jax.lax.scan(
+            lambda s, _: step(meta_params, s), state, None, length=config.num_updates
+        )
+
+    def evaluate(state: InnerState, key):
+        """Mean return and length over config.eval_envs full episodes of the mean action."""
+        env_state = jax.vmap(eval_env.reset)(jax.random.split(key, config.eval_envs))
+
+        def one_step(carry, _):
+            env_state, total, length, alive = carry
+            mean, _ = actor.apply(state.params["actor"], normalize(state.obs_stats, env_state.obs))
+            env_state = jax.vmap(eval_env.step)(env_state, jnp.clip(mean, -1.0, 1.0))
+            total = total + alive * env_state.reward
+            length = length + alive * task.action_repeat
+            alive = alive * (1.0 - env_state.done)
+            return (env_state, total, length, alive), None
+
+        zeros = jnp.zeros((config.eval_envs,))
+        (_, total, length, _), _ = jax.lax.scan(
+            one_step, (env_state, zeros, zeros, jnp.ones_like(zeros)), None,
+            length=task.episode_length,
+        )
+        return total.mean(), length.mean()
+
+    return InnerAlgo(init, step, train, evaluate, config, task, rule)
+
+
+def _slots(config: PPOConfig, rule: Rule):
+    """Resolves which computation fills each slot: (drift_fn, hyperparams_fn).
+
+    drift_fn(meta_params, DriftInputs, hp) -> drift; hyperparams_fn(meta_params, progress) -> hp.
+    Slots the rule does not fill take PPO's hand-designed defaults.
+    """
+
+    def config_hyperparams(meta_params, progress):
+        del meta_params, progress
+        return HyperParams(
+            gamma=jnp.asarray(config.gamma),
+            gae_lambda=jnp.asarray(config.gae_lambda),
+            clip_eps=jnp.asarray(config.clip_eps),
+            ent_coef=jnp.asarray(config.ent_coef),
+            learning_rate=jnp.asarray(config.learning_rate),
+        )
+
+    def default_drift(meta_params, inputs, hp):
+        del meta_params
+        return ppo_clip_drift(inputs.ratio, inputs.advantage, hp.clip_eps)
+
+    if rule.family == "drift":
+        return (lambda meta, inputs, hp: rule.apply(meta, inputs)), config_hyperparams
+    raise ValueError(
+        f"rule {rule.name!r} of family {rule.family!r} has no slot in PPO; "
+        "supported families: drift"
+    )

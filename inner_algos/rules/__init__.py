@@ -1,0 +1,30 @@
+"""Rules by name: `make_rule("lpo", ppo_init=True)`; see `base.Rule` for the interface."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from inner_algos.rules.base import FAMILIES, Rule
+from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrift
+
+RULES: dict[str, type[Rule]] = {
+    cls.name: cls for cls in (PPOClipDrift, DPODrift, LPODrift)
+}
+
+
+def make_rule(name: str, **options) -> Rule:
+    """Builds the rule registered as `name` with its options; clear errors for bad input."""
+    if name not in RULES:
+        raise ValueError(f"rule.name = {name!r} is unknown; valid rules: {', '.join(sorted(RULES))}")
+    cls = RULES[name]
+    try:
+        return cls(**options)
+    except TypeError as err:
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        raise ValueError(
+            f"bad options for rule {name!r}: {sorted(options)}; allowed options: {allowed}"
+        ) from err
+
+
+__all__ = ["FAMILIES", "RULES", "Rule", "DriftInputs", "PPOClipDrift", "DPODrift", "LPODrift",
+           "make_rule"]

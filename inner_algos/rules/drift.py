@@ -1,0 +1,118 @@
+"""Policy-objective drift rules (Mirror Learning, Kuba et al. 2022; LPO, Lu et al. 2022,
+arXiv 2210.05639).
+
+The policy loss of the inner PPO is  L = -mean(r * A - drift(r, A)),  r = pi_new / pi_old and
+A the (normalised) advantage, all arrays of one shape (a minibatch, `[B]`). A valid drift is
+>= 0 and zero with zero gradient at r = 1; every rule here satisfies drift(1, A) = 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from inner_algos.rules.base import Rule
+
+
+class DriftInputs(NamedTuple):
+    """What a drift rule sees, elementwise: probability ratio r and advantage A, both `[...]`."""
+
+    ratio: jax.Array
+    advantage: jax.Array
+
+
+def ppo_clip_drift(ratio: jax.Array, advantage: jax.Array, eps: float | jax.Array) -> jax.Array:
+    """relu((r - clip(r, 1-eps, 1+eps)) * A): turns r*A - drift into PPO's clipped surrogate."""
+    clipped = jnp.clip(ratio, 1.0 - eps, 1.0 + eps)
+    return jax.nn.relu((ratio - clipped) * advantage)
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOClipDrift(Rule):
+    """PPO-clip (Schulman et al. 2017) written as a drift; no meta-parameters."""
+
+    name: ClassVar[str] = "ppo_clip"
+    family: ClassVar[str] = "drift"
+    eps: float = 0.2
+
+    def __post_init__(self):
+        if not 0.0 < self.eps < 1.0:
+            raise ValueError(f"rule.eps = {self.eps!r} must be in (0, 1)")
+
+    def apply(self, meta_params, inputs: DriftInputs) -> jax.Array:
+        del meta_params
+        return ppo_clip_drift(inputs.ratio, inputs.advantage, self.eps)
+
+
+@dataclasses.dataclass(frozen=True)
+class DPODrift(Rule):
+    """Discovered Policy Optimisation, the closed form distilled from LPO (Lu et al. 2022, eq. 5).
+
+    A >= 0: relu((r-1)A - alpha * tanh((r-1)A / alpha));  A < 0: relu(log(r)A - beta * tanh(log(r)A / beta)).
+    """
+
+    name: ClassVar[str] = "dpo"
+    family: ClassVar[str] = "drift"
+    alpha: float = 2.0
+    beta: float = 0.6
+
+    def __post_init__(self):
+        for field in ("alpha", "beta"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"rule.{field} = {getattr(self, field)!r} must be > 0")
+
+    def apply(self, meta_params, inputs: DriftInputs) -> jax.Array:
+        del meta_params
+        r, adv = inputs.ratio, inputs.advantage
+        pos = (r - 1.0) * adv
+        neg = jnp.log(r) * adv
+        pos_drift = jax.nn.relu(pos - self.alpha * jnp.tanh(pos / self.alpha))
+        neg_drift = jax.nn.relu(neg - self.beta * jnp.tanh(neg / self.beta))
+        return jnp.where(adv >= 0, pos_drift, neg_drift)
+
+
+def lpo_features(ratio: jax.Array, advantage: jax.Array) -> jax.Array:
+    """LPO's 8 inputs: [r-1, (r-1)^2, log r, (log r)^2] and the same times A. `[...] -> [..., 8]`."""
+    x, log_r = ratio - 1.0, jnp.log(ratio)
+    base = jnp.stack([x, x * x, log_r, log_r * log_r], axis=-1)
+    return jnp.concatenate([base, base * advantage[..., None]], axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LPODrift(Rule):
+    """Learned Policy Optimisation drift: an MLP (no biases, tanh hidden) on `lpo_features`.
+
+    drift = relu(net(features) - 1e-4) [+ ppo_clip_drift if ppo_init]. All features vanish at
+    r = 1 and the net has no biases, so drift(1, A) = 0. `init` draws the hidden layer at random
+    and sets the output layer to zero, so the initial rule is exactly PPO-clip when ppo_init is
+    set (and exactly zero drift otherwise); zero meta-params are the same rule.
+
+    meta_params: {"hidden": [8, hidden_size], "out": [hidden_size]}.
+    """
+
+    name: ClassVar[str] = "lpo"
+    family: ClassVar[str] = "drift"
+    hidden_size: int = 128
+    ppo_init: bool = True
+    eps: float = 0.2
+
+    def __post_init__(self):
+        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
+            raise ValueError(f"rule.hidden_size = {self.hidden_size!r} must be a positive integer")
+        if not 0.0 < self.eps < 1.0:
+            raise ValueError(f"rule.eps = {self.eps!r} must be in (0, 1)")
+
+    def init(self, key: jax.Array) -> dict:
+        hidden = jax.random.normal(key, (8, self.hidden_size)) / jnp.sqrt(8.0)
+        return {"hidden": hidden, "out": jnp.zeros((self.hidden_size,))}
+
+    def apply(self, meta_params: dict, inputs: DriftInputs) -> jax.Array:
+        feats = lpo_features(inputs.ratio, inputs.advantage)
+        net = jnp.tanh(feats @ meta_params["hidden"]) @ meta_params["out"]
+        drift = jax.nn.relu(net - 1e-4)
+        if self.ppo_init:
+            drift = drift + ppo_clip_drift(inputs.ratio, inputs.advantage, self.eps)
+        return drift
