@@ -1,0 +1,56 @@
+"""The `discover` command line: `discover {train,run,resume,eval,inspect} ...`.
+
+Each sub-command lives in its own module exposing `register(subparsers)`. Before jax is imported,
+the CPU is split into one XLA host device per core (unless XLA_FLAGS already sets a count), so
+that the population axis can be sharded across cores: XLA runs one vmapped computation mostly
+on a single core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+COMMAND_MODULES = (
+    "discovery.train",
+    "discovery.job",
+    "discovery.evaluate",
+    "discovery.inspect",
+)
+
+
+def configure_host_devices(count: int | None = None) -> None:
+    """Adds --xla_force_host_platform_device_count to XLA_FLAGS if jax is not yet imported.
+
+    count defaults to the number of CPU cores; DISCOVER_HOST_DEVICES overrides it (1 disables).
+    """
+    if "jax" in sys.modules:
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    count = count or int(os.environ.get("DISCOVER_HOST_DEVICES", os.cpu_count() or 1))
+    if count > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_host_devices()
+    parser = argparse.ArgumentParser(
+        prog="discover", description="Meta-learn, evaluate and inspect RL update rules."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ValueError as err:  # bad input: one clear line, no traceback
+        print(f"discover {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Run specs: TOML tables parsed into frozen, validated config objects.
+
+Every section maps onto a frozen dataclass; `build` rejects unknown keys and wrong types with
+one message naming the key, the value and what is allowed, and the dataclass's own
+`__post_init__` checks ranges. `--set section.key=value` overrides are applied to the raw
+table before parsing, so they are validated exactly like the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from inner_algos.envs import Task
+from inner_algos.ppo import PPOConfig
+from inner_algos.rules import RULES, Rule
+
+
+class SpecError(ValueError):
+    """A run spec (file or override) is invalid; the message names the key and the fix."""
+
+
+def load_toml(path: str | Path) -> dict:
+    """Reads a TOML file; a missing file or a syntax error is a SpecError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"run spec {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"run spec {path} is not valid TOML: {err}") from err
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML literal (`3`, `1e-3`, `true`, `[64, 64]`, `"x"`), or the bare text as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(table: dict, overrides: list[str]) -> dict:
+    """Returns a copy of `table` with each `dotted.key=value` override set."""
+    table = copy.deepcopy(table)
+    for item in overrides:
+        if "=" not in item:
+            raise SpecError(f"override {item!r} must look like section.key=value")
+        dotted, text = item.split("=", 1)
+        *parents, leaf = dotted.strip().split(".")
+        node = table
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SpecError(f"override {item!r}: {part!r} is not a table in the spec")
+            node = child
+        node[leaf] = _parse_value(text.strip())
+    return table
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return isinstance(value, (list, tuple)) and all(_type_ok(v, args[0]) for v in value)
+    if annotation is Any:
+        return True
+    return isinstance(value, annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def build(cls, table: dict, section: str):
+    """Instantiates dataclass `cls` from `table` (keys = field names) with checked types."""
+    if not isinstance(table, dict):
+        raise SpecError(f"[{section}] must be a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(table) - fields)
+    if unknown:
+        raise SpecError(
+            f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
+            f"allowed keys in [{section}]: {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for key, value in table.items():
+        if not _type_ok(value, hints[key]):
+            raise SpecError(
+                f"{section}.{key} = {value!r} has the wrong type; expected {_type_name(hints[key])}"
+            )
+        if hints[key] is float and isinstance(value, int):
+            value = float(value)
+        if typing.get_origin(hints[key]) is tuple:
+            value = tuple(value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise SpecError(f"[{section}]: {err}") from err
+
+
+def parse_task(table: dict, section: str = "task") -> Task:
+    return build(Task, table, section)
+
+
+def parse_ppo(table: dict, section: str = "ppo") -> PPOConfig:
+    return build(PPOConfig, table, section)
+
+
+def parse_rule(table: dict, section: str = "rule") -> Rule:
+    """`{name = "lpo", hidden_size = 128, ...}` -> the rule; options are checked by the rule."""
+    if not isinstance(table, dict) or "name" not in table:
+        raise SpecError(f"[{section}] needs a `name` key, e.g. name = \"lpo\"")
+    name = table["name"]
+    if name not in RULES:
+        raise SpecError(f"{section}.name = {name!r} is unknown; valid rules: {', '.join(sorted(RULES))}")
+    return build(RULES[name], {k: v for k, v in table.items() if k != "name"}, section)
+
+
+def require(table: dict, section: str) -> dict:
+    """The sub-table `section` of a spec, or a SpecError saying it is missing."""
+    if section not in table:
+        raise SpecError(f"run spec has no [{section}] section")
+    return table[section]
+
+
+# --- discovery jobs: [job], [[tasks]], [rule], [ppo], [meta_objective], [meta_optimizer] -------
+
+JOB_SECTIONS = ("job", "tasks", "rule", "ppo", "meta_objective", "meta_optimizer")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSettings:
+    """The [job] table of a discovery run spec.
+
+    name: label of the run; run_dir: where checkpoints, logs and rules go ("" = runs/out/<name>).
+    seed: master seed of everything random. generations: outer steps in total (may be raised
+    when resuming). seeds_per_member: inner runs (lifetimes) per member and task; all members
+    share the same inner seeds in a generation (common random numbers). checkpoint_every: save
+    every N generations (and at the end, and on SIGINT/SIGTERM). evaluate_mean: also score the
+    meta-optimizer's mean each generation (one extra member). population_batch: evaluate at most
+    this many members at once per device (`lax.map` chunks; 0 = all at once) to bound memory.
+    """
+
+    name: str = "run"
+    seed: int = 0
+    generations: int = 100
+    seeds_per_member: int = 1
+    checkpoint_every: int = 10
+    evaluate_mean: bool = True
+    population_batch: int = 0
+    run_dir: str = ""
+
+    def __post_init__(self):
+        for field in ("generations", "seeds_per_member", "checkpoint_every"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"job.{field} = {getattr(self, field)!r} must be >= 1")
+        if self.population_batch < 0:
+            raise ValueError(f"job.population_batch = {self.population_batch!r} must be >= 0")
+        if not self.name or "/" in self.name:
+            raise ValueError(f"job.name = {self.name!r} must be a non-empty name without '/'")
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.run_dir or f"runs/out/{self.name}")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """A parsed, validated discovery run spec. `table` is the resolved TOML table it came from,
+    with every default filled in (what `spec.toml` in the run directory holds)."""
+
+    job: JobSettings
+    tasks: tuple[Task, ...]
+    rule: Rule
+    ppo: PPOConfig
+    meta_objective: Any
+    meta_optimizer: str
+    meta_optimizer_options: dict
+    table: dict
+
+
+def parse_job_spec(table: dict) -> JobSpec:
+    """Validates a whole discovery spec; errors name the key, the value and what is allowed.
+
+    [meta_optimizer] options are checked later by the chosen estimator (it owns its options).
+    """
+    from meta_objectives import MetaObjective
+
+    unknown = sorted(set(table) - set(JOB_SECTIONS))
+    if unknown:
+        raise SpecError(
+            f"unknown section(s) {', '.join(f'[{k}]' for k in unknown)}; "
+            f"allowed sections: {', '.join(JOB_SECTIONS)}"
+        )
+    job = build(JobSettings, table.get("job", {}), "job")
+    task_tables = table.get("tasks", [{}])
+    if not isinstance(task_tables, list) or not task_tables:
+        raise SpecError(f"tasks = {task_tables!r} must be a non-empty list of [[tasks]] tables")
+    tasks = tuple(parse_task(t, f"tasks[{i}]") for i, t in enumerate(task_tables))
+    if len(set(tasks)) < len(tasks):
+        raise SpecError(f"[[tasks]] lists the same task twice: {[t.label for t in tasks]}")
+    rule = parse_rule(table.get("rule", {"name": "lpo"}))
+    ppo = parse_ppo(table.get("ppo", {}))
+    objective = build(MetaObjective, table.get("meta_objective", {}), "meta_objective")
+    if objective.baselines and len(objective.baselines) != len(tasks):
+        raise SpecError(
+            f"meta_objective.baselines = {list(objective.baselines)!r} has {len(objective.baselines)} "
+            f"values; expected one per task ({len(tasks)}) or none"
+        )
+    opt_table = dict(table.get("meta_optimizer", {}))
+    name = opt_table.pop("name", "es")
+    resolved = {
+        "job": dataclasses.asdict(job),
+        "tasks": [dataclasses.asdict(t) for t in tasks],
+        "rule": {"name": rule.name, **rule.options()},
+        "ppo": dataclasses.asdict(ppo),
+        "meta_objective": dataclasses.asdict(objective),
+        "meta_optimizer": {"name": name, **opt_table},
+    }
+    return JobSpec(job, tasks, rule, ppo, objective, name, opt_table, _plain(resolved))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, recursively, so a resolved table compares equal to one read from TOML."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def flatten(table: dict, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}, "tasks": [{"x": 2}]}` -> `{"a.b": 1, "tasks[0].x": 2}`."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                out.update(flatten(item, f"{name}[{i}]."))
+        else:
+            out[name] = value
+    return out
+
+
+def spec_differences(saved: dict, new: dict, ignore: tuple[str, ...] = ("job.generations",)) -> list[str]:
+    """Dotted keys whose values differ between two resolved specs, as 'key: saved -> new'."""
+    a, b = flatten(saved), flatten(new)
+    return [
+        f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+        for k in sorted(set(a) | set(b))
+        if k not in ignore and a.get(k) != b.get(k)
+    ]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise SpecError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
+
+
+def dump_toml(table: dict) -> str:
+    """TOML text for a spec-shaped table: top-level tables of scalars/arrays, and arrays of tables."""
+    lines = []
+    for section, body in table.items():
+        entries = body if isinstance(body, list) else [body]
+        for entry in entries:
+            lines.append(f"[[{section}]]" if isinstance(body, list) else f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
+            lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""Drift rules against their closed forms (LPO, Lu et al. 2022)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from inner_algos.rules import DriftInputs, make_rule
+from inner_algos.rules.drift import lpo_features
+
+
+def _random_inputs(key, n=512):
+    k1, k2 = jax.random.split(key)
+    ratio = jnp.exp(0.4 * jax.random.normal(k1, (n,)))
+    adv = jax.random.normal(k2, (n,))
+    return ratio, adv
+
+
+def test_ppo_clip_drift_gives_clipped_surrogate_value_and_gradient():
+    rule = make_rule("ppo_clip", eps=0.2)
+    ratio, adv = _random_inputs(jax.random.PRNGKey(0))
+
+    def drift_loss(r):
+        return -jnp.mean(r * adv - rule.apply({}, DriftInputs(r, adv)))
+
+    def ppo_loss(r):
+        return -jnp.mean(jnp.minimum(r * adv, jnp.clip(r, 0.8, 1.2) * adv))
+
+    np.testing.assert_allclose(drift_loss(ratio), ppo_loss(ratio), rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(drift_loss)(ratio), jax.grad(ppo_loss)(ratio), atol=1e-8)
+    # the clipped region really is exercised by these inputs
+    assert 0.1 < float(jnp.mean(jnp.abs(ratio - 1) > 0.2)) < 0.9
+
+
+def test_lpo_with_ppo_init_reproduces_ppo_clip_at_init_and_at_zero():
+    lpo = make_rule("lpo", ppo_init=True)
+    ppo = make_rule("ppo_clip")
+    ratio, adv = _random_inputs(jax.random.PRNGKey(1))
+    inputs = DriftInputs(ratio, adv)
+    meta = lpo.init(jax.random.PRNGKey(2))
+    zeros = jax.tree.map(jnp.zeros_like, meta)
+    expected = ppo.apply({}, inputs)
+    np.testing.assert_array_equal(lpo.apply(meta, inputs), expected)
+    np.testing.assert_array_equal(lpo.apply(zeros, inputs), expected)
+    # a perturbed LPO drift differs, stays >= 0 and vanishes at r = 1
+    bumped = jax.tree.map(lambda x: x + 0.5, meta)
+    drift = lpo.apply(bumped, inputs)
+    assert not np.allclose(drift, expected)
+    assert float(drift.min()) >= 0.0
+    at_one = lpo.apply(bumped, DriftInputs(jnp.ones_like(adv), adv))
+    np.testing.assert_array_equal(at_one, 0.0)
+
+
+def test_lpo_features_match_the_paper():
+    feats = lpo_features(jnp.array([2.0]), jnp.array([3.0]))
+    x, lg = 1.0, np.log(2.0)
+    np.testing.assert_allclose(feats[0], [x, x * x, lg, lg * lg, 3 * x, 3 * x * x, 3 * lg, 3 * lg * lg],
+                               rtol=1e-6)
+
+
+def test_dpo_closed_form():
+    rule = make_rule("dpo")
+    r = jnp.array([1.5, 1.5, 0.5, 1.0])
+    a = jnp.array([1.0, -1.0, -2.0, 5.0])
+    drift = rule.apply({}, DriftInputs(r, a))
+    pos = 0.5 * 1.0
+    neg1 = np.log(1.5) * -1.0
+    neg2 = np.log(0.5) * -2.0
+    expected = [
+        max(pos - 2.0 * np.tanh(pos / 2.0), 0.0),
+        max(neg1 - 0.6 * np.tanh(neg1 / 0.6), 0.0),
+        max(neg2 - 0.6 * np.tanh(neg2 / 0.6), 0.0),
+        0.0,
+    ]
+    np.testing.assert_allclose(drift, expected, rtol=1e-5, atol=1e-7)
+    assert float(drift[2]) > 0  # log(0.5) * -2 = 1.39 exceeds beta * tanh(...)
+
+
+@pytest.mark.parametrize(
+    "name, options, field",
+    [("ppo_clip", {"eps": 1.5}, "eps"), ("dpo", {"alpha": -1.0}, "alpha"), ("lpo", {"hidden_size": 0}, "hidden_size")],
+)
+def test_bad_rule_options_name_the_field(name, options, field):
+    with pytest.raises(ValueError, match=field):
+        make_rule(name, **options)
+
+
+def test_unknown_rule_lists_valid_names():
+    with pytest.raises(ValueError, match="valid rules: .*ppo_clip"):
+        make_rule("ppo_klpen")
