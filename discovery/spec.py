@@ -149,7 +149,7 @@ JOB_SECTIONS = ("job", "tasks", "rule", "ppo", "meta_objective", "meta_optimizer
 class JobSettings:
     """The [job] table of a discovery run spec.
 
-    name: label of the run; run_dir: where checkpoints, logs and rules go ("" = runs/out/<name>).
+    name: label of the run; run_dir: where checkpoints, logs and rules go ("" = out/<name>).
     seed: master seed of everything random. generations: outer steps in total (may be raised
     when resuming). seeds_per_member: inner runs (lifetimes) per member and task; all members
     share the same inner seeds in a generation (common random numbers). checkpoint_every: save
@@ -178,7 +178,7 @@ class JobSettings:
 
     @property
     def directory(self) -> Path:
-        return Path(self.run_dir or f"runs/out/{self.name}")
+        return Path(self.run_dir or f"out/{self.name}")
 
 
 @dataclasses.dataclass(frozen=True)

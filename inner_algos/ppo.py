@@ -26,6 +26,11 @@ from inner_algos.envs import Task, make_env
 from inner_algos.networks import ACTIVATIONS, Actor, Critic, RunningStats, policy_distribution
 from inner_algos.rules import DriftInputs, Rule
 from inner_algos.rules.drift import ppo_clip_drift
+from inner_algos.rules.hyperparams import HyperParams
+from inner_algos.rules.learned_optimizer import OptimizerInputs
+
+
+META_LOSSES = ("policy_gradient", "inner_objective")  # issue 4: InnerAlgo.meta_loss kinds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,16 +104,6 @@ class PPOConfig:
         return self.num_envs * self.rollout_length // self.num_minibatches
 
 
-class HyperParams(NamedTuple):
-    """Scalar hyperparameters of one update (traced, so a rule may meta-learn them)."""
-
-    gamma: jax.Array
-    gae_lambda: jax.Array
-    clip_eps: jax.Array
-    ent_coef: jax.Array
-    learning_rate: jax.Array
-
-
 @struct.dataclass
 class InnerState:
     """Everything one PPO lifetime carries between updates (shapes fixed across steps).
@@ -149,6 +144,7 @@ class InnerAlgo(NamedTuple):
     config: PPOConfig
     task: Task
     rule: Rule
+    meta_loss: Callable | None = None  # issue 4: truncated meta-gradients (see make_ppo)
 
     @property
     def env_steps_per_update(self) -> int:
@@ -186,18 +182,23 @@ def make_ppo(
 ) -> InnerAlgo:
     """Builds PPO for `task` with `rule` in its slot.
 
-    optimizer: the update-direction transform (default `optax.scale_by_adam(eps=1e-5)`); PPO
-    clips the global gradient norm before it and scales its output by -learning_rate (annealed
-    linearly to 0 over the lifetime when config.anneal_lr).
+    optimizer: the update-direction transform (default `optax.scale_by_adam(eps=1e-5)`) unless
+    the rule is of family "optimizer", which then supplies it; PPO clips the global gradient norm
+    before it and scales its output by -learning_rate (annealed linearly to 0 over the lifetime
+    when config.anneal_lr).
+
+    Differentiability w.r.t. meta-params (for truncated meta-gradients): the rollout runs on
+    stop_gradient(params), so the environment dynamics, sampled actions, behaviour log-probs,
+    values and rewards are data; meta-params reach the new params only through the update
+    (advantages via gamma/lambda, the loss via drift/clip/entropy, the optimizer, the step size).
     """
     env = make_env(task)
     eval_env = make_env(task, auto_reset=False)
     obs_size, action_size = env.observation_size, env.action_size
     actor = Actor(config.actor_hidden, action_size, config.activation, config.init_log_std)
     critic = Critic(config.critic_hidden, config.activation)
-    direction = optimizer if optimizer is not None else optax.scale_by_adam(eps=1e-5)
+    drift_fn, hyperparams_fn, direction = _slots(config, rule, optimizer)
     tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), direction)
-    drift_fn, hyperparams_fn = _slots(config, rule)
 
     def init(meta_params, key):
         del meta_params  # the inner state's shapes never depend on the rule
@@ -279,10 +280,12 @@ def make_ppo(
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
-    def sgd_step(carry, batch, drift_meta, hp):
+    def sgd_step(carry, batch, meta_params, hp, progress):
         params, opt_state = carry
-        grads, stats = grad_fn(params, batch, drift_meta, hp)
-        updates, opt_state = tx.update(grads, opt_state, params)
+        grads, stats = grad_fn(params, batch, meta_params, hp)
+        updates, opt_state = tx.update(
+            grads, opt_state, params, meta_params=meta_params, progress=progress
+        )
         updates = jax.tree.map(lambda u: -hp.learning_rate * u, updates)
         params = optax.apply_updates(params, updates)
         stats["grad_norm"] = optax.global_norm(grads)
@@ -295,7 +298,7 @@ def make_ppo(
             hp = hp._replace(learning_rate=hp.learning_rate * (1.0 - progress))
         key, k_roll, k_perm = jax.random.split(state.key, 3)
         env_state, traj, last_value = rollout(
-            state.params, state.obs_stats, state.env_state, k_roll
+            jax.lax.stop_gradient(state.params), state.obs_stats, state.env_state, k_roll
         )
         adv, target = gae(
             traj.reward, traj.value, last_value, traj.termination, traj.truncation,
@@ -313,7 +316,7 @@ def make_ppo(
                 lambda x: x[perm].reshape((config.num_minibatches, -1) + x.shape[1:]), flat
             )
             return jax.lax.scan(
-                lambda c, b: sgd_step(c, b, meta_params, hp), carry, minibatches
+                lambda c, b: sgd_step(c, b, meta_params, hp, progress), carry, minibatches
             )
 
         (params, opt_state), stats = jax.lax.scan(
@@ -368,14 +371,44 @@ def make_ppo(
         )
         return total.mean(), length.mean()
 
-    return InnerAlgo(init, step, train, evaluate, config, task, rule)
+    # --- issue 4: meta-loss for truncated meta-gradients ------------------------------------------
+    def meta_loss(meta_params, state: InnerState, key, kind: str = "policy_gradient"):
+        """Meta-loss of the agent in `state` on a fresh rollout of it (data stop-gradiented).
+
+        Advantages and targets use the config's (reference) gamma and lambda; at the rollout's
+        own policy the ratio is 1 with gradient grad log pi. kind "policy_gradient": PPO's policy
+        loss, whose gradient there is that of -mean(log pi(a|s) A) with A the normalised
+        advantage (LPG / DiscoRL style; its value is ~0); "inner_objective": PPO's whole
+        loss with the config's hyperparameters (Xu et al. 2018's held-out objective with fixed
+        reference hyperparameters). Differentiable in state.params only; scalar.
+        """
+        if kind not in META_LOSSES:
+            raise ValueError(f"meta_loss = {kind!r} is unknown; valid: {', '.join(META_LOSSES)}")
+        hp = HyperParams(*(jnp.asarray(getattr(config, f), jnp.float32) for f in HyperParams._fields))
+        _, traj, last_value = rollout(
+            jax.lax.stop_gradient(state.params), state.obs_stats, state.env_state, key
+        )
+        adv, target = gae(
+            traj.reward, traj.value, last_value, traj.termination, traj.truncation,
+            hp.gamma, hp.gae_lambda,
+        )
+        batch = jax.tree.map(
+            lambda x: x.reshape((-1,) + x.shape[2:]),
+            (normalize(state.obs_stats, traj.obs), traj.action, traj.log_prob, traj.value, adv, target),
+        )
+        total, stats = loss_fn(state.params, batch, meta_params, hp)
+        return stats["policy_loss"] if kind == "policy_gradient" else total
+
+    return InnerAlgo(init, step, train, evaluate, config, task, rule, meta_loss)
 
 
-def _slots(config: PPOConfig, rule: Rule):
-    """Resolves which computation fills each slot: (drift_fn, hyperparams_fn).
+def _slots(config: PPOConfig, rule: Rule, optimizer: optax.GradientTransformation | None):
+    """Resolves which computation fills each slot: (drift_fn, hyperparams_fn, direction).
 
-    drift_fn(meta_params, DriftInputs, hp) -> drift; hyperparams_fn(meta_params, progress) -> hp.
-    Slots the rule does not fill take PPO's hand-designed defaults.
+    drift_fn(meta_params, DriftInputs, hp) -> drift; hyperparams_fn(meta_params, progress) -> hp;
+    direction: an optax transform whose `update` takes the extra keyword arguments meta_params
+    and progress. Slots the rule does not fill take PPO's hand-designed defaults (PPO-clip with
+    hp.clip_eps, the config's hyperparameters, `optimizer` or Adam).
     """
 
     def config_hyperparams(meta_params, progress):
@@ -392,9 +425,30 @@ def _slots(config: PPOConfig, rule: Rule):
         del meta_params
         return ppo_clip_drift(inputs.ratio, inputs.advantage, hp.clip_eps)
 
+    default_direction = optimizer if optimizer is not None else optax.scale_by_adam(eps=1e-5)
     if rule.family == "drift":
-        return (lambda meta, inputs, hp: rule.apply(meta, inputs)), config_hyperparams
+        return (
+            (lambda meta, inputs, hp: rule.apply(meta, inputs)), config_hyperparams, default_direction
+        )
+    if rule.family == "hyperparams":
+        return default_drift, rule.apply, default_direction
+    if rule.family == "optimizer":
+        if optimizer is not None:
+            raise ValueError(
+                f"rule {rule.name!r} of family 'optimizer' supplies the optimizer; "
+                "do not also pass make_ppo(optimizer=...)"
+            )
+
+        def rule_update(updates, state, params=None, *, meta_params, progress):
+            del params
+            return rule.apply(meta_params, OptimizerInputs(updates, state, progress))
+
+        return (
+            default_drift,
+            config_hyperparams,
+            optax.GradientTransformationExtraArgs(rule.init_state, rule_update),
+        )
     raise ValueError(
         f"rule {rule.name!r} of family {rule.family!r} has no slot in PPO; "
-        "supported families: drift"
+        "supported families: drift, hyperparams, optimizer"
     )

@@ -1,0 +1,16 @@
+"""Meta-objectives (fitness of an inner run) and their aggregation; see `objectives`."""
+
+from meta_objectives.objectives import (
+    KINDS,
+    NORMALISATIONS,
+    MetaObjective,
+    aggregate,
+    curve_area,
+    final_return,
+    normalise,
+    rank_last,
+    score,
+)
+
+__all__ = ["KINDS", "NORMALISATIONS", "MetaObjective", "aggregate", "curve_area", "final_return",
+           "normalise", "rank_last", "score"]

@@ -6,9 +6,11 @@ import dataclasses
 
 from inner_algos.rules.base import FAMILIES, Rule
 from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrift
+from inner_algos.rules.hyperparams import LearnedHyperparams
+from inner_algos.rules.learned_optimizer import Adam, LearnedOptimizer
 
 RULES: dict[str, type[Rule]] = {
-    cls.name: cls for cls in (PPOClipDrift, DPODrift, LPODrift)
+    cls.name: cls for cls in (PPOClipDrift, DPODrift, LPODrift, LearnedHyperparams, Adam, LearnedOptimizer)
 }
 
 

@@ -1,0 +1,224 @@
+"""`discover inspect SOURCE [SOURCE2]`: what a discovered rule is, without running any training.
+
+Prints a summary (source, rule, content hash, spec, generations, fitness, wall time, env steps,
+checkpoint steps, versions), draws the fitness curve (`fitness.png`) and a picture of the rule
+by family (`rule_<family>.png`):
+  drift        drift(r, A) on r in [0.5, 1.5] x A in [-2, 2] beside PPO-clip and DPO, and the
+               implied policy-gradient weight d/dr (r*A - drift) (via jax.grad);
+  hyperparams  each hyperparameter over the lifetime fraction, beside its initial value;
+  optimizer    the update direction as a function of the current gradient and the gradient
+               history ("momentum"), beside Adam.
+Two SOURCEs are drawn side by side in the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from discovery import plots
+from discovery.sources import Source, add_source_arguments, resolve_source, spec_tasks
+from inner_algos.rules import DriftInputs, Rule, make_rule
+
+
+class DriftGrid(NamedTuple):
+    """A drift rule on a grid: ratio `[R]`, advantage `[A]`, drift(r, A) and the implied
+    policy-gradient weight d/dr (r*A - drift), both `[A, R]` (rows: advantage)."""
+
+    ratio: np.ndarray
+    advantage: np.ndarray
+    drift: np.ndarray
+    weight: np.ndarray
+
+
+def drift_grid(rule: Rule, meta_params, ratio_range=(0.5, 1.5), adv_range=(-2.0, 2.0), num=101) -> DriftGrid:
+    """Tabulates a drift rule on `num` x `num` evenly spaced points (the grid of the picture)."""
+    ratio = jnp.linspace(*ratio_range, num)
+    adv = jnp.linspace(*adv_range, num)
+    r, a = jnp.meshgrid(ratio, adv)  # [A, R]
+
+    def objective(r):
+        return r * a - rule.apply(meta_params, DriftInputs(r, a))
+
+    drift = rule.apply(meta_params, DriftInputs(r, a))
+    weight = jax.grad(lambda r: objective(r).sum())(r)  # elementwise: each r[i, j] is its own input
+    return DriftGrid(*(np.asarray(x) for x in (ratio, adv, drift, weight)))
+
+
+def hyperparams_curve(rule: Rule, meta_params, num=51) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """`rule.apply(meta_params, progress)` for progress on `num` points of [0, 1]:
+    returns (progress `[P]`, {hyperparameter name: values `[P]`})."""
+    progress = jnp.linspace(0.0, 1.0, num)
+    values = jax.vmap(lambda p: rule.apply(meta_params, p))(progress)
+    return np.asarray(progress), {k: np.asarray(v) for k, v in values._asdict().items()}
+
+
+class OptimizerGrid(NamedTuple):
+    """An optimizer rule's update direction `[M, G]` for current gradient g `[G]` (columns) after
+    `history` steps of constant gradient m `[M]` (rows), as at `progress`."""
+
+    grad: np.ndarray
+    momentum: np.ndarray
+    update: np.ndarray
+
+
+def optimizer_grid(rule: Rule, meta_params, grad_range=(-1.0, 1.0), num=41, history=10,
+                   progress=0.5) -> OptimizerGrid:
+    """Feeds every grid point as one parameter element: `history` steps of gradient m, then g.
+
+    Uses only the optimizer family's `init_state(params)` and `apply(meta_params, inputs)`; each
+    element is updated independently, so one call covers the whole grid.
+    """
+    from inner_algos.rules.learned_optimizer import OptimizerInputs
+
+    values = jnp.linspace(*grad_range, num)
+    m, g = jnp.meshgrid(values, values, indexing="ij")  # [M, G]
+    params = {"w": jnp.zeros_like(g)}
+    state = rule.init_state(params)
+    t = jnp.asarray(progress, jnp.float32)
+    for _ in range(history):
+        _, state = rule.apply(meta_params, OptimizerInputs({"w": m}, state, t))
+    update, _ = rule.apply(meta_params, OptimizerInputs({"w": g}, state, t))
+    return OptimizerGrid(np.asarray(values), np.asarray(values), np.asarray(update["w"]))
+
+
+def _drift_picture(path: Path, sources: list[Source]) -> Path:
+    eps = next((s.rule.options()["eps"] for s in sources if "eps" in s.rule.options()), 0.2)
+    columns = [(s.label, s.rule, s.meta_params) for s in sources]
+    columns += [(f"ppo_clip (eps={eps:g})", make_rule("ppo_clip", eps=eps), {}), ("dpo", make_rule("dpo"), {})]
+    grids = [(title, drift_grid(rule, meta)) for title, rule, meta in columns]
+    first = grids[0][1]
+    return plots.heatmaps_figure(
+        path, first.ratio, first.advantage,
+        [(title, {"drift": g.drift, "weight": g.weight}) for title, g in grids],
+        [("drift", "drift(r, A)", "sequential"), ("weight", "d/dr [r·A − drift]", "diverging")],
+        "probability ratio r = π / π_old", "advantage A",
+        "Policy-objective drift (top) and implied policy-gradient weight (bottom)", x_mark=1.0,
+    )
+
+
+def _hyperparams_picture(path: Path, sources: list[Source]) -> Path:
+    panels: dict[str, dict] = {}
+    for s in sources:
+        for label, meta in ((s.label, s.meta_params), (f"{s.label}: initial", s.rule.init(jax.random.PRNGKey(0)))):
+            progress, values = hyperparams_curve(s.rule, meta)
+            for name, v in values.items():
+                panels.setdefault(name, {})[label] = (progress, v)
+    return plots.lines_figure(path, "lifetime fraction (update / num_updates)", panels,
+                              "Meta-learned hyperparameters over the inner lifetime")
+
+
+def _optimizer_picture(path: Path, sources: list[Source]) -> Path:
+    columns = [(s.label, s.rule, s.meta_params) for s in sources] + [("adam", make_rule("adam"), {})]
+    grids = [(title, optimizer_grid(rule, meta)) for title, rule, meta in columns]
+    first = grids[0][1]
+    return plots.heatmaps_figure(
+        path, first.grad, first.momentum, [(title, {"update": g.update}) for title, g in grids],
+        [("update", "update direction (params −= lr × this)", "diverging")],
+        "current gradient g", "gradient of the previous 10 steps m",
+        "Optimizer update for one parameter (lifetime fraction 0.5)",
+    )
+
+
+PICTURES = {"drift": _drift_picture, "hyperparams": _hyperparams_picture, "optimizer": _optimizer_picture}
+
+
+def summary(source: Source) -> str:
+    """Human-readable description of a source (multi-line)."""
+    rule, header, history = source.rule, source.header, source.fitness_history
+    lines = [
+        f"== {source.label} ==",
+        f"source: {source.text} ({source.kind}; rule file {source.rule_path})",
+        f"rule: {rule.name} (family {rule.family}) options {rule.options()}",
+        f"content hash: sha256:{source.hash}",
+    ]
+    prov = {k: header[k] for k in ("kind", "generation", "fitness", "spec_hash") if k in header}
+    if prov:
+        lines.append("exported: " + ", ".join(f"{k} {v}" for k, v in prov.items()))
+    if source.spec:
+        tasks = [f"{t.get('env_name')}/{t.get('backend', 'spring')}" for t in spec_tasks(source.spec)]
+        lines.append(f"spec: tasks {', '.join(tasks) or '?'}; sections {', '.join(sorted(source.spec))}")
+        meta_opt = source.spec.get("meta_optimizer")
+        if isinstance(meta_opt, dict):
+            lines.append(f"meta-optimizer: {meta_opt}")
+    if history:
+        last = history[-1]
+        best = np.nanmax([_num(h.get("best_so_far")) for h in history] + [-np.inf])
+        lines += [
+            f"generations done: {last.get('generation', len(history))} ({len(history)} records)",
+            f"fitness: best so far {best:.4g}; last generation: population mean "
+            f"{_num(last.get('fitness_mean')):.4g}, max {_num(last.get('fitness_max')):.4g}, "
+            f"ES mean {_num(last.get('mean_fitness')):.4g}",
+            f"wall time: {_num(last.get('wall_time')):.1f} s; env steps: {int(last.get('env_steps') or 0):,}",
+        ]
+    if source.run_dir is not None:
+        lines.append(f"checkpoint steps: {source.checkpoint_steps or 'none'}")
+    if source.train_tasks:
+        lines.append(f"trained on: {', '.join(source.train_tasks)}")
+    versions = header.get("versions")
+    if isinstance(versions, dict):
+        lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+    return "\n".join(lines)
+
+
+def _num(x) -> float:
+    """A record's number as float; None (non-finite in metrics.jsonl) or absent -> nan."""
+    return float(x) if isinstance(x, (int, float)) else np.nan
+
+
+def fitness_picture(path: Path, sources: list[Source]) -> Path | None:
+    """Fitness per generation (population mean and max, the ES mean's score, best so far);
+    None without history."""
+    names = {"fitness_mean": "population mean", "fitness_max": "population max",
+             "mean_fitness": "ES mean", "best_so_far": "best so far"}
+    histories: dict[str, dict] = {}
+    for s in sources:
+        gens = np.asarray([h.get("generation", i) for i, h in enumerate(s.fitness_history)])
+        for key, name in names.items():
+            y = np.asarray([_num(h.get(key)) for h in s.fitness_history])
+            if np.isfinite(y).any():
+                histories.setdefault(s.label, {})[name] = (gens, y)
+    return plots.fitness_figure(path, histories) if histories else None
+
+
+def run_inspect(sources: list[Source], out: Path) -> list[Path]:
+    """Prints each source's summary and writes the pictures to `out`; returns the files written."""
+    for s in sources:
+        print(summary(s), end="\n\n")
+    written = []
+    fitness = fitness_picture(out / "fitness.png", sources)
+    if fitness is not None:
+        written.append(fitness)
+    families = list(dict.fromkeys(s.rule.family for s in sources))
+    for family in families:
+        group = [s for s in sources if s.rule.family == family]
+        written.append(PICTURES[family](out / f"rule_{family}.png", group))
+    for path in written:
+        print(f"wrote {path}")
+    return written
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "inspect", help="summarise a run or exported rule and draw its fitness curve and rule",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_source_arguments(parser, nargs="+")
+    parser.add_argument("--out", default="discover_inspect", help="folder for the PNGs")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    if len(args.source) > 2:
+        raise ValueError(f"inspect takes one or two SOURCEs (to compare); got {len(args.source)}")
+    sources = [resolve_source(text, args.generation, args.which) for text in args.source]
+    if len({s.label for s in sources}) < len(sources):
+        sources = [dataclasses.replace(s, tag=tag) for s, tag in zip(sources, "AB")]
+    run_inspect(sources, Path(args.out))
+    return 0

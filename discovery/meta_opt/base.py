@@ -1,0 +1,54 @@
+"""The one interface every meta-optimizer (ES, PES, truncated ES, meta-gradients) follows.
+
+A `MetaOptimizer` is three pure functions plus its validated options:
+
+  init(key) -> state                 a pytree holding everything needed to resume, RNG key included
+  step(state) -> (state, metrics)    one generation / outer step; jittable; metrics is a dict of
+                                     arrays: scalars plus `fitness` `[pop]` (higher is better,
+                                     non-finite kept as produced), `num_nonfinite`, `mean_fitness`
+                                     (score of the current mean, NaN when not evaluated),
+                                     `best_fitness` (best member so far)
+  params(state) -> {"mean": meta_params, "best": meta_params}
+
+Estimators register a factory `factory(options: dict, problem) -> MetaOptimizer` under a name with
+`@register("name")` and add their module to the imports in `discovery/meta_opt/__init__.py`; a run
+spec picks one with `[meta_optimizer] name = "..."`, the other keys of that table being the
+options, which the factory validates (e.g. `discovery.spec.build(OptionsDataclass, options,
+"meta_optimizer")`). `problem` is a `discovery.problem.Problem` (rule, tasks, PPO config, inner
+algorithms, meta-objective, seeds, devices).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+from discovery.spec import SpecError
+
+
+class MetaOptimizer(NamedTuple):
+    init: Callable[[Any], Any]
+    step: Callable[[Any], tuple[Any, dict]]
+    params: Callable[[Any], dict]
+    options: Any
+
+
+META_OPTIMIZERS: dict[str, Callable[[dict, Any], MetaOptimizer]] = {}
+
+
+def register(name: str):
+    """Decorator adding `factory(options, problem) -> MetaOptimizer` to META_OPTIMIZERS."""
+
+    def add(factory):
+        META_OPTIMIZERS[name] = factory
+        return factory
+
+    return add
+
+
+def make_meta_optimizer(name: str, options: dict, problem) -> MetaOptimizer:
+    """Builds the meta-optimizer registered as `name`; unknown names list the valid ones."""
+    if name not in META_OPTIMIZERS:
+        raise SpecError(
+            f"meta_optimizer.name = {name!r} is unknown; valid: {', '.join(sorted(META_OPTIMIZERS))}"
+        )
+    return META_OPTIMIZERS[name](dict(options), problem)

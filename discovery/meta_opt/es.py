@@ -1,0 +1,162 @@
+"""Whole-lifetime evolution strategies through evosax 0.3.2: the only module importing evosax.
+
+Each generation: ask the strategy for a population of meta-parameters `[P, ...]`, score every
+member by full inner lifetimes (`Problem.fitness`; the ES mean rides along as one extra member
+when `problem.evaluate_mean`), and tell the strategy. evosax minimises; we maximise, so `_to_evosax`
+is the one place where fitness is negated, after non-finite fitness is mapped to the worst value.
+
+Strategies by name: "open_es" (OpenAI-ES, Salimans et al. 2017: antithetic sampling, centered-rank
+shaping, Adam on the mean, decaying sigma and learning rate; LPO's setting), "cma_es", "sep_cma_es",
+"snes" and "pgpe" (evosax defaults apart from sigma_init, and learning_rate for pgpe's ClipUp).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from evosax.algorithms import CMA_ES, PGPE, SNES, Open_ES, Sep_CMA_ES
+from evosax.core.optimizer import clipup
+from flax import struct
+
+from discovery.meta_opt.base import MetaOptimizer, register
+from discovery.spec import build
+from meta_objectives import rank_last
+
+STRATEGIES = ("open_es", "cma_es", "sep_cma_es", "snes", "pgpe")
+_EVEN_POPULATION = ("open_es", "pgpe")
+
+
+@dataclasses.dataclass(frozen=True)
+class ESOptions:
+    """[meta_optimizer] options of name = "es".
+
+    strategy: one of STRATEGIES. population_size: members per generation (even for open_es and
+    pgpe). sigma_init: initial search std. sigma_decay / sigma_limit: open_es multiplies sigma by
+    sigma_decay each generation, never below sigma_limit. learning_rate, lr_decay, lr_limit: the
+    same for open_es's Adam step size (learning_rate is also pgpe's ClipUp step). antithetic:
+    open_es mirrored sampling (z, -z). init_seed: key for the rule's initial meta-parameters.
+    """
+
+    strategy: str = "open_es"
+    population_size: int = 16
+    sigma_init: float = 0.03
+    sigma_decay: float = 1.0
+    sigma_limit: float = 0.0
+    learning_rate: float = 0.01
+    lr_decay: float = 1.0
+    lr_limit: float = 0.0
+    antithetic: bool = True
+    init_seed: int = 0
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"meta_optimizer.strategy = {self.strategy!r} is unknown; valid: {', '.join(STRATEGIES)}"
+            )
+        if self.population_size < 2:
+            raise ValueError(f"meta_optimizer.population_size = {self.population_size} must be >= 2")
+        if self.strategy in _EVEN_POPULATION and self.population_size % 2:
+            raise ValueError(
+                f"meta_optimizer.population_size = {self.population_size} must be even for "
+                f"strategy {self.strategy!r}"
+            )
+        for field in ("sigma_init", "learning_rate"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"meta_optimizer.{field} = {getattr(self, field)!r} must be > 0")
+        for field in ("sigma_decay", "lr_decay"):
+            if not 0 < getattr(self, field) <= 1:
+                raise ValueError(f"meta_optimizer.{field} = {getattr(self, field)!r} must be in (0, 1]")
+        for field in ("sigma_limit", "lr_limit"):
+            if not getattr(self, field) >= 0:
+                raise ValueError(f"meta_optimizer.{field} = {getattr(self, field)!r} must be >= 0")
+
+
+@struct.dataclass
+class ESState:
+    """evosax strategy state (mean, std, optimizer state, best member, generation) and our key."""
+
+    es: Any
+    key: jax.Array
+
+
+def _decay(init: float, rate: float, limit: float) -> optax.Schedule:
+    """g -> max(init * rate**g, limit) (a constant when rate == 1)."""
+    if rate == 1.0:
+        return optax.constant_schedule(init)
+    return optax.exponential_decay(init, transition_steps=1, decay_rate=rate, end_value=limit)
+
+
+def _strategy(opts: ESOptions, solution):
+    """(evosax strategy, its params) for the options; `solution` is a meta-param pytree template."""
+    pop = opts.population_size
+    if opts.strategy == "open_es":
+        es = Open_ES(
+            pop,
+            solution,
+            use_antithetic_sampling=opts.antithetic,
+            optimizer=optax.adam(_decay(opts.learning_rate, opts.lr_decay, opts.lr_limit)),
+            std_schedule=_decay(opts.sigma_init, opts.sigma_decay, opts.sigma_limit),
+        )
+        return es, es.default_params
+    if opts.strategy == "pgpe":
+        es = PGPE(pop, solution, optimizer=clipup(opts.learning_rate, 2 * opts.learning_rate))
+    else:
+        es = {"cma_es": CMA_ES, "sep_cma_es": Sep_CMA_ES, "snes": SNES}[opts.strategy](pop, solution)
+    return es, es.default_params.replace(std_init=jnp.asarray(opts.sigma_init))
+
+
+def _to_evosax(fitness: jax.Array) -> jax.Array:
+    """Our fitness `[P]` (maximised, maybe non-finite) -> evosax's (minimised; failures worst)."""
+    return -rank_last(fitness)[0]
+
+
+def _strong(tree):
+    """Drops weak types so that init's, step's and a restored state's avals all agree (no retrace)."""
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
+
+
+def make_es_optimizer(opts: ESOptions, problem) -> MetaOptimizer:
+    """ES over the rule's meta-parameters, maximising `problem.fitness`."""
+    template = problem.init_meta_params(jax.random.PRNGKey(opts.init_seed))
+    es, es_params = _strategy(opts, template)
+    pop = opts.population_size
+
+    def init(key):
+        k_es, k_state = jax.random.split(key)
+        return _strong(ESState(es=es.init(k_es, template, es_params), key=k_state))
+
+    def step(state: ESState):
+        key, k_ask, k_eval, k_tell = jax.random.split(state.key, 4)
+        population, es_state = es.ask(k_ask, state.es, es_params)
+        members = population
+        if problem.evaluate_mean:
+            mean = es.get_mean(state.es)
+            members = jax.tree.map(lambda p, m: jnp.concatenate([p, m[None]]), population, mean)
+        fitness, per_task = problem.fitness(members, k_eval)
+        pop_fitness = fitness[:pop]
+        es_state, _ = es.tell(k_tell, population, _to_evosax(pop_fitness), es_state, es_params)
+        metrics = {
+            "fitness": pop_fitness,
+            "task_scores": per_task[:pop],
+            "num_nonfinite": rank_last(pop_fitness)[1],
+            "mean_fitness": fitness[pop] if problem.evaluate_mean else jnp.asarray(jnp.nan),
+            "best_fitness": -es_state.best_fitness,
+            "sigma": jnp.mean(es_state.std),
+        }
+        return _strong(ESState(es=es_state, key=key)), metrics
+
+    def params(state: ESState) -> dict:
+        best = jnp.where(jnp.isfinite(state.es.best_fitness), state.es.best_solution, state.es.mean)
+        return {"mean": es.get_mean(state.es), "best": es._unravel_solution(best)}
+
+    return MetaOptimizer(init, step, params, opts)
+
+
+@register("es")
+def make_es(options: dict, problem) -> MetaOptimizer:
+    """Factory for `[meta_optimizer] name = "es"`; options validated as ESOptions."""
+    return make_es_optimizer(build(ESOptions, options, "meta_optimizer"), problem)

@@ -1,0 +1,130 @@
+"""Online hyperparameter meta-gradients (Xu, van Hasselt and Silver 2018, arXiv 1805.09801).
+
+One lifetime per task; at every inner update, a one-step look-ahead with the hyperparameters
+eta of a "hyperparams" rule (e.g. gamma and GAE lambda, in logit form):
+
+    theta'(eta) = InnerAlgo.step(eta, state)                       the inner update on batch tau
+    J'(eta)     = InnerAlgo.meta_loss(theta'(eta), tau', kind)     on the next batch tau'
+    eta        <- Adam(eta, dJ'/deta)                              then the lifetime continues
+
+J' uses the fixed reference hyperparameters of `PPOConfig` (gamma, gae_lambda, clip_eps, ent_coef;
+the paper's eta-bar), so it depends on eta only through theta'. kind "inner_objective" is PPO's
+whole loss (the paper's choice: the inner objective with reference hyperparameters);
+"policy_gradient" is its policy term only. tau' is a fresh rollout of the updated agent from the
+environment states where the next inner batch starts (same distribution as that batch, its own
+sample), so every inner update costs two rollouts of env steps.
+
+This is the truncated meta-gradient (`metagrad.make_metagrad`) with K = 1 inner update, one run
+per task, no staggering, and `updates_per_step` meta-updates per outer step (a `lax.scan` of the
+shared Adam adapter `truncated.gradient_meta_optimizer`). When a lifetime of ppo.num_updates
+updates ends, a fresh agent starts and eta carries on.
+
+What is stopped (see also inner_algos.ppo.make_ppo):
+- both rollouts run on stop_gradient(params): environment dynamics, sampled actions, behaviour
+  log-probs, values, rewards and observation statistics are data;
+- the inner state an update starts from (params, Adam state) is a constant: gradients flow
+  through exactly one inner update (the paper's accumulating trace z with mu = 0), and the
+  updated state is stop-gradiented before the lifetime continues;
+- at a lifetime's last update the meta-loss sees the fresh agent, which does not depend on eta:
+  that update's meta-gradient is zero (Adam's momentum still moves eta once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from discovery.meta_opt.base import MetaOptimizer, register
+from discovery.meta_opt.metagrad import MetaGradOptions, make_metagrad, rl_metagrad_parts
+from discovery.meta_opt.truncated import Estimator, gradient_meta_optimizer
+from discovery.spec import SpecError, build
+from inner_algos.ppo import META_LOSSES
+from meta_objectives import rank_last
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineMetaGradOptions:
+    """Options of name = "online_metagrad".
+
+    updates_per_step: inner updates (each followed by one meta-update) per outer step.
+    meta_loss: "inner_objective" (Xu et al. 2018) or "policy_gradient". learning_rate: Adam step
+    on the unconstrained hyperparameters. init_seed: key for the rule's initial meta-parameters.
+    """
+
+    updates_per_step: int = 1
+    meta_loss: str = "inner_objective"
+    learning_rate: float = 0.001
+    init_seed: int = 0
+
+    def __post_init__(self):
+        if self.updates_per_step < 1:
+            raise ValueError(f"meta_optimizer.updates_per_step = {self.updates_per_step} must be >= 1")
+        if self.meta_loss not in META_LOSSES:
+            raise ValueError(
+                f"meta_optimizer.meta_loss = {self.meta_loss!r} is unknown; valid: {', '.join(META_LOSSES)}"
+            )
+        if not self.learning_rate > 0:
+            raise ValueError(f"meta_optimizer.learning_rate = {self.learning_rate!r} must be > 0")
+
+    @property
+    def population_size(self) -> int:
+        return 1  # one lifetime (per task)
+
+    def as_metagrad(self) -> MetaGradOptions:
+        """The equivalent truncated meta-gradient: K = 1, one unstaggered run of ppo.num_updates."""
+        return MetaGradOptions(unroll_length=1, num_runs=1, stagger=False, remat=False,
+                               meta_loss=self.meta_loss, learning_rate=self.learning_rate,
+                               init_seed=self.init_seed)
+
+
+def online_estimator(algo, opts: OnlineMetaGradOptions, unravel) -> Estimator:
+    """One-step look-ahead estimator of one lifetime of `algo`: estimate(theta `[D]`, state, key)
+    -> (dJ'/dtheta `[D]`, state advanced by one inner update, metrics)."""
+    return make_metagrad(*rl_metagrad_parts(algo, opts.as_metagrad(), unravel), num_runs=1)
+
+
+def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
+    """Online meta-gradient of a "hyperparams" rule over one lifetime per task of `problem`.
+
+    step's metrics: those of `gradient_meta_optimizer` reduced over the updates_per_step updates
+    (fitness `[1]` and task_scores `[1, T]`: mean over the updates that ended an episode;
+    grad_norm: mean; grad_finite: all; best_fitness: last) plus `hyperparams`, a dict of the
+    learned hyperparameters' current values (actual gamma, not its logit) at the next update's
+    lifetime fraction.
+    """
+    rule = problem.rule
+    if rule.family != "hyperparams":
+        raise SpecError(
+            f"meta_optimizer.name = 'online_metagrad' meta-learns hyperparameters: rule.name = "
+            f"{rule.name!r} is of family {rule.family!r}; use rule.name = 'hyperparams'"
+        )
+    inner = gradient_meta_optimizer(
+        problem, opts, lambda t, algo, unravel, dim: online_estimator(algo, opts, unravel))
+
+    def step(state):
+        state, stacked = jax.lax.scan(lambda s, _: inner.step(s), state, None,
+                                      length=opts.updates_per_step)
+        fitness = jnp.nanmean(stacked["fitness"], axis=0)
+        age = state.estimators[0].runs.inner.update[0]
+        hp = rule.apply(inner.params(state)["mean"], age / problem.ppo.num_updates)
+        metrics = {
+            "fitness": fitness,
+            "task_scores": jnp.nanmean(stacked["task_scores"], axis=0),
+            "num_nonfinite": rank_last(fitness)[1],
+            "mean_fitness": jnp.asarray(jnp.nan),
+            "best_fitness": stacked["best_fitness"][-1],
+            "grad_norm": jnp.mean(stacked["grad_norm"]),
+            "grad_finite": jnp.all(stacked["grad_finite"]),
+            "hyperparams": {name: getattr(hp, name) for name in rule.learn},
+        }
+        return state, metrics
+
+    return MetaOptimizer(inner.init, step, inner.params, opts)
+
+
+@register("online_metagrad")
+def make_online_metagrad_optimizer(options: dict, problem) -> MetaOptimizer:
+    """Factory for `[meta_optimizer] name = "online_metagrad"`; options as OnlineMetaGradOptions."""
+    return make_online_metagrad(problem, build(OnlineMetaGradOptions, options, "meta_optimizer"))

@@ -1,0 +1,148 @@
+"""PNG figures for `discover eval` and `discover inspect` (matplotlib, Agg backend: no display).
+
+Each function takes plain numpy data, draws one figure, writes it to `path` and closes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from meta_objectives import stats  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def heatmaps_figure(path: Path, x: np.ndarray, y: np.ndarray, columns: Sequence[tuple[str, dict]],
+                    rows: Sequence[tuple[str, str, str]], x_label: str, y_label: str, title: str,
+                    x_mark: float = 0.0) -> Path:
+    """A grid of heatmaps: one column per source, one row per quantity, shared scale per row.
+
+    x `[X]`, y `[Y]`; columns: [(column title, {row key: values `[Y, X]`})]; rows: [(row key,
+    colourbar label, "sequential" (from 0 when the row is >= 0) or "diverging" (symmetric))]. Dotted reference lines at x = x_mark and y = 0.
+    """
+    n = len(columns)
+    fig, axes = plt.subplots(len(rows), n, figsize=(3.4 * n + 1.2, 3.2 * len(rows) + 0.4),
+                             squeeze=False, sharex=True, sharey=True, layout="constrained")
+    extent = (x[0], x[-1], y[0], y[-1])
+    for row, (key, label, kind) in enumerate(rows):
+        values = [np.asarray(c[key], dtype=float) for _, c in columns]
+        if kind == "diverging":
+            top = max(float(np.nanmax(np.abs(v))) for v in values) or 1.0
+            style = dict(cmap="RdBu_r", vmin=-top, vmax=top)
+        else:
+            lo = min(float(np.nanmin(v)) for v in values)
+            hi = max(float(np.nanmax(v)) for v in values)
+            lo = 0.0 if lo >= 0.0 else lo
+            style = dict(cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1.0)
+        for col, ((col_title, _), z) in enumerate(zip(columns, values)):
+            ax = axes[row, col]
+            image = ax.imshow(z, origin="lower", extent=extent, aspect="auto", **style)
+            line = "w" if kind == "sequential" else "k"
+            ax.axvline(x_mark, color=line, lw=0.6, ls=":")
+            ax.axhline(0.0, color=line, lw=0.6, ls=":")
+            if row == 0:
+                ax.set_title(col_title)
+            if row == len(rows) - 1:
+                ax.set_xlabel(x_label)
+            if col == 0:
+                ax.set_ylabel(y_label)
+        fig.colorbar(image, ax=list(axes[row]), label=label, fraction=0.03)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], title: str) -> Path:
+    """One small panel per quantity, each with one line per source.
+
+    panels: {panel title: {legend label: (x `[P]`, y `[P]`)}}.
+    """
+    n = len(panels)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, (name, lines) in zip(axes.flat, panels.items()):
+        for label, (x, y) in lines.items():
+            ax.plot(x, y, label=label)
+        ax.set_title(name)
+        ax.set_xlabel(x_label)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def fitness_figure(path: Path, histories: dict[str, dict[str, tuple]]) -> Path:
+    """Fitness per generation on one axes: a colour per source, a line style per series.
+
+    histories: {source label: {series name: (generation `[G]`, fitness `[G]`)}}.
+    """
+    styles = ["-", "--", ":", "-."]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (label, series) in enumerate(histories.items()):
+        for style, (name, (x, y)) in zip(styles, series.items()):
+            ax.plot(x, y, ls=style, color=f"C{i}", label=f"{label}: {name}" if len(histories) > 1 else name)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness")
+    ax.set_title("Meta-training fitness" if len(histories) > 1 else f"Meta-training fitness of {label}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def learning_curves_figure(path: Path, title: str, env_steps: np.ndarray,
+                           curves: dict[str, np.ndarray], y_label: str) -> Path:
+    """Mean over seeds (line) and its 95% bootstrap CI (band) of each rule's curves `[seeds, P]`."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, curve in curves.items():
+        lo, hi = stats.bootstrap_ci(curve, stats.mean)
+        (line,) = ax.plot(env_steps, stats.mean(curve), lw=2, label=f"{label} (n={curve.shape[0]})")
+        ax.fill_between(env_steps, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def scores_figure(path: Path, scores: dict[str, dict[str, dict]], y_label: str, title: str) -> Path:
+    """Grouped bars with CI error bars: scores = {group (task): {rule: {"value", "ci": [lo, hi]}}}."""
+    groups = list(scores)
+    labels = list(dict.fromkeys(k for g in groups for k in scores[g]))
+    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(groups) * max(1, len(labels) / 3), 4.2))
+    for i, label in enumerate(labels):
+        xs, values, errs = [], [], [[], []]
+        for j, group in enumerate(groups):
+            entry = scores[group].get(label)
+            if entry is None:
+                continue
+            xs.append(j + (i - (len(labels) - 1) / 2) * width)
+            values.append(entry["value"])
+            errs[0].append(entry["value"] - entry["ci"][0])
+            errs[1].append(entry["ci"][1] - entry["value"])
+        ax.bar(xs, values, width, yerr=errs, capsize=3, label=label)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_xticks(range(len(groups)), groups, rotation=15)
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,112 @@
+"""Meta-objectives: pure functions from inner-run metrics to a scalar fitness (higher is better).
+
+An inner run's metrics are per-update arrays `[..., U]` (leading axes: population, seed, ...).
+`episode_return` is the mean return of the episodes that ended in an update and NaN where none
+did; `num_episodes` counts them. The scores below therefore weight updates by `num_episodes`
+(final return) or skip empty updates (curve area) instead of averaging NaNs.
+
+Pipeline for one task: score each (member, seed) run -> normalise by the task's baseline ->
+mean over seeds; several tasks: mean over tasks. A non-finite value anywhere in a member's runs
+makes its fitness non-finite; `rank_last` then sends it to the bottom and counts it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+KINDS = ("final_return", "curve_area", "eval_return")
+NORMALISATIONS = ("none", "baseline")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaObjective:
+    """The [meta_objective] table.
+
+    kind: "final_return" (episode-weighted mean return over the last `last_k` updates),
+      "curve_area" (mean return over all updates that ended an episode: the learning curve's
+      area per update), or "eval_return" (deterministic evaluation of the final policy on
+      `ppo.eval_envs` full episodes; exact but costs one episode of extra env steps).
+    normalise: "none", or "baseline": per task (score - b) / |b| with b the baseline's score
+      (0 = as good as the baseline, 1 = twice as good), so tasks with different return scales
+      average fairly.
+    baselines: per-task baseline scores in [[tasks]] order; empty = measured once at job start
+      by training `baseline_rule` on `baseline_seeds` seeds with the same PPO config.
+    """
+
+    kind: str = "final_return"
+    last_k: int = 5
+    normalise: str = "none"
+    baseline_rule: str = "ppo_clip"
+    baseline_seeds: int = 8
+    baselines: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"meta_objective.kind = {self.kind!r} is unknown; valid: {', '.join(KINDS)}")
+        if self.normalise not in NORMALISATIONS:
+            raise ValueError(
+                f"meta_objective.normalise = {self.normalise!r} is unknown; "
+                f"valid: {', '.join(NORMALISATIONS)}"
+            )
+        for field in ("last_k", "baseline_seeds"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"meta_objective.{field} = {getattr(self, field)!r} must be >= 1")
+        if any(b == 0 for b in self.baselines):
+            raise ValueError(f"meta_objective.baselines = {list(self.baselines)!r} may not contain 0")
+
+
+def final_return(episode_return: jnp.ndarray, num_episodes: jnp.ndarray, last_k: int) -> jnp.ndarray:
+    """Mean return of all episodes that ended in the last `last_k` updates: `[..., U] -> [...]`.
+
+    Each update's mean is weighted by its episode count; NaN if no episode ended in the window.
+    """
+    ret, n = episode_return[..., -last_k:], num_episodes[..., -last_k:]
+    total = jnp.sum(jnp.where(n > 0, ret * n, 0.0), axis=-1)
+    count = jnp.sum(n, axis=-1)
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+def curve_area(episode_return: jnp.ndarray, num_episodes: jnp.ndarray) -> jnp.ndarray:
+    """Mean over updates of the update's mean return, skipping updates with no ended episode.
+
+    `[..., U] -> [...]`; NaN if no episode ended in the whole run.
+    """
+    has = num_episodes > 0
+    total = jnp.sum(jnp.where(has, episode_return, 0.0), axis=-1)
+    count = jnp.sum(has, axis=-1)
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+def score(objective: MetaObjective, metrics: dict, eval_return: jnp.ndarray | None) -> jnp.ndarray:
+    """The raw (unnormalised) score of runs: metrics arrays `[..., U]`, eval_return `[...]` -> `[...]`."""
+    if objective.kind == "final_return":
+        return final_return(metrics["episode_return"], metrics["num_episodes"], objective.last_k)
+    if objective.kind == "curve_area":
+        return curve_area(metrics["episode_return"], metrics["num_episodes"])
+    return eval_return
+
+
+def normalise(scores: jnp.ndarray, baseline: jnp.ndarray | float | None) -> jnp.ndarray:
+    """(score - b) / |b| elementwise, or the scores unchanged when baseline is None."""
+    if baseline is None:
+        return scores
+    return (scores - baseline) / jnp.abs(baseline)
+
+
+def aggregate(scores: jnp.ndarray) -> jnp.ndarray:
+    """Per-member fitness from normalised scores `[M, T, S]` (member, task, seed) -> `[M]`.
+
+    Mean over seeds, then over tasks; any non-finite score makes the member's fitness non-finite.
+    """
+    return jnp.mean(jnp.mean(scores, axis=-1), axis=-1)
+
+
+def rank_last(fitness: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Replaces non-finite fitness `[M]` by -inf (ranks last when maximising).
+
+    Returns (fitness `[M]`, number of non-finite members `[]` int32).
+    """
+    finite = jnp.isfinite(fitness)
+    return jnp.where(finite, fitness, -jnp.inf), jnp.sum(~finite).astype(jnp.int32)

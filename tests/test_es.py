@@ -1,0 +1,102 @@
+"""The ES adapter maximises through evosax (which minimises), ranks failures last, and validates options.
+
+Known optimum: the concave quadratic f(x) = -|x - OPTIMUM|^2 over a 3-dim meta-parameter, with
+member 0 of every population forced to NaN (a diverged inner run). Each strategy must bring its
+mean within TOLERANCE of OPTIMUM in GENERATIONS generations from x = 0.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from discovery.meta_opt import META_OPTIMIZERS, make_meta_optimizer
+from discovery.spec import SpecError
+
+OPTIMUM = jnp.array([1.0, -2.0, 0.5])
+GENERATIONS = 300
+TOLERANCE = {"open_es": 0.02, "cma_es": 1e-3, "sep_cma_es": 1e-3, "snes": 1e-3, "pgpe": 0.15}
+DECAY = {"sigma_decay": 0.99, "sigma_limit": 0.02, "lr_decay": 0.99, "lr_limit": 0.002}  # open_es only
+
+
+class Quadratic:
+    """A duck-typed Problem: meta-params {"x": [3]}, fitness `[M]`, member 0 always NaN."""
+
+    evaluate_mean = True
+
+    def init_meta_params(self, key):
+        del key
+        return {"x": jnp.zeros(3)}
+
+    def fitness(self, members, key):
+        del key
+        f = -jnp.sum((members["x"] - OPTIMUM) ** 2, axis=-1)
+        f = f.at[0].set(jnp.nan)
+        return f, f[:, None]
+
+
+def run(options, generations=GENERATIONS):
+    optimizer = make_meta_optimizer("es", options, Quadratic())
+    step = jax.jit(optimizer.step)
+    state = optimizer.init(jax.random.PRNGKey(0))
+    for _ in range(generations):
+        state, metrics = step(state)
+    return optimizer, state, metrics, step
+
+
+@pytest.mark.parametrize("strategy", sorted(TOLERANCE))
+def test_strategy_finds_the_maximum(strategy):
+    _, state, metrics, step = run({"strategy": strategy, "population_size": 16, "sigma_init": 0.5,
+                                   "learning_rate": 0.1, **DECAY})
+    optimizer = make_meta_optimizer("es", {"strategy": strategy, "population_size": 16}, Quadratic())
+    mean = optimizer.params(state)["mean"]["x"]
+    assert np.max(np.abs(mean - OPTIMUM)) < TOLERANCE[strategy], mean
+    assert int(metrics["num_nonfinite"]) == 1  # the NaN member is counted...
+    assert np.isfinite(metrics["mean_fitness"]) and metrics["mean_fitness"] <= 0.0
+    assert metrics["best_fitness"] >= np.nanmax(metrics["fitness"])  # ...and never the best
+    assert step._cache_size() == 1  # no generation retraced
+
+
+def test_open_es_moves_uphill_from_the_first_generation():
+    """Sign check: one generation must reduce the distance to the maximum (not run away)."""
+    _, state, _, _ = run({"population_size": 64, "sigma_init": 0.1, "learning_rate": 0.1}, 1)
+    optimizer = make_meta_optimizer("es", {"population_size": 64}, Quadratic())
+    mean = optimizer.params(state)["mean"]["x"]
+    assert float(jnp.sum((mean - OPTIMUM) ** 2)) < float(jnp.sum(OPTIMUM ** 2))
+
+
+def test_best_params_are_the_best_member_seen():
+    optimizer, state, metrics, _ = run({"population_size": 8, "sigma_init": 0.5}, 5)
+    best = optimizer.params(state)["best"]["x"]
+    assert float(-jnp.sum((best - OPTIMUM) ** 2)) == pytest.approx(float(metrics["best_fitness"]))
+
+
+def test_all_members_failing_leaves_the_mean_unchanged():
+    class AllNaN(Quadratic):
+        def fitness(self, members, key):
+            f = jnp.full(members["x"].shape[0], jnp.nan)
+            return f, f[:, None]
+
+    optimizer = make_meta_optimizer("es", {"population_size": 4}, AllNaN())
+    state, metrics = jax.jit(optimizer.step)(optimizer.init(jax.random.PRNGKey(0)))
+    assert int(metrics["num_nonfinite"]) == 4
+    np.testing.assert_allclose(optimizer.params(state)["mean"]["x"], jnp.zeros(3), atol=1e-6)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"strategy": "nes"}, "meta_optimizer.strategy = 'nes' is unknown; valid: open_es"),
+    ({"population_size": 5}, "population_size = 5 must be even"),
+    ({"sigma_init": 0.0}, "meta_optimizer.sigma_init = 0.0 must be > 0"),
+    ({"sigma_decay": 1.5}, "meta_optimizer.sigma_decay = 1.5 must be in"),
+    ({"popsize": 8}, "unknown key.*meta_optimizer.popsize.*allowed keys"),
+    ({"population_size": "8"}, "meta_optimizer.population_size = '8' has the wrong type"),
+])
+def test_bad_options_name_the_key(options, message):
+    with pytest.raises(SpecError, match=message):
+        make_meta_optimizer("es", options, Quadratic())
+
+
+def test_unknown_meta_optimizer_lists_valid_names():
+    assert "es" in META_OPTIMIZERS
+    with pytest.raises(SpecError, match="meta_optimizer.name = 'ga' is unknown; valid: .*es"):
+        make_meta_optimizer("ga", {}, Quadratic())

@@ -1,0 +1,141 @@
+"""`discover eval`: settings, the drift switch, statistics of known curves, one tiny end-to-end run."""
+
+import argparse
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from fabricate import make_run_dir
+
+from discovery import evaluate, plots
+from discovery.rule_io import save_rule
+from discovery.sources import resolve_source, rule_hash
+from inner_algos.envs import Task
+from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.rules import DriftInputs, make_rule
+
+TINY = ["--set", "ppo.num_envs=16", "--set", "ppo.rollout_length=8", "--set", "ppo.num_minibatches=2",
+        "--set", "ppo.num_epochs=1", "--set", "ppo.actor_hidden=[16]", "--set", "ppo.critic_hidden=[16]",
+        "--set", "ppo.eval_envs=2", "--set", "task.episode_length=30"]
+
+
+def _cli(*argv):
+    parser = argparse.ArgumentParser()
+    evaluate.register(parser.add_subparsers())
+    args = parser.parse_args(["eval", *argv])
+    return args.func(args)
+
+
+def test_parse_tasks_defaults_the_backend():
+    assert evaluate.parse_tasks("hopper, inverted_pendulum/positional,") == [
+        "hopper/spring", "inverted_pendulum/positional"]
+
+
+def test_settings_take_the_run_spec_then_overrides_then_budget(tmp_path):
+    source = resolve_source(str(make_run_dir(tmp_path)))
+    (cfg, trained), (_, other) = evaluate.eval_settings(
+        source, ["inverted_pendulum/spring", "hopper/spring"], ["ppo.num_envs=32", "task.action_repeat=2"],
+        budget=1000)
+    assert cfg.rollout_length == 8 and cfg.num_envs == 32 and cfg.actor_hidden == (16,)
+    assert cfg.num_updates == 1000 // (32 * 8 * 2)  # budget in env steps, action repeat included
+    assert trained.episode_length == 100 and other.episode_length == 1000  # spec task vs defaults
+    assert trained.action_repeat == other.action_repeat == 2
+    exported = resolve_source(str(source.rule_path))  # no run spec: PPOConfig defaults
+    ((cfg, _),) = evaluate.eval_settings(exported, ["hopper/spring"], [], None)
+    assert cfg == PPOConfig()
+
+
+@pytest.mark.parametrize("sets, match", [
+    (["rule.eps=0.3"], "allowed: ppo.KEY, task.KEY"),
+    (["ppo.num_envs=0"], "num_envs"),
+    (["ppo.widths=3"], "ppo.widths"),
+    (["task.episode_length=-1"], "episode_length"),
+])
+def test_bad_settings_name_the_field(tmp_path, sets, match):
+    source = resolve_source(str(make_run_dir(tmp_path)))
+    with pytest.raises(ValueError, match=match):
+        evaluate.eval_settings(source, ["inverted_pendulum/spring"], sets, None)
+
+
+@pytest.mark.parametrize("name, match", [("lpo", "baselines are fixed rules"), ("nope", "valid rules")])
+def test_bad_baselines_are_named(name, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate.baseline_entries([name])
+
+
+def test_drift_switch_is_each_rule_in_value_and_gradient():
+    lpo = make_rule("lpo", hidden_size=8)
+    lpo_params = dict(lpo.init(jax.random.PRNGKey(0)), out=jnp.ones(8))
+    rules, params = (lpo, make_rule("ppo_clip"), make_rule("dpo")), (lpo_params, {}, {})
+    switch = evaluate.DriftSwitch(rules)
+    k1, k2 = jax.random.split(jax.random.PRNGKey(1))
+    ratio, adv = jnp.exp(0.3 * jax.random.normal(k1, (64,))), jax.random.normal(k2, (64,))
+    for i, (rule, p) in enumerate(zip(rules, params)):
+        meta = {"index": jnp.int32(i), "params": params}
+        np.testing.assert_allclose(switch.apply(meta, DriftInputs(ratio, adv)),
+                                   rule.apply(p, DriftInputs(ratio, adv)), rtol=1e-5, atol=1e-7)
+        grad = jax.grad(lambda r, m, f: f(m, DriftInputs(r, adv)).sum(), argnums=0)
+        np.testing.assert_allclose(grad(ratio, meta, switch.apply), grad(ratio, p, rule.apply), rtol=1e-5, atol=1e-7)
+
+
+def test_task_results_normalise_by_ppo_clip_with_known_answers():
+    # 3 seeds, 2 points: every run starts at 10; ppo_clip ends at 20, 30, 40 (mean 30)
+    ppo = np.array([[10.0, 20.0], [10.0, 30.0], [10.0, 40.0]])
+    rule = np.array([[10.0, 30.0], [10.0, 50.0], [10.0, 70.0]])
+    result = evaluate.task_results({"lpo": rule, "ppo_clip": ppo}, np.array([0, 4]), 128, False,
+                                   PPOConfig(), Task())
+    assert result["held_out"] is True and result["in_training_set"] is False
+    assert result["initial_return"] == 10.0 and result["ppo_clip_final_return"] == 30.0
+    assert result["env_steps"] == [0, 512]
+    np.testing.assert_allclose(result["rules"]["lpo"]["normalized_scores"], [1.0, 2.0, 3.0])
+    assert result["rules"]["ppo_clip"]["normalized"]["mean"]["value"] == pytest.approx(1.0)
+    assert result["rules"]["lpo"]["final"]["iqm"]["value"] == pytest.approx(50.0)
+    pooled = evaluate.pooled({"a": result, "b": result})
+    assert pooled["lpo"]["mean"]["value"] == pytest.approx(2.0)
+    flat = evaluate.task_results({"lpo": rule, "ppo_clip": np.full((3, 2), 10.0)}, np.array([0, 4]), 128,
+                                 None, PPOConfig(), Task())
+    assert flat["normalized"] is False and "normalized" not in flat["rules"]["lpo"]
+    assert flat["held_out"] is None
+    worse = evaluate.task_results({"lpo": rule, "ppo_clip": np.array([[10.0, 0.0], [10.0, 5.0], [10.0, 8.0]])}, np.array([0, 4]), 128,
+                                  None, PPOConfig(), Task())  # ppo_clip ends below R0 = 10
+    assert worse["normalized"] is False
+
+
+def test_summary_figure_and_strict_json(tmp_path):
+    scores = {"hopper/spring\n(held-out)": {"lpo": {"value": 1.2, "ci": [0.9, 1.5]},
+                                           "ppo_clip": {"value": 1.0, "ci": [0.8, 1.1]}}}
+    plots.scores_figure(tmp_path / "s.png", scores, "score", "title")
+    assert (tmp_path / "s.png").stat().st_size > 5_000
+    evaluate._write_json(tmp_path / "r.json", {"x": np.float32(np.nan), "y": [np.float64(1.5)]})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"x": None, "y": [1.5]}
+
+
+def test_eval_end_to_end_lpo_at_init_equals_ppo_clip(tmp_path, monkeypatch):
+    """LPO at its initial meta-params is PPO-clip: same seeds give the same curves; one compile."""
+    rule = make_rule("lpo", hidden_size=8)
+    params = rule.init(jax.random.PRNGKey(0))
+    save_rule(tmp_path / "lpo", rule, params, train_tasks=["inverted_pendulum/spring"])
+    built = []
+    monkeypatch.setattr(evaluate, "make_ppo", lambda *a: built.append(a) or make_ppo(*a))
+    out = tmp_path / "eval"
+    assert _cli(str(tmp_path / "lpo.json"), "--seeds", "2", "--budget", "384", "--points", "3",
+                "--out", str(out), *TINY) == 0
+    assert len(built) == 1  # one compiled PPO for the three drift rules
+    results = json.loads((out / "results.json").read_text())
+    task = results["tasks"]["inverted_pendulum/spring"]
+    assert task["in_training_set"] is True and task["held_out"] is False
+    assert task["updates"] == [0, 1, 2, 3] and task["env_steps"] == [0, 128, 256, 384]
+    curves = {k: np.asarray(v["curves"]) for k, v in task["rules"].items()}
+    assert set(curves) == {"lpo (lpo)", "ppo_clip", "dpo"}
+    assert all(c.shape == (2, 4) for c in curves.values())
+    np.testing.assert_allclose(curves["lpo (lpo)"], curves["ppo_clip"], rtol=1e-5)
+    np.testing.assert_array_equal(curves["dpo"][:, 0], curves["ppo_clip"][:, 0])  # same initial policies
+    assert (out / "curves_inverted_pendulum_spring.png").stat().st_size > 10_000
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rule"]["sha256"] == rule_hash(rule, params)
+    assert manifest["versions"]["jax"] == jax.__version__
+    assert manifest["evaluation"]["ppo"]["inverted_pendulum/spring"]["num_updates"] == 3
+    assert manifest["evaluation"]["budget"] == 384
+

@@ -1,0 +1,136 @@
+"""Rule families "hyperparams" and "optimizer": known values, PPO plumbing, differentiability."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from inner_algos.envs import Task
+from inner_algos.ppo import HyperParams, PPOConfig, make_ppo
+from inner_algos.rules import make_rule
+from inner_algos.rules.learned_optimizer import OptimizerInputs
+
+CFG = PPOConfig(num_envs=16, rollout_length=8, num_updates=4, num_minibatches=2, num_epochs=1,
+                actor_hidden=(16,), critic_hidden=(16,), eval_envs=2, ent_coef=1e-3)
+TASK = Task(episode_length=50)
+
+
+def _train(rule, meta=None):
+    algo = make_ppo(CFG, TASK, rule)
+    meta = rule.init(jax.random.PRNGKey(3)) if meta is None else meta
+    state, metrics = jax.jit(algo.train)(meta, jax.random.PRNGKey(1))
+    return state, {k: np.asarray(v) for k, v in metrics.items()}
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return _train(make_rule("ppo_clip", eps=CFG.clip_eps))
+
+
+# ---- hyperparams -------------------------------------------------------------------------------
+
+def test_hyperparams_init_is_the_defaults_and_schedule_is_a_polynomial():
+    rule = make_rule("hyperparams", gamma=0.9, gae_lambda=0.8, clip_eps=0.3, ent_coef=0.01,
+                     learning_rate=1e-3, progress_degree=2)
+    meta = rule.init(jax.random.PRNGKey(0))
+    assert set(meta) == set(HyperParams._fields) and meta["gamma"].shape == (3,)
+    for progress in (0.0, 0.7):
+        hp = rule.apply(meta, progress)
+        np.testing.assert_allclose(hp, [0.9, 0.8, 0.3, 0.01, 1e-3], rtol=1e-6)
+    # gamma(p) = sigmoid(c0 + c1 p + c2 p^2); learning_rate(p) = exp(...)
+    meta = dict(meta, gamma=jnp.array([0.0, 1.0, 2.0]), learning_rate=jnp.array([-5.0, 0.0, 1.0]))
+    hp = rule.apply(meta, 0.5)
+    np.testing.assert_allclose(hp.gamma, 1 / (1 + np.exp(-(0.5 + 2 * 0.25))), rtol=1e-6)
+    np.testing.assert_allclose(hp.learning_rate, np.exp(-5.0 + 0.25), rtol=1e-6)
+
+
+def test_hyperparams_learn_subset_and_bad_options():
+    rule = make_rule("hyperparams", learn=["gamma", "gae_lambda"], clip_eps=0.1)
+    meta = rule.init(jax.random.PRNGKey(0))
+    assert sorted(meta) == ["gae_lambda", "gamma"]
+    hp = rule.apply({"gamma": jnp.array([0.0]), "gae_lambda": jnp.array([0.0])}, 0.0)
+    np.testing.assert_allclose(hp, [0.5, 0.5, 0.1, 1e-3, 3e-4], rtol=1e-6)
+    assert rule.options()["learn"] == ["gamma", "gae_lambda"]
+    with pytest.raises(ValueError, match="rule.learn"):
+        make_rule("hyperparams", learn=["gamma", "beta"])
+    with pytest.raises(ValueError, match="rule.ent_coef = 0.0 must be > 0"):
+        make_rule("hyperparams", ent_coef=0.0)
+    with pytest.raises(ValueError, match="rule.gamma"):
+        make_rule("hyperparams", gamma=1.0)
+
+
+# ---- optimizer ----------------------------------------------------------------------------------
+
+def test_learned_optimizer_starts_at_adam_and_its_outputs_act_as_documented():
+    params = {"a": jnp.array([1.0, -2.0, 3.0]), "b": jnp.ones((2, 2))}
+    grads = {"a": jnp.array([0.5, -0.1, 0.0]), "b": jnp.full((2, 2), -0.3)}
+    adam = make_rule("adam")
+    lopt = make_rule("learned_optimizer", hidden_size=4)
+    meta = lopt.init(jax.random.PRNGKey(0))
+    ref, _ = adam.apply({}, OptimizerInputs(grads, adam.init_state(params), 0.2))
+    out, state = lopt.apply(meta, OptimizerInputs(grads, lopt.init_state(params), 0.2))
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6), out, ref)
+    assert state.momenta["b"].shape == (5, 2, 2)
+    # momenta after one step: (1 - beta) * g
+    np.testing.assert_allclose(state.momenta["a"][:, 0], (1 - np.array(lopt.betas)) * 0.5, rtol=1e-4)
+    # saturated hidden units (tanh = 1) and one nonzero row of w2 give constant (d, s) = (0.1, log 2)
+    meta = dict(meta, b1=jnp.full((4,), 100.0), w2=jnp.zeros((4, 2)).at[0].set(jnp.array([0.1, np.log(2.0)])))
+    out, _ = lopt.apply(meta, OptimizerInputs(grads, lopt.init_state(params), 0.2))
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, 2.0 * y + 0.1, rtol=1e-5), out, ref)
+
+
+def test_fixed_adam_rule_gives_ppo_numbers_exactly(baseline):
+    _, base = baseline
+    _, metrics = _train(make_rule("adam"))
+    for key in base:
+        np.testing.assert_array_equal(metrics[key], base[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_hyperparams_and_learned_optimizer_at_init_reproduce_ppo(baseline):
+    _, base = baseline
+    hp_rule = make_rule("hyperparams", gamma=CFG.gamma, gae_lambda=CFG.gae_lambda,
+                        clip_eps=CFG.clip_eps, ent_coef=CFG.ent_coef, learning_rate=CFG.learning_rate)
+    for rule in (hp_rule, make_rule("learned_optimizer", hidden_size=8)):
+        _, metrics = _train(rule)
+        for key in ("policy_loss", "value_loss", "approx_kl", "grad_norm", "learning_rate"):
+            np.testing.assert_allclose(metrics[key], base[key], rtol=2e-3, atol=1e-6,
+                                       err_msg=f"{rule.name}: {key}")
+
+
+def test_learned_optimizer_state_shapes_do_not_depend_on_meta_params_and_step_is_differentiable():
+    rule = make_rule("learned_optimizer", hidden_size=8)
+    algo = make_ppo(CFG, TASK, rule)
+    meta = rule.init(jax.random.PRNGKey(0))
+    state = algo.init(meta, jax.random.PRNGKey(1))
+    shapes = lambda s: jax.tree.map(lambda x: (x.shape, x.dtype), s.opt_state)  # noqa: E731
+    assert shapes(jax.eval_shape(algo.step, meta, state)[0]) == shapes(state)
+
+    def actor_norm(m):
+        s, _ = algo.step(m, state)
+        return optax.global_norm(s.params["actor"])
+
+    value_and_grad = jax.jit(jax.value_and_grad(actor_norm))
+    value, grads = value_and_grad(meta)
+    norms = {k: float(jnp.linalg.norm(v)) for k, v in grads.items()}
+    assert all(np.isfinite(list(norms.values()))) and norms["w2"] > 0, norms
+    moved, _ = value_and_grad(jax.tree.map(lambda x: x + 0.3, meta))
+    assert moved != value and value_and_grad._cache_size() == 1  # meta-params are traced
+
+
+def test_hyperparams_step_is_differentiable_in_every_hyperparameter_but_clip():
+    rule = make_rule("hyperparams", ent_coef=0.01, clip_eps=0.02, learning_rate=3e-2)
+    algo = make_ppo(CFG, TASK, rule)
+    meta = rule.init(jax.random.PRNGKey(0))
+    state = algo.init(meta, jax.random.PRNGKey(1))
+
+    def params_sum(m):
+        s, _ = algo.step(m, state)
+        return sum(jnp.sum(jnp.sin(x)) for x in jax.tree.leaves(s.params))
+
+    grads = jax.jit(jax.grad(params_sum))(meta)
+    for name, g in grads.items():
+        assert np.isfinite(g).all(), (name, g)
+        # PPO-clip's gradient depends on clip_eps only through which samples are clipped
+        assert (abs(float(g[0])) > 0) == (name != "clip_eps"), (name, g)

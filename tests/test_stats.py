@@ -1,0 +1,71 @@
+"""Statistics on synthetic data with known answers."""
+
+import numpy as np
+import pytest
+
+from meta_objectives import stats
+
+
+def test_iqm_known_samples():
+    # n=8: trims 2 at each end -> mean(3, 4, 5, 6)
+    assert stats.iqm(np.arange(1, 9)) == pytest.approx(4.5)
+    # outliers at both ends are ignored: sorted -1000,0,1,2,3,4,5,1000 -> mean(1, 2, 3, 4)
+    assert stats.iqm(np.array([1000.0, 0, 1, 2, 3, 4, 5, -1000])) == pytest.approx(2.5)
+    # n=5: trims 1 at each end, order of input irrelevant -> mean(2, 3, 4)
+    assert stats.iqm(np.array([5.0, 1, 4, 2, 3])) == pytest.approx(3.0)
+    # n < 4: nothing trimmed
+    assert stats.iqm(np.array([1.0, 2.0, 6.0])) == pytest.approx(3.0)
+
+
+def test_statistics_reduce_axis_zero_of_curves():
+    curves = np.stack([np.arange(4.0) + s for s in range(8)])  # [seeds=8, T=4]
+    np.testing.assert_allclose(stats.mean(curves), np.arange(4.0) + 3.5)
+    np.testing.assert_allclose(stats.median(curves), np.arange(4.0) + 3.5)
+    np.testing.assert_allclose(stats.iqm(curves), np.arange(4.0) + 3.5)
+    lo, hi = stats.bootstrap_ci(curves, stats.mean, num_resamples=200)
+    assert lo.shape == hi.shape == (4,)
+    # seed-wise resampling keeps the curves' offsets: the band is a shifted copy at every point
+    np.testing.assert_allclose(hi - lo, (hi - lo)[0])
+
+
+def test_bootstrap_of_constant_sample_is_a_point():
+    lo, hi = stats.bootstrap_ci(np.full(10, 7.0), stats.iqm)
+    assert lo == hi == 7.0
+
+
+def test_bootstrap_is_deterministic_and_nan_propagates():
+    x = np.random.default_rng(1).normal(size=20)
+    assert stats.bootstrap_ci(x, stats.mean, seed=3) == stats.bootstrap_ci(x, stats.mean, seed=3)
+    assert np.isnan(stats.mean(np.array([1.0, np.nan])))
+
+
+@pytest.mark.parametrize("name", ["mean", "iqm"])
+def test_ci_coverage_on_normal_distribution(name):
+    """95% CIs of the centre of N(1, 2^2) from n=30 samples cover 1 about 95% of the time."""
+    rng = np.random.default_rng(0)
+    trials, n, mu, sigma = 200, 30, 1.0, 2.0
+    covered, widths = 0, []
+    for _ in range(trials):
+        x = rng.normal(mu, sigma, size=n)
+        lo, hi = stats.bootstrap_ci(x, stats.STATISTICS[name], num_resamples=500, seed=int(rng.integers(1 << 30)))
+        covered += lo <= mu <= hi
+        widths.append(hi - lo)
+    assert 0.88 <= covered / trials <= 0.99
+    if name == "mean":  # width of the normal-theory interval 2 * 1.96 * sigma / sqrt(n)
+        assert np.mean(widths) == pytest.approx(2 * 1.96 * sigma / np.sqrt(n), rel=0.15)
+
+
+def test_summarize_is_json_ready():
+    out = stats.summarize(np.arange(1.0, 9.0), num_resamples=300)
+    assert set(out) == {"mean", "median", "iqm"}
+    assert out["iqm"]["value"] == pytest.approx(4.5)
+    for entry in out.values():
+        lo, hi = entry["ci"]
+        assert isinstance(lo, float) and lo <= entry["value"] <= hi
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="confidence"):
+        stats.bootstrap_ci(np.ones(3), stats.mean, confidence=95)
+    with pytest.raises(ValueError, match="shape"):
+        stats.bootstrap_ci(np.ones(0), stats.mean)

@@ -1,0 +1,56 @@
+"""A tiny discovery job (seconds per generation after a ~30-60 s compile) for the job tests.
+
+The drift starts at zero (ppo_init = false) and ES perturbs it with a large sigma, so members
+really differ in fitness and the ES mean moves.
+"""
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from discovery.spec import dump_toml
+
+TABLE = {
+    "job": {"name": "tiny", "seed": 3, "generations": 3, "checkpoint_every": 2},
+    "tasks": [{"env_name": "inverted_pendulum", "backend": "spring", "episode_length": 50}],
+    "rule": {"name": "lpo", "hidden_size": 4, "ppo_init": False},
+    "ppo": {"num_envs": 16, "rollout_length": 8, "num_updates": 3, "num_minibatches": 2,
+            "num_epochs": 4, "learning_rate": 0.01, "actor_hidden": [16], "critic_hidden": [16],
+            "eval_envs": 2},
+    "meta_objective": {"kind": "curve_area"},
+    "meta_optimizer": {"name": "es", "population_size": 4, "sigma_init": 1.0, "learning_rate": 0.1},
+}
+FITNESS_KEYS = ("generation", "fitness_mean", "fitness_std", "fitness_min", "fitness_median",
+                "fitness_max", "num_nonfinite", "best_so_far", "mean_fitness", "task_scores",
+                "sigma", "env_steps")
+
+
+def table(run_dir, **sections) -> dict:
+    """TABLE with run_dir set and `sections` merged in, e.g. job={"generations": 8}."""
+    out = copy.deepcopy(TABLE)
+    out["job"]["run_dir"] = str(run_dir)
+    for name, values in sections.items():
+        out[name] = {**out.get(name, {}), **values}
+    return out
+
+
+def write_spec(path: Path, run_dir, **sections) -> Path:
+    path.write_text(dump_toml(table(run_dir, **sections)))
+    return path
+
+
+def discover(args, devices: int = 1, **popen) -> subprocess.Popen:
+    """Starts `discover ARGS` (the real CLI) in a subprocess with `devices` host devices."""
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    return subprocess.Popen([sys.executable, "-m", "discovery.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def fitness_history(run_dir: Path) -> list[dict]:
+    """metrics.jsonl without the timing fields."""
+    import json
+
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [{k: json.loads(line)[k] for k in FITNESS_KEYS} for line in lines]
