@@ -12,9 +12,7 @@ name and skipped in favour of the newest intact one.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import platform
 import time
 import warnings
 from pathlib import Path
@@ -24,18 +22,6 @@ import orbax.checkpoint as ocp
 
 STATE, INFO = "state", "info"
 INFO_KEYS = ("spec", "versions", "generation", "fitness_history", "wall_time", "env_steps")
-PACKAGES = ("rl-discovery", "jax", "jaxlib", "brax", "evosax", "optax", "orbax-checkpoint", "flax")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and of the packages whose numbers a checkpoint depends on."""
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:

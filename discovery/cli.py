@@ -1,9 +1,9 @@
 """The `discover` command line: `discover {train,run,resume,eval,inspect} ...`.
 
-Each sub-command lives in its own module exposing `register(subparsers)`. Before jax is imported,
-the CPU is split into one XLA host device per core (unless XLA_FLAGS already sets a count), so
-that the population axis can be sharded across cores: XLA runs one vmapped computation mostly
-on a single core.
+Each sub-command lives in its own module exposing `register(subparsers)`. For the commands that
+shard a population (`run`, `resume`), the CPU is split into one XLA host device per core before
+jax is imported (unless XLA_FLAGS already sets a count): XLA runs one vmapped computation mostly
+on a single core, so sharding the population axis over host devices uses all of them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 
+SHARDED_COMMANDS = ("run", "resume")
 COMMAND_MODULES = (
     "discovery.train",
     "discovery.job",
@@ -37,7 +38,9 @@ def configure_host_devices(count: int | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_host_devices()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in SHARDED_COMMANDS:
+        configure_host_devices()
     parser = argparse.ArgumentParser(
         prog="discover", description="Meta-learn, evaluate and inspect RL update rules."
     )

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib.metadata
 import json
 import math
 import platform
@@ -42,13 +41,12 @@ import numpy as np
 from discovery import plots
 from discovery.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
 from discovery.spec import SpecError, apply_overrides, parse_ppo, parse_task
+from discovery.versions import package_versions
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import RULES, Rule, make_rule
 from meta_objectives import stats
 
-DISTRIBUTIONS = ("rl-discovery", "jax", "jaxlib", "brax", "evosax", "optax", "orbax-checkpoint",
-                 "flax", "distrax", "chex", "numpy", "matplotlib")
 NORMALIZER = "ppo_clip"
 
 
@@ -216,17 +214,6 @@ def pooled(tasks: dict[str, dict]) -> dict[str, dict]:
     return {label: stats.summarize(np.asarray(v)) for label, v in scores.items()}
 
 
-def versions() -> dict[str, str]:
-    """Installed versions of the packages the results depend on."""
-    out = {}
-    for name in DISTRIBUTIONS:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def _json_ready(value):
     """Non-finite floats become null (strict JSON); numpy scalars become Python numbers."""
     if isinstance(value, dict):
@@ -312,7 +299,7 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
                        "ppo": {t.label: dataclasses.asdict(c) for c, t in settings},
                        "baselines": baselines, "seeds": seeds, "seed": seed, "points": points,
                        "budget": budget, "set": sets},
-        "versions": versions(),
+        "versions": package_versions(),
         "python": sys.version.split()[0], "platform": platform.platform(),
         "jax_backend": jax.default_backend(),
         "command": argv,

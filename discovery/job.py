@@ -96,6 +96,7 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
     from discovery import checkpoint
     from discovery.meta_opt import make_meta_optimizer
     from discovery.problem import Problem, measure_baselines
+    from discovery.versions import package_versions
 
     saved_info = None
     if saved_spec is not None and checkpoint.available_steps(run_dir):
@@ -145,14 +146,15 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
     step = jax.jit(traced_step, in_shardings=replicated, out_shardings=replicated).lower(state).compile()
     compile_seconds = time.perf_counter() - start
 
-    members = optimizer.options.population_size + int(spec.job.evaluate_mean)
-    steps_per_generation = members * problem.env_steps_per_member
+    steps_per_generation = optimizer.env_steps_per_step or problem.env_steps_per_member * (
+        optimizer.options.population_size + int(spec.job.evaluate_mean))
     common = {
-        "spec": resolved, "versions": checkpoint.package_versions(),
+        "spec": resolved, "versions": package_versions(),
         "baselines": None if baselines is None else [float(b) for b in baselines],
     }
     generation = len(history)
-    _print_header(spec, problem, members, steps_per_generation, generation, compile_seconds, progress)
+    _print_header(spec, problem, resolved["meta_optimizer"], steps_per_generation, generation,
+                  compile_seconds, progress)
 
     stop = _StopFlag()
     bar = _progress_bar(generation, spec.job.generations, progress)
@@ -340,14 +342,15 @@ def _postfix(record: dict) -> str:
             f"{record['env_steps_per_s']:,.0f} steps/s")
 
 
-def _print_header(spec, problem, members, steps_per_generation, generation, compile_s, enabled):
+def _print_header(spec, problem, options, steps_per_generation, generation, compile_s, enabled):
     if not enabled:
         return
     tasks = ", ".join(t.label for t in spec.tasks)
     state = f"resuming at generation {generation}" if generation else "starting"
+    size = f" population {options['population_size']}" if "population_size" in options else ""
     print(
         f"discover run {spec.job.name!r} -> {spec.job.directory} ({state})\n"
-        f"  rule {spec.rule.name} | tasks {tasks} | {spec.meta_optimizer} with {members} members "
+        f"  rule {spec.rule.name} | tasks {tasks} | {spec.meta_optimizer}{size} "
         f"x {spec.job.seeds_per_member} seed(s) on {problem.num_devices} device(s)\n"
         f"  {steps_per_generation:,} env steps per generation; compiled in {compile_s:.1f} s",
         file=sys.stderr, flush=True,

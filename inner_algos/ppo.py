@@ -248,6 +248,26 @@ def make_ppo(
         last_value = critic.apply(params["critic"], normalize(stats, env_state.obs))
         return env_state, traj, last_value
 
+    def collect(state: InnerState, key, hp: HyperParams):
+        """Rollout of the agent in `state` (as data: params stop-gradiented) plus GAE.
+
+        Returns (env_state, traj `[T, N, ...]`, batch): batch is the tuple (obs, action,
+        log_prob, value, advantage, target), each flattened to `[T * N, ...]`, obs normalised
+        with the statistics used for acting.
+        """
+        env_state, traj, last_value = rollout(
+            jax.lax.stop_gradient(state.params), state.obs_stats, state.env_state, key
+        )
+        adv, target = gae(
+            traj.reward, traj.value, last_value, traj.termination, traj.truncation,
+            hp.gamma, hp.gae_lambda,
+        )
+        batch = jax.tree.map(
+            lambda x: x.reshape((-1,) + x.shape[2:]),
+            (normalize(state.obs_stats, traj.obs), traj.action, traj.log_prob, traj.value, adv, target),
+        )
+        return env_state, traj, batch
+
     def loss_fn(params, batch, drift_meta, hp):
         obs, action, old_log_prob, old_value, adv, target = batch
         mean, log_std = actor.apply(params["actor"], obs)
@@ -297,17 +317,7 @@ def make_ppo(
         if config.anneal_lr:
             hp = hp._replace(learning_rate=hp.learning_rate * (1.0 - progress))
         key, k_roll, k_perm = jax.random.split(state.key, 3)
-        env_state, traj, last_value = rollout(
-            jax.lax.stop_gradient(state.params), state.obs_stats, state.env_state, k_roll
-        )
-        adv, target = gae(
-            traj.reward, traj.value, last_value, traj.termination, traj.truncation,
-            hp.gamma, hp.gae_lambda,
-        )
-        flat = jax.tree.map(
-            lambda x: x.reshape((-1,) + x.shape[2:]),
-            (normalize(state.obs_stats, traj.obs), traj.action, traj.log_prob, traj.value, adv, target),
-        )
+        env_state, traj, flat = collect(state, k_roll, hp)
         batch_size = config.num_envs * config.rollout_length
 
         def epoch(carry, epoch_key):
@@ -385,17 +395,7 @@ def make_ppo(
         if kind not in META_LOSSES:
             raise ValueError(f"meta_loss = {kind!r} is unknown; valid: {', '.join(META_LOSSES)}")
         hp = HyperParams(*(jnp.asarray(getattr(config, f), jnp.float32) for f in HyperParams._fields))
-        _, traj, last_value = rollout(
-            jax.lax.stop_gradient(state.params), state.obs_stats, state.env_state, key
-        )
-        adv, target = gae(
-            traj.reward, traj.value, last_value, traj.termination, traj.truncation,
-            hp.gamma, hp.gae_lambda,
-        )
-        batch = jax.tree.map(
-            lambda x: x.reshape((-1,) + x.shape[2:]),
-            (normalize(state.obs_stats, traj.obs), traj.action, traj.log_prob, traj.value, adv, target),
-        )
+        _, _, batch = collect(state, key, hp)
         total, stats = loss_fn(state.params, batch, meta_params, hp)
         return stats["policy_loss"] if kind == "policy_gradient" else total
 

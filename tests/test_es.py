@@ -23,6 +23,7 @@ class Quadratic:
     """A duck-typed Problem: meta-params {"x": [3]}, fitness `[M]`, member 0 always NaN."""
 
     evaluate_mean = True
+    env_steps_per_member = 0
 
     def init_meta_params(self, key):
         del key
@@ -46,9 +47,8 @@ def run(options, generations=GENERATIONS):
 
 @pytest.mark.parametrize("strategy", sorted(TOLERANCE))
 def test_strategy_finds_the_maximum(strategy):
-    _, state, metrics, step = run({"strategy": strategy, "population_size": 16, "sigma_init": 0.5,
-                                   "learning_rate": 0.1, **DECAY})
-    optimizer = make_meta_optimizer("es", {"strategy": strategy, "population_size": 16}, Quadratic())
+    optimizer, state, metrics, step = run({"strategy": strategy, "population_size": 16,
+                                           "sigma_init": 0.5, "learning_rate": 0.1, **DECAY})
     mean = optimizer.params(state)["mean"]["x"]
     assert np.max(np.abs(mean - OPTIMUM)) < TOLERANCE[strategy], mean
     assert int(metrics["num_nonfinite"]) == 1  # the NaN member is counted...
@@ -59,8 +59,7 @@ def test_strategy_finds_the_maximum(strategy):
 
 def test_open_es_moves_uphill_from_the_first_generation():
     """Sign check: one generation must reduce the distance to the maximum (not run away)."""
-    _, state, _, _ = run({"population_size": 64, "sigma_init": 0.1, "learning_rate": 0.1}, 1)
-    optimizer = make_meta_optimizer("es", {"population_size": 64}, Quadratic())
+    optimizer, state, _, _ = run({"population_size": 64, "sigma_init": 0.1, "learning_rate": 0.1}, 1)
     mean = optimizer.params(state)["mean"]["x"]
     assert float(jnp.sum((mean - OPTIMUM) ** 2)) < float(jnp.sum(OPTIMUM ** 2))
 

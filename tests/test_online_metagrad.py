@@ -6,7 +6,6 @@ differences of the look-ahead with the meta-loss batch held fixed (AD stops it b
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
@@ -39,11 +38,11 @@ def _adam_gradient(before, after):
 
 
 def _lookahead_fd(algo, unravel, state, h):
-    """(AD, central FD `[D]`) of eta -> c . theta'(eta) at state.theta, where theta'(eta) are the
+    """Central FD `[D]` (step h) of eta -> c . theta'(eta) at state.theta, where theta'(eta) are the
     params after one inner update of the lifetime with eta and c = dJ'/dtheta' is the meta-loss
     gradient at theta'(state.theta) on its batch (key as gradient_meta_optimizer and
     rl_metagrad_parts derive it). The inner update's own batch comes from the params before it, so
-    FD moves no rollout: by the chain rule both equal the meta-gradient with tau' held fixed."""
+    FD moves no rollout: by the chain rule this is the meta-gradient with tau' held fixed."""
     inner = jax.tree.map(lambda x: x[0], state.estimators[0].runs.inner)
     key = jax.random.split(jax.random.split(state.key)[1], 1)[0]
 
@@ -99,7 +98,9 @@ def test_online_run_compiles_once_and_its_meta_gradient_matches_finite_differenc
     np.testing.assert_allclose(grad, fd, rtol=1e-2)  # measured: 0.2 %; FD error ~h^2
 
 
-def test_rejects_rules_that_are_not_hyperparameters_and_bad_options():
+def test_counts_two_rollouts_per_inner_update_and_rejects_bad_input():
+    opt = make_meta_optimizer("online_metagrad", {"updates_per_step": 3}, _problem())
+    assert opt.env_steps_per_step == 3 * 2 * 16 * 8  # updates x (tau, tau') x envs x rollout length
     with pytest.raises(SpecError, match="family 'drift'"):
         make_meta_optimizer("online_metagrad", {}, _problem(make_rule("ppo_clip")))
     with pytest.raises(SpecError, match="updates_per_step = 0"):

@@ -7,7 +7,8 @@ A `MetaOptimizer` is three pure functions plus its validated options:
                                      arrays: scalars plus `fitness` `[pop]` (higher is better,
                                      non-finite kept as produced), `num_nonfinite`, `mean_fitness`
                                      (score of the current mean, NaN when not evaluated),
-                                     `best_fitness` (best member so far)
+                                     `best_fitness` (best member so far), `task_scores` `[pop, T]`
+                                     (per-task raw score, seed mean); optional scalars (`sigma`)
   params(state) -> {"mean": meta_params, "best": meta_params}
 
 Estimators register a factory `factory(options: dict, problem) -> MetaOptimizer` under a name with
@@ -26,10 +27,15 @@ from discovery.spec import SpecError
 
 
 class MetaOptimizer(NamedTuple):
+    """See the module docstring. options: the validated options dataclass (with a
+    `population_size`). env_steps_per_step: environment steps one `step` costs (host-side constant,
+    for progress and throughput logs); None means whole lifetimes of `population_size` members."""
+
     init: Callable[[Any], Any]
     step: Callable[[Any], tuple[Any, dict]]
     params: Callable[[Any], dict]
     options: Any
+    env_steps_per_step: int | None = None
 
 
 META_OPTIMIZERS: dict[str, Callable[[dict, Any], MetaOptimizer]] = {}

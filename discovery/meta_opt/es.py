@@ -153,7 +153,8 @@ def make_es_optimizer(opts: ESOptions, problem) -> MetaOptimizer:
         best = jnp.where(jnp.isfinite(state.es.best_fitness), state.es.best_solution, state.es.mean)
         return {"mean": es.get_mean(state.es), "best": es._unravel_solution(best)}
 
-    return MetaOptimizer(init, step, params, opts)
+    members = pop + int(problem.evaluate_mean)
+    return MetaOptimizer(init, step, params, opts, members * problem.env_steps_per_member)
 
 
 @register("es")

@@ -92,7 +92,7 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
     (fitness `[1]` and task_scores `[1, T]`: mean over the updates that ended an episode;
     grad_norm: mean; grad_finite: all; best_fitness: last) plus `hyperparams`, a dict of the
     learned hyperparameters' current values (actual gamma, not its logit) at the next update's
-    lifetime fraction.
+    lifetime fraction. env_steps_per_step: two rollouts (tau and tau') per inner update and task.
     """
     rule = problem.rule
     if rule.family != "hyperparams":
@@ -121,7 +121,8 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
         }
         return state, metrics
 
-    return MetaOptimizer(inner.init, step, inner.params, opts)
+    env_steps = opts.updates_per_step * 2 * sum(algo.env_steps_per_update for algo in problem.algos)
+    return MetaOptimizer(inner.init, step, inner.params, opts, env_steps)
 
 
 @register("online_metagrad")

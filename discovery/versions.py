@@ -1,0 +1,20 @@
+"""Versions of Python and of the packages whose numbers a run or an evaluation depends on."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+
+PACKAGES = ("rl-discovery", "jax", "jaxlib", "brax", "evosax", "optax", "orbax-checkpoint", "flax",
+            "distrax", "chex", "numpy", "matplotlib")
+
+
+def package_versions() -> dict[str, str]:
+    """{"python": "3.11.7", "jax": "0.10.2", ...}; "not installed" for a missing package."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
