@@ -241,6 +241,7 @@ def _record(generation, metrics, seconds, wall, env_steps, steps_per_generation,
             for label, col in zip(labels, task_scores.T)
         },
         "sigma": _finite(metrics["sigma"]) if "sigma" in metrics else None,
+        "hyperparams": {k: _finite(v) for k, v in metrics.get("hyperparams", {}).items()} or None,
         "generation_time": seconds,
         "wall_time": wall,
         "env_steps": env_steps,

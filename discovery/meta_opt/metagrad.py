@@ -110,7 +110,8 @@ def make_rl_metagrad(problem, opts: MetaGradOptions) -> MetaOptimizer:
         del t, dim
         return make_metagrad(*rl_metagrad_parts(algo, opts, unravel), opts.num_runs)
 
-    return gradient_meta_optimizer(problem, opts, make_estimator)
+    # each run advances unroll_length updates, then one fresh rollout scores the meta-loss
+    return gradient_meta_optimizer(problem, opts, make_estimator, opts.num_runs * (opts.unroll_length + 1))
 
 
 @register("metagrad")

@@ -100,8 +100,9 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
             f"meta_optimizer.name = 'online_metagrad' meta-learns hyperparameters: rule.name = "
             f"{rule.name!r} is of family {rule.family!r}; use rule.name = 'hyperparams'"
         )
+    # one inner update: its own rollout plus the next batch's rollout for the meta-loss
     inner = gradient_meta_optimizer(
-        problem, opts, lambda t, algo, unravel, dim: online_estimator(algo, opts, unravel))
+        problem, opts, lambda t, algo, unravel, dim: online_estimator(algo, opts, unravel), 2)
 
     def step(state):
         state, stacked = jax.lax.scan(lambda s, _: inner.step(s), state, None,
@@ -121,8 +122,8 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
         }
         return state, metrics
 
-    env_steps = opts.updates_per_step * 2 * sum(algo.env_steps_per_update for algo in problem.algos)
-    return MetaOptimizer(inner.init, step, inner.params, opts, env_steps)
+    return MetaOptimizer(inner.init, step, inner.params, opts,
+                         opts.updates_per_step * inner.env_steps_per_step)
 
 
 @register("online_metagrad")

@@ -171,9 +171,11 @@ def task_scale(problem, t: int):
     return 1.0 if problem.baselines is None else jnp.abs(problem.baselines[t])
 
 
-def gradient_meta_optimizer(problem, opts, make_estimator: Callable) -> MetaOptimizer:
+def gradient_meta_optimizer(problem, opts, make_estimator: Callable, rollouts_per_step: int) -> MetaOptimizer:
     """MetaOptimizer from a per-task estimator factory and an Adam outer update.
 
+    rollouts_per_step: inner updates' worth of rollouts one step costs per task (for the job's
+    env-step accounting).
     make_estimator(t, algo, unravel, dim) -> Estimator whose metrics hold "scores" `[N]` (the
     segment's learning-curve area of each of its N runs). The gradient is averaged over tasks;
     metrics follow discovery.meta_opt.base (fitness `[N]` = mean score over tasks).
@@ -218,7 +220,8 @@ def gradient_meta_optimizer(problem, opts, make_estimator: Callable) -> MetaOpti
         meta = unravel(state.theta)
         return {"mean": meta, "best": meta}
 
-    return MetaOptimizer(init, step, params, opts)
+    env_steps = rollouts_per_step * sum(algo.env_steps_per_update for algo in problem.algos)
+    return MetaOptimizer(init, step, params, opts, env_steps)
 
 
 def segment_scores(segment) -> jax.Array:
@@ -244,7 +247,8 @@ def make_rl_pes(problem, opts: PESOptions, persistent: bool) -> MetaOptimizer:
 
         return make_pes(init_runs, unroll, dim, opts.num_pairs, opts.sigma, persistent)
 
-    return gradient_meta_optimizer(problem, opts, make_estimator)
+    # every member advances its runs by unroll_length updates
+    return gradient_meta_optimizer(problem, opts, make_estimator, opts.population_size * opts.unroll_length)
 
 
 @register("pes")
