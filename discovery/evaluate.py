@@ -15,10 +15,11 @@ Writes to --out:
   summary.png          PPO-clip-normalised final return (IQM, 95% CI) per task and pooled
   manifest.json        rule content hash, source, spec, evaluation config, package versions,
                        command line
-Normalised score = (R - R0) / (R_ppo - R0), R0 the mean return at update 0 (the untrained
-policies, identical for every rule) and R_ppo the mean final return of ppo_clip: 0 is no
-learning, 1 is PPO-clip. A task where PPO-clip does not beat R0 (too small a budget) gets no
-normalised scores.
+Normalised score = (R - R0) / (R_ppo - R0), R0 the mean return of uniform random actions (the
+random agent of Atari-style normalisation; the untrained deterministic policy is no reference:
+on hopper it stands still and collects more healthy reward than a short PPO run) and R_ppo the
+mean final return of ppo_clip: 0 is random, 1 is PPO-clip. A task where PPO-clip does not beat
+R0 (too small a budget) gets no normalised scores.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from discovery import plots
 from discovery.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
 from discovery.spec import SpecError, apply_overrides, parse_ppo, parse_task
 from discovery.versions import package_versions
-from inner_algos.envs import Task
+from inner_algos.envs import Task, random_policy_return
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import RULES, Rule, make_rule
 from meta_objectives import stats
@@ -175,18 +176,19 @@ def baseline_entries(names: list[str]) -> list[Entry]:
 
 
 def task_results(curves: dict[str, np.ndarray], updates, per_update, in_training: bool | None,
-                 config: PPOConfig, task: Task) -> dict:
-    """Statistics of one task's curves `{label: [N, P+1]}` as a JSON-ready dict."""
+                 config: PPOConfig, task: Task, random_return: float) -> dict:
+    """Statistics of one task's curves `{label: [N, P+1]}` as a JSON-ready dict; scores are
+    normalised between `random_return` (0) and PPO-clip's mean final return (1)."""
     initial = float(np.mean([c[:, 0] for c in curves.values()]))
     reference = float(np.mean(curves[NORMALIZER][:, -1])) if NORMALIZER in curves else math.nan
-    scale = reference - initial
-    normalizable = bool(scale > 1e-8)  # PPO-clip must improve on the untrained policy (nan: False)
+    scale = reference - random_return
+    normalizable = bool(scale > 1e-8)  # PPO-clip must beat the random agent (nan: False)
     per_rule = {}
     for label, curve in curves.items():
         final = curve[:, -1]
         entry = {"final_returns": final.tolist(), "curves": curve.tolist(), "final": stats.summarize(final)}
         if normalizable:
-            normalized = (final - initial) / scale
+            normalized = (final - random_return) / scale
             entry.update(normalized_scores=normalized.tolist(), normalized=stats.summarize(normalized))
         per_rule[label] = entry
     return {
@@ -198,6 +200,7 @@ def task_results(curves: dict[str, np.ndarray], updates, per_update, in_training
         "updates": [int(u) for u in updates],
         "env_steps": [int(u) * per_update for u in updates],
         "initial_return": initial,
+        "random_return": random_return,
         "ppo_clip_final_return": reference,
         "rules": per_rule,
         "normalized": bool(normalizable),
@@ -255,9 +258,12 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         start = time.perf_counter()
         print(f"{task.label}: {len(entries)} rules x {seeds} seeds x {config.num_updates} updates", flush=True)
         curves, updates, per_update = run_task(config, task, entries, keys, points)
+        random_return = float(jax.jit(random_policy_return, static_argnums=(0, 2))(
+            task, jax.random.fold_in(keys[0], 1), seeds * config.eval_envs))
         timings[task.label] = time.perf_counter() - start
         in_training = None if train_tasks is None else task.label in train_tasks
-        tasks[task.label] = result = task_results(curves, updates, per_update, in_training, config, task)
+        tasks[task.label] = result = task_results(curves, updates, per_update, in_training, config,
+                                                  task, random_return)
         plots.learning_curves_figure(
             out / f"curves_{task.env_name}_{task.backend}.png",
             f"{task.label} ({_status(in_training)}): {seeds} seeds, 95% bootstrap CI",
@@ -266,14 +272,14 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         _print_task(result, timings[task.label])
         if not result["normalized"]:
             print(f"  no normalised scores on {task.label}: needs the {NORMALIZER} baseline with a "
-                  "final return above the return at update 0 (raise --budget)")
+                  "final return above the random agent's (raise --budget)")
     results = {
         "evaluated": source.label,
         "rules": {e.label: {"name": e.rule.name, "family": e.rule.family, "options": e.rule.options(),
                             "sha256": rule_hash(e.rule, e.meta_params), "baseline": e.baseline}
                   for e in entries},
         "seeds": seeds, "seed": seed, "points": points,
-        "normalization": "(R - R0) / (R_ppo_clip - R0); R0 mean return at update 0, "
+        "normalization": "(R - R0) / (R_ppo_clip - R0); R0 mean return of uniform random actions, "
                          "R_ppo_clip mean final return of ppo_clip on the same task",
         "tasks": tasks,
         "pooled_normalized": pooled(tasks),
@@ -287,7 +293,7 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
     if any(scores.values()):
         plots.scores_figure(out / "summary.png", {k: v for k, v in scores.items() if v},
                             "final return, PPO-clip-normalised (IQM, 95% CI)",
-                            f"Transfer of {source.label}: 0 = untrained, 1 = PPO-clip")
+                            f"Transfer of {source.label}: 0 = random actions, 1 = PPO-clip")
     _write_json(out / "manifest.json", {
         "rule": results["rules"][source.label],
         "source": {"text": source.text, "kind": source.kind, "rule_file": str(source.rule_path),

@@ -9,17 +9,23 @@ environments themselves, so the batch axis is ours to compose with populations a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import io
 import logging
+import warnings
 
 BACKENDS = ("spring", "positional", "generalized", "mjx")
 
 
 def _brax_envs():
-    # brax prints import warnings for optional GPU extras (warp); keep them out of the user's log.
+    # brax and mujoco print notices for optional GPU extras (warp: a bare print at import) and
+    # a maintenance warning at every model load; keep them out of the user's log.
     logging.getLogger("absl").setLevel(logging.ERROR)
-    from brax import envs
+    warnings.filterwarnings("ignore", message="Brax System, piplines and environments")
+    with contextlib.redirect_stdout(io.StringIO()):
+        from brax import envs
 
     return envs
 
@@ -85,3 +91,26 @@ def make_env(task: Task, auto_reset: bool = True):
     if auto_reset:
         env = wrappers.AutoResetWrapper(env)
     return env
+
+
+def random_policy_return(task: Task, key, episodes: int):
+    """Mean return of uniform random actions in [-1, 1] over `episodes` full episodes: a scalar.
+
+    The "random agent" reference of normalised scores (0 = random, as in Atari's human-normalised
+    score). Pure and jittable with `task` and `episodes` static.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    env = make_env(task, auto_reset=False)
+    state = jax.vmap(env.reset)(jax.random.split(key, episodes))
+
+    def one_step(carry, k):
+        state, total, alive = carry
+        action = jax.random.uniform(k, (episodes, env.action_size), minval=-1.0, maxval=1.0)
+        state = jax.vmap(env.step)(state, action)
+        return (state, total + alive * state.reward, alive * (1.0 - state.done)), None
+
+    init = (state, jnp.zeros(episodes), jnp.ones(episodes))
+    (_, total, _), _ = jax.lax.scan(one_step, init, jax.random.split(key, task.episode_length))
+    return total.mean()

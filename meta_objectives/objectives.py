@@ -50,6 +50,13 @@ class MetaObjective:
                 f"meta_objective.normalise = {self.normalise!r} is unknown; "
                 f"valid: {', '.join(NORMALISATIONS)}"
             )
+        from inner_algos.rules import RULES  # lazy: keeps this module free of inner-loop imports
+
+        if self.baseline_rule not in RULES:
+            raise ValueError(
+                f"meta_objective.baseline_rule = {self.baseline_rule!r} is unknown; "
+                f"valid rules: {', '.join(sorted(RULES))}"
+            )
         for field in ("last_k", "baseline_seeds"):
             if getattr(self, field) < 1:
                 raise ValueError(f"meta_objective.{field} = {getattr(self, field)!r} must be >= 1")

@@ -12,7 +12,7 @@ from fabricate import make_run_dir
 from discovery import evaluate, plots
 from discovery.rule_io import save_rule
 from discovery.sources import resolve_source, rule_hash
-from inner_algos.envs import Task
+from inner_algos.envs import Task, random_policy_return
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import DriftInputs, make_rule
 
@@ -80,27 +80,40 @@ def test_drift_switch_is_each_rule_in_value_and_gradient():
         np.testing.assert_allclose(grad(ratio, meta, switch.apply), grad(ratio, p, rule.apply), rtol=1e-5, atol=1e-7)
 
 
-def test_task_results_normalise_by_ppo_clip_with_known_answers():
-    # 3 seeds, 2 points: every run starts at 10; ppo_clip ends at 20, 30, 40 (mean 30)
+def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers():
+    # 3 seeds, 2 points: every run starts at 10; random actions score 5; ppo_clip ends at
+    # 20, 30, 40 (mean 30, so 1 = 30 and 0 = 5)
     ppo = np.array([[10.0, 20.0], [10.0, 30.0], [10.0, 40.0]])
-    rule = np.array([[10.0, 30.0], [10.0, 50.0], [10.0, 70.0]])
+    rule = np.array([[10.0, 30.0], [10.0, 55.0], [10.0, 80.0]])
     result = evaluate.task_results({"lpo": rule, "ppo_clip": ppo}, np.array([0, 4]), 128, False,
-                                   PPOConfig(), Task())
+                                   PPOConfig(), Task(), random_return=5.0)
     assert result["held_out"] is True and result["in_training_set"] is False
     assert result["initial_return"] == 10.0 and result["ppo_clip_final_return"] == 30.0
+    assert result["random_return"] == 5.0
     assert result["env_steps"] == [0, 512]
     np.testing.assert_allclose(result["rules"]["lpo"]["normalized_scores"], [1.0, 2.0, 3.0])
     assert result["rules"]["ppo_clip"]["normalized"]["mean"]["value"] == pytest.approx(1.0)
-    assert result["rules"]["lpo"]["final"]["iqm"]["value"] == pytest.approx(50.0)
+    assert result["rules"]["lpo"]["final"]["iqm"]["value"] == pytest.approx(55.0)
     pooled = evaluate.pooled({"a": result, "b": result})
     assert pooled["lpo"]["mean"]["value"] == pytest.approx(2.0)
-    flat = evaluate.task_results({"lpo": rule, "ppo_clip": np.full((3, 2), 10.0)}, np.array([0, 4]), 128,
-                                 None, PPOConfig(), Task())
+    flat = evaluate.task_results({"lpo": rule, "ppo_clip": np.full((3, 2), 5.0)}, np.array([0, 4]), 128,
+                                 None, PPOConfig(), Task(), random_return=5.0)
     assert flat["normalized"] is False and "normalized" not in flat["rules"]["lpo"]
     assert flat["held_out"] is None
-    worse = evaluate.task_results({"lpo": rule, "ppo_clip": np.array([[10.0, 0.0], [10.0, 5.0], [10.0, 8.0]])}, np.array([0, 4]), 128,
-                                  None, PPOConfig(), Task())  # ppo_clip ends below R0 = 10
+    worse = evaluate.task_results({"lpo": rule, "ppo_clip": np.array([[10.0, 0.0], [10.0, 5.0], [10.0, 8.0]])},
+                                  np.array([0, 4]), 128, None, PPOConfig(), Task(),
+                                  random_return=5.0)  # ppo_clip ends below R0 = 5 on average
     assert worse["normalized"] is False
+
+
+def test_random_policy_return_is_the_return_of_random_actions():
+    """inverted_pendulum pays 1 per step until the pole falls: random actions drop it in ~tens of
+    steps, far from the 1000-step limit; the value is deterministic in the key."""
+    task = Task(env_name="inverted_pendulum", episode_length=1000)
+    fn = jax.jit(random_policy_return, static_argnums=(0, 2))
+    value = float(fn(task, jax.random.PRNGKey(0), 8))
+    assert 3.0 < value < 100.0
+    assert value == float(fn(task, jax.random.PRNGKey(0), 8))
 
 
 def test_summary_figure_and_strict_json(tmp_path):

@@ -122,22 +122,25 @@ def test_bad_meta_optimizer_option_is_rejected_before_compiling(tmp_path):
 
 
 TRUNCATED = {"unroll_length": 1, "learning_rate": 0.1, "stagger": True}
-META_OPTIMIZERS = {  # persistent inner states and PES noise accumulators must survive the kill too
-    "es": None,
-    "pes": {"name": "pes", "num_pairs": 2, "sigma": 0.5, **TRUNCATED},
-    "metagrad": {"name": "metagrad", "num_runs": 2, **TRUNCATED},
+META_OPTIMIZERS = {  # sections replacing tiny_job's; persistent inner states, PES noise
+    "es": {},           # accumulators and online Adam states must survive the kill too
+    "pes": {"meta_optimizer": {"name": "pes", "num_pairs": 2, "sigma": 0.5, **TRUNCATED}},
+    "metagrad": {"meta_optimizer": {"name": "metagrad", "num_runs": 2, **TRUNCATED}},
+    "online_metagrad": {
+        "meta_optimizer": {"name": "online_metagrad", "learning_rate": 0.1},
+        "rule": {"name": "hyperparams", "learn": ["gamma", "gae_lambda"]},
+    },
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("meta_optimizer", sorted(META_OPTIMIZERS))
 def test_resume_after_sigkill_is_exact(tmp_path, meta_optimizer):
     """Uninterrupted run vs. run killed with SIGKILL mid-way and resumed: identical numbers."""
     generations = {"generations": 10, "checkpoint_every": 2}
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     table = tiny_job.table(killed_dir, job=generations)
-    if META_OPTIMIZERS[meta_optimizer] is not None:
-        table["meta_optimizer"] = META_OPTIMIZERS[meta_optimizer]
+    table.update(META_OPTIMIZERS[meta_optimizer])
+    if meta_optimizer != "es":
         table["job"]["evaluate_mean"] = False
     spec = tmp_path / "spec.toml"
     spec.write_text(dump_toml(table))

@@ -5,13 +5,12 @@ learning at the README's settings fails these tests.
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from discovery.spec import load_toml, parse_ppo, parse_task
 from discovery.train import run_training
-from inner_algos.envs import make_env
+from inner_algos.envs import random_policy_return
 from inner_algos.rules import make_rule
 
 pytestmark = pytest.mark.slow
@@ -20,22 +19,6 @@ pytestmark = pytest.mark.slow
 def _spec(path):
     table = load_toml(path)
     return parse_task(table["task"]), parse_ppo(table["ppo"]), table["train"]["seeds"]
-
-
-def random_policy_return(task, key, episodes=16):
-    """Mean return of uniform random actions over full episodes (no training)."""
-    env = make_env(task, auto_reset=False)
-    state = jax.vmap(env.reset)(jax.random.split(key, episodes))
-
-    def body(carry, k):
-        state, total, alive = carry
-        action = jax.random.uniform(k, (episodes, env.action_size), minval=-1, maxval=1)
-        state = jax.vmap(env.step)(state, action)
-        return (state, total + alive * state.reward, alive * (1 - state.done)), None
-
-    init = (state, jnp.zeros(episodes), jnp.ones(episodes))
-    (_, total, _), _ = jax.lax.scan(body, init, jax.random.split(key, task.episode_length))
-    return float(total.mean())
 
 
 @pytest.mark.parametrize("rule_name", ["ppo_clip", "dpo"])
@@ -49,5 +32,5 @@ def test_inverted_pendulum_reaches_900_in_2m_steps(rule_name):
 def test_hopper_beats_random_policy_at_5m_steps():
     task, config, seeds = _spec("runs/ppo_hopper.toml")
     _, eval_returns, _, _ = run_training(task, config, make_rule("ppo_clip"), {}, seeds, 0)
-    random_return = random_policy_return(task, jax.random.PRNGKey(0))
+    random_return = float(random_policy_return(task, jax.random.PRNGKey(0), 16))
     assert np.all(eval_returns > 3 * random_return), (eval_returns, random_return)

@@ -76,6 +76,7 @@ def test_rank_last_sends_non_finite_to_the_bottom_and_counts_them():
     ({"normalise": "zscore"}, "valid: none, baseline"),
     ({"last_k": 0}, "meta_objective.last_k = 0"),
     ({"baselines": (1.0, 0.0)}, "may not contain 0"),
+    ({"baseline_rule": "ppo"}, "baseline_rule = 'ppo' is unknown"),
 ])
 def test_bad_objective_names_the_key(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
