@@ -5,13 +5,11 @@ that a population that does not divide the device count works.
 """
 
 import numpy as np
-import pytest
 import tiny_job
 
 TOLERANCE = 1e-4  # relative; XLA may vectorise a 3-member and a 5-member batch differently
 
 
-@pytest.mark.slow
 def test_two_devices_match_one_device(tmp_path):
     spec = tiny_job.write_spec(tmp_path / "spec.toml", tmp_path / "unused")
     runs = {}

@@ -173,6 +173,11 @@ def test_resume_after_sigkill_is_exact(tmp_path, meta_optimizer):
                 np.testing.assert_array_equal(a[name], b[name])
     history = tiny_job.fitness_history(reference_dir)
     assert history[0]["fitness_mean"] != history[-1]["fitness_mean"]  # equality is not trivial
+    if meta_optimizer == "online_metagrad":  # the hyperparameter trajectory is logged and moves
+        records = [json.loads(line) for line in (reference_dir / "metrics.jsonl").read_text().splitlines()]
+        gammas = [r["hyperparams"]["gamma"] for r in records]
+        assert sorted(records[0]["hyperparams"]) == ["gae_lambda", "gamma"]
+        assert all(0 < g < 1 for g in gammas) and len(set(gammas)) == len(gammas)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert checkpoint.read_run_info(killed_dir)["generation"] == 10

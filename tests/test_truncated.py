@@ -138,8 +138,7 @@ def test_segments_reset_lifetimes_inside_the_step_with_staggered_ages():
     assert min(lengths) >= 2 and max(lengths) <= 50 and np.median(lengths) < 15  # log-uniform
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["pes", "truncated_es", "metagrad"])
+@pytest.mark.parametrize("name", ["pes", "truncated_es", pytest.param("metagrad", marks=pytest.mark.slow)])
 def test_registered_estimators_step_without_retracing(name):
     problem = Problem(make_rule("hyperparams"), (TASK,), CFG, MetaObjective(kind="curve_area"))
     options = {"unroll_length": 2, "num_pairs" if "es" in name else "num_runs": 2}
