@@ -8,6 +8,7 @@ import copy
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from discovery.spec import dump_toml
@@ -41,9 +42,16 @@ def write_spec(path: Path, run_dir, **sections) -> Path:
     return path
 
 
+# Shared by this test session's subprocesses: a resumed job loads the executable its killed
+# predecessor compiled instead of compiling again (the cache key is the program, so it is exact).
+COMPILATION_CACHE = tempfile.mkdtemp(prefix="discover-tests-jax-cache-")
+
+
 def discover(args, devices: int = 1, **popen) -> subprocess.Popen:
     """Starts `discover ARGS` (the real CLI) in a subprocess with `devices` host devices."""
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5"}
     return subprocess.Popen([sys.executable, "-m", "discovery.cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
