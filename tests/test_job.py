@@ -133,7 +133,13 @@ META_OPTIMIZERS = {  # sections replacing tiny_job's; persistent inner states, P
 }
 
 
-@pytest.mark.parametrize("meta_optimizer", sorted(META_OPTIMIZERS))
+# es and pes (persistent inner states, PES accumulators, the shared Adam state of the gradient
+# estimators) run in the default suite; metagrad and online_metagrad add 2-3 minutes of compiling.
+@pytest.mark.parametrize("meta_optimizer", [
+    "es", "pes",
+    pytest.param("metagrad", marks=pytest.mark.slow),
+    pytest.param("online_metagrad", marks=pytest.mark.slow),
+])
 def test_resume_after_sigkill_is_exact(tmp_path, meta_optimizer):
     """Uninterrupted run vs. run killed with SIGKILL mid-way and resumed: identical numbers."""
     generations = {"generations": 10, "checkpoint_every": 2}

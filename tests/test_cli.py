@@ -1,0 +1,23 @@
+"""The command line's process set-up: the persistent compilation cache and its switches."""
+
+import os
+
+from discovery import cli
+
+
+def test_compilation_cache_defaults_to_the_user_cache_and_respects_the_switches(monkeypatch, tmp_path):
+    for name in ("JAX_COMPILATION_CACHE_DIR", "DISCOVER_COMPILATION_CACHE",
+                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cli.configure_compilation_cache()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "rl-discovery" / "jax")
+
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/somewhere/else")  # the user's choice wins
+    cli.configure_compilation_cache()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/somewhere/else"
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    monkeypatch.setenv("DISCOVER_COMPILATION_CACHE", "0")  # off
+    cli.configure_compilation_cache()
+    assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
