@@ -173,7 +173,7 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
             with open(run_dir / METRICS_FILE, "a") as f:
                 f.write(json.dumps(record) + "\n")
             bar.update(1)
-            bar.set_postfix_str(_postfix(record))
+            bar.set_postfix_str(_postfix(record, spec.job.evaluate_mean))
             if (generation % spec.job.checkpoint_every == 0 or generation == spec.job.generations
                     or stop.raised):
                 info = {**common, "generation": generation, "fitness_history": history,
@@ -185,8 +185,9 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
         ckpt.close()
     if generation >= spec.job.generations and history and progress:
         last = history[-1]
-        print(f"done: {generation} generations in {run_dir}; best member {_fmt(last['best_so_far'])}, "
-              f"ES mean {_fmt(last['mean_fitness'])}; rules in {run_dir / 'rules'}, curve in "
+        mean = f", ES mean {_fmt(last['mean_fitness'])}" if spec.job.evaluate_mean else ""
+        print(f"done: {generation} generations in {run_dir}; best member {_fmt(last['best_so_far'])}"
+              f"{mean}; rules in {run_dir / 'rules'}, curve in "
               f"{run_dir / PLOT_FILE}. More generations: `discover resume {run_dir} "
               f"--set job.generations=N`", file=sys.stderr)
     if stop.raised:
@@ -337,10 +338,15 @@ def _fmt(x) -> str:
     return "nan" if x is None else f"{x:.4g}"
 
 
-def _postfix(record: dict) -> str:
-    return (f"best {_fmt(record['best_so_far'])} pop-mean {_fmt(record['fitness_mean'])} "
-            f"ES-mean {_fmt(record['mean_fitness'])} nonfinite {record['num_nonfinite']} "
-            f"{record['env_steps_per_s']:,.0f} steps/s")
+def _postfix(record: dict, evaluate_mean: bool) -> str:
+    """The progress bar's text: fitness, the ES mean's score when it is evaluated, learned
+    hyperparameters when the estimator reports them (online_metagrad), throughput."""
+    parts = [f"best {_fmt(record['best_so_far'])}", f"pop-mean {_fmt(record['fitness_mean'])}"]
+    if evaluate_mean:
+        parts.append(f"ES-mean {_fmt(record['mean_fitness'])}")
+    parts += [f"{name} {_fmt(value)}" for name, value in (record["hyperparams"] or {}).items()]
+    parts += [f"nonfinite {record['num_nonfinite']}", f"{record['env_steps_per_s']:,.0f} steps/s"]
+    return " ".join(parts)
 
 
 def _print_header(spec, problem, options, steps_per_generation, generation, compile_s, enabled):
