@@ -258,8 +258,8 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         start = time.perf_counter()
         print(f"{task.label}: {len(entries)} rules x {seeds} seeds x {config.num_updates} updates", flush=True)
         curves, updates, per_update = run_task(config, task, entries, keys, points)
-        random_return = float(jax.jit(random_policy_return, static_argnums=(0, 2))(
-            task, jax.random.fold_in(keys[0], 1), seeds * config.eval_envs))
+        random_return = float(random_policy_return(task, jax.random.fold_in(keys[0], 1),
+                                                   seeds * config.eval_envs))
         timings[task.label] = time.perf_counter() - start
         in_training = None if train_tasks is None else task.label in train_tasks
         tasks[task.label] = result = task_results(curves, updates, per_update, in_training, config,

@@ -93,24 +93,52 @@ def make_env(task: Task, auto_reset: bool = True):
     return env
 
 
-def random_policy_return(task: Task, key, episodes: int):
-    """Mean return of uniform random actions in [-1, 1] over `episodes` full episodes: a scalar.
+def episode_runner(task: Task, episodes: int):
+    """`run(act, key) -> (returns, lengths)`, each `[episodes]`: plays `episodes` full episodes
+    of `task` without auto-reset (length in physics frames: agent steps x action_repeat).
 
-    The "random agent" reference of normalised scores (0 = random, as in Atari's human-normalised
-    score). Pure and jittable with `task` and `episodes` static.
+    act(obs `[episodes, obs_size]`, key) -> actions `[episodes, action_size]`, clipped to [-1, 1]
+    here. Resets use `key`, the per-step action keys `fold_in(key, 1)`. Episodes that end stop
+    counting (the env keeps stepping, masked). The env is built here, outside any trace (brax
+    builds arrays); `run` is pure and jittable.
     """
     import jax
     import jax.numpy as jnp
 
     env = make_env(task, auto_reset=False)
-    state = jax.vmap(env.reset)(jax.random.split(key, episodes))
 
-    def one_step(carry, k):
-        state, total, alive = carry
-        action = jax.random.uniform(k, (episodes, env.action_size), minval=-1.0, maxval=1.0)
-        state = jax.vmap(env.step)(state, action)
-        return (state, total + alive * state.reward, alive * (1.0 - state.done)), None
+    def run(act, key):
+        state = jax.vmap(env.reset)(jax.random.split(key, episodes))
 
-    init = (state, jnp.zeros(episodes), jnp.ones(episodes))
-    (_, total, _), _ = jax.lax.scan(one_step, init, jax.random.split(key, task.episode_length))
-    return total.mean()
+        def one_step(carry, k):
+            state, total, length, alive = carry
+            state = jax.vmap(env.step)(state, jnp.clip(act(state.obs, k), -1.0, 1.0))
+            total = total + alive * state.reward
+            length = length + alive * task.action_repeat
+            return (state, total, length, alive * (1.0 - state.done)), None
+
+        zeros = jnp.zeros(episodes)
+        step_keys = jax.random.split(jax.random.fold_in(key, 1), task.episode_length)
+        carry = (state, zeros, zeros, jnp.ones(episodes))
+        (_, total, length, _), _ = jax.lax.scan(one_step, carry, step_keys)
+        return total, length
+
+    return run
+
+
+def random_policy_return(task: Task, key, episodes: int):
+    """Mean return of uniform random actions in [-1, 1] over `episodes` full episodes: a scalar
+    array, computed by one jitted rollout.
+
+    The "random agent" reference of normalised scores (0 = random, as in Atari's human-normalised
+    score).
+    """
+    import jax
+
+    run = episode_runner(task, episodes)
+    action_size = make_env(task, auto_reset=False).action_size
+
+    def act(obs, k):
+        return jax.random.uniform(k, (obs.shape[0], action_size), minval=-1.0, maxval=1.0)
+
+    return jax.jit(lambda k: run(act, k)[0].mean())(key)

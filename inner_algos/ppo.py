@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from inner_algos.envs import Task, make_env
+from inner_algos.envs import Task, episode_runner, make_env
 from inner_algos.networks import ACTIVATIONS, Actor, Critic, RunningStats, policy_distribution
 from inner_algos.rules import DriftInputs, Rule
 from inner_algos.rules.drift import ppo_clip_drift
@@ -193,7 +193,7 @@ def make_ppo(
     (advantages via gamma/lambda, the loss via drift/clip/entropy, the optimizer, the step size).
     """
     env = make_env(task)
-    eval_env = make_env(task, auto_reset=False)
+    play_eval_episodes = episode_runner(task, config.eval_envs)
     obs_size, action_size = env.observation_size, env.action_size
     actor = Actor(config.actor_hidden, action_size, config.activation, config.init_log_std)
     critic = Critic(config.critic_hidden, config.activation)
@@ -363,22 +363,11 @@ def make_ppo(
 
     def evaluate(state: InnerState, key):
         """Mean return and length over config.eval_envs full episodes of the mean action."""
-        env_state = jax.vmap(eval_env.reset)(jax.random.split(key, config.eval_envs))
 
-        def one_step(carry, _):
-            env_state, total, length, alive = carry
-            mean, _ = actor.apply(state.params["actor"], normalize(state.obs_stats, env_state.obs))
-            env_state = jax.vmap(eval_env.step)(env_state, jnp.clip(mean, -1.0, 1.0))
-            total = total + alive * env_state.reward
-            length = length + alive * task.action_repeat
-            alive = alive * (1.0 - env_state.done)
-            return (env_state, total, length, alive), None
+        def act(obs, _):
+            return actor.apply(state.params["actor"], normalize(state.obs_stats, obs))[0]
 
-        zeros = jnp.zeros((config.eval_envs,))
-        (_, total, length, _), _ = jax.lax.scan(
-            one_step, (env_state, zeros, zeros, jnp.ones_like(zeros)), None,
-            length=task.episode_length,
-        )
+        total, length = play_eval_episodes(act, key)
         return total.mean(), length.mean()
 
     # --- issue 4: meta-loss for truncated meta-gradients ------------------------------------------

@@ -16,6 +16,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from inner_algos.rules import RULES
+
 KINDS = ("final_return", "curve_area", "eval_return")
 NORMALISATIONS = ("none", "baseline")
 
@@ -50,8 +52,6 @@ class MetaObjective:
                 f"meta_objective.normalise = {self.normalise!r} is unknown; "
                 f"valid: {', '.join(NORMALISATIONS)}"
             )
-        from inner_algos.rules import RULES  # lazy: keeps this module free of inner-loop imports
-
         if self.baseline_rule not in RULES:
             raise ValueError(
                 f"meta_objective.baseline_rule = {self.baseline_rule!r} is unknown; "

@@ -4,8 +4,10 @@ The drift starts at zero (ppo_init = false) and ES perturbs it with a large sigm
 really differ in fitness and the ES mean moves.
 """
 
+import atexit
 import copy
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,6 +47,7 @@ def write_spec(path: Path, run_dir, **sections) -> Path:
 # Shared by this test session's subprocesses: a resumed job loads the executable its killed
 # predecessor compiled instead of compiling again (the cache key is the program, so it is exact).
 COMPILATION_CACHE = tempfile.mkdtemp(prefix="discover-tests-jax-cache-")
+atexit.register(shutil.rmtree, COMPILATION_CACHE, ignore_errors=True)
 
 
 def discover(args, devices: int = 1, **popen) -> subprocess.Popen:
