@@ -30,7 +30,7 @@ from inner_algos.rules.hyperparams import HyperParams
 from inner_algos.rules.learned_optimizer import OptimizerInputs
 
 
-META_LOSSES = ("policy_gradient", "inner_objective")  # issue 4: InnerAlgo.meta_loss kinds
+META_LOSSES = ("policy_gradient", "inner_objective")  # InnerAlgo.meta_loss kinds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +144,7 @@ class InnerAlgo(NamedTuple):
     config: PPOConfig
     task: Task
     rule: Rule
-    meta_loss: Callable | None = None  # issue 4: truncated meta-gradients (see make_ppo)
+    meta_loss: Callable | None = None  # truncated meta-gradients (see make_ppo)
 
     @property
     def env_steps_per_update(self) -> int:
@@ -370,7 +370,7 @@ def make_ppo(
         total, length = play_eval_episodes(act, key)
         return total.mean(), length.mean()
 
-    # --- issue 4: meta-loss for truncated meta-gradients ------------------------------------------
+    # --- meta-loss for truncated meta-gradients ------------------------------------------------
     def meta_loss(meta_params, state: InnerState, key, kind: str = "policy_gradient"):
         """Meta-loss of the agent in `state` on a fresh rollout of it (data stop-gradiented).
 
