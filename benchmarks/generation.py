@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 
+from inner_algos import xla_flags
+
 SPEC = "runs/quickstart.toml"
 
 
@@ -64,8 +66,9 @@ def main() -> None:
           f"{'env steps/s':>12} {'peak MiB':>9}", flush=True)
     for population in args.populations:
         for devices in args.devices:
-            env = {**os.environ,
-                   "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+            flags = xla_flags.with_flag(os.environ.get("XLA_FLAGS", ""),
+                                        "xla_force_host_platform_device_count", devices)
+            env = {**os.environ, "XLA_FLAGS": flags}  # keeps the package's CPU work-around
             out = subprocess.run(
                 [sys.executable, __file__, "--child", str(population), str(args.generations)],
                 env=env, capture_output=True, text=True, check=True,

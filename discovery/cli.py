@@ -2,7 +2,7 @@
 
 Each sub-command lives in its own module exposing `register(subparsers)`. For the commands that
 shard a population (`run`, `resume`), the CPU is split into one XLA host device per core before
-jax is imported (unless XLA_FLAGS already sets a count): XLA runs one vmapped computation mostly
+jax starts XLA (unless XLA_FLAGS already sets a count): XLA runs one vmapped computation mostly
 on a single core, so sharding the population axis over host devices uses all of them. Every
 command also turns on JAX's persistent compilation cache (`configure_compilation_cache`).
 """
@@ -14,6 +14,8 @@ import importlib
 import os
 import sys
 
+from inner_algos import xla_flags
+
 SHARDED_COMMANDS = ("run", "resume")
 COMMAND_MODULES = (
     "discovery.train",
@@ -24,18 +26,13 @@ COMMAND_MODULES = (
 
 
 def configure_host_devices(count: int | None = None) -> None:
-    """Adds --xla_force_host_platform_device_count to XLA_FLAGS if jax is not yet imported.
+    """Adds --xla_force_host_platform_device_count to XLA_FLAGS before jax starts XLA.
 
     count defaults to the number of CPU cores; DISCOVER_HOST_DEVICES overrides it (1 disables).
     """
-    if "jax" in sys.modules:
-        return
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" in flags:
-        return
     count = count or int(os.environ.get("DISCOVER_HOST_DEVICES", os.cpu_count() or 1))
     if count > 1:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+        xla_flags.set_default("xla_force_host_platform_device_count", count)
 
 
 def configure_compilation_cache() -> None:

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from discovery import plots
+from discovery.watchdog import EvalWatchdog
 from discovery.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
 from discovery.spec import SpecError, apply_overrides, parse_ppo, parse_task
 from discovery.versions import package_versions
@@ -235,14 +236,21 @@ def _write_json(path: Path, data) -> None:
 
 
 def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds: int, seed: int,
-             points: int, sets: list[str], budget: int | None, out: Path, argv: list[str]) -> dict:
-    """Runs the evaluation and writes results.json, the PNGs and manifest.json; returns results."""
+             points: int, sets: list[str], budget: int | None, out: Path, argv: list[str],
+             watchdog: tuple[float, float] = (10.0, 300.0)) -> dict:
+    """Runs the evaluation and writes results.json, the PNGs and manifest.json; returns results.
+
+    watchdog: (factor, min seconds) of the per-task time limit (`discovery.watchdog`).
+    """
     if seeds < 1:
         raise ValueError(f"--seeds = {seeds} must be >= 1")
     if budget is not None and budget < 1:
         raise ValueError(f"--budget = {budget} must be a positive number of env steps")
     if points < 1:
         raise ValueError(f"--points = {points} must be >= 1")
+    if watchdog[0] != 0 and watchdog[0] < 1 or watchdog[1] <= 0:
+        raise ValueError(f"--watchdog = {watchdog[0]:g} must be >= 1 (a factor) or 0 (off), and "
+                         f"--watchdog-min-seconds = {watchdog[1]:g} > 0")
     if not task_labels:
         raise ValueError("no tasks: the rule's training tasks are unknown, give --tasks env/backend,...")
     settings = eval_settings(source, task_labels, sets, budget)
@@ -254,12 +262,14 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
     train_tasks = source.train_tasks
     out.mkdir(parents=True, exist_ok=True)
     tasks, timings = {}, {}
+    watch = EvalWatchdog(out, *watchdog)
     for config, task in settings:
         start = time.perf_counter()
         print(f"{task.label}: {len(entries)} rules x {seeds} seeds x {config.num_updates} updates", flush=True)
-        curves, updates, per_update = run_task(config, task, entries, keys, points)
-        random_return = float(random_policy_return(task, jax.random.fold_in(keys[0], 1),
-                                                   seeds * config.eval_envs))
+        with watch.task(task.label, list(timings.values())):
+            curves, updates, per_update = run_task(config, task, entries, keys, points)
+            random_return = float(random_policy_return(task, jax.random.fold_in(keys[0], 1),
+                                                       seeds * config.eval_envs))
         timings[task.label] = time.perf_counter() - start
         in_training = None if train_tasks is None else task.label in train_tasks
         tasks[task.label] = result = task_results(curves, updates, per_update, in_training, config,
@@ -348,6 +358,12 @@ def register(subparsers) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override the inner config: ppo.KEY=VALUE or task.KEY=VALUE (repeatable)")
     parser.add_argument("--out", default="discover_eval", help="output folder (default discover_eval)")
+    parser.add_argument("--watchdog", type=float, default=10.0, metavar="FACTOR",
+                        help="stop (exit 75, stacks in --out) when a task runs FACTOR x longer than "
+                             "the median earlier task (0 = off; default 10)")
+    parser.add_argument("--watchdog-min-seconds", type=float, default=300.0, metavar="S",
+                        help="the task time limit is at least S seconds (default 300; the first "
+                             "task gets FACTOR x S)")
     parser.set_defaults(func=main)
 
 
@@ -356,5 +372,5 @@ def main(args) -> int:
     labels = parse_tasks(args.tasks) if args.tasks is not None else (source.train_tasks or [])
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     run_eval(source, labels, baselines, args.seeds, args.seed, args.points, args.set, args.budget,
-             Path(args.out), list(sys.argv))
+             Path(args.out), list(sys.argv), (args.watchdog, args.watchdog_min_seconds))
     return 0

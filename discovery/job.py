@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from discovery import watchdog
 from discovery.spec import (
     JobSpec,
     SpecError,
@@ -37,7 +38,7 @@ from discovery.spec import (
 )
 
 SPEC_FILE, METRICS_FILE, PLOT_FILE = "spec.toml", "metrics.jsonl", "fitness.png"
-RESUMABLE = ("job.generations", "job.run_dir")
+RESUMABLE = ("job.generations", "job.run_dir", "job.watchdog", "job.watchdog_min_seconds")
 
 
 def register(subparsers) -> None:
@@ -157,12 +158,14 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
                   compile_seconds, progress)
 
     stop = _StopFlag()
+    watch = watchdog.JobWatchdog(run_dir, spec.job.watchdog, spec.job.watchdog_min_seconds, generation)
     bar = _progress_bar(generation, spec.job.generations, progress)
     try:
         while generation < spec.job.generations and not stop.raised:
             t0 = time.perf_counter()
-            state, metrics = step(state)
-            metrics = jax.device_get(metrics)
+            with watch.generation(generation + 1, [r["generation_time"] for r in history]):
+                state, metrics = step(state)
+                metrics = jax.device_get(metrics)
             seconds = time.perf_counter() - t0
             generation += 1
             wall += seconds
@@ -179,6 +182,7 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
                 info = {**common, "generation": generation, "fitness_history": history,
                         "wall_time": wall, "env_steps": env_steps}
                 _save(ckpt, run_dir, spec, optimizer, state, info)
+                watch.saved = generation
     finally:
         bar.close()
         stop.restore()

@@ -156,6 +156,9 @@ class JobSettings:
     every N generations (and at the end, and on SIGINT/SIGTERM). evaluate_mean: also score the
     meta-optimizer's mean each generation (one extra member). population_batch: evaluate at most
     this many members at once per device (`lax.map` chunks; 0 = all at once) to bound memory.
+    watchdog, watchdog_min_seconds: a generation still running after watchdog x the median of
+    the earlier ones (at least watchdog_min_seconds; watchdog x watchdog_min_seconds for the
+    first) ends the job with a message and a stack dump (`discovery.watchdog`); 0 disables it.
     """
 
     name: str = "run"
@@ -166,6 +169,8 @@ class JobSettings:
     evaluate_mean: bool = True
     population_batch: int = 0
     run_dir: str = ""
+    watchdog: float = 10.0
+    watchdog_min_seconds: float = 300.0
 
     def __post_init__(self):
         for field in ("generations", "seeds_per_member", "checkpoint_every"):
@@ -173,6 +178,10 @@ class JobSettings:
                 raise ValueError(f"job.{field} = {getattr(self, field)!r} must be >= 1")
         if self.population_batch < 0:
             raise ValueError(f"job.population_batch = {self.population_batch!r} must be >= 0")
+        if self.watchdog != 0 and self.watchdog < 1:
+            raise ValueError(f"job.watchdog = {self.watchdog!r} must be >= 1 (a factor) or 0 (off)")
+        if self.watchdog_min_seconds <= 0:
+            raise ValueError(f"job.watchdog_min_seconds = {self.watchdog_min_seconds!r} must be > 0")
         if not self.name or "/" in self.name:
             raise ValueError(f"job.name = {self.name!r} must be a non-empty name without '/'")
 

@@ -1,5 +1,7 @@
 """Meta-objectives (fitness of an inner run) and their aggregation; see `objectives`."""
 
+import inner_algos  # noqa: F401  (sets XLA's default flags before jax starts)
+
 from meta_objectives.objectives import (
     KINDS,
     NORMALISATIONS,

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from discovery.spec import dump_toml
+from inner_algos import xla_flags
 
 TABLE = {
     "job": {"name": "tiny", "seed": 3, "generations": 3, "checkpoint_every": 2},
@@ -51,8 +52,11 @@ atexit.register(shutil.rmtree, COMPILATION_CACHE, ignore_errors=True)
 
 
 def discover(args, devices: int = 1, **popen) -> subprocess.Popen:
-    """Starts `discover ARGS` (the real CLI) in a subprocess with `devices` host devices."""
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    """Starts `discover ARGS` (the real CLI) in a subprocess with `devices` host devices (and
+    this process's other XLA flags, such as the CPU work-around of `inner_algos.xla_flags`)."""
+    flags = xla_flags.with_flag(os.environ.get("XLA_FLAGS", ""),
+                                "xla_force_host_platform_device_count", devices)
+    env = {**os.environ, "XLA_FLAGS": flags,
            "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5"}
     return subprocess.Popen([sys.executable, "-m", "discovery.cli", *args], env=env,
