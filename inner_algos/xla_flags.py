@@ -6,8 +6,8 @@ as long as nothing has run yet. `inner_algos/__init__.py` imports this module fi
 every entry point (the `discover` CLI, `import inner_algos`, `import discovery`) apply DEFAULTS.
 
 DEFAULTS holds one work-around: XLA's CPU runtime (jaxlib 0.10.2) can deadlock for good after
-compiling some vmapped programs (e.g. `jit(vmap(train))` of PPO over 2 seeds returning the inner
-state): the process then waits forever at 0% CPU. Turning off the CPU's concurrency-optimised
+compiling some vmapped programs (e.g. `jit(vmap(train))` of PPO over 2 seeds returning its state
+and metrics): the process then waits forever at 0% CPU. Turning off the CPU's concurrency-optimised
 scheduler avoids it. The flag only changes how XLA orders the CPU backend's instructions; GPU
 programs are unaffected. A user's own setting of a flag in XLA_FLAGS is never overridden, so
 `XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=true` turns the work-around off.
@@ -55,8 +55,8 @@ def backend_started() -> bool:
 def set_default(name: str, value, why: str = "") -> bool:
     """Adds `--name=value` to os.environ["XLA_FLAGS"] unless XLA_FLAGS already sets `name`.
 
-    Returns whether it did. Too late (jax's backend already started on a CPU) it warns instead,
-    saying `why` the flag matters.
+    Returns whether it did. Too late (jax's backend already started) it does nothing, and warns
+    saying `why` the flag matters when a `why` is given and the backend is a CPU.
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if flag_value(flags, name) is not None:
@@ -64,7 +64,7 @@ def set_default(name: str, value, why: str = "") -> bool:
     if backend_started():
         import jax
 
-        if jax.default_backend() == "cpu":
+        if why and jax.default_backend() == "cpu":
             warnings.warn(
                 f"jax already ran a computation before inner_algos was imported, so XLA no longer "
                 f"reads --{name}={value} from XLA_FLAGS. {why} Import inner_algos (or discovery) "

@@ -28,10 +28,12 @@ def child_env(**extra) -> dict:
     return {**os.environ, "XLA_FLAGS": flags, **extra}
 
 
-def run_child(script: str, timeout: float = TIMEOUT_S, **env) -> str:
-    """Runs `script` in a fresh interpreter; a timeout fails the test (the process is killed)."""
+def run_child(*parts: str, timeout: float = TIMEOUT_S, **env) -> str:
+    """Runs the script made of `parts` (each dedented) in a fresh interpreter; a timeout fails
+    the test (the process is killed)."""
+    script = "\n".join(textwrap.dedent(part) for part in parts)
     try:
-        done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=child_env(**env),
+        done = subprocess.run([sys.executable, "-c", script], env=child_env(**env),
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as err:
         pytest.fail(f"hung: no result after {timeout} s; output so far: {err.stdout!r}")
@@ -59,7 +61,7 @@ def test_vmapped_train_finishes_with_only_inner_algos_imported_after_jax():
         from inner_algos.envs import Task
         from inner_algos.ppo import PPOConfig, make_ppo
         from inner_algos.rules import make_rule
-    """ + CASE + """
+    """, CASE, """
         case("inverted_pendulum", 8, lambda result: result)               # (state, metrics)
         case("inverted_pendulum", 8, lambda result: result[0].opt_state)  # the optimizer state only
     """)
@@ -75,7 +77,7 @@ def test_vmapped_train_finishes_after_importing_discovery():
         from inner_algos.envs import Task
         from inner_algos.ppo import PPOConfig, make_ppo
         from inner_algos.rules import make_rule
-    """ + CASE + """
+    """, CASE, """
         case("hopper", 64, lambda result: result)
     """)
     assert out.splitlines() == ["hopper 64 finite: True"]
