@@ -1,7 +1,7 @@
 """XLA's CPU runtime can deadlock after compiling some vmapped programs; the package's default
 XLA flag (`inner_algos.xla_flags`) avoids it.
 
-Each regression case runs in a subprocess with a hard timeout, so a hang fails the test instead
+Each regression case runs in a subprocess with hard timeouts, so a hang fails the test instead
 of stalling the suite. The child gets the pytest process's XLA_FLAGS without the work-around, so
 it depends on the package setting it. Without the flag, every case below waits forever at 0% CPU
 after compiling (jaxlib 0.10.2, 2-core CPU).
@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +20,8 @@ import pytest
 from inner_algos import xla_flags
 
 FLAG = xla_flags.CPU_SCHEDULER_FLAG
-TIMEOUT_S = 300  # a case compiles in ~12-25 s on an idle 2-core CPU, and then runs in well under 1 s
+COMPILE_TIMEOUT_S = 1800  # compiling a case: ~12-25 s on an idle 2-core CPU, over 10 min on a busy one
+RUN_TIMEOUT_S = 120  # running it once compiled: well under a second, unless it deadlocks
 
 
 def child_env(**extra) -> dict:
@@ -28,59 +30,85 @@ def child_env(**extra) -> dict:
     return {**os.environ, "XLA_FLAGS": flags, **extra}
 
 
-def run_child(*parts: str, timeout: float = TIMEOUT_S, **env) -> str:
-    """Runs the script made of `parts` (each dedented) in a fresh interpreter; a timeout fails
-    the test (the process is killed)."""
+def run_child(*parts: str, timeout: float = 120, **env) -> str:
+    """Runs the script made of `parts` (each dedented) in a fresh interpreter; returns its stdout."""
     script = "\n".join(textwrap.dedent(part) for part in parts)
-    try:
-        done = subprocess.run([sys.executable, "-c", script], env=child_env(**env),
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        pytest.fail(f"hung: no result after {timeout} s; output so far: {err.stdout!r}")
+    done = subprocess.run([sys.executable, "-c", script], env=child_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
 
-# Each case: (env_name, num_envs, which outputs of `train` the vmapped program returns).
+# The vmapped `train` of PPO-clip over 2 seeds, compiled ahead of time; `pick` chooses which
+# of its outputs the program returns (which outputs it returns decides whether XLA deadlocks).
 CASE = """
     def case(env_name, num_envs, pick):
         algo = make_ppo(PPOConfig(num_envs=num_envs, num_updates=2),
                         Task(env_name=env_name, backend="spring"), make_rule("ppo_clip"))
-        run = jax.jit(jax.vmap(lambda key: pick(algo.train({}, key))))
-        out = jax.block_until_ready(run(jax.random.split(jax.random.PRNGKey(0), 2)))
-        print(env_name, num_envs, "finite:", all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(out)))
+        keys = jax.random.split(jax.random.PRNGKey(0), 2)
+        run = jax.jit(jax.vmap(lambda key: pick(algo.train({}, key)))).lower(keys).compile()
+        print("compiled", flush=True)
+        out = jax.block_until_ready(run(keys))
+        print("finite:", all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(out)), flush=True)
 """
 
 
-def test_vmapped_train_finishes_with_only_inner_algos_imported_after_jax():
-    """A user who imports jax first and then only inner_algos (no CLI, no discovery): the flag,
-    set after `import jax` but before the first computation, still reaches XLA."""
-    out = run_child("""
-        import jax
-        import jax.numpy as jnp
-        from inner_algos.envs import Task
-        from inner_algos.ppo import PPOConfig, make_ppo
-        from inner_algos.rules import make_rule
-    """, CASE, """
-        case("inverted_pendulum", 8, lambda result: result)               # (state, metrics)
-        case("inverted_pendulum", 8, lambda result: result[0].opt_state)  # the optimizer state only
-    """)
-    assert out.splitlines() == ["inverted_pendulum 8 finite: True"] * 2
+def _wait(done, seconds: float, what: str, child, log) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            child.kill()
+            child.wait()
+            pytest.fail(f"{what} took over {seconds} s; output: {log.read_text()!r}")
+        time.sleep(0.2)
 
 
-def test_vmapped_train_finishes_after_importing_discovery():
+def run_case(tmp_path, imports: str, call: str) -> list[str]:
+    """Runs `imports`, CASE and `call` in a fresh interpreter and returns its output lines.
+
+    A hard timeout per stage, so that a hang fails the test: COMPILE_TIMEOUT_S to compile, then
+    RUN_TIMEOUT_S for the compiled program (a deadlock: no result at 0% CPU).
+    """
+    log, errors = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    script = "\n".join(textwrap.dedent(part) for part in (imports, CASE, call))
+    with open(log, "w") as out, open(errors, "w") as err:
+        child = subprocess.Popen([sys.executable, "-c", script], env=child_env(), stdout=out,
+                                 stderr=err, text=True)
+    _wait(lambda: "compiled" in log.read_text() or child.poll() is not None, COMPILE_TIMEOUT_S,
+          "compiling", child, log)
+    _wait(lambda: child.poll() is not None, RUN_TIMEOUT_S, "hung: the compiled program", child, log)
+    assert child.returncode == 0, errors.read_text()[-3000:]
+    return log.read_text().splitlines()
+
+
+INNER_ALGOS = """
+    from inner_algos.envs import Task
+    from inner_algos.ppo import PPOConfig, make_ppo
+    from inner_algos.rules import make_rule
+    import jax
+    import jax.numpy as jnp
+"""
+
+
+def test_vmapped_train_returning_state_and_metrics_finishes(tmp_path):
+    """Through `import inner_algos` alone (no CLI, no discovery)."""
+    out = run_case(tmp_path, INNER_ALGOS, 'case("inverted_pendulum", 8, lambda result: result)')
+    assert out == ["compiled", "finite: True"]
+
+
+def test_vmapped_train_returning_opt_state_finishes_when_jax_came_first(tmp_path):
+    """A user who imports jax before inner_algos: the flag, set after `import jax` but before
+    the first computation, still reaches XLA."""
+    out = run_case(tmp_path, "import jax\n" + textwrap.dedent(INNER_ALGOS),
+                   'case("inverted_pendulum", 8, lambda result: result[0].opt_state)')
+    assert out == ["compiled", "finite: True"]
+
+
+def test_vmapped_train_on_hopper_finishes_after_importing_discovery(tmp_path):
     """`import discovery` alone (its modules import jax before inner_algos) sets the flag too."""
-    out = run_child("""
-        import discovery.evaluate
-        import jax
-        import jax.numpy as jnp
-        from inner_algos.envs import Task
-        from inner_algos.ppo import PPOConfig, make_ppo
-        from inner_algos.rules import make_rule
-    """, CASE, """
-        case("hopper", 64, lambda result: result)
-    """)
-    assert out.splitlines() == ["hopper 64 finite: True"]
+    out = run_case(tmp_path, "import discovery.evaluate\n" + textwrap.dedent(INNER_ALGOS),
+                   'case("hopper", 64, lambda result: result)')
+    assert out == ["compiled", "finite: True"]
 
 
 def test_flag_set_after_import_jax_reaches_xla():
@@ -90,7 +118,7 @@ def test_flag_set_after_import_jax_reaches_xla():
         from inner_algos import xla_flags
         assert xla_flags.set_default("xla_force_host_platform_device_count", 3)
         print(jax.device_count())
-    """, timeout=120)
+    """)
     assert out.strip() == "3"
 
 
@@ -99,7 +127,7 @@ def test_users_own_setting_is_kept():
         import os
         import inner_algos
         print(os.environ["XLA_FLAGS"])
-    """, timeout=120, XLA_FLAGS=f"--{FLAG}=true --xla_force_host_platform_device_count=2")
+    """, XLA_FLAGS=f"--{FLAG}=true --xla_force_host_platform_device_count=2")
     assert out.strip() == f"--{FLAG}=true --xla_force_host_platform_device_count=2"
 
 
