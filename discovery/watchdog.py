@@ -95,8 +95,9 @@ class Watchdog:
         path = self.report_path(what)
         message = (
             f"{self.command}: watchdog: {what} has run for {time.monotonic() - start:.0f} s, "
-            f"over its limit of {limit.seconds:.0f} s ({limit.basis}); the process looks stuck ({waiting}). Stopping "
-            f"with exit code {EXIT_CODE}. {advice} Python stacks of all threads: {path}"
+            f"over its limit of {limit.seconds:.0f} s ({limit.basis}); the process looks stuck "
+            f"({waiting}). Stopping with exit code {EXIT_CODE}. {advice} Python stacks of all "
+            f"threads: {path}"
         )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

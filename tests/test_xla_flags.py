@@ -14,7 +14,6 @@ import textwrap
 import time
 
 import jax
-import jax.numpy as jnp
 import pytest
 
 from inner_algos import xla_flags
