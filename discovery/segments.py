@@ -10,8 +10,9 @@ integer in [min_length, max_length] with log-uniform density, redrawn at every r
 learned_optimization's LogUniformLengthSchedule). Start ages are staggered: run n's first
 lifetime starts at a random age in [0, length), i.e. it is cut short, so that lifetimes end at
 different outer steps and segment gradients are not all taken at the same age (learned_
-optimization's random initial iteration offset). The age is `InnerState.update`, which PPO also
-uses for its lifetime fraction update / config.num_updates.
+optimization's random initial iteration offset). The age is `InnerState.update` and the length
+`InnerState.lifetime`: PPO's lifetime fraction (`inner_algos.ppo.lifetime_fraction`) is this run's
+update / length, whatever ppo.num_updates says.
 
 Runs are independent: run n's randomness (rollouts, resets, lengths) derives from its own key
 only, so two runs initialised from the same key stay identical under identical meta-params
@@ -61,10 +62,14 @@ class TruncationSchedule:
 
 @struct.dataclass
 class Runs:
-    """N persistent lifetimes: inner `InnerState` with leading axis `[N]`, length `[N]` int32."""
+    """N persistent lifetimes: inner `InnerState` with leading axis `[N]` (its `lifetime` is each
+    run's current lifetime length, int32 `[N]`)."""
 
     inner: Any
-    length: jax.Array
+
+    @property
+    def length(self) -> jax.Array:
+        return self.inner.lifetime
 
 
 class Segment(NamedTuple):
@@ -92,22 +97,21 @@ def make_runs(algo, schedule: TruncationSchedule) -> tuple[Callable, Callable]:
 
     def init_one(meta_params, key):
         k_inner, k_len, k_age = jax.random.split(key, 3)
-        inner = algo.init(meta_params, k_inner)
         length = schedule.sample(k_len)
+        inner = algo.init(meta_params, k_inner).replace(lifetime=length)
         if schedule.stagger:
             inner = inner.replace(update=jax.random.randint(k_age, (), 0, length).astype(jnp.int32))
-        return Runs(inner=inner, length=length)
+        return Runs(inner=inner)
 
     def step_one(meta_params, runs: Runs):
         inner, metrics = algo.step(meta_params, runs.inner)
         age = runs.inner.update
         done = inner.update >= runs.length
         k_next, k_reset, k_len = jax.random.split(inner.key, 3)
-        fresh = algo.init(meta_params, k_reset)
+        fresh = algo.init(meta_params, k_reset).replace(lifetime=schedule.sample(k_len))
         inner = inner.replace(key=k_next)
         inner = jax.tree.map(lambda f, o: jnp.where(done, f, o), fresh, inner)
-        length = jnp.where(done, schedule.sample(k_len), runs.length)
-        return Runs(inner=inner, length=length), Segment(metrics, age, runs.length, done)
+        return Runs(inner=inner), Segment(metrics, age, runs.length, done)
 
     def advance(meta_params, runs: Runs, num_steps: int, shared: bool = False, remat: bool = False):
         one = jax.vmap(step_one, in_axes=(None if shared else 0, 0))

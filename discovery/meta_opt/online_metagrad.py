@@ -40,7 +40,7 @@ from discovery.meta_opt.base import MetaOptimizer, register
 from discovery.meta_opt.metagrad import MetaGradOptions, make_metagrad, rl_metagrad_parts
 from discovery.meta_opt.truncated import Estimator, gradient_meta_optimizer
 from discovery.spec import SpecError, build
-from inner_algos.ppo import META_LOSSES
+from inner_algos.ppo import META_LOSSES, lifetime_fraction
 from meta_objectives import rank_last
 
 
@@ -108,8 +108,8 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
         state, stacked = jax.lax.scan(lambda s, _: inner.step(s), state, None,
                                       length=opts.updates_per_step)
         fitness = jnp.nanmean(stacked["fitness"], axis=0)
-        age = state.estimators[0].runs.inner.update[0]
-        hp = rule.apply(inner.params(state)["mean"], age / problem.ppo.num_updates)
+        run = jax.tree.map(lambda x: x[0], state.estimators[0].runs.inner)
+        hp = rule.apply(inner.params(state)["mean"], lifetime_fraction(run))
         metrics = {
             "fitness": fitness,
             "task_scores": jnp.nanmean(stacked["task_scores"], axis=0),
