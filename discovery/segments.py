@@ -63,9 +63,12 @@ class TruncationSchedule:
 @struct.dataclass
 class Runs:
     """N persistent lifetimes: inner `InnerState` with leading axis `[N]` (its `lifetime` is each
-    run's current lifetime length, int32 `[N]`)."""
+    run's current lifetime length, int32 `[N]`); latest `[N]`: mean return of the latest episodes
+    that ended in the current lifetime, seen `[N]` bool: one has (see `Segment.curve`)."""
 
     inner: Any
+    latest: jax.Array
+    seen: jax.Array
 
     @property
     def length(self) -> jax.Array:
@@ -77,13 +80,16 @@ class Segment(NamedTuple):
 
     metrics: the inner algorithm's per-update metrics; age: the update's age in its lifetime
     (0-based); length: that lifetime's length; done: the lifetime ended with this update (the
-    run was reset after it).
+    run was reset after it); curve: the lifetime's learning curve as whole-lifetime scores read
+    it (`meta_objectives.latest_returns`: the latest ended episodes' mean return, 0 before the
+    first), carried across segments.
     """
 
     metrics: dict
     age: jax.Array
     length: jax.Array
     done: jax.Array
+    curve: jax.Array
 
 
 def make_runs(algo, schedule: TruncationSchedule) -> tuple[Callable, Callable]:
@@ -101,17 +107,22 @@ def make_runs(algo, schedule: TruncationSchedule) -> tuple[Callable, Callable]:
         inner = algo.init(meta_params, k_inner).replace(lifetime=length)
         if schedule.stagger:
             inner = inner.replace(update=jax.random.randint(k_age, (), 0, length).astype(jnp.int32))
-        return Runs(inner=inner)
+        return Runs(inner=inner, latest=jnp.zeros(()), seen=jnp.zeros((), bool))
 
     def step_one(meta_params, runs: Runs):
         inner, metrics = algo.step(meta_params, runs.inner)
         age = runs.inner.update
         done = inner.update >= runs.length
+        ended = metrics["num_episodes"] > 0
+        latest = jnp.where(ended, metrics["episode_return"], runs.latest)
+        seen = runs.seen | ended
+        curve = jnp.where(seen, latest, 0.0)
         k_next, k_reset, k_len = jax.random.split(inner.key, 3)
         fresh = algo.init(meta_params, k_reset).replace(lifetime=schedule.sample(k_len))
         inner = inner.replace(key=k_next)
         inner = jax.tree.map(lambda f, o: jnp.where(done, f, o), fresh, inner)
-        return Runs(inner=inner), Segment(metrics, age, runs.length, done)
+        runs_next = Runs(inner=inner, latest=jnp.where(done, 0.0, latest), seen=seen & ~done)
+        return runs_next, Segment(metrics, age, runs.length, done, curve)
 
     def advance(meta_params, runs: Runs, num_steps: int, shared: bool = False, remat: bool = False):
         one = jax.vmap(step_one, in_axes=(None if shared else 0, 0))
@@ -125,12 +136,11 @@ def make_runs(algo, schedule: TruncationSchedule) -> tuple[Callable, Callable]:
 def segment_losses(segment: Segment, kind: str, last_k: int, scale) -> jax.Array:
     """Per-update losses `[K, N]` whose sum over a lifetime is -(meta-objective) / scale.
 
-    kind "curve_area": -return_k / length (updates with no finished episode count 0, so this is
-    the learning-curve area when every update ends an episode); "final_return": -return_k / last_k
-    over the last `last_k` updates of the lifetime, 0 before. `scale`: e.g. |baseline| of the task.
+    With curve_k = `segment.curve` (the scores' `latest_returns`), kind "curve_area":
+    -curve_k / length; "final_return": -curve_k / last_k over the last `last_k` updates of the
+    lifetime, 0 before: the same scores as whole-lifetime ES's. `scale`: e.g. |baseline| of the task.
     """
-    metrics = segment.metrics
-    returns = jnp.where(metrics["num_episodes"] > 0, metrics["episode_return"], 0.0)
+    returns = segment.curve
     if kind == "curve_area":
         return -returns / segment.length / scale
     if kind == "final_return":

@@ -45,21 +45,31 @@ def _parse_value(text: str) -> Any:
 
 
 def apply_overrides(table: dict, overrides: list[str]) -> dict:
-    """Returns a copy of `table` with each `dotted.key=value` override set."""
+    """Returns a copy of `table` with each `dotted.key=value` override set.
+
+    A key under an array of tables sets it in every entry: `tasks.episode_length=20`.
+    """
     table = copy.deepcopy(table)
     for item in overrides:
         if "=" not in item:
             raise SpecError(f"override {item!r} must look like section.key=value")
         dotted, text = item.split("=", 1)
-        *parents, leaf = dotted.strip().split(".")
-        node = table
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise SpecError(f"override {item!r}: {part!r} is not a table in the spec")
-            node = child
-        node[leaf] = _parse_value(text.strip())
+        _set_path(table, dotted.strip().split("."), _parse_value(text.strip()), item)
     return table
+
+
+def _set_path(node: dict, path: list[str], value: Any, item: str) -> None:
+    *parents, leaf = path
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if isinstance(child, list) and child and all(isinstance(c, dict) for c in child):
+            for entry in child:
+                _set_path(entry, path[i + 1:], value, item)
+            return
+        if not isinstance(child, dict):
+            raise SpecError(f"override {item!r}: {part!r} is not a table in the spec")
+        node = child
+    node[leaf] = value
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:

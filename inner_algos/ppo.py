@@ -139,7 +139,7 @@ class Transition(NamedTuple):
     termination: jax.Array  # true end of episode (not a time-limit cut)
     truncation: jax.Array  # time-limit cut: bootstrap instead of zeroing the value
     episode_return: jax.Array  # unscaled return of the episode that ended here (0 elsewhere)
-    episode_length: jax.Array
+    episode_length: jax.Array  # in agent steps
     episode_done: jax.Array
 
 
@@ -248,7 +248,7 @@ def make_ppo(
                 termination=done * (1.0 - trunc),
                 truncation=trunc,
                 episode_return=info["episode_metrics"]["sum_reward"] * done,
-                episode_length=info["episode_metrics"]["length"] * done,
+                episode_length=info["episode_metrics"]["length"] / task.action_repeat * done,
                 episode_done=done,
             )
             return next_state, transition

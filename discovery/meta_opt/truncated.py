@@ -42,7 +42,7 @@ from discovery.meta_opt.base import MetaOptimizer, register
 from discovery.meta_opt.es import _strong  # drop weak types (no retrace); lead: move to base.py
 from discovery.segments import TruncationSchedule, make_runs, segment_losses
 from discovery.spec import build
-from meta_objectives import curve_area, rank_last
+from meta_objectives import rank_last
 
 
 class Estimator(NamedTuple):
@@ -248,8 +248,8 @@ def gradient_meta_optimizer(problem, opts, make_estimator: Callable, rollouts_pe
 
 
 def segment_scores(segment) -> jax.Array:
-    """Per-run learning-curve area over the segment's updates: Segment fields `[K, N]` -> `[N]`."""
-    return curve_area(segment.metrics["episode_return"].T, segment.metrics["num_episodes"].T)
+    """Per-run mean of the learning curve (`Segment.curve`) over the segment: `[K, N]` -> `[N]`."""
+    return jnp.mean(segment.curve, axis=0)
 
 
 def make_rl_pes(problem, opts: PESOptions, persistent: bool) -> MetaOptimizer:
