@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from flax import struct
 
 SCHEDULES = ("constant", "log_uniform")
+SEGMENT_KINDS = ("final_return", "curve_area")  # meta-objective kinds with per-update losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,5 +148,5 @@ def segment_losses(segment: Segment, kind: str, last_k: int, scale) -> jax.Array
         return -returns * (segment.age >= segment.length - last_k) / last_k / scale
     raise ValueError(
         f"meta_objective.kind = {kind!r} has no per-update form for truncated estimators; "
-        "use curve_area or final_return"
+        f"use one of {', '.join(SEGMENT_KINDS)}"
     )

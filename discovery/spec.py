@@ -209,8 +209,11 @@ class JobSpec:
 def parse_job_spec(table: dict) -> JobSpec:
     """Validates a whole discovery spec; errors name the key, the value and what is allowed.
 
-    [meta_optimizer] options are checked later by the chosen estimator (it owns its options).
+    Everything is checked here, before a job measures or writes anything: each section, the
+    chosen estimator's options and its compatibility with the rule, PPO config and meta-objective
+    (`discovery.meta_opt.validate_options`).
     """
+    from discovery.meta_opt import validate_options
     from meta_objectives import MetaObjective
 
     unknown = sorted(set(table) - set(JOB_SECTIONS))
@@ -236,13 +239,14 @@ def parse_job_spec(table: dict) -> JobSpec:
         )
     opt_table = dict(table.get("meta_optimizer", {}))
     name = opt_table.pop("name", "es")
+    options = validate_options(name, opt_table, rule, ppo, objective)
     resolved = {
         "job": dataclasses.asdict(job),
         "tasks": [dataclasses.asdict(t) for t in tasks],
         "rule": {"name": rule.name, **rule.options()},
         "ppo": dataclasses.asdict(ppo),
         "meta_objective": dataclasses.asdict(objective),
-        "meta_optimizer": {"name": name, **opt_table},
+        "meta_optimizer": {"name": name, **dataclasses.asdict(options)},
     }
     return JobSpec(job, tasks, rule, ppo, objective, name, opt_table, _plain(resolved))
 

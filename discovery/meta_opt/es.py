@@ -191,7 +191,7 @@ def make_es_optimizer(opts: ESOptions, problem) -> MetaOptimizer:
     return MetaOptimizer(init, step, params, opts, members * problem.env_steps_per_member)
 
 
-@register("es")
+@register("es", ESOptions)
 def make_es(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "es"`; options validated as ESOptions."""
     return make_es_optimizer(build(ESOptions, options, "meta_optimizer"), problem)

@@ -95,11 +95,10 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
     lifetime fraction. env_steps_per_step: two rollouts (tau and tau') per inner update and task.
     """
     rule = problem.rule
-    if rule.family != "hyperparams":
-        raise SpecError(
-            f"meta_optimizer.name = 'online_metagrad' meta-learns hyperparameters: rule.name = "
-            f"{rule.name!r} is of family {rule.family!r}; use rule.name = 'hyperparams'"
-        )
+    try:
+        check_rule(opts, rule, problem.ppo, problem.objective)
+    except ValueError as err:
+        raise SpecError(str(err)) from err
     # one inner update: its own rollout plus the next batch's rollout for the meta-loss
     inner = gradient_meta_optimizer(
         problem, opts, lambda t, algo, unravel, dim: online_estimator(algo, opts, unravel), 2)
@@ -126,7 +125,17 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
                          opts.updates_per_step * inner.env_steps_per_step)
 
 
-@register("online_metagrad")
+def check_rule(opts: OnlineMetaGradOptions, rule, ppo, objective) -> None:
+    """online_metagrad meta-learns hyperparameters only (ValueError for other rule families)."""
+    del opts, ppo, objective
+    if rule.family != "hyperparams":
+        raise ValueError(
+            f"meta_optimizer.name = 'online_metagrad' meta-learns hyperparameters: rule.name = "
+            f"{rule.name!r} is of family {rule.family!r}; use rule.name = 'hyperparams'"
+        )
+
+
+@register("online_metagrad", OnlineMetaGradOptions, check_rule)
 def make_online_metagrad_optimizer(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "online_metagrad"`; options as OnlineMetaGradOptions."""
     return make_online_metagrad(problem, build(OnlineMetaGradOptions, options, "meta_optimizer"))

@@ -40,7 +40,7 @@ from jax.flatten_util import ravel_pytree
 
 from discovery.meta_opt.base import MetaOptimizer, register
 from discovery.meta_opt.es import _strong  # drop weak types (no retrace); lead: move to base.py
-from discovery.segments import TruncationSchedule, make_runs, segment_losses
+from discovery.segments import SEGMENT_KINDS, TruncationSchedule, make_runs, segment_losses
 from discovery.spec import build
 from meta_objectives import rank_last
 
@@ -274,13 +274,24 @@ def make_rl_pes(problem, opts: PESOptions, persistent: bool) -> MetaOptimizer:
     return gradient_meta_optimizer(problem, opts, make_estimator, opts.population_size * opts.unroll_length)
 
 
-@register("pes")
+def check_pes(opts: PESOptions, rule, ppo, objective) -> None:
+    """Lifetimes fit ppo.num_updates and the objective has a per-update loss (ValueError)."""
+    del rule
+    opts.schedule(ppo.num_updates)
+    if objective.kind not in SEGMENT_KINDS:
+        raise ValueError(
+            f"meta_objective.kind = {objective.kind!r} has no per-update form for truncated "
+            f"estimators; use one of {', '.join(SEGMENT_KINDS)} (or meta_optimizer.name = 'es')"
+        )
+
+
+@register("pes", PESOptions, check_pes)
 def make_pes_optimizer(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "pes"`; options validated as PESOptions."""
     return make_rl_pes(problem, build(PESOptions, options, "meta_optimizer"), persistent=True)
 
 
-@register("truncated_es")
+@register("truncated_es", PESOptions, check_pes)
 def make_truncated_es_optimizer(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "truncated_es"`; options validated as PESOptions."""
     return make_rl_pes(problem, build(PESOptions, options, "meta_optimizer"), persistent=False)
