@@ -209,13 +209,14 @@ def task_results(curves: dict[str, np.ndarray], updates, per_update, in_training
 
 
 def pooled(tasks: dict[str, dict]) -> dict[str, dict]:
-    """PPO-clip-normalised scores pooled over tasks and seeds: {label: summarize(...)}."""
+    """PPO-clip-normalised scores pooled over tasks and seeds: {label: summarize_pooled(...)},
+    CIs by the stratified bootstrap (seeds resampled within each task)."""
     scores: dict[str, list] = {}
     for result in tasks.values():
         for label, entry in result["rules"].items():
             if "normalized_scores" in entry:
-                scores.setdefault(label, []).extend(entry["normalized_scores"])
-    return {label: stats.summarize(np.asarray(v)) for label, v in scores.items()}
+                scores.setdefault(label, []).append(np.asarray(entry["normalized_scores"]))
+    return {label: stats.summarize_pooled(v) for label, v in scores.items()}
 
 
 def _json_ready(value):

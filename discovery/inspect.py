@@ -110,7 +110,7 @@ def _hyperparams_picture(path: Path, sources: list[Source]) -> Path:
             progress, values = hyperparams_curve(s.rule, meta)
             for name, v in values.items():
                 panels.setdefault(name, {})[label] = (progress, v)
-    return plots.lines_figure(path, "lifetime fraction (update / num_updates)", panels,
+    return plots.lines_figure(path, "lifetime fraction (update / lifetime)", panels,
                               "Meta-learned hyperparameters over the inner lifetime")
 
 

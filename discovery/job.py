@@ -238,6 +238,7 @@ def _record(generation, metrics, seconds, wall, env_steps, steps_per_generation,
         "fitness_median": stats(np.median),
         "fitness_max": stats(np.max),
         "num_nonfinite": int(metrics["num_nonfinite"]),
+        "nonfinite_pairs": int(metrics["nonfinite_pairs"]) if "nonfinite_pairs" in metrics else None,
         "best_so_far": _finite(metrics["best_fitness"]),
         "mean_fitness": _finite(metrics["mean_fitness"]),
         "task_scores": {

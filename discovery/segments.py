@@ -10,8 +10,9 @@ integer in [min_length, max_length] with log-uniform density, redrawn at every r
 learned_optimization's LogUniformLengthSchedule). Start ages are staggered: run n's first
 lifetime starts at a random age in [0, length), i.e. it is cut short, so that lifetimes end at
 different outer steps and segment gradients are not all taken at the same age (learned_
-optimization's random initial iteration offset). The age is `InnerState.update`, which PPO also
-uses for its lifetime fraction update / config.num_updates.
+optimization's random initial iteration offset). The age is `InnerState.update` and the length
+`InnerState.lifetime`: PPO's lifetime fraction (`inner_algos.ppo.lifetime_fraction`) is this run's
+update / length, whatever ppo.num_updates says.
 
 Runs are independent: run n's randomness (rollouts, resets, lengths) derives from its own key
 only, so two runs initialised from the same key stay identical under identical meta-params
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 from flax import struct
 
 SCHEDULES = ("constant", "log_uniform")
+SEGMENT_KINDS = ("final_return", "curve_area")  # meta-objective kinds with per-update losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +63,17 @@ class TruncationSchedule:
 
 @struct.dataclass
 class Runs:
-    """N persistent lifetimes: inner `InnerState` with leading axis `[N]`, length `[N]` int32."""
+    """N persistent lifetimes: inner `InnerState` with leading axis `[N]` (its `lifetime` is each
+    run's current lifetime length, int32 `[N]`); latest `[N]`: mean return of the latest episodes
+    that ended in the current lifetime, seen `[N]` bool: one has (see `Segment.curve`)."""
 
     inner: Any
-    length: jax.Array
+    latest: jax.Array
+    seen: jax.Array
+
+    @property
+    def length(self) -> jax.Array:
+        return self.inner.lifetime
 
 
 class Segment(NamedTuple):
@@ -72,13 +81,16 @@ class Segment(NamedTuple):
 
     metrics: the inner algorithm's per-update metrics; age: the update's age in its lifetime
     (0-based); length: that lifetime's length; done: the lifetime ended with this update (the
-    run was reset after it).
+    run was reset after it); curve: the lifetime's learning curve as whole-lifetime scores read
+    it (`meta_objectives.latest_returns`: the latest ended episodes' mean return, 0 before the
+    first), carried across segments.
     """
 
     metrics: dict
     age: jax.Array
     length: jax.Array
     done: jax.Array
+    curve: jax.Array
 
 
 def make_runs(algo, schedule: TruncationSchedule) -> tuple[Callable, Callable]:
@@ -92,22 +104,26 @@ def make_runs(algo, schedule: TruncationSchedule) -> tuple[Callable, Callable]:
 
     def init_one(meta_params, key):
         k_inner, k_len, k_age = jax.random.split(key, 3)
-        inner = algo.init(meta_params, k_inner)
         length = schedule.sample(k_len)
+        inner = algo.init(meta_params, k_inner).replace(lifetime=length)
         if schedule.stagger:
             inner = inner.replace(update=jax.random.randint(k_age, (), 0, length).astype(jnp.int32))
-        return Runs(inner=inner, length=length)
+        return Runs(inner=inner, latest=jnp.zeros(()), seen=jnp.zeros((), bool))
 
     def step_one(meta_params, runs: Runs):
         inner, metrics = algo.step(meta_params, runs.inner)
         age = runs.inner.update
         done = inner.update >= runs.length
+        ended = metrics["num_episodes"] > 0
+        latest = jnp.where(ended, metrics["episode_return"], runs.latest)
+        seen = runs.seen | ended
+        curve = jnp.where(seen, latest, 0.0)
         k_next, k_reset, k_len = jax.random.split(inner.key, 3)
-        fresh = algo.init(meta_params, k_reset)
+        fresh = algo.init(meta_params, k_reset).replace(lifetime=schedule.sample(k_len))
         inner = inner.replace(key=k_next)
         inner = jax.tree.map(lambda f, o: jnp.where(done, f, o), fresh, inner)
-        length = jnp.where(done, schedule.sample(k_len), runs.length)
-        return Runs(inner=inner, length=length), Segment(metrics, age, runs.length, done)
+        runs_next = Runs(inner=inner, latest=jnp.where(done, 0.0, latest), seen=seen & ~done)
+        return runs_next, Segment(metrics, age, runs.length, done, curve)
 
     def advance(meta_params, runs: Runs, num_steps: int, shared: bool = False, remat: bool = False):
         one = jax.vmap(step_one, in_axes=(None if shared else 0, 0))
@@ -121,17 +137,16 @@ def make_runs(algo, schedule: TruncationSchedule) -> tuple[Callable, Callable]:
 def segment_losses(segment: Segment, kind: str, last_k: int, scale) -> jax.Array:
     """Per-update losses `[K, N]` whose sum over a lifetime is -(meta-objective) / scale.
 
-    kind "curve_area": -return_k / length (updates with no finished episode count 0, so this is
-    the learning-curve area when every update ends an episode); "final_return": -return_k / last_k
-    over the last `last_k` updates of the lifetime, 0 before. `scale`: e.g. |baseline| of the task.
+    With curve_k = `segment.curve` (the scores' `latest_returns`), kind "curve_area":
+    -curve_k / length; "final_return": -curve_k / last_k over the last `last_k` updates of the
+    lifetime, 0 before: the same scores as whole-lifetime ES's. `scale`: e.g. |baseline| of the task.
     """
-    metrics = segment.metrics
-    returns = jnp.where(metrics["num_episodes"] > 0, metrics["episode_return"], 0.0)
+    returns = segment.curve
     if kind == "curve_area":
         return -returns / segment.length / scale
     if kind == "final_return":
         return -returns * (segment.age >= segment.length - last_k) / last_k / scale
     raise ValueError(
         f"meta_objective.kind = {kind!r} has no per-update form for truncated estimators; "
-        "use curve_area or final_return"
+        f"use one of {', '.join(SEGMENT_KINDS)}"
     )

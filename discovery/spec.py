@@ -45,21 +45,31 @@ def _parse_value(text: str) -> Any:
 
 
 def apply_overrides(table: dict, overrides: list[str]) -> dict:
-    """Returns a copy of `table` with each `dotted.key=value` override set."""
+    """Returns a copy of `table` with each `dotted.key=value` override set.
+
+    A key under an array of tables sets it in every entry: `tasks.episode_length=20`.
+    """
     table = copy.deepcopy(table)
     for item in overrides:
         if "=" not in item:
             raise SpecError(f"override {item!r} must look like section.key=value")
         dotted, text = item.split("=", 1)
-        *parents, leaf = dotted.strip().split(".")
-        node = table
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise SpecError(f"override {item!r}: {part!r} is not a table in the spec")
-            node = child
-        node[leaf] = _parse_value(text.strip())
+        _set_path(table, dotted.strip().split("."), _parse_value(text.strip()), item)
     return table
+
+
+def _set_path(node: dict, path: list[str], value: Any, item: str) -> None:
+    *parents, leaf = path
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if isinstance(child, list) and child and all(isinstance(c, dict) for c in child):
+            for entry in child:
+                _set_path(entry, path[i + 1:], value, item)
+            return
+        if not isinstance(child, dict):
+            raise SpecError(f"override {item!r}: {part!r} is not a table in the spec")
+        node = child
+    node[leaf] = value
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:
@@ -208,8 +218,11 @@ class JobSpec:
 def parse_job_spec(table: dict) -> JobSpec:
     """Validates a whole discovery spec; errors name the key, the value and what is allowed.
 
-    [meta_optimizer] options are checked later by the chosen estimator (it owns its options).
+    Everything is checked here, before a job measures or writes anything: each section, the
+    chosen estimator's options and its compatibility with the rule, PPO config and meta-objective
+    (`discovery.meta_opt.validate_options`).
     """
+    from discovery.meta_opt import validate_options
     from meta_objectives import MetaObjective
 
     unknown = sorted(set(table) - set(JOB_SECTIONS))
@@ -235,13 +248,14 @@ def parse_job_spec(table: dict) -> JobSpec:
         )
     opt_table = dict(table.get("meta_optimizer", {}))
     name = opt_table.pop("name", "es")
+    options = validate_options(name, opt_table, rule, ppo, objective)
     resolved = {
         "job": dataclasses.asdict(job),
         "tasks": [dataclasses.asdict(t) for t in tasks],
         "rule": {"name": rule.name, **rule.options()},
         "ppo": dataclasses.asdict(ppo),
         "meta_objective": dataclasses.asdict(objective),
-        "meta_optimizer": {"name": name, **opt_table},
+        "meta_optimizer": {"name": name, **dataclasses.asdict(options)},
     }
     return JobSpec(job, tasks, rule, ppo, objective, name, opt_table, _plain(resolved))
 

@@ -81,13 +81,17 @@ class Task:
 def make_env(task: Task, auto_reset: bool = True):
     """Single (unbatched) brax env for `task`, with episode bookkeeping and optional auto-reset.
 
+    Episodes end after task.episode_length agent steps; `state.info['episode_metrics']['length']`
+    counts physics frames (agent steps x action_repeat), as brax does.
+
     Cached: building a brax system parses MJCF, which costs seconds.
     """
     envs = _brax_envs()
     from brax.envs.wrappers import training as wrappers
 
     env = envs.get_environment(task.env_name, backend=task.backend)
-    env = wrappers.EpisodeWrapper(env, task.episode_length, task.action_repeat)
+    # brax's EpisodeWrapper counts physics frames (action_repeat per agent step)
+    env = wrappers.EpisodeWrapper(env, task.episode_length * task.action_repeat, task.action_repeat)
     if auto_reset:
         env = wrappers.AutoResetWrapper(env)
     return env
@@ -95,7 +99,7 @@ def make_env(task: Task, auto_reset: bool = True):
 
 def episode_runner(task: Task, episodes: int):
     """`run(act, key) -> (returns, lengths)`, each `[episodes]`: plays `episodes` full episodes
-    of `task` without auto-reset (length in physics frames: agent steps x action_repeat).
+    of `task` without auto-reset (length in agent steps; env steps are action_repeat times more).
 
     act(obs `[episodes, obs_size]`, key) -> actions `[episodes, action_size]`, clipped to [-1, 1]
     here. Resets use `key`, the per-step action keys `fold_in(key, 1)`. Episodes that end stop
@@ -114,7 +118,7 @@ def episode_runner(task: Task, episodes: int):
             state, total, length, alive = carry
             state = jax.vmap(env.step)(state, jnp.clip(act(state.obs, k), -1.0, 1.0))
             total = total + alive * state.reward
-            length = length + alive * task.action_repeat
+            length = length + alive
             return (state, total, length, alive * (1.0 - state.done)), None
 
         zeros = jnp.zeros(episodes)

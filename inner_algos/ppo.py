@@ -108,7 +108,9 @@ class PPOConfig:
 class InnerState:
     """Everything one PPO lifetime carries between updates (shapes fixed across steps).
 
-    env_state holds `[num_envs]`-batched brax states; update counts completed updates.
+    env_state holds `[num_envs]`-batched brax states; update counts completed updates; lifetime
+    is this run's length in updates (config.num_updates unless a truncation schedule sets it):
+    progress through training is `lifetime_fraction(state)`.
     """
 
     params: dict
@@ -117,6 +119,13 @@ class InnerState:
     env_state: Any
     key: jax.Array
     update: jax.Array
+    lifetime: jax.Array
+
+
+def lifetime_fraction(state: InnerState) -> jax.Array:
+    """update / lifetime of this run, clipped to [0, 1], float32 `[]`: the one "progress through
+    training" input (learning-rate annealing, hyperparameter schedules, learned optimizer)."""
+    return jnp.clip(state.update / state.lifetime, 0.0, 1.0).astype(jnp.float32)
 
 
 class Transition(NamedTuple):
@@ -130,7 +139,7 @@ class Transition(NamedTuple):
     termination: jax.Array  # true end of episode (not a time-limit cut)
     truncation: jax.Array  # time-limit cut: bootstrap instead of zeroing the value
     episode_return: jax.Array  # unscaled return of the episode that ended here (0 elsewhere)
-    episode_length: jax.Array
+    episode_length: jax.Array  # in agent steps
     episode_done: jax.Array
 
 
@@ -185,7 +194,7 @@ def make_ppo(
     optimizer: the update-direction transform (default `optax.scale_by_adam(eps=1e-5)`) unless
     the rule is of family "optimizer", which then supplies it; PPO clips the global gradient norm
     before it and scales its output by -learning_rate (annealed linearly to 0 over the lifetime
-    when config.anneal_lr).
+    over the run's lifetime when config.anneal_lr; see `lifetime_fraction`).
 
     Differentiability w.r.t. meta-params (for truncated meta-gradients): the rollout runs on
     stop_gradient(params), so the environment dynamics, sampled actions, behaviour log-probs,
@@ -213,6 +222,7 @@ def make_ppo(
             env_state=env_state,
             key=k_state,
             update=jnp.zeros((), jnp.int32),
+            lifetime=jnp.asarray(config.num_updates, jnp.int32),
         )
 
     def normalize(stats, obs):
@@ -238,7 +248,7 @@ def make_ppo(
                 termination=done * (1.0 - trunc),
                 truncation=trunc,
                 episode_return=info["episode_metrics"]["sum_reward"] * done,
-                episode_length=info["episode_metrics"]["length"] * done,
+                episode_length=info["episode_metrics"]["length"] / task.action_repeat * done,
                 episode_done=done,
             )
             return next_state, transition
@@ -312,7 +322,7 @@ def make_ppo(
         return (params, opt_state), stats
 
     def step(meta_params, state: InnerState):
-        progress = state.update / config.num_updates
+        progress = lifetime_fraction(state)
         hp = hyperparams_fn(meta_params, progress)
         if config.anneal_lr:
             hp = hp._replace(learning_rate=hp.learning_rate * (1.0 - progress))
@@ -352,6 +362,7 @@ def make_ppo(
             env_state=env_state,
             key=key,
             update=state.update + 1,
+            lifetime=state.lifetime,
         )
         return new_state, metrics
 

@@ -9,10 +9,11 @@ from meta_objectives.objectives import (
     aggregate,
     curve_area,
     final_return,
+    latest_returns,
     normalise,
     rank_last,
     score,
 )
 
 __all__ = ["KINDS", "NORMALISATIONS", "MetaObjective", "aggregate", "curve_area", "final_return",
-           "normalise", "rank_last", "score"]
+           "latest_returns", "normalise", "rank_last", "score"]

@@ -2,8 +2,12 @@
 
 An inner run's metrics are per-update arrays `[..., U]` (leading axes: population, seed, ...).
 `episode_return` is the mean return of the episodes that ended in an update and NaN where none
-did; `num_episodes` counts them. The scores below therefore weight updates by `num_episodes`
-(final return) or skip empty updates (curve area) instead of averaging NaNs.
+did; `num_episodes` counts them. On tasks without terminations (e.g. brax halfcheetah) all
+episodes end together every `episode_length` agent steps, so most updates end none. The scores
+below therefore read the learning curve as it is usually logged, `latest_returns`: at every
+update the mean return of the latest episodes that ended (in it or before), 0 before the first
+one of the lifetime. Truncated estimators score their segments with the same curve
+(`discovery.segments`), so whole-lifetime ES and PES treat an update with no ended episode alike.
 
 Pipeline for one task: score each (member, seed) run -> normalise by the task's baseline ->
 mean over seeds; several tasks: mean over tasks. A non-finite value anywhere in a member's runs
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from inner_algos.rules import RULES
@@ -26,9 +31,9 @@ NORMALISATIONS = ("none", "baseline")
 class MetaObjective:
     """The [meta_objective] table.
 
-    kind: "final_return" (episode-weighted mean return over the last `last_k` updates),
-      "curve_area" (mean return over all updates that ended an episode: the learning curve's
-      area per update), or "eval_return" (deterministic evaluation of the final policy on
+    kind: "final_return" (mean of `latest_returns` over the last `last_k` updates),
+      "curve_area" (mean of `latest_returns` over all updates: the learning curve's area per
+      update), or "eval_return" (deterministic evaluation of the final policy on
       `ppo.eval_envs` full episodes; exact but costs one episode of extra env steps).
     normalise: "none", or "baseline": per task (score - b) / |b| with b the baseline's score
       (0 = as good as the baseline, 1 = twice as good), so tasks with different return scales
@@ -64,26 +69,37 @@ class MetaObjective:
             raise ValueError(f"meta_objective.baselines = {list(self.baselines)!r} may not contain 0")
 
 
-def final_return(episode_return: jnp.ndarray, num_episodes: jnp.ndarray, last_k: int) -> jnp.ndarray:
-    """Mean return of all episodes that ended in the last `last_k` updates: `[..., U] -> [...]`.
+def latest_returns(episode_return: jnp.ndarray, num_episodes: jnp.ndarray):
+    """The logged learning curve: (curve, seen), both `[..., U]`.
 
-    Each update's mean is weighted by its episode count; NaN if no episode ended in the window.
+    curve[u]: mean return of the latest update <= u that ended an episode (its `episode_return`),
+    0 where no episode has ended yet; seen[u]: some episode has ended by update u.
     """
-    ret, n = episode_return[..., -last_k:], num_episodes[..., -last_k:]
-    total = jnp.sum(jnp.where(n > 0, ret * n, 0.0), axis=-1)
-    count = jnp.sum(n, axis=-1)
-    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+    updates = episode_return.shape[-1]
+    has = num_episodes > 0
+    index = jnp.where(has, jnp.arange(updates), -1)
+    latest = jax.lax.cummax(index, axis=index.ndim - 1)
+    seen = latest >= 0
+    curve = jnp.take_along_axis(episode_return, jnp.maximum(latest, 0), axis=-1)
+    return jnp.where(seen, curve, 0.0), seen
+
+
+def final_return(episode_return: jnp.ndarray, num_episodes: jnp.ndarray, last_k: int) -> jnp.ndarray:
+    """Mean of `latest_returns` over the last `last_k` updates: `[..., U] -> [...]`.
+
+    NaN if no episode ended in the whole run.
+    """
+    curve, seen = latest_returns(episode_return, num_episodes)
+    return jnp.where(seen[..., -1], jnp.mean(curve[..., -last_k:], axis=-1), jnp.nan)
 
 
 def curve_area(episode_return: jnp.ndarray, num_episodes: jnp.ndarray) -> jnp.ndarray:
-    """Mean over updates of the update's mean return, skipping updates with no ended episode.
+    """Mean of `latest_returns` over all updates: `[..., U] -> [...]`.
 
-    `[..., U] -> [...]`; NaN if no episode ended in the whole run.
+    NaN if no episode ended in the whole run.
     """
-    has = num_episodes > 0
-    total = jnp.sum(jnp.where(has, episode_return, 0.0), axis=-1)
-    count = jnp.sum(has, axis=-1)
-    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+    curve, seen = latest_returns(episode_return, num_episodes)
+    return jnp.where(seen[..., -1], jnp.mean(curve, axis=-1), jnp.nan)
 
 
 def score(objective: MetaObjective, metrics: dict, eval_return: jnp.ndarray | None) -> jnp.ndarray:

@@ -31,11 +31,13 @@ def median(x: np.ndarray) -> np.ndarray:
 def iqm(x: np.ndarray) -> np.ndarray:
     """Interquartile mean over axis 0: sort, drop floor(n/4) values at each end, average the rest.
 
-    `[n, ...] -> [...]`; n >= 1 (for n < 4 nothing is trimmed and it equals the mean).
+    `[n, ...] -> [...]`; n >= 1 (for n < 4 nothing is trimmed and it equals the mean); NaN
+    where the sample holds a NaN, like mean and median.
     """
-    x = np.sort(np.asarray(x, dtype=float), axis=0)
+    x = np.asarray(x, dtype=float)
     cut = x.shape[0] // 4
-    return np.mean(x[cut : x.shape[0] - cut], axis=0)
+    trimmed = np.mean(np.sort(x, axis=0)[cut : x.shape[0] - cut], axis=0)
+    return np.where(np.isnan(x).any(axis=0), np.nan, trimmed)  # sort puts NaN last: keep it
 
 
 STATISTICS: dict[str, Statistic] = {"mean": mean, "median": median, "iqm": iqm}
@@ -68,6 +70,36 @@ def bootstrap_ci(
     return lo, hi
 
 
+def stratified_bootstrap_ci(
+    samples: list[np.ndarray],
+    statistic: Statistic,
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile-bootstrap CI of `statistic` over several strata pooled, resampling within each.
+
+    samples: one sample `[n_t]` per stratum (e.g. the runs of each task). Each resample draws
+    n_t values with replacement from stratum t, for every t, and applies `statistic` to their
+    concatenation `[sum n_t]` (rliable's stratified bootstrap, Agarwal et al. 2021: runs are
+    resampled within each task, so the interval reflects run-to-run noise, not the spread
+    between tasks). Deterministic for a given `seed`.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence = {confidence!r} must be in (0, 1)")
+    samples = [np.asarray(x, dtype=float) for x in samples]
+    if not samples or any(x.ndim != 1 or x.size == 0 for x in samples):
+        raise ValueError(f"stratified_bootstrap_ci needs non-empty 1-D samples; got shapes "
+                         f"{[x.shape for x in samples]}")
+    rng = np.random.default_rng(seed)
+    resampled = np.concatenate(
+        [x[rng.integers(0, x.size, size=(num_resamples, x.size))] for x in samples], axis=1)
+    values = np.stack([statistic(row) for row in resampled])  # [num_resamples]
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(values, [alpha, 1.0 - alpha], axis=0)
+    return lo, hi
+
+
 def summarize(
     x: np.ndarray, confidence: float = 0.95, num_resamples: int = 2000, seed: int = 0
 ) -> dict[str, dict]:
@@ -79,4 +111,17 @@ def summarize(
     for name, fn in STATISTICS.items():
         lo, hi = bootstrap_ci(x, fn, confidence, num_resamples, seed)
         out[name] = {"value": float(fn(x)), "ci": [float(lo), float(hi)]}
+    return out
+
+
+def summarize_pooled(
+    samples: list[np.ndarray], confidence: float = 0.95, num_resamples: int = 2000, seed: int = 0
+) -> dict[str, dict]:
+    """`summarize` of the strata `samples` (one `[n_t]` per task) pooled, with stratified
+    bootstrap CIs (`stratified_bootstrap_ci`); the same JSON-ready layout."""
+    pooled = np.concatenate([np.asarray(x, dtype=float) for x in samples])
+    out = {}
+    for name, fn in STATISTICS.items():
+        lo, hi = stratified_bootstrap_ci(samples, fn, confidence, num_resamples, seed)
+        out[name] = {"value": float(fn(pooled)), "ci": [float(lo), float(hi)]}
     return out

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from inner_algos.rules import DriftInputs, make_rule
@@ -51,11 +52,45 @@ def test_lpo_with_ppo_init_reproduces_ppo_clip_at_init_and_at_zero():
     np.testing.assert_array_equal(at_one, 0.0)
 
 
-def test_lpo_features_match_the_paper():
-    feats = lpo_features(jnp.array([2.0]), jnp.array([3.0]))
-    x, lg = 1.0, np.log(2.0)
-    np.testing.assert_allclose(feats[0], [x, x * x, lg, lg * lg, 3 * x, 3 * x * x, 3 * lg, 3 * lg * lg],
-                               rtol=1e-6)
+def test_lpo_features_are_the_papers_set():
+    """The net mixes its inputs, so their order is free; the set must be LPO's 8 features."""
+    ratio, adv = _random_inputs(jax.random.PRNGKey(3), n=64)
+    x, lg, a = np.asarray(ratio) - 1.0, np.log(np.asarray(ratio)), np.asarray(adv)
+    paper = [x, x**2, lg, lg**2, x * a, x**2 * a, lg * a, lg**2 * a]
+    columns = np.asarray(lpo_features(ratio, adv)).T
+    matches = [[np.allclose(col, f, rtol=1e-5, atol=1e-6) for col in columns] for f in paper]
+    assert columns.shape == (8, 64)
+    assert all(sum(row) == 1 for row in matches)  # each paper feature is exactly one column
+    assert all(sum(col) == 1 for col in zip(*matches))
+
+
+def test_lpo_can_fit_dpo():
+    """DPO lies below PPO-clip's drift in places; LPO with PPO-init must be able to go there.
+
+    Adam on the relative MSE to DPO's drift over r in [0.5, 1.5] x A in [-2, 2], through the rule's
+    own apply (a net that could only add to PPO-clip stays near a relative MSE of 1).
+    """
+    lpo, dpo = make_rule("lpo", ppo_init=True, hidden_size=128), make_rule("dpo")
+    r, a = jnp.meshgrid(jnp.linspace(0.5, 1.5, 41), jnp.linspace(-2.0, 2.0, 41))
+    inputs = DriftInputs(r.ravel(), a.ravel())
+    target = dpo.apply({}, inputs)
+
+    def rel_mse(meta):
+        return jnp.mean((lpo.apply(meta, inputs) - target) ** 2) / jnp.mean(target**2)
+
+    tx = optax.adam(1e-2)
+
+    def step(carry, _):
+        meta, opt = carry
+        updates, opt = tx.update(jax.grad(rel_mse)(meta), opt, meta)
+        return (optax.apply_updates(meta, updates), opt), None
+
+    meta = lpo.init(jax.random.PRNGKey(0))
+    (meta, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, None, length=1000))((meta, tx.init(meta)))
+    assert float(rel_mse(meta)) < 0.02
+    # the fitted rule is still a drift: >= 0 and zero at r = 1
+    assert float(lpo.apply(meta, inputs).min()) >= 0.0
+    np.testing.assert_array_equal(lpo.apply(meta, DriftInputs(jnp.ones(9), jnp.linspace(-2, 2, 9))), 0.0)
 
 
 def test_dpo_closed_form():

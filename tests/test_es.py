@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from discovery.meta_opt import META_OPTIMIZERS, make_meta_optimizer
+from discovery.meta_opt.es import z_score_shaping
 from discovery.spec import SpecError
 
 OPTIMUM = jnp.array([1.0, -2.0, 0.5])
@@ -99,3 +100,28 @@ def test_unknown_meta_optimizer_lists_valid_names():
     assert "es" in META_OPTIMIZERS
     with pytest.raises(SpecError, match="meta_optimizer.name = 'ga' is unknown; valid: .*es"):
         make_meta_optimizer("ga", {}, Quadratic())
+
+
+def test_z_score_shaping_by_hand():
+    """evosax-side fitness (minimised, failures +inf): [1, 2, 3, inf] -> mean 2, std sqrt(2/3)."""
+    z = z_score_shaping(None, jnp.array([1.0, 2.0, 3.0, jnp.inf]), None, None)
+    s = np.sqrt(2.0 / 3.0)
+    np.testing.assert_allclose(z, [-1 / s, 0.0, 1 / s, 1 / s], rtol=1e-6)  # failure = the worst
+    np.testing.assert_array_equal(z_score_shaping(None, jnp.full(3, jnp.inf), None, None), 0.0)
+
+
+@pytest.mark.parametrize("strategy", ["open_es", "pgpe"])
+def test_z_score_shaping_finds_the_maximum_and_changes_the_step(strategy):
+    options = {"strategy": strategy, "population_size": 16, "sigma_init": 0.5, "learning_rate": 0.1,
+               "fitness_shaping": "z_score", **(DECAY if strategy == "open_es" else {})}
+    optimizer, state, metrics, _ = run(options)
+    mean = optimizer.params(state)["mean"]["x"]
+    assert np.max(np.abs(mean - OPTIMUM)) < TOLERANCE[strategy], mean
+    ranked = run({**options, "fitness_shaping": "centered_rank"}, 2)
+    shaped = run(options, 2)
+    assert not np.allclose(ranked[0].params(ranked[1])["mean"]["x"], shaped[0].params(shaped[1])["mean"]["x"])
+
+
+def test_z_score_shaping_is_refused_where_it_does_nothing():
+    with pytest.raises(SpecError, match="fitness_shaping = 'z_score' applies to strategies open_es, pgpe"):
+        make_meta_optimizer("es", {"strategy": "cma_es", "fitness_shaping": "z_score"}, Quadratic())

@@ -1,8 +1,12 @@
 """Meta-objectives: known answers on hand-made learning curves, NaN handling, ranking, validation."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import struct
+
+from discovery.segments import TruncationSchedule, make_runs, segment_losses
 
 from meta_objectives import (
     MetaObjective,
@@ -20,32 +24,79 @@ RETURNS = jnp.array([NAN, 10.0, 20.0, NAN])
 EPISODES = jnp.array([0.0, 1.0, 3.0, 0.0])
 
 
-def test_final_return_weights_updates_by_episode_count():
-    assert float(final_return(RETURNS, EPISODES, 3)) == pytest.approx((10 * 1 + 20 * 3) / 4)
+def test_scores_read_the_latest_ended_episodes_curve():
+    # curve: [0 (nothing ended yet), 10, 20, 20 (latest ended episodes)]
+    assert float(final_return(RETURNS, EPISODES, 3)) == pytest.approx(50 / 3)
     assert float(final_return(RETURNS, EPISODES, 2)) == pytest.approx(20.0)
+    assert float(curve_area(RETURNS, EPISODES)) == pytest.approx(12.5)
 
 
-def test_final_return_is_nan_when_no_episode_ended_in_the_window():
-    assert np.isnan(final_return(RETURNS, EPISODES, 1))
+def test_scores_exist_when_no_episode_ends_in_the_last_updates():
+    """Time limits without terminations (brax halfcheetah): episodes end every 4th update only."""
+    returns = jnp.array([NAN, NAN, NAN, -5.0, NAN, NAN, NAN, 7.0, NAN, NAN])
+    episodes = jnp.array([0, 0, 0, 64, 0, 0, 0, 64, 0, 0.0])
+    assert float(final_return(returns, episodes, 2)) == pytest.approx(7.0)
+    assert float(curve_area(returns, episodes)) == pytest.approx((4 * -5.0 + 3 * 7.0) / 10)
 
 
-def test_curve_area_averages_updates_that_ended_an_episode():
-    assert float(curve_area(RETURNS, EPISODES)) == pytest.approx(15.0)
+def test_scores_are_nan_when_no_episode_ended_at_all():
+    assert np.isnan(final_return(jnp.full(3, NAN), jnp.zeros(3), 2))
     assert np.isnan(curve_area(jnp.full(3, NAN), jnp.zeros(3)))
 
 
 def test_scores_keep_leading_axes():
     returns = jnp.stack([RETURNS, RETURNS + 1.0])  # [2 runs, 4 updates]
     episodes = jnp.stack([EPISODES, EPISODES])
-    np.testing.assert_allclose(final_return(returns, episodes, 3), [17.5, 18.5])
-    np.testing.assert_allclose(curve_area(returns, episodes), [15.0, 16.0])
+    np.testing.assert_allclose(final_return(returns, episodes, 3), [50 / 3, 53 / 3], rtol=1e-6)
+    np.testing.assert_allclose(curve_area(returns, episodes), [12.5, 13.25])
 
 
 def test_score_dispatches_on_kind():
     metrics = {"episode_return": RETURNS, "num_episodes": EPISODES}
-    assert float(score(MetaObjective("final_return", last_k=3), metrics, None)) == pytest.approx(17.5)
-    assert float(score(MetaObjective("curve_area"), metrics, None)) == pytest.approx(15.0)
+    assert float(score(MetaObjective("final_return", last_k=3), metrics, None)) == pytest.approx(50 / 3)
+    assert float(score(MetaObjective("curve_area"), metrics, None)) == pytest.approx(12.5)
     assert float(score(MetaObjective("eval_return"), metrics, jnp.asarray(42.0))) == 42.0
+
+
+@struct.dataclass
+class _ScriptedState:
+    update: jax.Array
+    lifetime: jax.Array
+    key: jax.Array
+
+
+class _ScriptedAlgo:
+    """An inner algorithm whose update u reports episode_return[u] and num_episodes[u]."""
+
+    def __init__(self, returns, episodes):
+        self.returns, self.episodes = jnp.asarray(returns), jnp.asarray(episodes)
+
+    def init(self, meta_params, key):
+        return _ScriptedState(jnp.zeros((), jnp.int32), jnp.asarray(len(self.returns), jnp.int32), key)
+
+    def step(self, meta_params, state):
+        u = state.update
+        metrics = {"episode_return": self.returns[u], "num_episodes": self.episodes[u]}
+        return state.replace(update=u + 1), metrics
+
+
+@pytest.mark.parametrize("kind", ["final_return", "curve_area"])
+def test_truncated_losses_sum_to_the_whole_lifetime_score(kind):
+    """PES / truncated ES losses over 3 segments of 3 updates = -(whole-lifetime ES score),
+    updates with no ended episode included."""
+    returns = [NAN, NAN, 4.0, NAN, NAN, -2.0, NAN, 9.0, NAN]
+    episodes = [0, 0, 2, 0, 0, 5, 0, 1, 0.0]
+    objective = MetaObjective(kind, last_k=4)
+    expected = float(score(objective, {"episode_return": jnp.asarray(returns),
+                                       "num_episodes": jnp.asarray(episodes)}, None))
+    init_one, advance = make_runs(_ScriptedAlgo(returns, episodes),
+                                  TruncationSchedule("constant", len(returns), stagger=False))
+    runs = jax.vmap(init_one, in_axes=(None, 0))({}, jax.random.split(jax.random.PRNGKey(0), 1))
+    total = 0.0
+    for _ in range(3):
+        runs, segment = advance({}, runs, 3, shared=True)
+        total += float(jnp.sum(segment_losses(segment, kind, objective.last_k, 1.0)))
+    assert total == pytest.approx(-expected, rel=1e-6)
 
 
 def test_normalise_is_relative_improvement_over_the_baseline():

@@ -63,18 +63,17 @@ def test_evaluate_runs_full_episodes(tiny_task, tiny_ppo):
 
 
 def test_gae_matches_a_hand_computed_example():
-    rewards = jnp.array([[1.0], [1.0], [1.0]])
-    values = jnp.array([[0.5], [0.5], [0.5]])
-    last = jnp.array([2.0])
-    term = jnp.array([[0.0], [1.0], [0.0]])
-    trunc = jnp.zeros_like(term)
-    adv, target = gae(rewards, values, last, term, trunc, gamma=0.9, lam=0.5)
-    d2 = 1.0 + 0.9 * 2.0 - 0.5
-    d1 = 1.0 - 0.5  # termination at t=1: no bootstrap, trace cut
-    d0 = 1.0 + 0.9 * 0.5 - 0.5
-    expected = [d0 + 0.45 * d1, d1, d2]
-    np.testing.assert_allclose(adv[:, 0], expected, rtol=1e-6)
-    np.testing.assert_allclose(target, adv + values)
+    """5 steps, gamma 0.9, lambda 0.5; the episode terminates at t = 1 (no bootstrap, trace cut)
+    and is cut by the time limit at t = 3 (TD error zeroed, trace cut, as brax's PPO)."""
+    rewards = jnp.array([1.0, 2.0, 3.0, 4.0, 5.0])[:, None]
+    values = jnp.array([0.5, 1.0, 1.5, 2.0, 2.5])[:, None]
+    term = jnp.array([0.0, 1.0, 0.0, 0.0, 0.0])[:, None]
+    trunc = jnp.array([0.0, 0.0, 0.0, 1.0, 0.0])[:, None]
+    adv, target = gae(rewards, values, jnp.array([3.0]), term, trunc, gamma=0.9, lam=0.5)
+    # t=4: 5 + 0.9*3 - 2.5 = 5.2; t=3: truncated -> 0; t=2: 3 + 0.9*2 - 1.5 = 3.3 (+ 0.45*0);
+    # t=1: terminal, 2 - 1 = 1; t=0: 1 + 0.9*1 - 0.5 = 1.4, + 0.45*1 = 1.85
+    np.testing.assert_allclose(adv[:, 0], [1.85, 1.0, 3.3, 0.0, 5.2], rtol=1e-6)
+    np.testing.assert_allclose(target[:, 0], [2.35, 2.0, 4.8, 2.0, 7.7], rtol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ import pytest
 from discovery import train
 from discovery.meta_opt import make_meta_optimizer
 from discovery.problem import Problem
-from discovery.spec import build, load_toml, parse_job_spec, parse_ppo, parse_rule, parse_task
+from discovery.spec import (
+    apply_overrides, build, load_toml, parse_job_spec, parse_ppo, parse_rule, parse_task,
+)
 from inner_algos.ppo import make_ppo
 
 RUNS = sorted((Path(__file__).parent.parent / "runs").glob("*.toml"))
@@ -39,3 +41,39 @@ def test_shipped_spec_builds(path):
         rule = parse_rule(table.get("rule", {"name": "ppo_clip"}))
         make_ppo(parse_ppo(table["ppo"]), parse_task(table["task"]), rule)
         build(train.TrainSettings, table.get("train", {}), "train")
+
+
+# Shrinks every shipped spec to seconds of compute: one generation, tiny networks and batches,
+# episodes of 16 agent steps (a lifetime of 4 x 4 steps ends one), one member pair or two members.
+TINY = ["job.generations=1", "job.seeds_per_member=1", "job.checkpoint_every=1",
+        "tasks.episode_length=16", "ppo.num_envs=4", "ppo.rollout_length=4", "ppo.num_updates=4",
+        "ppo.num_minibatches=1", "ppo.num_epochs=1", "ppo.actor_hidden=[8]", "ppo.critic_hidden=[8]",
+        "ppo.eval_envs=1", "meta_objective.baseline_seeds=1"]
+TINY_ESTIMATOR = {
+    "es": ["meta_optimizer.population_size=2"],
+    "pes": ["meta_optimizer.num_pairs=1", "meta_optimizer.unroll_length=2",
+            "meta_optimizer.min_lifetime=2", "meta_optimizer.max_lifetime=4"],
+    "metagrad": ["meta_optimizer.num_runs=1", "meta_optimizer.unroll_length=2",
+                 "meta_optimizer.min_lifetime=2", "meta_optimizer.max_lifetime=4"],
+    "online_metagrad": ["meta_optimizer.updates_per_step=1"],
+}
+TINY_ESTIMATOR["truncated_es"] = TINY_ESTIMATOR["pes"]
+JOB_SPECS = [p for p in RUNS if "job" in load_toml(p)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", JOB_SPECS, ids=lambda p: p.stem)
+def test_shipped_spec_runs_one_generation_at_a_tiny_size(path, tmp_path):
+    """`discover run SPEC --set ...` (the CLI's code path) gets through a generation on CPU with
+    finite fitness for every member: every shipped job, including the GPU-scale ones whose tasks
+    (e.g. halfcheetah, which never terminates) CI could not afford at full size."""
+    from discovery.job import run_job
+
+    table = load_toml(path)
+    name = table.get("meta_optimizer", {}).get("name", "es")
+    sets = TINY + TINY_ESTIMATOR[name] + [f"job.run_dir={tmp_path / 'run'}"]
+    result = run_job(apply_overrides(table, sets), progress=False)
+    assert result.generation == 1
+    record = result.history[0]
+    assert record["num_nonfinite"] == 0, record
+    assert all(v is not None for v in record["task_scores"].values()), record

@@ -35,3 +35,58 @@ def test_bad_values_name_the_key(parse, table, message):
 def test_malformed_override_is_rejected():
     with pytest.raises(SpecError, match="section.key=value"):
         apply_overrides({}, ["ppo.num_envs"])
+
+
+def _job_table(run_dir, meta_optimizer: dict, **sections) -> dict:
+    """A tiny discovery spec with a PPO-clip-normalised objective (a job would measure baselines)."""
+    table = {
+        "job": {"name": "bad", "run_dir": str(run_dir)},
+        "tasks": [{"env_name": "inverted_pendulum", "episode_length": 16}],
+        "rule": {"name": "lpo", "hidden_size": 4},
+        "ppo": {"num_envs": 4, "rollout_length": 4, "num_updates": 4, "num_minibatches": 1},
+        "meta_objective": {"kind": "final_return", "normalise": "baseline"},
+        "meta_optimizer": meta_optimizer,
+    }
+    for name, values in sections.items():
+        table[name] = {**table[name], **values}
+    return table
+
+
+@pytest.mark.parametrize("meta_optimizer, sections, message", [
+    ({"name": "pes", "num_pairs": 0}, {}, r"meta_optimizer.num_pairs = 0 must be >= 1"),
+    ({"name": "truncated_es"}, {"meta_objective": {"kind": "eval_return"}},
+     r"meta_objective.kind = 'eval_return' has no per-update form for truncated estimators"),
+    ({"name": "pes", "lifetime": 8}, {}, r"meta_optimizer.lifetime = 8 exceeds ppo.num_updates = 4"),
+    ({"name": "metagrad", "truncation": "log_uniform", "min_lifetime": 2, "max_lifetime": 9}, {},
+     r"meta_optimizer.max_lifetime = 9 exceeds ppo.num_updates = 4"),
+    ({"name": "online_metagrad"}, {}, r"online_metagrad' meta-learns hyperparameters: rule.name = 'lpo'"),
+    ({"name": "es", "strategy": "snes", "fitness_shaping": "z_score"}, {}, r"fitness_shaping = 'z_score'"),
+    ({"name": "gradient_descent"}, {}, r"meta_optimizer.name = 'gradient_descent' is unknown; valid: es"),
+])
+def test_a_rejected_spec_leaves_nothing_on_disk(tmp_path, meta_optimizer, sections, message):
+    """Estimator options and estimator x objective x rule combinations are refused in parsing:
+    `discover run` fails at once, before measuring baselines or writing the run directory."""
+    from discovery.job import run_job
+    from discovery.spec import parse_job_spec
+
+    table = _job_table(tmp_path / "run", meta_optimizer, **sections)
+    with pytest.raises(SpecError, match=message):
+        parse_job_spec(table)
+    with pytest.raises(SpecError, match=message):
+        run_job(table, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resolved_spec_holds_every_estimator_option():
+    from discovery.spec import parse_job_spec
+
+    spec = parse_job_spec(_job_table("/tmp/unused", {"name": "pes", "num_pairs": 2}))
+    assert spec.table["meta_optimizer"]["num_pairs"] == 2
+    assert spec.table["meta_optimizer"]["sigma"] == 0.03  # the default, filled in
+
+
+def test_an_override_under_an_array_of_tables_sets_every_entry():
+    table = apply_overrides({"tasks": [{"env_name": "ant"}, {"env_name": "hopper"}]},
+                            ["tasks.episode_length=16"])
+    assert table == {"tasks": [{"env_name": "ant", "episode_length": 16},
+                               {"env_name": "hopper", "episode_length": 16}]}

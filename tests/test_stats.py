@@ -1,5 +1,7 @@
 """Statistics on synthetic data with known answers."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -33,10 +35,40 @@ def test_bootstrap_of_constant_sample_is_a_point():
     assert lo == hi == 7.0
 
 
-def test_bootstrap_is_deterministic_and_nan_propagates():
+def test_bootstrap_is_deterministic():
     x = np.random.default_rng(1).normal(size=20)
     assert stats.bootstrap_ci(x, stats.mean, seed=3) == stats.bootstrap_ci(x, stats.mean, seed=3)
-    assert np.isnan(stats.mean(np.array([1.0, np.nan])))
+
+
+@pytest.mark.parametrize("name", ["mean", "median", "iqm"])
+def test_a_nan_run_makes_statistics_and_intervals_nan(name):
+    """A diverged run must show, not vanish: sorting puts NaN last, where IQM would trim it."""
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, np.nan])
+    assert np.isnan(stats.STATISTICS[name](x))
+    assert np.all(np.isnan(stats.bootstrap_ci(x, stats.STATISTICS[name], num_resamples=200)))
+
+
+def test_stratified_bootstrap_matches_brute_force_enumeration():
+    """2 tasks x 3 runs: all 3^3 x 3^3 equally likely stratified resamples enumerated; the
+    sampled interval matches the exact quantiles, and is far narrower than the plain
+    bootstrap's, which mixes the tasks' levels into the noise."""
+    tasks = [np.array([0.0, 0.1, 0.4]), np.array([2.0, 2.3, 2.5])]
+    draws = np.array(list(itertools.product(range(3), repeat=3)))  # [27, 3] index triples
+    exact = np.array([np.mean(np.concatenate([tasks[0][a], tasks[1][b]]))
+                      for a in draws for b in draws])  # [729]
+    exact_lo, exact_hi = np.quantile(exact, [0.025, 0.975])
+    lo, hi = stats.stratified_bootstrap_ci(tasks, stats.mean, num_resamples=20000)
+    assert lo == pytest.approx(exact_lo, abs=0.01) and hi == pytest.approx(exact_hi, abs=0.01)
+    plain_lo, plain_hi = stats.bootstrap_ci(np.concatenate(tasks), stats.mean, num_resamples=20000)
+    assert plain_hi - plain_lo > 2 * (exact_hi - exact_lo)
+
+
+def test_summarize_pooled_uses_the_stratified_interval():
+    tasks = [np.arange(5.0) + 10 * t for t in range(4)]
+    out = stats.summarize_pooled(tasks, num_resamples=500)
+    assert out["iqm"]["value"] == pytest.approx(stats.iqm(np.concatenate(tasks)))
+    lo, hi = stats.stratified_bootstrap_ci(tasks, stats.iqm, num_resamples=500)
+    assert out["iqm"]["ci"] == [pytest.approx(lo), pytest.approx(hi)]
 
 
 @pytest.mark.parametrize("name", ["mean", "iqm"])

@@ -150,3 +150,30 @@ def test_registered_estimators_step_without_retracing(name):
     assert step._cache_size() == 1 and bool(metrics["grad_finite"])
     assert metrics["fitness"].shape == (opt.options.population_size,)
     assert np.isfinite(float(metrics["grad_norm"]))
+
+
+def test_a_nonfinite_pair_is_left_out_of_the_estimate():
+    """1 pair of 64 with a NaN loss: the gradient is the 63 finite pairs' estimate, by hand."""
+    pairs, dim, sigma, bad = 64, 3, 0.1, 17
+    target = jnp.array([1.0, -2.0, 0.5])
+
+    def unroll(thetas, runs):
+        losses = jnp.sum((thetas - target) ** 2, axis=1)  # [2P]
+        losses = losses.at[bad].set(jnp.nan)  # run `bad` (+eps twin of pair `bad`) diverged
+        losses = jnp.stack([losses, 0.5 * losses])  # K = 2 steps
+        return runs, losses, jnp.zeros((2, 2 * pairs), bool), {}
+
+    est = make_pes(lambda th, k: jnp.zeros(()), unroll, dim, pairs, sigma, persistent=False)
+    theta, key = jnp.array([0.3, 0.1, -0.2]), jax.random.PRNGKey(4)
+    grad, _, metrics = est.estimate(theta, est.init(theta, key), key)
+    eps = np.asarray(sigma * jax.random.normal(key, (pairs, dim)), np.float64)  # the estimator's noise
+    th, tg = np.asarray(theta, np.float64), np.asarray(target, np.float64)
+    expected = np.zeros(dim)
+    for i in range(pairs):
+        if i != bad:
+            diff = 1.5 * (np.sum((th + eps[i] - tg) ** 2) - np.sum((th - eps[i] - tg) ** 2))
+            expected += eps[i] * diff
+    expected /= 2 * (pairs - 1) * sigma**2
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, expected, rtol=1e-4)
+    assert int(metrics["nonfinite_pairs"]) == 1

@@ -12,10 +12,11 @@ A `MetaOptimizer` is three pure functions plus its validated options:
   params(state) -> {"mean": meta_params, "best": meta_params}
 
 Estimators register a factory `factory(options: dict, problem) -> MetaOptimizer` under a name with
-`@register("name")` and add their module to the imports in `discovery/meta_opt/__init__.py`; a run
-spec picks one with `[meta_optimizer] name = "..."`, the other keys of that table being the
-options, which the factory validates (e.g. `discovery.spec.build(OptionsDataclass, options,
-"meta_optimizer")`). `problem` is a `discovery.problem.Problem` (rule, tasks, PPO config, inner
+`@register("name", OptionsDataclass, check)` and add their module to the imports in
+`discovery/meta_opt/__init__.py`; a run spec picks one with `[meta_optimizer] name = "..."`, the
+other keys of that table being the options. Spec parsing validates them before any work
+(`validate_options`: the options dataclass, then `check(options, rule, ppo, objective)`, which
+raises ValueError for combinations the estimator cannot run, e.g. an objective it has no loss for). `problem` is a `discovery.problem.Problem` (rule, tasks, PPO config, inner
 algorithms, meta-objective, seeds, devices).
 """
 
@@ -39,22 +40,45 @@ class MetaOptimizer(NamedTuple):
 
 
 META_OPTIMIZERS: dict[str, Callable[[dict, Any], MetaOptimizer]] = {}
+_OPTIONS: dict[str, tuple[type, Callable | None]] = {}  # name -> (options dataclass, check)
 
 
-def register(name: str):
-    """Decorator adding `factory(options, problem) -> MetaOptimizer` to META_OPTIMIZERS."""
+def register(name: str, options: type, check: Callable | None = None):
+    """Decorator adding `factory(options, problem) -> MetaOptimizer` to META_OPTIMIZERS, with
+    its options dataclass and optional compatibility `check(options, rule, ppo, objective)`."""
 
     def add(factory):
         META_OPTIMIZERS[name] = factory
+        _OPTIONS[name] = (options, check)
         return factory
 
     return add
 
 
-def make_meta_optimizer(name: str, options: dict, problem) -> MetaOptimizer:
-    """Builds the meta-optimizer registered as `name`; unknown names list the valid ones."""
+def validate_options(name: str, options: dict, rule, ppo, objective):
+    """The validated options dataclass of estimator `name` for this rule, PPO config and
+    meta-objective; every problem is a SpecError naming the key."""
+    from discovery.spec import build
+
+    _known(name)
+    cls, check = _OPTIONS[name]
+    opts = build(cls, dict(options), "meta_optimizer")
+    if check is not None:
+        try:
+            check(opts, rule, ppo, objective)
+        except ValueError as err:
+            raise SpecError(str(err)) from err
+    return opts
+
+
+def _known(name: str) -> None:
     if name not in META_OPTIMIZERS:
         raise SpecError(
             f"meta_optimizer.name = {name!r} is unknown; valid: {', '.join(sorted(META_OPTIMIZERS))}"
         )
+
+
+def make_meta_optimizer(name: str, options: dict, problem) -> MetaOptimizer:
+    """Builds the meta-optimizer registered as `name`; unknown names list the valid ones."""
+    _known(name)
     return META_OPTIMIZERS[name](dict(options), problem)

@@ -5,9 +5,11 @@ member by full inner lifetimes (`Problem.fitness`; the ES mean rides along as on
 when `problem.evaluate_mean`), and tell the strategy. evosax minimises; we maximise, so `_to_evosax`
 is the one place where fitness is negated, after non-finite fitness is mapped to the worst value.
 
-Strategies by name: "open_es" (OpenAI-ES, Salimans et al. 2017: antithetic sampling, centered-rank
-shaping, Adam on the mean, decaying sigma and learning rate; LPO's setting), "cma_es", "sep_cma_es",
-"snes" and "pgpe" (evosax defaults apart from sigma_init, and learning_rate for pgpe's ClipUp).
+Strategies by name: "open_es" (OpenAI-ES, Salimans et al. 2017: antithetic sampling, Adam on the
+mean, decaying sigma and learning rate), "cma_es", "sep_cma_es", "snes" and "pgpe" (evosax defaults
+apart from sigma_init, and learning_rate for pgpe's ClipUp). open_es and pgpe shape fitness by
+`fitness_shaping`: "centered_rank" (ranks in [-0.5, 0.5], OpenAI-ES's and evosax's default) or
+"z_score" (standardised fitness, what LPO, Lu et al. 2022, used with OpenAI-ES).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from evosax.algorithms import CMA_ES, PGPE, SNES, Open_ES, Sep_CMA_ES
+from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
 from evosax.core.optimizer import clipup
 from flax import struct
 
@@ -28,6 +31,8 @@ from meta_objectives import rank_last
 
 STRATEGIES = ("open_es", "cma_es", "sep_cma_es", "snes", "pgpe")
 _EVEN_POPULATION = ("open_es", "pgpe")
+FITNESS_SHAPINGS = ("centered_rank", "z_score")
+_SHAPED = ("open_es", "pgpe")  # strategies whose update takes a fitness-shaping function
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +43,8 @@ class ESOptions:
     pgpe). sigma_init: initial search std. sigma_decay / sigma_limit: open_es multiplies sigma by
     sigma_decay each generation, never below sigma_limit. learning_rate, lr_decay, lr_limit: the
     same for open_es's Adam step size (learning_rate is also pgpe's ClipUp step). antithetic:
-    open_es mirrored sampling (z, -z). init_seed: key for the rule's initial meta-parameters.
+    open_es mirrored sampling (z, -z). fitness_shaping: one of FITNESS_SHAPINGS (open_es and
+    pgpe only; see the module docstring). init_seed: key for the rule's initial meta-parameters.
     """
 
     strategy: str = "open_es"
@@ -50,6 +56,7 @@ class ESOptions:
     lr_decay: float = 1.0
     lr_limit: float = 0.0
     antithetic: bool = True
+    fitness_shaping: str = "centered_rank"
     init_seed: int = 0
 
     def __post_init__(self):
@@ -63,6 +70,16 @@ class ESOptions:
             raise ValueError(
                 f"meta_optimizer.population_size = {self.population_size} must be even for "
                 f"strategy {self.strategy!r}"
+            )
+        if self.fitness_shaping not in FITNESS_SHAPINGS:
+            raise ValueError(
+                f"meta_optimizer.fitness_shaping = {self.fitness_shaping!r} is unknown; "
+                f"valid: {', '.join(FITNESS_SHAPINGS)}"
+            )
+        if self.fitness_shaping != "centered_rank" and self.strategy not in _SHAPED:
+            raise ValueError(
+                f"meta_optimizer.fitness_shaping = {self.fitness_shaping!r} applies to strategies "
+                f"{', '.join(_SHAPED)}; strategy {self.strategy!r} weights members by rank itself"
             )
         for field in ("sigma_init", "learning_rate"):
             if not getattr(self, field) > 0:
@@ -90,9 +107,24 @@ def _decay(init: float, rate: float, limit: float) -> optax.Schedule:
     return optax.exponential_decay(init, transition_steps=1, decay_rate=rate, end_value=limit)
 
 
+def z_score_shaping(population, fitness: jax.Array, state, params) -> jax.Array:
+    """(f - mean) / std over the finite members of evosax-side fitness `[P]` (minimised, failures
+    +inf); a non-finite member gets the worst finite member's score (all 0 if none is finite)."""
+    del population, state, params
+    finite = jnp.isfinite(fitness)
+    count = jnp.maximum(jnp.sum(finite), 1)
+    mean = jnp.sum(jnp.where(finite, fitness, 0.0)) / count
+    std = jnp.sqrt(jnp.sum(jnp.where(finite, (fitness - mean) ** 2, 0.0)) / count)
+    z = (jnp.where(finite, fitness, mean) - mean) / (std + 1e-8)
+    worst = jnp.max(jnp.where(finite, z, -jnp.inf))
+    return jnp.where(finite, z, jnp.where(jnp.any(finite), worst, 0.0))
+
+
 def _strategy(opts: ESOptions, solution):
     """(evosax strategy, its params) for the options; `solution` is a meta-param pytree template."""
     pop = opts.population_size
+    shaping = (z_score_shaping if opts.fitness_shaping == "z_score"
+               else centered_rank_fitness_shaping_fn)
     if opts.strategy == "open_es":
         es = Open_ES(
             pop,
@@ -100,10 +132,12 @@ def _strategy(opts: ESOptions, solution):
             use_antithetic_sampling=opts.antithetic,
             optimizer=optax.adam(_decay(opts.learning_rate, opts.lr_decay, opts.lr_limit)),
             std_schedule=_decay(opts.sigma_init, opts.sigma_decay, opts.sigma_limit),
+            fitness_shaping_fn=shaping,
         )
         return es, es.default_params
     if opts.strategy == "pgpe":
-        es = PGPE(pop, solution, optimizer=clipup(opts.learning_rate, 2 * opts.learning_rate))
+        es = PGPE(pop, solution, optimizer=clipup(opts.learning_rate, 2 * opts.learning_rate),
+                  fitness_shaping_fn=shaping)
     else:
         es = {"cma_es": CMA_ES, "sep_cma_es": Sep_CMA_ES, "snes": SNES}[opts.strategy](pop, solution)
     return es, es.default_params.replace(std_init=jnp.asarray(opts.sigma_init))
@@ -157,7 +191,7 @@ def make_es_optimizer(opts: ESOptions, problem) -> MetaOptimizer:
     return MetaOptimizer(init, step, params, opts, members * problem.env_steps_per_member)
 
 
-@register("es")
+@register("es", ESOptions)
 def make_es(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "es"`; options validated as ESOptions."""
     return make_es_optimizer(build(ESOptions, options, "meta_optimizer"), problem)

@@ -114,7 +114,13 @@ def make_rl_metagrad(problem, opts: MetaGradOptions) -> MetaOptimizer:
     return gradient_meta_optimizer(problem, opts, make_estimator, opts.num_runs * (opts.unroll_length + 1))
 
 
-@register("metagrad")
+def check_segments(opts: SegmentOptions, rule, ppo, objective) -> None:
+    """Lifetimes of the truncation schedule fit ppo.num_updates (ValueError otherwise)."""
+    del rule, objective
+    opts.schedule(ppo.num_updates)
+
+
+@register("metagrad", MetaGradOptions, check_segments)
 def make_metagrad_optimizer(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "metagrad"`; options validated as MetaGradOptions."""
     return make_rl_metagrad(problem, build(MetaGradOptions, options, "meta_optimizer"))

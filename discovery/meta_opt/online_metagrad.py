@@ -40,7 +40,7 @@ from discovery.meta_opt.base import MetaOptimizer, register
 from discovery.meta_opt.metagrad import MetaGradOptions, make_metagrad, rl_metagrad_parts
 from discovery.meta_opt.truncated import Estimator, gradient_meta_optimizer
 from discovery.spec import SpecError, build
-from inner_algos.ppo import META_LOSSES
+from inner_algos.ppo import META_LOSSES, lifetime_fraction
 from meta_objectives import rank_last
 
 
@@ -95,11 +95,10 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
     lifetime fraction. env_steps_per_step: two rollouts (tau and tau') per inner update and task.
     """
     rule = problem.rule
-    if rule.family != "hyperparams":
-        raise SpecError(
-            f"meta_optimizer.name = 'online_metagrad' meta-learns hyperparameters: rule.name = "
-            f"{rule.name!r} is of family {rule.family!r}; use rule.name = 'hyperparams'"
-        )
+    try:
+        check_rule(opts, rule, problem.ppo, problem.objective)
+    except ValueError as err:
+        raise SpecError(str(err)) from err
     # one inner update: its own rollout plus the next batch's rollout for the meta-loss
     inner = gradient_meta_optimizer(
         problem, opts, lambda t, algo, unravel, dim: online_estimator(algo, opts, unravel), 2)
@@ -108,8 +107,8 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
         state, stacked = jax.lax.scan(lambda s, _: inner.step(s), state, None,
                                       length=opts.updates_per_step)
         fitness = jnp.nanmean(stacked["fitness"], axis=0)
-        age = state.estimators[0].runs.inner.update[0]
-        hp = rule.apply(inner.params(state)["mean"], age / problem.ppo.num_updates)
+        run = jax.tree.map(lambda x: x[0], state.estimators[0].runs.inner)
+        hp = rule.apply(inner.params(state)["mean"], lifetime_fraction(run))
         metrics = {
             "fitness": fitness,
             "task_scores": jnp.nanmean(stacked["task_scores"], axis=0),
@@ -126,7 +125,17 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
                          opts.updates_per_step * inner.env_steps_per_step)
 
 
-@register("online_metagrad")
+def check_rule(opts: OnlineMetaGradOptions, rule, ppo, objective) -> None:
+    """online_metagrad meta-learns hyperparameters only (ValueError for other rule families)."""
+    del opts, ppo, objective
+    if rule.family != "hyperparams":
+        raise ValueError(
+            f"meta_optimizer.name = 'online_metagrad' meta-learns hyperparameters: rule.name = "
+            f"{rule.name!r} is of family {rule.family!r}; use rule.name = 'hyperparams'"
+        )
+
+
+@register("online_metagrad", OnlineMetaGradOptions, check_rule)
 def make_online_metagrad_optimizer(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "online_metagrad"`; options as OnlineMetaGradOptions."""
     return make_online_metagrad(problem, build(OnlineMetaGradOptions, options, "meta_optimizer"))

@@ -19,6 +19,8 @@ it weigh with xi_i + eps_i and losses after it with eps_i alone (exact, no appro
 carries on as the noise of the lifetime running at the segment's end.
 Truncated ES is the same with xi always zero before the segment: it sees only the influence of
 theta within the segment and is biased for horizons longer than K (the comparison of Vicol et al.).
+A pair with a non-finite loss in the segment (a diverged run) is left out of the estimate, which
+then averages over the P' finite pairs (divisor 2 P' sigma^2), and is counted in the metrics.
 
 evosax 0.3.2's PersistentES keeps one accumulator per population member and assumes whole-
 population resets at fixed horizons; our runs reset at their own (staggered, variable) times
@@ -38,9 +40,9 @@ from jax.flatten_util import ravel_pytree
 
 from discovery.meta_opt.base import MetaOptimizer, register
 from discovery.meta_opt.es import _strong  # drop weak types (no retrace); lead: move to base.py
-from discovery.segments import TruncationSchedule, make_runs, segment_losses
+from discovery.segments import SEGMENT_KINDS, TruncationSchedule, make_runs, segment_losses
 from discovery.spec import build
-from meta_objectives import curve_area, rank_last
+from meta_objectives import rank_last
 
 
 class Estimator(NamedTuple):
@@ -69,7 +71,8 @@ def make_pes(
     init_runs(theta `[D]`, key) -> one run's state (called with the same key for both twins).
     unroll(thetas `[N, D]`, runs `[N]`) -> (runs, losses `[K, N]`, done `[K, N]`, metrics):
       K steps of every run; done[k, n] says run n's lifetime ended after step k (and it reset).
-    estimate's metrics: `losses` `[K, 2P]`, `done`, plus the unroll's metrics.
+    estimate's metrics: `losses` `[K, 2P]`, `done`, `nonfinite_pairs` (pairs left out of this
+    estimate for a non-finite loss; all of them: grad 0), plus the unroll's metrics.
     """
 
     def init(theta, key):
@@ -83,18 +86,22 @@ def make_pes(
         thetas = jnp.concatenate([theta + eps, theta - eps])
         runs, losses, done, metrics = unroll(thetas, state.runs)
         diff = losses[:, :num_pairs] - losses[:, num_pairs:]  # [K, P]
+        finite = jnp.all(jnp.isfinite(diff), axis=0)  # [P]
+        diff = jnp.where(finite, diff, 0.0)
         ended = done[:, :num_pairs]
         # after[k]: a lifetime ended at an earlier step of this segment, so step k's lifetime
         # started inside the segment and has seen eps only
         after = jnp.cumsum(ended, axis=0) - ended > 0
         old = state.xi + eps if persistent else eps
         grad = old.T @ jnp.sum(jnp.where(after, 0.0, diff), 0) + eps.T @ jnp.sum(jnp.where(after, diff, 0.0), 0)
-        grad = grad / (2 * num_pairs * sigma**2)
+        grad = grad / (2 * jnp.maximum(jnp.sum(finite), 1) * sigma**2)
         if persistent:
             xi = jnp.where(ended[-1][:, None], 0.0, jnp.where(ended.any(0)[:, None], eps, old))
         else:
             xi = state.xi
-        return grad, ESRunsState(runs=runs, xi=xi), dict(metrics, losses=losses, done=done)
+        nonfinite = num_pairs - jnp.sum(finite).astype(jnp.int32)
+        return grad, ESRunsState(runs=runs, xi=xi), dict(
+            metrics, losses=losses, done=done, nonfinite_pairs=nonfinite)
 
     return Estimator(init, estimate)
 
@@ -107,7 +114,10 @@ class SegmentOptions:
 
     unroll_length: K inner updates per outer step. truncation: "constant" (lifetimes of
     `lifetime` updates; 0 = ppo.num_updates) or "log_uniform" in [min_lifetime, max_lifetime].
-    stagger: random first ages. learning_rate: Adam step on the meta-parameters.
+    Lifetimes may not exceed ppo.num_updates: a rule is exported and evaluated with lifetimes of
+    ppo.num_updates, so that is the longest lifetime it is trained for (each run's lifetime
+    fraction is update / its own length). stagger: random first ages. learning_rate: Adam step
+    on the meta-parameters.
     init_seed: key for the rule's initial meta-parameters.
     """
 
@@ -129,11 +139,20 @@ class SegmentOptions:
             raise ValueError(f"meta_optimizer.lifetime = {self.lifetime} must be >= 0 (0 = ppo.num_updates)")
 
     def schedule(self, num_updates: int) -> TruncationSchedule:
+        """The truncation schedule for lifetimes of at most `num_updates` (ppo.num_updates)."""
         try:
-            return TruncationSchedule(self.truncation, self.lifetime or num_updates,
-                                      self.min_lifetime, self.max_lifetime, self.stagger)
+            schedule = TruncationSchedule(self.truncation, self.lifetime or num_updates,
+                                          self.min_lifetime, self.max_lifetime, self.stagger)
         except ValueError as err:
             raise ValueError(f"meta_optimizer: {err}") from err
+        field, longest = (("lifetime", schedule.length) if self.truncation == "constant"
+                          else ("max_lifetime", self.max_lifetime))
+        if longest > num_updates:
+            raise ValueError(
+                f"meta_optimizer.{field} = {longest} exceeds ppo.num_updates = {num_updates}; "
+                f"lifetimes may not be longer than ppo.num_updates: lower {field} or raise num_updates"
+            )
+        return schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +197,9 @@ def gradient_meta_optimizer(problem, opts, make_estimator: Callable, rollouts_pe
     env-step accounting).
     make_estimator(t, algo, unravel, dim) -> Estimator whose metrics hold "scores" `[N]` (the
     segment's learning-curve area of each of its N runs). The gradient is averaged over tasks;
-    metrics follow discovery.meta_opt.base (fitness `[N]` = mean score over tasks).
+    metrics follow discovery.meta_opt.base (fitness `[N]` = mean score over tasks), plus
+    `nonfinite_pairs`: antithetic pairs left out of the estimates, summed over tasks (0 for
+    estimators without pairs).
     """
     theta0, unravel = ravel_pytree(problem.init_meta_params(jax.random.PRNGKey(opts.init_seed)))
     estimators = [make_estimator(t, algo, unravel, theta0.size) for t, algo in enumerate(problem.algos)]
@@ -191,12 +212,13 @@ def gradient_meta_optimizer(problem, opts, make_estimator: Callable, rollouts_pe
 
     def step(state: GradientState):
         key, k_est = jax.random.split(state.key)
-        grads, states, scores = [], [], []
+        grads, states, scores, nonfinite_pairs = [], [], [], 0
         for est, est_state in zip(estimators, state.estimators):
             grad, est_state, metrics = est.estimate(state.theta, est_state, k_est)
             grads.append(grad)
             states.append(est_state)
             scores.append(metrics["scores"])
+            nonfinite_pairs += metrics.get("nonfinite_pairs", 0)
         grad = jnp.mean(jnp.stack(grads), 0)
         finite = jnp.all(jnp.isfinite(grad))
         updates, opt_state = tx.update(jnp.where(finite, grad, 0.0), state.opt_state, state.theta)
@@ -213,6 +235,7 @@ def gradient_meta_optimizer(problem, opts, make_estimator: Callable, rollouts_pe
             "best_fitness": best,
             "grad_norm": jnp.linalg.norm(grad),
             "grad_finite": finite,
+            "nonfinite_pairs": jnp.asarray(nonfinite_pairs, jnp.int32),
         }
         return _strong(new), metrics
 
@@ -225,8 +248,8 @@ def gradient_meta_optimizer(problem, opts, make_estimator: Callable, rollouts_pe
 
 
 def segment_scores(segment) -> jax.Array:
-    """Per-run learning-curve area over the segment's updates: Segment fields `[K, N]` -> `[N]`."""
-    return curve_area(segment.metrics["episode_return"].T, segment.metrics["num_episodes"].T)
+    """Per-run mean of the learning curve (`Segment.curve`) over the segment: `[K, N]` -> `[N]`."""
+    return jnp.mean(segment.curve, axis=0)
 
 
 def make_rl_pes(problem, opts: PESOptions, persistent: bool) -> MetaOptimizer:
@@ -251,13 +274,24 @@ def make_rl_pes(problem, opts: PESOptions, persistent: bool) -> MetaOptimizer:
     return gradient_meta_optimizer(problem, opts, make_estimator, opts.population_size * opts.unroll_length)
 
 
-@register("pes")
+def check_pes(opts: PESOptions, rule, ppo, objective) -> None:
+    """Lifetimes fit ppo.num_updates and the objective has a per-update loss (ValueError)."""
+    del rule
+    opts.schedule(ppo.num_updates)
+    if objective.kind not in SEGMENT_KINDS:
+        raise ValueError(
+            f"meta_objective.kind = {objective.kind!r} has no per-update form for truncated "
+            f"estimators; use one of {', '.join(SEGMENT_KINDS)} (or meta_optimizer.name = 'es')"
+        )
+
+
+@register("pes", PESOptions, check_pes)
 def make_pes_optimizer(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "pes"`; options validated as PESOptions."""
     return make_rl_pes(problem, build(PESOptions, options, "meta_optimizer"), persistent=True)
 
 
-@register("truncated_es")
+@register("truncated_es", PESOptions, check_pes)
 def make_truncated_es_optimizer(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "truncated_es"`; options validated as PESOptions."""
     return make_rl_pes(problem, build(PESOptions, options, "meta_optimizer"), persistent=False)

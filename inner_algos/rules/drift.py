@@ -85,10 +85,14 @@ def lpo_features(ratio: jax.Array, advantage: jax.Array) -> jax.Array:
 class LPODrift(Rule):
     """Learned Policy Optimisation drift: an MLP (no biases, tanh hidden) on `lpo_features`.
 
-    drift = relu(net(features) - 1e-4) [+ ppo_clip_drift if ppo_init]. All features vanish at
-    r = 1 and the net has no biases, so drift(1, A) = 0. `init` draws the hidden layer at random
-    and sets the output layer to zero, so the initial rule is exactly PPO-clip when ppo_init is
-    set (and exactly zero drift otherwise); zero meta-params are the same rule.
+    With ppo_init, the net corrects PPO-clip's drift inside one relu, as in the LPO paper:
+        drift = relu(ppo_clip_drift(r, A) + net(features) - offset),
+    so it may also fall below PPO-clip's (DPO, the rule distilled from LPO, is in the search
+    space). Without ppo_init, drift = relu(net(features) - offset). offset = 1e-4 makes a dead
+    zone around r = 1 (all features vanish there and the net has no biases, so drift(1, A) = 0
+    with zero gradient); it applies only where PPO-clip's drift is 0, so that zero meta-params,
+    and `init`'s (random hidden layer, zero output layer), are exactly PPO-clip (exactly zero
+    drift without ppo_init).
 
     meta_params: {"hidden": [8, hidden_size], "out": [hidden_size]}.
     """
@@ -112,7 +116,7 @@ class LPODrift(Rule):
     def apply(self, meta_params: dict, inputs: DriftInputs) -> jax.Array:
         feats = lpo_features(inputs.ratio, inputs.advantage)
         net = jnp.tanh(feats @ meta_params["hidden"]) @ meta_params["out"]
-        drift = jax.nn.relu(net - 1e-4)
-        if self.ppo_init:
-            drift = drift + ppo_clip_drift(inputs.ratio, inputs.advantage, self.eps)
-        return drift
+        if not self.ppo_init:
+            return jax.nn.relu(net - 1e-4)
+        base = ppo_clip_drift(inputs.ratio, inputs.advantage, self.eps)
+        return jax.nn.relu(base + net - jnp.where(base > 0, 0.0, 1e-4))

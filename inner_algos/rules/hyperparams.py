@@ -3,7 +3,7 @@
 gamma, gae_lambda and clip_eps live in (0, 1) and are stored as logits; ent_coef and
 learning_rate are positive and stored as logs (Xu et al. 2018, arXiv 1805.09801, meta-learn gamma
 and lambda this way). Each learned hyperparameter h is a polynomial in the lifetime fraction
-p = update / num_updates, in unconstrained form:
+p = update / lifetime of the run (`inner_algos.ppo.lifetime_fraction`), in unconstrained form:
 
     h(p) = squash(c_0 + c_1 p + ... + c_d p^d),   d = progress_degree
 

@@ -30,7 +30,7 @@ class OptimizerInputs(NamedTuple):
 
     grads: gradient pytree (after PPO's global-norm clip), shaped like the agent's params.
     state: the rule's optimizer state (from `init_state`, then from the previous `apply`).
-    progress: scalar lifetime fraction, update / num_updates.
+    progress: scalar lifetime fraction, update / lifetime (`inner_algos.ppo.lifetime_fraction`).
     """
 
     grads: Any

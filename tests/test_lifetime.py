@@ -1,0 +1,63 @@
+"""Progress through training is the lifetime fraction of the run itself (update / its lifetime),
+for whole lifetimes and for the truncated estimators' runs alike."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from discovery.meta_opt import make_meta_optimizer
+from discovery.problem import Problem
+from discovery.segments import TruncationSchedule, make_runs
+from inner_algos.envs import Task
+from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.rules import make_rule
+from meta_objectives import MetaObjective
+
+CFG = PPOConfig(num_envs=16, rollout_length=8, num_updates=4, num_minibatches=2, num_epochs=1,
+                actor_hidden=(16,), critic_hidden=(16,), eval_envs=2, anneal_lr=True)
+TASK = Task(episode_length=50)
+LR, SLOPE = 1e-3, 1.0  # learned schedule lr(p) = LR exp(SLOPE p), then annealed by (1 - p)
+
+
+def _schedule_rule():
+    rule = make_rule("hyperparams", learn=["learning_rate"], progress_degree=1, learning_rate=LR)
+    return rule, {"learning_rate": jnp.array([np.log(LR), SLOPE], jnp.float32)}
+
+
+def _expected_lr(age, lifetime):
+    p = np.asarray(age) / lifetime
+    return LR * np.exp(SLOPE * p) * (1.0 - p)
+
+
+def test_whole_lifetime_schedules_use_num_updates():
+    rule, meta = _schedule_rule()
+    _, metrics = jax.jit(make_ppo(CFG, TASK, rule).train)(meta, jax.random.PRNGKey(0))
+    np.testing.assert_allclose(metrics["learning_rate"], _expected_lr(np.arange(4), 4), rtol=1e-5)
+
+
+def test_truncated_runs_schedule_and_anneal_over_their_own_lifetime():
+    """Lifetimes of 12 updates with ppo.num_updates = 4: lr annealing and the learned schedule see
+    update / 12 (with update / num_updates the annealed rate went negative after update 4)."""
+    rule, meta = _schedule_rule()
+    init_one, advance = make_runs(make_ppo(CFG, TASK, rule), TruncationSchedule("constant", 12, stagger=False))
+    runs = jax.vmap(init_one, in_axes=(None, 0))(meta, jax.random.split(jax.random.PRNGKey(0), 2))
+    _, seg = jax.jit(lambda r: advance(meta, r, 13, shared=True))(runs)
+    age = np.asarray(seg.age[:, 0])
+    np.testing.assert_array_equal(age, list(range(12)) + [0])  # the run resets after 12 updates
+    lr = np.asarray(seg.metrics["learning_rate"][:, 0])
+    np.testing.assert_allclose(lr, _expected_lr(age, 12), rtol=1e-5, atol=1e-12)
+    assert lr.min() >= 0.0
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"truncation": "constant", "lifetime": 5}, "lifetime"),
+    ({"truncation": "log_uniform", "min_lifetime": 2, "max_lifetime": 5}, "max_lifetime"),
+])
+def test_lifetimes_longer_than_num_updates_are_refused(options, field):
+    problem = Problem(make_rule("hyperparams"), (TASK,), CFG, MetaObjective(kind="curve_area"))
+    with pytest.raises(ValueError, match=f"meta_optimizer.{field} = 5 exceeds ppo.num_updates = 4"):
+        make_meta_optimizer("pes", options, problem)
+    make_meta_optimizer("pes", {**options, field: 4}, problem)  # at most num_updates: accepted
