@@ -24,6 +24,7 @@ from flax import struct
 
 from inner_algos.envs import Task, episode_runner, make_env
 from inner_algos.networks import ACTIVATIONS, Actor, Critic, RunningStats, policy_distribution
+from inner_algos.reward_norm import ReturnStats
 from inner_algos.rules import DriftInputs, Rule
 from inner_algos.rules.drift import ppo_clip_drift
 from inner_algos.rules.hyperparams import HyperParams
@@ -40,7 +41,9 @@ class PPOConfig:
     num_envs x rollout_length transitions per update are split into num_minibatches and
     passed over num_epochs times. gamma, gae_lambda, ent_coef, learning_rate and clip_eps are
     the defaults a "hyperparams" rule may replace; clip_eps also sets PPO-clip's drift when the
-    rule is not a drift rule, and the value-clipping range.
+    rule is not a drift rule, and the value-clipping range. normalize_rewards divides the learner's
+    rewards (after task.reward_scale) by a running std of the discounted return at the config's
+    gamma (`inner_algos.reward_norm`); logged returns stay unscaled.
     """
 
     num_envs: int = 64
@@ -62,6 +65,7 @@ class PPOConfig:
     activation: str = "tanh"
     init_log_std: float = 0.0
     normalize_obs: bool = True
+    normalize_rewards: bool = True
     eval_envs: int = 8
 
     def __post_init__(self):
@@ -116,6 +120,7 @@ class InnerState:
     params: dict
     opt_state: Any
     obs_stats: RunningStats
+    return_stats: ReturnStats
     env_state: Any
     key: jax.Array
     update: jax.Array
@@ -219,6 +224,7 @@ def make_ppo(
             params=params,
             opt_state=tx.init(params),
             obs_stats=RunningStats.create(obs_size),
+            return_stats=ReturnStats.create(config.num_envs),
             env_state=env_state,
             key=k_state,
             update=jnp.zeros((), jnp.int32),
@@ -261,22 +267,27 @@ def make_ppo(
     def collect(state: InnerState, key, hp: HyperParams):
         """Rollout of the agent in `state` (as data: params stop-gradiented) plus GAE.
 
-        Returns (env_state, traj `[T, N, ...]`, batch): batch is the tuple (obs, action,
-        log_prob, value, advantage, target), each flattened to `[T * N, ...]`, obs normalised
-        with the statistics used for acting.
+        Returns (env_state, return_stats, traj `[T, N, ...]`, batch): batch is the tuple (obs,
+        action, log_prob, value, advantage, target), each flattened to `[T * N, ...]`, obs
+        normalised with the statistics used for acting; with normalize_rewards, GAE sees the
+        rewards divided by the return statistics updated with this rollout.
         """
         env_state, traj, last_value = rollout(
             jax.lax.stop_gradient(state.params), state.obs_stats, state.env_state, key
         )
+        return_stats, rewards = state.return_stats, traj.reward
+        if config.normalize_rewards:  # config.gamma: a learned gamma must not move the reward scale
+            return_stats = return_stats.update(rewards, traj.episode_done, config.gamma)
+            rewards = return_stats.normalize(rewards)
         adv, target = gae(
-            traj.reward, traj.value, last_value, traj.termination, traj.truncation,
+            rewards, traj.value, last_value, traj.termination, traj.truncation,
             hp.gamma, hp.gae_lambda,
         )
         batch = jax.tree.map(
             lambda x: x.reshape((-1,) + x.shape[2:]),
             (normalize(state.obs_stats, traj.obs), traj.action, traj.log_prob, traj.value, adv, target),
         )
-        return env_state, traj, batch
+        return env_state, return_stats, traj, batch
 
     def loss_fn(params, batch, drift_meta, hp):
         obs, action, old_log_prob, old_value, adv, target = batch
@@ -327,7 +338,7 @@ def make_ppo(
         if config.anneal_lr:
             hp = hp._replace(learning_rate=hp.learning_rate * (1.0 - progress))
         key, k_roll, k_perm = jax.random.split(state.key, 3)
-        env_state, traj, flat = collect(state, k_roll, hp)
+        env_state, return_stats, traj, flat = collect(state, k_roll, hp)
         batch_size = config.num_envs * config.rollout_length
 
         def epoch(carry, epoch_key):
@@ -359,6 +370,7 @@ def make_ppo(
             params=params,
             opt_state=opt_state,
             obs_stats=obs_stats,
+            return_stats=return_stats,
             env_state=env_state,
             key=key,
             update=state.update + 1,
@@ -395,7 +407,7 @@ def make_ppo(
         if kind not in META_LOSSES:
             raise ValueError(f"meta_loss = {kind!r} is unknown; valid: {', '.join(META_LOSSES)}")
         hp = HyperParams(*(jnp.asarray(getattr(config, f), jnp.float32) for f in HyperParams._fields))
-        _, _, batch = collect(state, key, hp)
+        _, _, _, batch = collect(state, key, hp)
         total, stats = loss_fn(state.params, batch, meta_params, hp)
         return stats["policy_loss"] if kind == "policy_gradient" else total
 

@@ -4,6 +4,8 @@ The shipped specs in runs/ are the configurations checked here, so a change that
 learning at the README's settings fails these tests.
 """
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -26,6 +28,15 @@ def test_inverted_pendulum_reaches_900_in_2m_steps(rule_name):
     task, config, seeds = _spec("runs/ppo_inverted_pendulum.toml")
     _, eval_returns, _, algo = run_training(task, config, make_rule(rule_name), {}, seeds, 0)
     assert config.num_updates * algo.env_steps_per_update <= 2_000_000
+    assert np.sum(eval_returns >= 900) >= 4, eval_returns
+
+
+def test_inverted_pendulum_with_reward_normalisation_at_reward_scale_1_reaches_900():
+    task, config, seeds = _spec("runs/ppo_inverted_pendulum.toml")
+    task = dataclasses.replace(task, reward_scale=1.0)
+    config = dataclasses.replace(config, normalize_rewards=True)
+    _, eval_returns, _, algo = run_training(task, config, make_rule("ppo_clip"), {}, seeds, 0)
+    assert seeds == 5 and config.num_updates * algo.env_steps_per_update <= 2_000_000
     assert np.sum(eval_returns >= 900) >= 4, eval_returns
 
 
