@@ -198,7 +198,7 @@ def make_ppo(
 
     optimizer: the update-direction transform (default `optax.scale_by_adam(eps=1e-5)`) unless
     the rule is of family "optimizer", which then supplies it; PPO clips the global gradient norm
-    before it and scales its output by -learning_rate (annealed linearly to 0 over the lifetime
+    before it and scales its output by -learning_rate (annealed linearly to 0
     over the run's lifetime when config.anneal_lr; see `lifetime_fraction`).
 
     Differentiability w.r.t. meta-params (for truncated meta-gradients): the rollout runs on
