@@ -228,7 +228,7 @@ def parse_job_spec(table: dict) -> JobSpec:
     name = opt_table.pop("name", "es")
     resolved = {
         "job": dataclasses.asdict(job),
-        "tasks": [dataclasses.asdict(t) for t in tasks],
+        "tasks": [t.as_table() for t in tasks],
         "rule": {"name": rule.name, **rule.options()},
         "ppo": dataclasses.asdict(ppo),
         "meta_objective": dataclasses.asdict(objective),
@@ -280,6 +280,8 @@ def _toml_value(value: Any) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, e.g. randomise = { mass_scale = [0.5, 2.0] }
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise SpecError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
 
 
