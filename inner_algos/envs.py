@@ -165,6 +165,22 @@ def parse_label(text: str) -> dict:
     return {"source": "brax", "env_name": env, "backend": backend or "spring"}
 
 
+def canonical_label(text: str) -> str:
+    """A task label as `Task.label` spells it: 'hopper' -> 'hopper/spring', 'brax:hopper/spring'
+    -> 'hopper/spring', 'gymnax:CartPole-v1' unchanged; a '~...' suffix is kept."""
+    table = parse_label(text)
+    suffix = text.strip().partition("~")[2]
+    base = (f"{table['env_name']}/{table['backend']}" if table["source"] == "brax"
+            else f"gymnax:{table['env_name']}")
+    return base + (f"~{suffix}" if suffix else "")
+
+
+def task_from_table(table: dict) -> Task:
+    """The Task of a spec's task table (keys that are not Task fields, if any, are ignored)."""
+    fields = {f.name for f in dataclasses.fields(Task)}
+    return Task(**{k: v for k, v in table.items() if k in fields})
+
+
 @functools.lru_cache(maxsize=None)
 def make_env(task: Task, auto_reset: bool = True):
     """Single (unbatched) env for `task` (module docstring), auto-resetting unless told not to
