@@ -156,6 +156,8 @@ class JobSettings:
     every N generations (and at the end, and on SIGINT/SIGTERM). evaluate_mean: also score the
     meta-optimizer's mean each generation (one extra member). population_batch: evaluate at most
     this many members at once per device (`lax.map` chunks; 0 = all at once) to bound memory.
+    tasks_per_generation: draw this many of the [[tasks]] each generation, the same for every
+    member (0 = train on all of them every generation; es only).
     """
 
     name: str = "run"
@@ -166,11 +168,14 @@ class JobSettings:
     evaluate_mean: bool = True
     population_batch: int = 0
     run_dir: str = ""
+    tasks_per_generation: int = 0
 
     def __post_init__(self):
         for field in ("generations", "seeds_per_member", "checkpoint_every"):
             if getattr(self, field) < 1:
                 raise ValueError(f"job.{field} = {getattr(self, field)!r} must be >= 1")
+        if self.tasks_per_generation < 0:
+            raise ValueError(f"job.tasks_per_generation = {self.tasks_per_generation!r} must be >= 0")
         if self.population_batch < 0:
             raise ValueError(f"job.population_batch = {self.population_batch!r} must be >= 0")
         if not self.name or "/" in self.name:
@@ -226,8 +231,12 @@ def parse_job_spec(table: dict) -> JobSpec:
         )
     opt_table = dict(table.get("meta_optimizer", {}))
     name = opt_table.pop("name", "es")
+    _check_task_sampling(job.tasks_per_generation, tasks, name)
+    job_table = dataclasses.asdict(job)
+    if not job.tasks_per_generation:  # absent as before it existed, so older runs resume
+        del job_table["tasks_per_generation"]
     resolved = {
-        "job": dataclasses.asdict(job),
+        "job": job_table,
         "tasks": [t.as_table() for t in tasks],
         "rule": {"name": rule.name, **rule.options()},
         "ppo": dataclasses.asdict(ppo),
@@ -235,6 +244,15 @@ def parse_job_spec(table: dict) -> JobSpec:
         "meta_optimizer": {"name": name, **opt_table},
     }
     return JobSpec(job, tasks, rule, ppo, objective, name, opt_table, _plain(resolved))
+
+
+def _check_task_sampling(k: int, tasks: tuple, meta_optimizer: str) -> None:
+    if k > len(tasks):
+        raise SpecError(f"job.tasks_per_generation = {k} exceeds the {len(tasks)} [[tasks]] listed; "
+                        f"choose at most {len(tasks)} (0 = all)")
+    if 0 < k < len(tasks) and meta_optimizer != "es":
+        raise SpecError(f"job.tasks_per_generation = {k} samples tasks, which only meta_optimizer.name "
+                        f"= \"es\" supports (got {meta_optimizer!r}); set it to 0 or {len(tasks)}")
 
 
 def _plain(value: Any) -> Any:
