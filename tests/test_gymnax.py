@@ -169,3 +169,49 @@ def test_every_rule_family_trains_on_a_discrete_minatar_task(rule_name, options)
     assert float(metrics["entropy"][0]) > 0.9 * np.log(3)  # near-uniform categorical at the start
     ret, length = jax.jit(algo.evaluate)(state, jax.random.PRNGKey(2))
     assert 0 < float(length) <= 20
+
+
+def test_eval_task_labels_with_sources_take_the_spec_task(tmp_path):
+    from discovery import evaluate
+    from discovery.sources import resolve_source
+    from fabricate import make_run_dir
+
+    assert evaluate.parse_tasks("gymnax:Asterix-MinAtar,brax:hopper/spring,hopper,inverted_pendulum/positional") == [
+        "gymnax:Asterix-MinAtar", "hopper/spring", "hopper/spring", "inverted_pendulum/positional"]
+    run = make_run_dir(tmp_path)
+    spec = (run / "spec.toml").read_text()
+    (run / "spec.toml").write_text(spec.replace("[ppo]", '[[tasks]]\nsource = "gymnax"\nenv_name = "CartPole-v1"\n'
+                                                "randomise = { length = [0.3, 0.8] }\n\n[ppo]"))
+    source = resolve_source(str(run))
+    assert source.train_tasks == ["inverted_pendulum/spring", "gymnax:CartPole-v1~length=0.3..0.8"]
+    settings = evaluate.eval_settings(source, evaluate.parse_tasks("gymnax:CartPole-v1,gymnax:Asterix-MinAtar"),
+                                      ["task.episode_length=40"], None)
+    (_, cartpole), (_, asterix) = settings
+    assert cartpole.label == "gymnax:CartPole-v1~length=0.3..0.8"  # the spec's task, ranges included
+    assert cartpole.episode_length == asterix.episode_length == 40
+    assert asterix == Task(source="gymnax", env_name="Asterix-MinAtar", episode_length=40)
+
+
+def test_eval_end_to_end_on_a_gymnax_task(tmp_path):
+    import argparse
+    import json
+
+    from discovery import evaluate
+    from discovery.rule_io import save_rule
+
+    rule = make_rule("lpo", hidden_size=8)
+    save_rule(tmp_path / "lpo", rule, rule.init(jax.random.PRNGKey(0)), train_tasks=["inverted_pendulum/spring"])
+    parser = argparse.ArgumentParser()
+    evaluate.register(parser.add_subparsers())
+    out = tmp_path / "eval"
+    args = parser.parse_args([
+        "eval", str(tmp_path / "lpo.json"), "--tasks", "gymnax:CartPole-v1", "--seeds", "2", "--budget", "256",
+        "--points", "2", "--baselines", "ppo_clip", "--out", str(out), "--set", "ppo.num_envs=16",
+        "--set", "ppo.rollout_length=8", "--set", "ppo.num_minibatches=2", "--set", "ppo.num_epochs=1",
+        "--set", "ppo.actor_hidden=[16]", "--set", "ppo.critic_hidden=[16]", "--set", "ppo.eval_envs=2",
+        "--set", "task.episode_length=30"])
+    assert args.func(args) == 0
+    task = json.loads((out / "results.json").read_text())["tasks"]["gymnax:CartPole-v1"]
+    assert task["held_out"] is True and task["task"]["source"] == "gymnax"
+    assert 5 < task["random_return"] < 30  # random CartPole episodes last ~20 steps (limit 30)
+    assert (out / "curves_gymnax_CartPole-v1.png").is_file()
