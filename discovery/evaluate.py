@@ -30,6 +30,7 @@ import datetime
 import json
 import math
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ from discovery.watchdog import EvalWatchdog
 from discovery.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
 from discovery.spec import SpecError, apply_overrides, parse_ppo, parse_task
 from discovery.versions import package_versions
-from inner_algos.envs import Task, random_policy_return
+from inner_algos.envs import Task, canonical_label, parse_label, random_policy_return, task_from_table
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import RULES, Rule, make_rule
 from meta_objectives import stats
@@ -127,19 +128,18 @@ def run_task(config: PPOConfig, task: Task, entries: list[Entry], keys: jax.Arra
 
 
 def parse_tasks(text: str) -> list[str]:
-    """'hopper/spring,ant' -> ['hopper/spring', 'ant/spring'] (backend defaults to spring)."""
-    labels = []
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        env, _, backend = item.partition("/")
-        labels.append(f"{env}/{backend or 'spring'}")
-    return labels
+    """'hopper/spring,ant,gymnax:Breakout-MinAtar,brax:walker2d' -> ['hopper/spring',
+    'ant/spring', 'gymnax:Breakout-MinAtar', 'walker2d/spring'] (source defaults to brax,
+    backend to spring)."""
+    return [canonical_label(item) for item in filter(None, (t.strip() for t in text.split(",")))]
 
 
 def eval_settings(source: Source, task_labels: list[str], sets: list[str], budget: int | None):
     """The inner config and tasks of the evaluation: [(PPOConfig, Task)] in task order.
 
     PPO starts from the run's [ppo] table (a run directory) or PPOConfig() defaults; a task
-    takes the matching spec task's settings (same env and backend) when there is one. Then
+    takes the matching spec task's settings (the same label, else the same source, env and
+    backend, randomised ranges included) when there is one. Then
     `--set ppo.KEY=VALUE` / `--set task.KEY=VALUE` apply, then `--budget` (env steps per
     lifetime) sets num_updates = max(1, budget // env steps per update).
     """
@@ -148,14 +148,15 @@ def eval_settings(source: Source, task_labels: list[str], sets: list[str], budge
     if extra:
         raise SpecError(f"--set sections {extra} are not evaluation settings; allowed: ppo.KEY, task.KEY")
     config = parse_ppo(table["ppo"])
-    task_fields = {f.name for f in dataclasses.fields(Task)}
+    trained = [task_from_table(t) for t in spec_tasks(source.spec)]
     settings = []
     for label in task_labels:
-        env, backend = label.split("/")
-        base = next((t for t in spec_tasks(source.spec)
-                     if (t.get("env_name"), t.get("backend", "spring")) == (env, backend)), {})
-        base = {k: v for k, v in base.items() if k in task_fields}
-        task = parse_task({**base, "env_name": env, "backend": backend, **table["task"]})
+        wanted = parse_label(label)
+        base_label = canonical_label(label).partition("~")[0]
+        match = next((t for t in trained if t.label == label), None) or next(
+            (t for t in trained if t.base_label == base_label), None)
+        base = match.as_table() if match is not None else {}
+        task = parse_task({**base, **wanted, **table["task"]})
         cfg = config
         if budget is not None:
             per_update = config.num_envs * config.rollout_length * task.action_repeat
@@ -253,7 +254,7 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         raise ValueError(f"--watchdog = {watchdog[0]:g} must be >= 1 (a factor) or 0 (off), and "
                          f"--watchdog-min-seconds = {watchdog[1]:g} > 0")
     if not task_labels:
-        raise ValueError("no tasks: the rule's training tasks are unknown, give --tasks env/backend,...")
+        raise ValueError("no tasks: the rule's training tasks are unknown, give --tasks [source:]env[/backend],...")
     settings = eval_settings(source, task_labels, sets, budget)
     entries = [Entry(source.label, source.rule, source.meta_params, False)] + baseline_entries(baselines)
     labels = [e.label for e in entries]
@@ -276,7 +277,7 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         tasks[task.label] = result = task_results(curves, updates, per_update, in_training, config,
                                                   task, random_return)
         plots.learning_curves_figure(
-            out / f"curves_{task.env_name}_{task.backend}.png",
+            out / f"curves_{re.sub(r'[^A-Za-z0-9._=-]+', '_', task.label)}.png",
             f"{task.label} ({_status(in_training)}): {seeds} seeds, 95% bootstrap CI",
             np.asarray(result["env_steps"]), curves, "return of the deterministic policy",
         )
@@ -346,8 +347,9 @@ def register(subparsers) -> None:
     )
     add_source_arguments(parser)
     parser.add_argument("--tasks", default=None,
-                        help="env/backend,... e.g. inverted_pendulum/spring,hopper (default: the "
-                             "rule's training tasks)")
+                        help="[source:]env[/backend],... e.g. gymnax:Asterix-MinAtar,brax:hopper/spring,"
+                             "inverted_pendulum (source defaults to brax, backend to spring; default: "
+                             "the rule's training tasks)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per task and rule (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument("--baselines", default="ppo_clip,dpo",

@@ -24,6 +24,7 @@ import numpy as np
 
 from discovery import plots
 from discovery.sources import Source, add_source_arguments, resolve_source, spec_tasks
+from inner_algos.envs import task_from_table
 from inner_algos.rules import DriftInputs, Rule, make_rule
 
 
@@ -142,7 +143,7 @@ def summary(source: Source) -> str:
     if prov:
         lines.append("exported: " + ", ".join(f"{k} {v}" for k, v in prov.items()))
     if source.spec:
-        tasks = [f"{t.get('env_name')}/{t.get('backend', 'spring')}" for t in spec_tasks(source.spec)]
+        tasks = [task_from_table(t).label for t in spec_tasks(source.spec)]
         lines.append(f"spec: tasks {', '.join(tasks) or '?'}; sections {', '.join(sorted(source.spec))}")
         meta_opt = source.spec.get("meta_optimizer")
         if isinstance(meta_opt, dict):

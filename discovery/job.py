@@ -112,6 +112,7 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
     problem = Problem(
         spec.rule, spec.tasks, spec.ppo, spec.meta_objective, spec.job.seeds_per_member,
         baselines, spec.job.population_batch, spec.job.evaluate_mean,
+        tasks_per_generation=spec.job.tasks_per_generation,
     )
     optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, problem)
     resolved = {**spec.table, "meta_optimizer": {
@@ -230,6 +231,7 @@ def _record(generation, metrics, seconds, wall, env_steps, steps_per_generation,
     finite = fitness[np.isfinite(fitness)]
     stats = (lambda f: _finite(f(finite)) if finite.size else None)
     task_scores = np.asarray(metrics["task_scores"], np.float64)
+    used = metrics.get("task_indices", range(len(labels)))
     return {
         "generation": generation,
         "fitness_mean": stats(np.mean),
@@ -246,6 +248,7 @@ def _record(generation, metrics, seconds, wall, env_steps, steps_per_generation,
             if np.isfinite(col).any() else None
             for label, col in zip(labels, task_scores.T)
         },
+        "tasks": [labels[int(i)] for i in used],  # the tasks this generation trained on
         "sigma": _finite(metrics["sigma"]) if "sigma" in metrics else None,
         "hyperparams": {k: _finite(v) for k, v in metrics.get("hyperparams", {}).items()} or None,
         "generation_time": seconds,

@@ -10,6 +10,11 @@ the meta-objective, the number of inner seeds per member, per-task baselines and
         vmap over seeds: InnerAlgo.train (whole lifetime) [+ evaluate] -> score
   scores `[M, T, S]` -> normalise per task by its baseline -> mean over seeds and tasks -> `[M]`
 
+With `tasks_per_generation = K < T`, each generation draws K distinct task indices from its key
+(the same K for every member: common random numbers) and a `lax.scan` over them runs each slot's
+task behind `lax.switch` on the traced index: every task is compiled once, one program serves
+every draw, and only the drawn tasks are trained.
+
 All members share the generation's inner seeds (common random numbers), so members differ only by
 their meta-parameters; seed keys depend on the seed index only, never on the device layout, so
 1 and N devices compute the same numbers.
@@ -38,7 +43,8 @@ class Problem:
     Attributes: rule, tasks `(T,)`, ppo, objective, seeds_per_member (S), baselines (`[T]` array
     of baseline scores when objective.normalise == "baseline", else None), population_batch
     (0 = vmap all local members at once), evaluate_mean (meta-optimizers also score their mean
-    each step), algos (one InnerAlgo per task), mesh (1-D over the devices, axis "pop").
+    each step), tasks_per_generation (K tasks drawn per generation; 0 = all), algos (one
+    InnerAlgo per task), mesh (1-D over the devices, axis "pop").
     """
 
     def __init__(
@@ -52,7 +58,11 @@ class Problem:
         population_batch: int = 0,
         evaluate_mean: bool = True,
         devices: list | None = None,
+        tasks_per_generation: int = 0,
     ):
+        if not 0 <= tasks_per_generation <= len(tasks):
+            raise ValueError(f"job.tasks_per_generation = {tasks_per_generation} must be in "
+                             f"[0, {len(tasks)}] (0 = all {len(tasks)} tasks)")
         if objective.normalise == "baseline" and baselines is None:
             raise ValueError("meta_objective.normalise = 'baseline' needs per-task baselines")
         self.rule = rule
@@ -63,6 +73,7 @@ class Problem:
         self.baselines = None if objective.normalise == "none" else jnp.asarray(baselines, jnp.float32)
         self.population_batch = population_batch
         self.evaluate_mean = evaluate_mean
+        self.tasks_per_generation = tasks_per_generation or len(self.tasks)
         self.algos = tuple(make_ppo(ppo, task, rule) for task in self.tasks)
         self.mesh = Mesh(np.asarray(devices or jax.local_devices()), (POP_AXIS,))
 
@@ -76,48 +87,81 @@ class Problem:
 
     @property
     def env_steps_per_member(self) -> int:
-        """Environment steps one member's evaluation takes (all tasks and seeds, eval included)."""
-        return self.seeds_per_member * sum(run_env_steps(algo, self.objective) for algo in self.algos)
+        """Env steps one member's evaluation takes (all tasks and seeds, eval included); with
+        K < T tasks per generation, K times the mean over tasks (exact when all tasks' lifetimes
+        have the same length)."""
+        per_task = [run_env_steps(algo, self.objective) for algo in self.algos]
+        return self.seeds_per_member * sum(per_task) * self.tasks_per_generation // len(per_task)
+
+    @property
+    def samples_tasks(self) -> bool:
+        return self.tasks_per_generation < len(self.tasks)
+
+    def task_indices(self, key: jax.Array) -> jax.Array:
+        """The generation's task indices `[K]` drawn from `key` (the one `fitness` gets), sorted;
+        all `arange(T)` when every task runs every generation."""
+        if not self.samples_tasks:
+            return jnp.arange(len(self.tasks))
+        draw = jax.random.choice(jax.random.fold_in(key, len(self.tasks)), len(self.tasks),
+                                 (self.tasks_per_generation,), replace=False)
+        return jnp.sort(draw)
 
     def scores(self, members, key: jax.Array) -> jax.Array:
-        """Raw scores `[M, T, S]` of members (meta-param pytree with leading axis M)."""
+        """Raw scores `[M, K, S]` of members (meta-param pytree with leading axis M) on the
+        generation's tasks `task_indices(key)` (all T of them unless sampling)."""
         size = jax.tree.leaves(members)[0].shape[0]
         pad = -size % self.num_devices
         padded = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)]), members)
         seed_keys = jax.random.split(key, self.seeds_per_member)
+        local = self._local_sampled_scores if self.samples_tasks else self._local_scores
         sharded = jax.shard_map(
-            self._local_scores,
+            local,
             mesh=self.mesh,
-            in_specs=(PartitionSpec(POP_AXIS), PartitionSpec()),
+            in_specs=(PartitionSpec(POP_AXIS), PartitionSpec(), PartitionSpec()),
             out_specs=PartitionSpec(POP_AXIS),
             check_vma=False,
         )
-        return sharded(padded, seed_keys)[:size]
+        return sharded(padded, seed_keys, self.task_indices(key))[:size]
 
-    def _local_scores(self, members, seed_keys: jax.Array) -> jax.Array:
-        """Scores `[m, T, S]` of one device's members `[m, ...]`; seed_keys `[S, 2]`."""
-        per_task = []
-        for t, algo in enumerate(self.algos):
-            keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(seed_keys)
+    def _task_scores(self, t: int, members, seed_keys: jax.Array) -> jax.Array:
+        """Scores `[m, S]` of one device's members `[m, ...]` on task t; seed_keys `[S, 2]`."""
+        algo = self.algos[t]
+        keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(seed_keys)
 
-            def one_member(meta_params, algo=algo, keys=keys):
-                return jax.vmap(lambda k: run_score(algo, self.objective, meta_params, k))(keys)
+        def one_member(meta_params):
+            return jax.vmap(lambda k: run_score(algo, self.objective, meta_params, k))(keys)
 
-            if self.population_batch:
-                per_task.append(jax.lax.map(one_member, members, batch_size=self.population_batch))
-            else:
-                per_task.append(jax.vmap(one_member)(members))
-        return jnp.stack(per_task, axis=1)
+        if self.population_batch:
+            return jax.lax.map(one_member, members, batch_size=self.population_batch)
+        return jax.vmap(one_member)(members)
+
+    def _local_scores(self, members, seed_keys: jax.Array, indices: jax.Array) -> jax.Array:
+        """Scores `[m, T, S]` on every task, one computation per task."""
+        del indices  # all of them
+        return jnp.stack([self._task_scores(t, members, seed_keys) for t in range(len(self.algos))], axis=1)
+
+    def _local_sampled_scores(self, members, seed_keys: jax.Array, indices: jax.Array) -> jax.Array:
+        """Scores `[m, K, S]` on the tasks `indices` `[K]` (traced; module docstring)."""
+        branches = [lambda m, k, t=t: self._task_scores(t, m, k) for t in range(len(self.algos))]
+
+        def slot(carry, t):
+            return carry, jax.lax.switch(t, branches, members, seed_keys)
+
+        _, scores = jax.lax.scan(slot, None, indices)
+        return jnp.moveaxis(scores, 0, 1)
 
     def fitness(self, members, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(fitness `[M]`, per-task score averaged over seeds `[M, T]`), higher is better.
 
-        Fitness is the mean over tasks and seeds of baseline-normalised scores; it is non-finite
-        when any of the member's runs is (callers rank such members last).
+        Fitness is the mean over the generation's tasks and seeds of baseline-normalised scores;
+        it is non-finite when any of the member's runs is (callers rank such members last).
+        Tasks not drawn this generation score NaN in the per-task output.
         """
         raw = self.scores(members, key)
-        baselines = None if self.baselines is None else self.baselines[None, :, None]
-        return aggregate(normalise(raw, baselines)), jnp.mean(raw, axis=-1)
+        indices = self.task_indices(key)
+        baselines = None if self.baselines is None else self.baselines[indices][None, :, None]
+        per_task = jnp.full((raw.shape[0], len(self.tasks)), jnp.nan).at[:, indices].set(jnp.mean(raw, axis=-1))
+        return aggregate(normalise(raw, baselines)), per_task
 
 
 def run_env_steps(algo, objective: MetaObjective) -> int:

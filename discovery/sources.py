@@ -24,6 +24,7 @@ import numpy as np
 
 from discovery.rule_io import load_rule, stem_of
 from discovery.spec import load_toml
+from inner_algos.envs import task_from_table
 from inner_algos.rules import Rule
 
 WHICH = ("mean", "best")
@@ -64,11 +65,10 @@ class Source:
 
     @property
     def train_tasks(self) -> list[str] | None:
-        """'env/backend' labels of the tasks the rule was trained on, or None when unknown."""
+        """Labels (`Task.label`) of the tasks the rule was trained on, or None when unknown."""
         if "train_tasks" in self.header:
             return [str(t) for t in self.header["train_tasks"]]
-        tasks = spec_tasks(self.spec)
-        return [f"{t.get('env_name')}/{t.get('backend', 'spring')}" for t in tasks] or None
+        return [task_from_table(t).label for t in spec_tasks(self.spec)] or None
 
     @property
     def hash(self) -> str:

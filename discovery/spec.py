@@ -169,6 +169,8 @@ class JobSettings:
     watchdog, watchdog_min_seconds: a generation still running after watchdog x the median of
     the earlier ones (at least watchdog_min_seconds; watchdog x watchdog_min_seconds for the
     first) ends the job with a message and a stack dump (`discovery.watchdog`); 0 disables it.
+    tasks_per_generation: draw this many of the [[tasks]] each generation, the same for every
+    member (0 = train on all of them every generation; es only).
     """
 
     name: str = "run"
@@ -181,11 +183,14 @@ class JobSettings:
     run_dir: str = ""
     watchdog: float = 10.0
     watchdog_min_seconds: float = 300.0
+    tasks_per_generation: int = 0
 
     def __post_init__(self):
         for field in ("generations", "seeds_per_member", "checkpoint_every"):
             if getattr(self, field) < 1:
                 raise ValueError(f"job.{field} = {getattr(self, field)!r} must be >= 1")
+        if self.tasks_per_generation < 0:
+            raise ValueError(f"job.tasks_per_generation = {self.tasks_per_generation!r} must be >= 0")
         if self.population_batch < 0:
             raise ValueError(f"job.population_batch = {self.population_batch!r} must be >= 0")
         if self.watchdog != 0 and self.watchdog < 1:
@@ -249,15 +254,28 @@ def parse_job_spec(table: dict) -> JobSpec:
     opt_table = dict(table.get("meta_optimizer", {}))
     name = opt_table.pop("name", "es")
     options = validate_options(name, opt_table, rule, ppo, objective)
+    _check_task_sampling(job.tasks_per_generation, tasks, name)
+    job_table = dataclasses.asdict(job)
+    if not job.tasks_per_generation:  # absent as before it existed, so older runs resume
+        del job_table["tasks_per_generation"]
     resolved = {
-        "job": dataclasses.asdict(job),
-        "tasks": [dataclasses.asdict(t) for t in tasks],
+        "job": job_table,
+        "tasks": [t.as_table() for t in tasks],
         "rule": {"name": rule.name, **rule.options()},
         "ppo": dataclasses.asdict(ppo),
         "meta_objective": dataclasses.asdict(objective),
         "meta_optimizer": {"name": name, **dataclasses.asdict(options)},
     }
     return JobSpec(job, tasks, rule, ppo, objective, name, opt_table, _plain(resolved))
+
+
+def _check_task_sampling(k: int, tasks: tuple, meta_optimizer: str) -> None:
+    if k > len(tasks):
+        raise SpecError(f"job.tasks_per_generation = {k} exceeds the {len(tasks)} [[tasks]] listed; "
+                        f"choose at most {len(tasks)} (0 = all)")
+    if 0 < k < len(tasks) and meta_optimizer != "es":
+        raise SpecError(f"job.tasks_per_generation = {k} samples tasks, which only meta_optimizer.name "
+                        f"= \"es\" supports (got {meta_optimizer!r}); set it to 0 or {len(tasks)}")
 
 
 def _plain(value: Any) -> Any:
@@ -303,6 +321,8 @@ def _toml_value(value: Any) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, e.g. randomise = { mass_scale = [0.5, 2.0] }
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise SpecError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 
-PACKAGES = ("rl-discovery", "jax", "jaxlib", "brax", "evosax", "optax", "orbax-checkpoint", "flax",
+PACKAGES = ("rl-discovery", "jax", "jaxlib", "brax", "gymnax", "evosax", "optax", "orbax-checkpoint", "flax",
             "distrax", "chex", "numpy", "matplotlib")
 
 

@@ -1,7 +1,11 @@
-"""Actor and critic MLPs (flax.linen), the Gaussian policy (distrax) and running observation
+"""Actor and critic MLPs (flax.linen), the policies (distrax) and running observation
 normalisation.
 
-Policy: a diagonal Gaussian over pre-clip actions, mean from an MLP and a state-independent
+`make_policy` picks the policy from the env's action space: a categorical over `action_size`
+logits for discrete actions, else the Gaussian below. Observations reach the MLPs as flat
+vectors (envs flatten MinAtar's grids).
+
+Gaussian policy: a diagonal Gaussian over pre-clip actions, mean from an MLP and a state-independent
 learned log-std. The environment receives `clip(action, -1, 1)`; log-probabilities and entropy
 are of the unclipped Gaussian (as in CleanRL / purejaxrl continuous PPO). Clipping rather than
 tanh-squashing keeps log-probabilities exact and cheap.
@@ -9,7 +13,7 @@ tanh-squashing keeps log-probabilities exact and cheap.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import distrax
 import flax.linen as nn
@@ -62,6 +66,50 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, obs):
         return MLP(self.hidden, 1, self.activation, out_scale=1.0)(obs)[..., 0]
+
+
+class CategoricalActor(nn.Module):
+    """Categorical policy head: returns logits `[..., num_actions]` (small initial output, so
+    the first policy is near uniform, as the Gaussian's mean starts near 0)."""
+
+    hidden: Sequence[int]
+    num_actions: int
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, obs):
+        return MLP(self.hidden, self.num_actions, self.activation, out_scale=0.01)(obs)
+
+
+class Policy(NamedTuple):
+    """A stochastic policy over an env's action space; `params` are the actor's.
+
+    init(key, obs `[obs_size]`) -> params; distribution(params, obs `[..., obs_size]`) -> a distrax
+    distribution with batch shape `[...]` (actions `[..., A]` continuous, `[...]` int discrete);
+    mode(params, obs) -> the deterministic action (Gaussian mean, most likely category).
+    """
+
+    init: Callable
+    distribution: Callable
+    mode: Callable
+
+
+def make_policy(discrete: bool, action_size: int, hidden: Sequence[int], activation: str,
+                init_log_std: float = 0.0) -> Policy:
+    """Categorical policy for a discrete action space, diagonal Gaussian for a continuous one."""
+    if discrete:
+        actor = CategoricalActor(tuple(hidden), action_size, activation)
+
+        def distribution(params, obs):
+            return distrax.Categorical(logits=actor.apply(params, obs))
+
+        return Policy(actor.init, distribution, lambda params, obs: jnp.argmax(actor.apply(params, obs), -1))
+    actor = Actor(tuple(hidden), action_size, activation, init_log_std)
+
+    def distribution(params, obs):
+        return policy_distribution(*actor.apply(params, obs))
+
+    return Policy(actor.init, distribution, lambda params, obs: actor.apply(params, obs)[0])
 
 
 def policy_distribution(mean: jax.Array, log_std: jax.Array) -> distrax.Distribution:

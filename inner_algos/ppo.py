@@ -1,4 +1,4 @@
-"""Proximal policy optimisation in pure JAX over brax, with slots for learned rules.
+"""Proximal policy optimisation in pure JAX over brax or gymnax, with slots for learned rules.
 
 `make_ppo(config, task, rule)` returns an `InnerAlgo` of pure functions:
 
@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from inner_algos.envs import Task, episode_runner, make_env
-from inner_algos.networks import ACTIVATIONS, Actor, Critic, RunningStats, policy_distribution
+from inner_algos.envs import Task, episode_runner, make_env, sample_params
+from inner_algos.networks import ACTIVATIONS, Critic, RunningStats, make_policy
 from inner_algos.reward_norm import ReturnStats
 from inner_algos.rules import DriftInputs, Rule
 from inner_algos.rules.drift import ppo_clip_drift
@@ -112,9 +112,10 @@ class PPOConfig:
 class InnerState:
     """Everything one PPO lifetime carries between updates (shapes fixed across steps).
 
-    env_state holds `[num_envs]`-batched brax states; update counts completed updates; lifetime
-    is this run's length in updates (config.num_updates unless a truncation schedule sets it):
-    progress through training is `lifetime_fraction(state)`.
+    env_state holds `[num_envs]`-batched env states; env_params the lifetime's randomised env
+    parameters ({} for a fixed task); update counts completed updates; lifetime is this run's
+    length in updates (config.num_updates unless a truncation schedule sets it): progress
+    through training is `lifetime_fraction(state)`.
     """
 
     params: dict
@@ -122,6 +123,7 @@ class InnerState:
     obs_stats: RunningStats
     return_stats: ReturnStats
     env_state: Any
+    env_params: dict
     key: jax.Array
     update: jax.Array
     lifetime: jax.Array
@@ -208,8 +210,9 @@ def make_ppo(
     """
     env = make_env(task)
     play_eval_episodes = episode_runner(task, config.eval_envs)
-    obs_size, action_size = env.observation_size, env.action_size
-    actor = Actor(config.actor_hidden, action_size, config.activation, config.init_log_std)
+    obs_size = env.observation_size
+    policy = make_policy(env.discrete, env.action_size, config.actor_hidden, config.activation,
+                         config.init_log_std)
     critic = Critic(config.critic_hidden, config.activation)
     drift_fn, hyperparams_fn, direction = _slots(config, rule, optimizer)
     tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), direction)
@@ -218,14 +221,18 @@ def make_ppo(
         del meta_params  # the inner state's shapes never depend on the rule
         k_actor, k_critic, k_env, k_state = jax.random.split(key, 4)
         dummy = jnp.zeros((obs_size,))
-        params = {"actor": actor.init(k_actor, dummy), "critic": critic.init(k_critic, dummy)}
-        env_state = jax.vmap(env.reset)(jax.random.split(k_env, config.num_envs))
+        params = {"actor": policy.init(k_actor, dummy), "critic": critic.init(k_critic, dummy)}
+        env_params = sample_params(task, jax.random.fold_in(key, 1))  # once per lifetime
+        env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(k_env, config.num_envs), env_params
+        )
         return InnerState(
             params=params,
             opt_state=tx.init(params),
             obs_stats=RunningStats.create(obs_size),
             return_stats=ReturnStats.create(config.num_envs),
             env_state=env_state,
+            env_params=env_params,
             key=k_state,
             update=jnp.zeros((), jnp.int32),
             lifetime=jnp.asarray(config.num_updates, jnp.int32),
@@ -234,14 +241,13 @@ def make_ppo(
     def normalize(stats, obs):
         return stats.normalize(obs) if config.normalize_obs else obs
 
-    def rollout(params, stats, env_state, key):
+    def rollout(params, stats, env_state, env_params, key):
         def one_step(env_state, step_key):
             obs = normalize(stats, env_state.obs)
-            mean, log_std = actor.apply(params["actor"], obs)
-            dist = policy_distribution(mean, log_std)
+            dist = policy.distribution(params["actor"], obs)
             action = dist.sample(seed=step_key)
             value = critic.apply(params["critic"], obs)
-            next_state = jax.vmap(env.step)(env_state, jnp.clip(action, -1.0, 1.0))
+            next_state = jax.vmap(env.step, in_axes=(0, 0, None))(env_state, action, env_params)
             info = next_state.info
             trunc = info["truncation"]
             done = next_state.done
@@ -273,7 +279,8 @@ def make_ppo(
         rewards divided by the return statistics updated with this rollout.
         """
         env_state, traj, last_value = rollout(
-            jax.lax.stop_gradient(state.params), state.obs_stats, state.env_state, key
+            jax.lax.stop_gradient(state.params), state.obs_stats, state.env_state, state.env_params,
+            key,
         )
         return_stats, rewards = state.return_stats, traj.reward
         if config.normalize_rewards:  # config.gamma: a learned gamma must not move the reward scale
@@ -291,8 +298,7 @@ def make_ppo(
 
     def loss_fn(params, batch, drift_meta, hp):
         obs, action, old_log_prob, old_value, adv, target = batch
-        mean, log_std = actor.apply(params["actor"], obs)
-        dist = policy_distribution(mean, log_std)
+        dist = policy.distribution(params["actor"], obs)
         log_prob = dist.log_prob(action)
         ratio = jnp.exp(log_prob - old_log_prob)
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -372,6 +378,7 @@ def make_ppo(
             obs_stats=obs_stats,
             return_stats=return_stats,
             env_state=env_state,
+            env_params=state.env_params,
             key=key,
             update=state.update + 1,
             lifetime=state.lifetime,
@@ -385,12 +392,13 @@ def make_ppo(
         )
 
     def evaluate(state: InnerState, key):
-        """Mean return and length over config.eval_envs full episodes of the mean action."""
+        """Mean return and length over config.eval_envs full episodes of the deterministic action
+        (Gaussian mean, most likely category), in the lifetime's env params."""
 
         def act(obs, _):
-            return actor.apply(state.params["actor"], normalize(state.obs_stats, obs))[0]
+            return policy.mode(state.params["actor"], normalize(state.obs_stats, obs))
 
-        total, length = play_eval_episodes(act, key)
+        total, length = play_eval_episodes(act, key, state.env_params)
         return total.mean(), length.mean()
 
     # --- meta-loss for truncated meta-gradients ------------------------------------------------

@@ -176,6 +176,7 @@ def make_es_optimizer(opts: ESOptions, problem) -> MetaOptimizer:
         metrics = {
             "fitness": pop_fitness,
             "task_scores": per_task[:pop],
+            "task_indices": problem.task_indices(k_eval),
             "num_nonfinite": rank_last(pop_fitness)[1],
             "mean_fitness": fitness[pop] if problem.evaluate_mean else jnp.asarray(jnp.nan),
             "best_fitness": -es_state.best_fitness,

@@ -1,0 +1,217 @@
+"""gymnax as a second task source: the env interface, discrete-action PPO, task labels, and
+brax results unchanged by the sources (against numbers of the code before sources existed)."""
+
+import sys
+import tempfile
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from discovery.job import run_job
+from inner_algos.envs import Task, make_env, parse_label, random_policy_return
+from inner_algos.networks import make_policy
+from inner_algos.ppo import PPOConfig, _slots, make_ppo
+from inner_algos.rules import DriftInputs, make_rule
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny_job  # noqa: E402
+
+CARTPOLE = Task(source="gymnax", env_name="CartPole-v1")
+TINY = PPOConfig(num_envs=8, rollout_length=8, num_updates=2, num_minibatches=2, num_epochs=1,
+                 actor_hidden=(16,), critic_hidden=(16,), eval_envs=2)
+
+
+def test_brax_results_are_those_of_the_code_before_sources():
+    """Reference numbers: the unchanged code of main at 92d9eb3 (before task sources), run as
+    `run_job(tiny_job.table(dir, job={"evaluate_mean": True}), progress=False)` on 1 CPU device,
+    and PPO-clip on Task(episode_length=50) with conftest's tiny_ppo, PRNGKey(1) for training,
+    PRNGKey(2) for evaluation, PRNGKey(0) and 8 episodes for the random-policy return."""
+    expected = [  # (fitness_mean, fitness_max, fitness_min, mean_fitness, best_so_far)
+        (16.416666507720947, 16.933334350585938, 16.16666603088379, 14.848484992980957, 16.933334350585938),
+        (15.76111125946045, 15.911111831665039, 15.61111068725586, 16.28571319580078, 16.933334350585938),
+        (11.321717739105225, 11.98888874053955, 11.070708274841309, 11.655555725097656, 16.933334350585938),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_job(tiny_job.table(Path(tmp) / "run", job={"evaluate_mean": True}), progress=False)
+    got = [(r["fitness_mean"], r["fitness_max"], r["fitness_min"], r["mean_fitness"], r["best_so_far"])
+           for r in result.history]
+    assert got == expected
+
+    task = Task(episode_length=50)
+    config = PPOConfig(num_envs=16, rollout_length=8, num_updates=3, num_minibatches=2, num_epochs=1,
+                       actor_hidden=(16,), critic_hidden=(16,), eval_envs=2)
+    algo = make_ppo(config, task, make_rule("ppo_clip"))
+    state, metrics = jax.jit(algo.train)({}, jax.random.PRNGKey(1))
+    assert float(metrics["episode_return"][-1]) == 17.16666603088379
+    assert float(metrics["policy_loss"][-1]) == -5.28283417224884e-05
+    assert float(jax.jit(algo.evaluate)(state, jax.random.PRNGKey(2))[0]) == 50.0
+    assert float(random_policy_return(task, jax.random.PRNGKey(0), 8)) == 24.875
+
+
+def test_env_steps_as_gymnax_with_episode_bookkeeping_and_time_limit_apart():
+    """Pushing CartPole left always topples it in ~10 steps (termination); a 5-step limit
+    instead cuts every episode at 5 steps (truncation), with return 5 (reward 1 per step)."""
+    import gymnax
+
+    for limit, expect_truncation in ((500, False), (5, True)):
+        env = make_env(Task(source="gymnax", env_name="CartPole-v1", episode_length=limit))
+        state = env.reset(jax.random.PRNGKey(0), {})
+        step = jax.jit(lambda s: env.step(s, jnp.int32(0), {}))
+        for t in range(1, 40):
+            state = step(state)
+            if state.done:
+                break
+        assert float(state.info["truncation"]) == float(expect_truncation)
+        assert float(state.info["episode_metrics"]["length"]) == t
+        assert float(state.info["episode_metrics"]["sum_reward"]) == t
+        assert (t == 5) if expect_truncation else (8 <= t <= 12)
+        state = step(state)  # auto-reset: a new episode counts from 1
+        assert float(state.info["episode_metrics"]["length"]) == 1.0
+
+    # same transitions as gymnax itself: our key schedule fed to gymnax by hand
+    raw, params = gymnax.make("Breakout-MinAtar")
+    env = make_env(Task(source="gymnax", env_name="Breakout-MinAtar"))
+    key = jax.random.PRNGKey(4)
+    ours = env.reset(key, {})
+    key, k = jax.random.split(key)
+    obs, raw_state = raw.reset(k, params)
+    np.testing.assert_array_equal(ours.obs, np.ravel(obs))
+    for action in (1, 2, 0, 1):
+        ours = env.step(ours, jnp.int32(action), {})
+        key, k = jax.random.split(key)
+        obs, raw_state, reward, *_ = raw.step(k, raw_state, action, params)
+        np.testing.assert_array_equal(ours.obs, np.ravel(obs))
+        assert float(ours.reward) == float(reward)
+
+
+def test_unknown_names_list_valid_ones_per_source():
+    with pytest.raises(ValueError, match=r"not a gymnax environment; valid names: CartPole-v1, .*Breakout-MinAtar"):
+        Task(source="gymnax", env_name="Pong")
+    with pytest.raises(ValueError, match=r"task.source = 'gym' is unknown; valid sources: brax, gymnax"):
+        Task(source="gym", env_name="CartPole-v1")
+    with pytest.raises(ValueError, match=r"task.backend = 'spring' applies to brax tasks only"):
+        Task(source="gymnax", env_name="CartPole-v1", backend="spring")
+    assert CARTPOLE.episode_length == 500 and Task().episode_length == 1000
+    assert Task() == Task(backend="spring", episode_length=1000)
+
+
+def test_labels_old_and_new():
+    assert CARTPOLE.label == "gymnax:CartPole-v1"
+    assert Task(env_name="hopper").label == "hopper/spring"
+    assert parse_label("gymnax:Asterix-MinAtar") == {"source": "gymnax", "env_name": "Asterix-MinAtar"}
+    for text in ("brax:hopper/spring", "hopper/spring", "hopper"):
+        assert parse_label(text) == {"source": "brax", "env_name": "hopper", "backend": "spring"}
+    with pytest.raises(ValueError, match="source 'atari' is unknown"):
+        parse_label("atari:Pong")
+
+
+def test_categorical_policy_and_ppo_clip_drift_give_the_clipped_surrogate():
+    """On a discrete action space the policy is categorical, and PPO's drift slot holding
+    ppo_clip gives -mean(min(r A, clip(r, 0.8, 1.2) A)), value and gradient, with r computed
+    here from a hand-written log-softmax."""
+    env = make_env(CARTPOLE)
+    policy = make_policy(env.discrete, env.action_size, (16,), "tanh")
+    obs = jax.random.normal(jax.random.PRNGKey(0), (256, env.observation_size))
+    old = policy.init(jax.random.PRNGKey(1), obs[0])
+    leaves, treedef = jax.tree.flatten(old)
+    keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
+    new = jax.tree.unflatten(treedef, [p + 0.5 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+    actions = policy.distribution(old, obs).sample(seed=jax.random.PRNGKey(3))
+    assert actions.shape == (256,) and actions.dtype in (jnp.int32, jnp.int64)
+    adv = jax.random.normal(jax.random.PRNGKey(4), (256,))
+    drift_fn = _slots(TINY, make_rule("ppo_clip", eps=0.2), None)[0]
+    hp = _slots(TINY, make_rule("ppo_clip"), None)[1](None, 0.0)
+    old_lp = policy.distribution(old, obs).log_prob(actions)
+
+    def slot_loss(params):
+        ratio = jnp.exp(policy.distribution(params, obs).log_prob(actions) - old_lp)
+        return -jnp.mean(ratio * adv - drift_fn({}, DriftInputs(ratio, adv), hp))
+
+    def logits_of(params):  # the actor MLP by hand: tanh hidden layer, linear output
+        layers = params["params"]["MLP_0"]
+        h = jnp.tanh(obs @ layers["Dense_0"]["kernel"] + layers["Dense_0"]["bias"])
+        return h @ layers["Dense_1"]["kernel"] + layers["Dense_1"]["bias"]
+
+    def reference(params):
+        def log_pi(p):
+            z = logits_of(p)
+            z = z - jnp.max(z, -1, keepdims=True)
+            return jnp.take_along_axis(z - jnp.log(jnp.sum(jnp.exp(z), -1, keepdims=True)),
+                                       actions[:, None], -1)[:, 0]
+        r = jnp.exp(log_pi(params) - log_pi(old))
+        return -jnp.mean(jnp.minimum(r * adv, jnp.clip(r, 0.8, 1.2) * adv))
+
+    np.testing.assert_allclose(slot_loss(new), reference(new), rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(jax.grad(slot_loss)(new)), jax.tree.leaves(jax.grad(reference)(new))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+    ratio = jnp.exp(policy.distribution(new, obs).log_prob(actions) - old_lp)
+    assert 0.1 < float(jnp.mean(jnp.abs(ratio - 1) > 0.2)) < 0.9  # clipping is exercised
+    uniform = policy.distribution(jax.tree.map(jnp.zeros_like, old), obs)
+    np.testing.assert_allclose(uniform.entropy(), np.log(2.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("rule_name, options", [
+    ("lpo", {"hidden_size": 4}),
+    ("hyperparams", {"learn": ["gamma", "ent_coef"]}),
+    ("learned_optimizer", {}),
+])
+def test_every_rule_family_trains_on_a_discrete_minatar_task(rule_name, options):
+    rule = make_rule(rule_name, **options)
+    algo = make_ppo(TINY, Task(source="gymnax", env_name="Breakout-MinAtar", episode_length=20), rule)
+    meta = rule.init(jax.random.PRNGKey(0))
+    state, metrics = jax.jit(algo.train)(meta, jax.random.PRNGKey(1))
+    assert algo.init(meta, jax.random.PRNGKey(0)).params["actor"]["params"]["MLP_0"]["Dense_0"][
+        "kernel"].shape[0] == 400  # the 10 x 10 x 4 grid, flattened
+    assert np.all(np.isfinite(metrics["policy_loss"])) and np.all(np.isfinite(metrics["entropy"]))
+    assert float(metrics["entropy"][0]) > 0.9 * np.log(3)  # near-uniform categorical at the start
+    ret, length = jax.jit(algo.evaluate)(state, jax.random.PRNGKey(2))
+    assert 0 < float(length) <= 20
+
+
+def test_eval_task_labels_with_sources_take_the_spec_task(tmp_path):
+    from discovery import evaluate
+    from discovery.sources import resolve_source
+    from fabricate import make_run_dir
+
+    assert evaluate.parse_tasks("gymnax:Asterix-MinAtar,brax:hopper/spring,hopper,inverted_pendulum/positional") == [
+        "gymnax:Asterix-MinAtar", "hopper/spring", "hopper/spring", "inverted_pendulum/positional"]
+    run = make_run_dir(tmp_path)
+    spec = (run / "spec.toml").read_text()
+    (run / "spec.toml").write_text(spec.replace("[ppo]", '[[tasks]]\nsource = "gymnax"\nenv_name = "CartPole-v1"\n'
+                                                "randomise = { length = [0.3, 0.8] }\n\n[ppo]"))
+    source = resolve_source(str(run))
+    assert source.train_tasks == ["inverted_pendulum/spring", "gymnax:CartPole-v1~length=0.3..0.8"]
+    settings = evaluate.eval_settings(source, evaluate.parse_tasks("gymnax:CartPole-v1,gymnax:Asterix-MinAtar"),
+                                      ["task.episode_length=40"], None)
+    (_, cartpole), (_, asterix) = settings
+    assert cartpole.label == "gymnax:CartPole-v1~length=0.3..0.8"  # the spec's task, ranges included
+    assert cartpole.episode_length == asterix.episode_length == 40
+    assert asterix == Task(source="gymnax", env_name="Asterix-MinAtar", episode_length=40)
+
+
+def test_eval_end_to_end_on_a_gymnax_task(tmp_path):
+    import argparse
+    import json
+
+    from discovery import evaluate
+    from discovery.rule_io import save_rule
+
+    rule = make_rule("lpo", hidden_size=8)
+    save_rule(tmp_path / "lpo", rule, rule.init(jax.random.PRNGKey(0)), train_tasks=["inverted_pendulum/spring"])
+    parser = argparse.ArgumentParser()
+    evaluate.register(parser.add_subparsers())
+    out = tmp_path / "eval"
+    args = parser.parse_args([
+        "eval", str(tmp_path / "lpo.json"), "--tasks", "gymnax:CartPole-v1", "--seeds", "2", "--budget", "256",
+        "--points", "2", "--baselines", "ppo_clip", "--out", str(out), "--set", "ppo.num_envs=16",
+        "--set", "ppo.rollout_length=8", "--set", "ppo.num_minibatches=2", "--set", "ppo.num_epochs=1",
+        "--set", "ppo.actor_hidden=[16]", "--set", "ppo.critic_hidden=[16]", "--set", "ppo.eval_envs=2",
+        "--set", "task.episode_length=30"])
+    assert args.func(args) == 0
+    task = json.loads((out / "results.json").read_text())["tasks"]["gymnax:CartPole-v1"]
+    assert task["held_out"] is True and task["task"]["source"] == "gymnax"
+    assert 5 < task["random_return"] < 30  # random CartPole episodes last ~20 steps (limit 30)
+    assert (out / "curves_gymnax_CartPole-v1.png").is_file()
