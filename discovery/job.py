@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from discovery import distributed, launch
 from discovery.spec import (
     JobSpec,
     SpecError,
@@ -47,20 +48,29 @@ def register(subparsers) -> None:
     run.add_argument("spec", help="run spec TOML (see runs/quickstart.toml)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a spec key, e.g. --set job.generations=50 (repeatable)")
+    distributed.add_arguments(run)
     run.set_defaults(func=main_run)
     resume = subparsers.add_parser("resume", help="continue the job in a run directory")
     resume.add_argument("run_dir", help="directory written by `discover run`")
     resume.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="e.g. --set job.generations=200 to extend the budget")
+    distributed.add_arguments(resume)
     resume.set_defaults(func=main_resume)
 
 
 def main_run(args) -> int:
+    if args.processes > 1:
+        return launch.launch_local(["run", args.spec, *launch.set_flags(args.set)], args.processes)
+    distributed.initialize(distributed.settings(args))
     run_job(apply_overrides(load_toml(args.spec), args.set))
     return 0
 
 
 def main_resume(args) -> int:
+    if args.processes > 1:
+        return launch.launch_local(["resume", args.run_dir, *launch.set_flags(args.set)],
+                                   args.processes)
+    distributed.initialize(distributed.settings(args))
     run_dir = Path(args.run_dir)
     table = apply_overrides(load_toml(run_dir / SPEC_FILE), args.set)
     table.setdefault("job", {})["run_dir"] = str(run_dir)
@@ -98,6 +108,8 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
     from discovery.problem import Problem, measure_baselines
     from discovery.versions import package_versions
 
+    primary = distributed.is_primary()  # the one process that writes files besides checkpoints
+    progress = progress and primary
     saved_info = None
     if saved_spec is not None and checkpoint.available_steps(run_dir):
         try:
@@ -107,7 +119,7 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
     key = jax.random.PRNGKey(spec.job.seed)
     k_baseline, k_init = jax.random.split(key)
     baselines = _baselines(spec, saved_info, lambda: measure_baselines(
-        spec.tasks, spec.ppo, spec.meta_objective, k_baseline))
+        spec.tasks, spec.ppo, spec.meta_objective, k_baseline), primary)
     problem = Problem(
         spec.rule, spec.tasks, spec.ppo, spec.meta_objective, spec.job.seeds_per_member,
         baselines, spec.job.population_batch, spec.job.evaluate_mean,
@@ -123,17 +135,19 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
                 f"on resume. Differing keys: {'; '.join(differences)}. Use another job.run_dir."
             )
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / SPEC_FILE).write_text(dump_toml(resolved))
+    if primary:
+        (run_dir / SPEC_FILE).write_text(dump_toml(resolved))
 
     replicated = NamedSharding(problem.mesh, PartitionSpec())
-    state = jax.device_put(jax.jit(optimizer.init)(k_init), replicated)
+    state = distributed.replicate(jax.jit(optimizer.init)(k_init), replicated)
     ckpt = checkpoint.Checkpointer(run_dir)
     history, wall, env_steps = [], 0.0, 0
     restored = ckpt.restore_latest(state)
     if restored is not None:
         state, info = restored
         history, wall, env_steps = info["fitness_history"], info["wall_time"], info["env_steps"]
-    _write_history(run_dir / METRICS_FILE, history)
+    if primary:
+        _write_history(run_dir / METRICS_FILE, history)
 
     traces = 0
 
@@ -157,9 +171,10 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
                   compile_seconds, progress)
 
     stop = _StopFlag()
+    stopping = distributed.any_process(stop.raised)  # all processes stop at the same generation
     bar = _progress_bar(generation, spec.job.generations, progress)
     try:
-        while generation < spec.job.generations and not stop.raised:
+        while generation < spec.job.generations and not stopping:
             t0 = time.perf_counter()
             state, metrics = step(state)
             metrics = jax.device_get(metrics)
@@ -170,15 +185,17 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
             record = _record(generation, metrics, seconds, wall, env_steps, steps_per_generation,
                              [t.label for t in spec.tasks])
             history.append(record)
-            with open(run_dir / METRICS_FILE, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            if primary:
+                with open(run_dir / METRICS_FILE, "a") as f:
+                    f.write(json.dumps(record) + "\n")
             bar.update(1)
             bar.set_postfix_str(_postfix(record, spec.job.evaluate_mean))
+            stopping = distributed.any_process(stop.raised)
             if (generation % spec.job.checkpoint_every == 0 or generation == spec.job.generations
-                    or stop.raised):
+                    or stopping):
                 info = {**common, "generation": generation, "fitness_history": history,
                         "wall_time": wall, "env_steps": env_steps}
-                _save(ckpt, run_dir, spec, optimizer, state, info)
+                _save(ckpt, run_dir, spec, optimizer, state, info, primary)
     finally:
         bar.close()
         stop.restore()
@@ -190,14 +207,14 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
               f"{mean}; rules in {run_dir / 'rules'}, curve in "
               f"{run_dir / PLOT_FILE}. More generations: `discover resume {run_dir} "
               f"--set job.generations=N`", file=sys.stderr)
-    if stop.raised:
+    if stopping and primary:
         print(f"interrupted: saved generation {generation} in {run_dir}; continue with "
               f"`discover resume {run_dir}`", file=sys.stderr)
     return JobResult(run_dir, generation, history, jax.device_get(optimizer.params(state)), traces,
-                     compile_seconds, stop.raised)
+                     compile_seconds, stopping)
 
 
-def _baselines(spec: JobSpec, saved_info: dict | None, measure) -> Any:
+def _baselines(spec: JobSpec, saved_info: dict | None, measure, verbose: bool = True) -> Any:
     """Per-task baseline scores: None (no normalisation), from the spec, the checkpoint, or measured."""
     objective = spec.meta_objective
     if objective.normalise == "none":
@@ -206,8 +223,9 @@ def _baselines(spec: JobSpec, saved_info: dict | None, measure) -> Any:
         return np.asarray(objective.baselines, np.float32)
     if saved_info is not None and saved_info.get("baselines") is not None:
         return np.asarray(saved_info["baselines"], np.float32)
-    print(f"measuring baselines: {objective.baseline_rule} on {len(spec.tasks)} task(s) x "
-          f"{objective.baseline_seeds} seeds", file=sys.stderr, flush=True)
+    if verbose:
+        print(f"measuring baselines: {objective.baseline_rule} on {len(spec.tasks)} task(s) x "
+              f"{objective.baseline_seeds} seeds", file=sys.stderr, flush=True)
     return measure()
 
 
@@ -255,14 +273,18 @@ def _write_history(path: Path, history: list) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in history))
 
 
-def _save(ckpt, run_dir: Path, spec: JobSpec, optimizer, state, info: dict) -> None:
-    """Checkpoint + exported mean and best rules + fitness plot for generation info['generation']."""
+def _save(ckpt, run_dir: Path, spec: JobSpec, optimizer, state, info: dict,
+          primary: bool = True) -> None:
+    """Checkpoint (all processes together) + exported mean and best rules + fitness plot (the
+    primary process) for generation info['generation']."""
     import jax
 
     from discovery.rule_io import save_rule
 
     generation = info["generation"]
     ckpt.save(generation, state, info)
+    if not primary:
+        return
     last = info["fitness_history"][-1]
     provenance = {
         "generation": generation,

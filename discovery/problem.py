@@ -38,7 +38,7 @@ class Problem:
     Attributes: rule, tasks `(T,)`, ppo, objective, seeds_per_member (S), baselines (`[T]` array
     of baseline scores when objective.normalise == "baseline", else None), population_batch
     (0 = vmap all local members at once), evaluate_mean (meta-optimizers also score their mean
-    each step), algos (one InnerAlgo per task), mesh (1-D over the devices, axis "pop").
+    each step), algos (one InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop").
     """
 
     def __init__(
@@ -64,7 +64,8 @@ class Problem:
         self.population_batch = population_batch
         self.evaluate_mean = evaluate_mean
         self.algos = tuple(make_ppo(ppo, task, rule) for task in self.tasks)
-        self.mesh = Mesh(np.asarray(devices or jax.local_devices()), (POP_AXIS,))
+        # every process's devices: under jax.distributed the population spans hosts
+        self.mesh = Mesh(np.asarray(devices or jax.devices()), (POP_AXIS,))
 
     @property
     def num_devices(self) -> int:

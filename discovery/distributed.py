@@ -1,0 +1,133 @@
+"""One discovery job over many processes and hosts: JAX's multi-controller runtime.
+
+Every process runs the same program (`discover run` / `resume`); `jax.distributed.initialize`
+joins them, after which `jax.devices()` lists every process's devices and one jitted generation
+runs over all of them: the population axis is sharded over the global mesh (`Problem.mesh`), the
+meta-optimizer state is replicated, and the fitness is gathered inside the step. Process 0 alone
+writes metrics, plots and exported rules and prints progress; checkpoints are written by all of
+them together (orbax coordinates multi-process saves).
+
+How a process learns that it is one of many (the first that applies):
+  1. flags `--coordinator HOST:PORT --num-processes N --process-id I` of `run` / `resume`;
+  2. environment variables DISCOVER_COORDINATOR, DISCOVER_NUM_PROCESSES, DISCOVER_PROCESS_ID
+     (what the local launcher `--processes N`, `discovery.launch`, sets);
+  3. SLURM (`srun`, SLURM_NTASKS > 1) or Open MPI (`mpirun`, OMPI_COMM_WORLD_SIZE > 1): jax reads
+     the coordinator, count and id from the cluster's own variables.
+Otherwise the job is one process and jax.distributed is not started.
+
+DISCOVER_HEARTBEAT_TIMEOUT (seconds, default 60): a process that has sent no heartbeat for this
+long counts as dead, and the others stop with an error instead of waiting for it forever.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+HEARTBEAT_TIMEOUT = 60
+FLAG_ENV = (("coordinator", "DISCOVER_COORDINATOR"), ("num_processes", "DISCOVER_NUM_PROCESSES"),
+            ("process_id", "DISCOVER_PROCESS_ID"))
+CLUSTER_SIZE_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Arguments of jax.distributed.initialize; None fields are detected by jax (SLURM, Open MPI)."""
+
+    coordinator: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
+    heartbeat_timeout: int = HEARTBEAT_TIMEOUT
+
+
+def add_arguments(parser) -> None:
+    """The multi-process flags of `run` and `resume`."""
+    group = parser.add_argument_group("many processes (README: Many GPUs and hosts)")
+    group.add_argument("--processes", type=int, default=1, metavar="N",
+                       help="start N local processes that run the job together (default 1)")
+    group.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="address of process 0's coordinator (env DISCOVER_COORDINATOR)")
+    group.add_argument("--num-processes", type=int, metavar="N",
+                       help="processes in the job (env DISCOVER_NUM_PROCESSES)")
+    group.add_argument("--process-id", type=int, metavar="I",
+                       help="this process's index, 0..N-1 (env DISCOVER_PROCESS_ID)")
+
+
+def settings(args, environ=os.environ) -> Settings | None:
+    """What to initialise jax.distributed with, or None for a one-process job.
+
+    args: the parsed `run`/`resume` namespace (flags win over environment variables).
+    Raises ValueError naming the flag when the explicit settings are incomplete or inconsistent.
+    """
+    given = {}
+    for field, env in FLAG_ENV:
+        value = getattr(args, field, None)
+        given[field] = value if value is not None else environ.get(env)
+    heartbeat = int(environ.get("DISCOVER_HEARTBEAT_TIMEOUT", HEARTBEAT_TIMEOUT))
+    if any(v is not None for v in given.values()):
+        missing = [f"--{f.replace('_', '-')} (or {env})" for f, env in FLAG_ENV if given[f] is None]
+        if missing:
+            raise ValueError(f"a multi-process job needs {', '.join(missing)} as well")
+        count, index = int(given["num_processes"]), int(given["process_id"])
+        if count < 1 or not 0 <= index < count:
+            raise ValueError(f"--process-id {index} must be in 0..{count - 1} "
+                             f"(--num-processes {count})")
+        return Settings(str(given["coordinator"]), count, index, heartbeat)
+    if any(int(environ.get(name, "1") or 1) > 1 for name in CLUSTER_SIZE_ENV):
+        return Settings(heartbeat_timeout=heartbeat)
+    return None
+
+
+def initialize(config: Settings | None) -> None:
+    """Joins the job's processes (no-op for None); call before any other use of jax.
+
+    CPU collectives go through gloo (jax's default CPU backend has none across processes).
+    Processes other than 0 print nothing on stdout.
+    """
+    if config is None:
+        return
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=config.coordinator,
+        num_processes=config.num_processes,
+        process_id=config.process_id,
+        heartbeat_timeout_seconds=config.heartbeat_timeout,
+    )
+    if jax.process_index() != 0:
+        sys.stdout = open(os.devnull, "w")
+
+
+def is_primary() -> bool:
+    """True in process 0, the one that writes files other than checkpoints and prints progress."""
+    import jax
+
+    return jax.process_index() == 0
+
+
+def any_process(flag: bool) -> bool:
+    """True if `flag` is true in any process (all processes must call it; a collective).
+
+    Keeps a signal received by some processes only from splitting the job: all stop together.
+    """
+    import jax
+
+    if jax.process_count() == 1:
+        return flag
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+
+
+def replicate(tree, sharding):
+    """A pytree of host or single-device arrays, equal in every process, as global arrays laid out
+    by `sharding` (replicated over the global mesh)."""
+    import jax
+    import numpy as np
+
+    return jax.tree.map(
+        lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda _: np.asarray(x)),
+        jax.device_get(tree))
