@@ -15,17 +15,21 @@ How a process learns that it is one of many (the first that applies):
      the coordinator, count and id from the cluster's own variables.
 Otherwise the job is one process and jax.distributed is not started.
 
-DISCOVER_HEARTBEAT_TIMEOUT (seconds, default 60): a process that has sent no heartbeat for this
-long counts as dead, and the others stop with an error instead of waiting for it forever.
+Faults: when a process dies, the others' next collective fails at once (its connection is
+reset): they print which process they are and how to continue, and exit with code 1 (the local
+launcher also kills them). A process that silently stops answering is declared dead after
+DISCOVER_FAULT_TIMEOUT seconds (default 60; jax.distributed's heartbeat timeout), and processes
+that finish wait at most that long for the others at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
 
-HEARTBEAT_TIMEOUT = 60
+FAULT_TIMEOUT = 60
 FLAG_ENV = (("coordinator", "DISCOVER_COORDINATOR"), ("num_processes", "DISCOVER_NUM_PROCESSES"),
             ("process_id", "DISCOVER_PROCESS_ID"))
 CLUSTER_SIZE_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
@@ -38,7 +42,7 @@ class Settings:
     coordinator: str | None = None
     num_processes: int | None = None
     process_id: int | None = None
-    heartbeat_timeout: int = HEARTBEAT_TIMEOUT
+    fault_timeout: int = FAULT_TIMEOUT
 
 
 def add_arguments(parser) -> None:
@@ -64,7 +68,7 @@ def settings(args, environ=os.environ) -> Settings | None:
     for field, env in FLAG_ENV:
         value = getattr(args, field, None)
         given[field] = value if value is not None else environ.get(env)
-    heartbeat = int(environ.get("DISCOVER_HEARTBEAT_TIMEOUT", HEARTBEAT_TIMEOUT))
+    timeout = int(environ.get("DISCOVER_FAULT_TIMEOUT", FAULT_TIMEOUT))
     if any(v is not None for v in given.values()):
         missing = [f"--{f.replace('_', '-')} (or {env})" for f, env in FLAG_ENV if given[f] is None]
         if missing:
@@ -73,9 +77,9 @@ def settings(args, environ=os.environ) -> Settings | None:
         if count < 1 or not 0 <= index < count:
             raise ValueError(f"--process-id {index} must be in 0..{count - 1} "
                              f"(--num-processes {count})")
-        return Settings(str(given["coordinator"]), count, index, heartbeat)
+        return Settings(str(given["coordinator"]), count, index, timeout)
     if any(int(environ.get(name, "1") or 1) > 1 for name in CLUSTER_SIZE_ENV):
-        return Settings(heartbeat_timeout=heartbeat)
+        return Settings(fault_timeout=timeout)
     return None
 
 
@@ -94,10 +98,33 @@ def initialize(config: Settings | None) -> None:
         coordinator_address=config.coordinator,
         num_processes=config.num_processes,
         process_id=config.process_id,
-        heartbeat_timeout_seconds=config.heartbeat_timeout,
+        heartbeat_timeout_seconds=config.fault_timeout,
+        shutdown_timeout_seconds=config.fault_timeout,
     )
     if jax.process_index() != 0:
         sys.stdout = open(os.devnull, "w")
+
+
+@contextlib.contextmanager
+def session(config: Settings | None):
+    """Initialises (see `initialize`) and runs the body; in a multi-process job a failed
+    collective (another process died or became unreachable) ends this process with one clear
+    message and exit code 1, without waiting on the dead peer at shutdown."""
+    initialize(config)
+    if config is None:
+        yield
+        return
+    import jax
+
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as err:
+        first_line = str(err).strip().splitlines()[0]
+        print(f"discover: process {jax.process_index()} of {jax.process_count()} stopped: a "
+              f"collective operation failed ({first_line}); most likely another process died "
+              f"(see its output). Continue from the last checkpoint with `discover resume "
+              f"RUN_DIR` (any number of processes).", file=sys.stderr, flush=True)
+        os._exit(1)  # skips jax.distributed's shutdown barrier, which the dead peer never reaches
 
 
 def is_primary() -> bool:

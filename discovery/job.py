@@ -61,8 +61,8 @@ def register(subparsers) -> None:
 def main_run(args) -> int:
     if args.processes > 1:
         return launch.launch_local(["run", args.spec, *launch.set_flags(args.set)], args.processes)
-    distributed.initialize(distributed.settings(args))
-    run_job(apply_overrides(load_toml(args.spec), args.set))
+    with distributed.session(distributed.settings(args)):
+        run_job(apply_overrides(load_toml(args.spec), args.set))
     return 0
 
 
@@ -70,11 +70,11 @@ def main_resume(args) -> int:
     if args.processes > 1:
         return launch.launch_local(["resume", args.run_dir, *launch.set_flags(args.set)],
                                    args.processes)
-    distributed.initialize(distributed.settings(args))
     run_dir = Path(args.run_dir)
     table = apply_overrides(load_toml(run_dir / SPEC_FILE), args.set)
     table.setdefault("job", {})["run_dir"] = str(run_dir)
-    run_job(table)
+    with distributed.session(distributed.settings(args)):
+        run_job(table)
     return 0
 
 

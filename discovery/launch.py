@@ -80,7 +80,7 @@ def launch_local(command: list[str], processes: int) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _watch(children, command)
+        return _watch(children)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -90,13 +90,13 @@ def launch_local(command: list[str], processes: int) -> int:
                 child.wait()
 
 
-def _watch(children: list[subprocess.Popen], command: list[str]) -> int:
+def _watch(children: list[subprocess.Popen]) -> int:
     """Waits for all children; on the first failure kills the rest and returns its code."""
     while True:
         codes = [child.poll() for child in children]
         failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
-        if failed:
-            index, code = failed[0]
+        if failed:  # a child killed by a signal is the likely cause of its siblings' errors
+            index, code = min(failed, key=lambda failure: failure[1] >= 0)
             alive = [child for child in children if child.poll() is None]
             for child in alive:
                 child.kill()
