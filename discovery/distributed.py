@@ -101,8 +101,9 @@ def initialize(config: Settings | None) -> None:
         heartbeat_timeout_seconds=config.fault_timeout,
         shutdown_timeout_seconds=config.fault_timeout,
     )
-    if jax.process_index() != 0:
-        sys.stdout = open(os.devnull, "w")
+    if jax.process_index() != 0:  # silence Python's and the C++ runtime's stdout (gloo's notes)
+        sys.stdout.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @contextlib.contextmanager
