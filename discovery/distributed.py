@@ -64,6 +64,8 @@ def settings(args, environ=os.environ) -> Settings | None:
     args: the parsed `run`/`resume` namespace (flags win over environment variables).
     Raises ValueError naming the flag when the explicit settings are incomplete or inconsistent.
     """
+    if getattr(args, "processes", 1) < 1:
+        raise ValueError(f"--processes {args.processes}: must be at least 1")
     given = {}
     for field, env in FLAG_ENV:
         value = getattr(args, field, None)

@@ -135,8 +135,10 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
                 f"on resume. Differing keys: {'; '.join(differences)}. Use another job.run_dir."
             )
     run_dir.mkdir(parents=True, exist_ok=True)
-    if primary:
-        (run_dir / SPEC_FILE).write_text(dump_toml(resolved))
+    if primary:  # atomically: other processes of the job may be reading it
+        tmp = run_dir / f"{SPEC_FILE}.tmp"
+        tmp.write_text(dump_toml(resolved))
+        tmp.replace(run_dir / SPEC_FILE)
 
     replicated = NamedSharding(problem.mesh, PartitionSpec())
     state = distributed.replicate(jax.jit(optimizer.init)(k_init), replicated)
@@ -283,6 +285,7 @@ def _save(ckpt, run_dir: Path, spec: JobSpec, optimizer, state, info: dict,
 
     generation = info["generation"]
     ckpt.save(generation, state, info)
+    params = jax.device_get(optimizer.params(state))  # in every process: state spans them all
     if not primary:
         return
     last = info["fitness_history"][-1]
@@ -293,7 +296,6 @@ def _save(ckpt, run_dir: Path, spec: JobSpec, optimizer, state, info: dict,
         "versions": info["versions"],
         "train_tasks": [t.label for t in spec.tasks],
     }
-    params = jax.device_get(optimizer.params(state))
     for kind, fitness in (("mean", last["mean_fitness"]), ("best", last["best_so_far"])):
         for stem in (f"gen_{generation:06d}_{kind}", f"latest_{kind}"):
             save_rule(run_dir / "rules" / stem, spec.rule, params[kind], kind=kind,

@@ -63,8 +63,6 @@ def launch_local(command: list[str], processes: int) -> int:
 
     command: e.g. ["run", "spec.toml", "--set", "job.generations=5"] (without --processes).
     """
-    if processes < 1:
-        raise ValueError(f"--processes {processes}: must be at least 1")
     port = free_port()
     children = [
         subprocess.Popen([sys.executable, "-m", "discovery.cli", *command],
