@@ -2,9 +2,10 @@
 
 For each (population, processes, host devices per process) it runs, in fresh subprocesses (own
 XLA device count, own peak memory; several processes join one job through jax.distributed as
-`discover run --processes N` does), the quickstart job (`runs/quickstart.toml`) for a few generations into a temporary
-directory and reports: compile time of the generation step, mean wall time of a generation (the
-first excluded), env-steps/s, and peak RSS (`ru_maxrss`, of process 0).
+`discover run --processes N` does), the quickstart job (`runs/quickstart.toml`) for a few
+generations into a temporary directory and reports: compile time of the generation step, mean
+wall time of a generation (the first excluded), env-steps/s, and peak RSS (`ru_maxrss`, of
+process 0).
 
     python benchmarks/generation.py                               # the README table
     python benchmarks/generation.py --populations 8 --devices 2 --generations 4

@@ -37,7 +37,7 @@ CLUSTER_SIZE_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Arguments of jax.distributed.initialize; None fields are detected by jax (SLURM, Open MPI)."""
+    """Arguments of jax.distributed.initialize; None fields are detected by jax (SLURM, MPI)."""
 
     coordinator: str | None = None
     num_processes: int | None = None
@@ -70,7 +70,10 @@ def settings(args, environ=os.environ) -> Settings | None:
     for field, env in FLAG_ENV:
         value = getattr(args, field, None)
         given[field] = value if value is not None else environ.get(env)
-    timeout = int(environ.get("DISCOVER_FAULT_TIMEOUT", FAULT_TIMEOUT))
+    timeout = environ.get("DISCOVER_FAULT_TIMEOUT", str(FAULT_TIMEOUT))
+    if not timeout.isdigit() or int(timeout) < 1:
+        raise ValueError(f"DISCOVER_FAULT_TIMEOUT={timeout!r}: give a whole number of seconds >= 1")
+    timeout = int(timeout)
     if any(v is not None for v in given.values()):
         missing = [f"--{f.replace('_', '-')} (or {env})" for f, env in FLAG_ENV if given[f] is None]
         if missing:
@@ -110,9 +113,10 @@ def initialize(config: Settings | None) -> None:
 
 @contextlib.contextmanager
 def session(config: Settings | None):
-    """Initialises (see `initialize`) and runs the body; in a multi-process job a failed
-    collective (another process died or became unreachable) ends this process with one clear
-    message and exit code 1, without waiting on the dead peer at shutdown."""
+    """Initialises (see `initialize`) and runs the body; in a multi-process job a runtime error
+    (typically a collective that failed because another process died or became unreachable)
+    ends this process with one clear message and exit code 1, without waiting at shutdown for
+    peers that may be dead."""
     initialize(config)
     if config is None:
         yield
@@ -123,10 +127,10 @@ def session(config: Settings | None):
         yield
     except jax.errors.JaxRuntimeError as err:
         first_line = str(err).strip().splitlines()[0]
-        print(f"discover: process {jax.process_index()} of {jax.process_count()} stopped: a "
-              f"collective operation failed ({first_line}); most likely another process died "
-              f"(see its output). Continue from the last checkpoint with `discover resume "
-              f"RUN_DIR` (any number of processes).", file=sys.stderr, flush=True)
+        print(f"discover: process {jax.process_index()} of {jax.process_count()} stopped: "
+              f"{first_line}. A failed collective means another process died or became "
+              f"unreachable (see its output). Continue from the last checkpoint with `discover "
+              f"resume RUN_DIR` (any number of processes).", file=sys.stderr, flush=True)
         os._exit(1)  # skips jax.distributed's shutdown barrier, which the dead peer never reaches
 
 

@@ -39,6 +39,8 @@ def test_settings_errors_name_the_flag():
         settings(Namespace(coordinator="h:1", num_processes=None, process_id=0), {})
     with pytest.raises(ValueError, match="--process-id 2 must be in 0..1"):
         settings(Namespace(coordinator="h:1", num_processes=2, process_id=2), {})
+    with pytest.raises(ValueError, match="DISCOVER_FAULT_TIMEOUT='soon'"):
+        settings(NO_FLAGS, {"DISCOVER_FAULT_TIMEOUT": "soon"})
     with pytest.raises(ValueError, match="--processes 0: must be at least 1"):
         settings(Namespace(processes=0, coordinator=None, num_processes=None, process_id=None), {})
 
