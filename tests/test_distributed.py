@@ -133,6 +133,26 @@ def test_kill_one_process_then_resume_in_one_process(tmp_path, reference):
 
 
 @pytest.mark.slow
+def test_without_launcher_the_survivor_stops_with_a_message(tmp_path, monkeypatch):
+    """As under srun: no launcher kills the survivor; its failed collective ends it quickly."""
+    run_dir = tmp_path / "run"
+    spec = tiny_job.write_spec(tmp_path / "spec.toml", run_dir, job={"generations": 1000})
+    monkeypatch.setenv("DISCOVER_COORDINATOR", f"127.0.0.1:{launch.free_port()}")
+    monkeypatch.setenv("DISCOVER_NUM_PROCESSES", "2")
+    procs = []
+    for index in range(2):
+        monkeypatch.setenv("DISCOVER_PROCESS_ID", str(index))
+        procs.append(tiny_job.discover(["run", str(spec)], devices=1))
+    _wait_for_generations(run_dir, 3, procs[0])
+    procs[1].kill()
+    killed_at = time.monotonic()
+    out = procs[0].communicate(timeout=90)[0]
+    assert time.monotonic() - killed_at < 60
+    assert procs[0].returncode == 1, out
+    assert "discover: process 0 of 2 stopped" in out and "discover resume" in out
+
+
+@pytest.mark.slow
 def test_sigterm_stops_all_processes_together_then_resume_in_two(tmp_path, reference):
     """1 process -> 2 processes (interrupted with SIGTERM: all save the same generation) -> 2."""
     run_dir = tmp_path / "run"
