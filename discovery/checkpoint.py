@@ -5,8 +5,10 @@ completed generations, holding two items:
   state/  the meta-optimizer state pytree (evosax state, RNG key, ...), via StandardSave
   info/   JSON: spec (resolved table), versions, generation, fitness_history (the metrics.jsonl
           records up to G), wall_time, env_steps, baselines
-Together they continue a job bit for bit. Readers that only need the JSON (`read_run_info`,
-`available_steps`) never build the state. A missing, partial or corrupt step is reported by file
+Together they continue a job bit for bit. In a multi-process job (`discovery.distributed`) every
+process calls save and restore (orbax coordinates the writes), and a state saved by N processes
+restores into any number of processes (it is replicated). Readers that only need the JSON
+(`read_run_info`, `available_steps`) never build the state. A missing, partial or corrupt step is reported by file
 name and skipped in favour of the newest intact one.
 """
 
@@ -18,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 
 STATE, INFO = "state", "info"
@@ -116,7 +119,8 @@ class Checkpointer:
                 path = checkpoint_dir(self.run_dir) / str(step)
                 warnings.warn(f"checkpoint {path} cannot be restored ({err}); trying an older step",
                               stacklevel=2)
-                path.rename(path.with_name(f"{step}.corrupt-{time.time_ns()}"))
+                if jax.process_index() == 0:  # one process renames; all skip the step
+                    path.rename(path.with_name(f"{step}.corrupt-{time.time_ns()}"))
                 self.manager.reload()
         return None
 

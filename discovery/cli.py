@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 
+from discovery.launch import launches
 from inner_algos import xla_flags
 
 SHARDED_COMMANDS = ("run", "resume")
@@ -52,8 +53,8 @@ def configure_compilation_cache() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] and argv[0] in SHARDED_COMMANDS:
-        configure_host_devices()
+    if argv[:1] and argv[0] in SHARDED_COMMANDS and not launches(argv):
+        configure_host_devices()  # the local launcher leaves it to its children
     configure_compilation_cache()
     parser = argparse.ArgumentParser(
         prog="discover", description="Meta-learn, evaluate and inspect RL update rules."

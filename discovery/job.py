@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from discovery import watchdog
+from discovery import distributed, launch, watchdog
 from discovery.spec import (
     JobSpec,
     SpecError,
@@ -48,24 +48,33 @@ def register(subparsers) -> None:
     run.add_argument("spec", help="run spec TOML (see runs/quickstart.toml)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a spec key, e.g. --set job.generations=50 (repeatable)")
+    distributed.add_arguments(run)
     run.set_defaults(func=main_run)
     resume = subparsers.add_parser("resume", help="continue the job in a run directory")
     resume.add_argument("run_dir", help="directory written by `discover run`")
     resume.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="e.g. --set job.generations=200 to extend the budget")
+    distributed.add_arguments(resume)
     resume.set_defaults(func=main_resume)
 
 
 def main_run(args) -> int:
-    run_job(apply_overrides(load_toml(args.spec), args.set))
+    if args.processes > 1:
+        return launch.launch_local(["run", args.spec, *launch.set_flags(args.set)], args.processes)
+    with distributed.session(distributed.settings(args)):
+        run_job(apply_overrides(load_toml(args.spec), args.set))
     return 0
 
 
 def main_resume(args) -> int:
+    if args.processes > 1:
+        return launch.launch_local(["resume", args.run_dir, *launch.set_flags(args.set)],
+                                   args.processes)
     run_dir = Path(args.run_dir)
     table = apply_overrides(load_toml(run_dir / SPEC_FILE), args.set)
     table.setdefault("job", {})["run_dir"] = str(run_dir)
-    run_job(table)
+    with distributed.session(distributed.settings(args)):
+        run_job(table)
     return 0
 
 
@@ -99,6 +108,8 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
     from discovery.problem import Problem, measure_baselines
     from discovery.versions import package_versions
 
+    primary = distributed.is_primary()  # the one process that writes files besides checkpoints
+    progress = progress and primary
     saved_info = None
     if saved_spec is not None and checkpoint.available_steps(run_dir):
         try:
@@ -108,7 +119,7 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
     key = jax.random.PRNGKey(spec.job.seed)
     k_baseline, k_init = jax.random.split(key)
     baselines = _baselines(spec, saved_info, lambda: measure_baselines(
-        spec.tasks, spec.ppo, spec.meta_objective, k_baseline))
+        spec.tasks, spec.ppo, spec.meta_objective, k_baseline), primary)
     problem = Problem(
         spec.rule, spec.tasks, spec.ppo, spec.meta_objective, spec.job.seeds_per_member,
         baselines, spec.job.population_batch, spec.job.evaluate_mean,
@@ -125,17 +136,21 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
                 f"on resume. Differing keys: {'; '.join(differences)}. Use another job.run_dir."
             )
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / SPEC_FILE).write_text(dump_toml(resolved))
+    if primary:  # atomically: other processes of the job may be reading it
+        tmp = run_dir / f"{SPEC_FILE}.tmp"
+        tmp.write_text(dump_toml(resolved))
+        tmp.replace(run_dir / SPEC_FILE)
 
     replicated = NamedSharding(problem.mesh, PartitionSpec())
-    state = jax.device_put(jax.jit(optimizer.init)(k_init), replicated)
+    state = distributed.replicate(jax.jit(optimizer.init)(k_init), replicated)
     ckpt = checkpoint.Checkpointer(run_dir)
     history, wall, env_steps = [], 0.0, 0
     restored = ckpt.restore_latest(state)
     if restored is not None:
         state, info = restored
         history, wall, env_steps = info["fitness_history"], info["wall_time"], info["env_steps"]
-    _write_history(run_dir / METRICS_FILE, history)
+    if primary:
+        _write_history(run_dir / METRICS_FILE, history)
 
     traces = 0
 
@@ -160,9 +175,10 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
 
     stop = _StopFlag()
     watch = watchdog.JobWatchdog(run_dir, spec.job.watchdog, spec.job.watchdog_min_seconds, generation)
+    stopping = distributed.any_process(stop.raised)  # all processes stop at the same generation
     bar = _progress_bar(generation, spec.job.generations, progress)
     try:
-        while generation < spec.job.generations and not stop.raised:
+        while generation < spec.job.generations and not stopping:
             t0 = time.perf_counter()
             with watch.generation(generation + 1, [r["generation_time"] for r in history]):
                 state, metrics = step(state)
@@ -174,15 +190,17 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
             record = _record(generation, metrics, seconds, wall, env_steps, steps_per_generation,
                              [t.label for t in spec.tasks])
             history.append(record)
-            with open(run_dir / METRICS_FILE, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            if primary:
+                with open(run_dir / METRICS_FILE, "a") as f:
+                    f.write(json.dumps(record) + "\n")
             bar.update(1)
             bar.set_postfix_str(_postfix(record, spec.job.evaluate_mean))
+            stopping = distributed.any_process(stop.raised)
             if (generation % spec.job.checkpoint_every == 0 or generation == spec.job.generations
-                    or stop.raised):
+                    or stopping):
                 info = {**common, "generation": generation, "fitness_history": history,
                         "wall_time": wall, "env_steps": env_steps}
-                _save(ckpt, run_dir, spec, optimizer, state, info)
+                _save(ckpt, run_dir, spec, optimizer, state, info, primary)
                 watch.saved = generation
     finally:
         bar.close()
@@ -195,14 +213,14 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
               f"{mean}; rules in {run_dir / 'rules'}, curve in "
               f"{run_dir / PLOT_FILE}. More generations: `discover resume {run_dir} "
               f"--set job.generations=N`", file=sys.stderr)
-    if stop.raised:
+    if stopping and primary:
         print(f"interrupted: saved generation {generation} in {run_dir}; continue with "
               f"`discover resume {run_dir}`", file=sys.stderr)
     return JobResult(run_dir, generation, history, jax.device_get(optimizer.params(state)), traces,
-                     compile_seconds, stop.raised)
+                     compile_seconds, stopping)
 
 
-def _baselines(spec: JobSpec, saved_info: dict | None, measure) -> Any:
+def _baselines(spec: JobSpec, saved_info: dict | None, measure, verbose: bool = True) -> Any:
     """Per-task baseline scores: None (no normalisation), from the spec, the checkpoint, or measured."""
     objective = spec.meta_objective
     if objective.normalise == "none":
@@ -211,8 +229,9 @@ def _baselines(spec: JobSpec, saved_info: dict | None, measure) -> Any:
         return np.asarray(objective.baselines, np.float32)
     if saved_info is not None and saved_info.get("baselines") is not None:
         return np.asarray(saved_info["baselines"], np.float32)
-    print(f"measuring baselines: {objective.baseline_rule} on {len(spec.tasks)} task(s) x "
-          f"{objective.baseline_seeds} seeds", file=sys.stderr, flush=True)
+    if verbose:
+        print(f"measuring baselines: {objective.baseline_rule} on {len(spec.tasks)} task(s) x "
+              f"{objective.baseline_seeds} seeds", file=sys.stderr, flush=True)
     return measure()
 
 
@@ -263,14 +282,19 @@ def _write_history(path: Path, history: list) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in history))
 
 
-def _save(ckpt, run_dir: Path, spec: JobSpec, optimizer, state, info: dict) -> None:
-    """Checkpoint + exported mean and best rules + fitness plot for generation info['generation']."""
+def _save(ckpt, run_dir: Path, spec: JobSpec, optimizer, state, info: dict,
+          primary: bool = True) -> None:
+    """Checkpoint (all processes together) + exported mean and best rules + fitness plot (the
+    primary process) for generation info['generation']."""
     import jax
 
     from discovery.rule_io import save_rule
 
     generation = info["generation"]
     ckpt.save(generation, state, info)
+    params = jax.device_get(optimizer.params(state))  # in every process: state spans them all
+    if not primary:
+        return
     last = info["fitness_history"][-1]
     provenance = {
         "generation": generation,
@@ -279,7 +303,6 @@ def _save(ckpt, run_dir: Path, spec: JobSpec, optimizer, state, info: dict) -> N
         "versions": info["versions"],
         "train_tasks": [t.label for t in spec.tasks],
     }
-    params = jax.device_get(optimizer.params(state))
     for kind, fitness in (("mean", last["mean_fitness"]), ("best", last["best_so_far"])):
         for stem in (f"gen_{generation:06d}_{kind}", f"latest_{kind}"):
             save_rule(run_dir / "rules" / stem, spec.rule, params[kind], kind=kind,

@@ -44,7 +44,7 @@ class Problem:
     of baseline scores when objective.normalise == "baseline", else None), population_batch
     (0 = vmap all local members at once), evaluate_mean (meta-optimizers also score their mean
     each step), tasks_per_generation (K tasks drawn per generation; 0 = all), algos (one
-    InnerAlgo per task), mesh (1-D over the devices, axis "pop").
+    InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop").
     """
 
     def __init__(
@@ -75,7 +75,8 @@ class Problem:
         self.evaluate_mean = evaluate_mean
         self.tasks_per_generation = tasks_per_generation or len(self.tasks)
         self.algos = tuple(make_ppo(ppo, task, rule) for task in self.tasks)
-        self.mesh = Mesh(np.asarray(devices or jax.local_devices()), (POP_AXIS,))
+        # every process's devices: under jax.distributed the population spans hosts
+        self.mesh = Mesh(np.asarray(devices or jax.devices()), (POP_AXIS,))
 
     @property
     def num_devices(self) -> int:

@@ -69,3 +69,28 @@ def fitness_history(run_dir: Path) -> list[dict]:
 
     lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
     return [{k: json.loads(line)[k] for k in FITNESS_KEYS} for line in lines]
+
+
+def assert_same_history(history: list[dict], reference: list[dict], rtol: float) -> None:
+    """Fitness histories equal to `rtol` (relative), generation by generation."""
+    import numpy as np
+
+    assert len(history) == len(reference)
+    for a, b in zip(reference, history):
+        for key in ("fitness_mean", "fitness_max", "fitness_min", "mean_fitness", "best_so_far"):
+            if a[key] is None:  # e.g. mean_fitness when the mean is not evaluated
+                assert b[key] is None, key
+            else:
+                np.testing.assert_allclose(b[key], a[key], rtol=rtol, err_msg=key)
+        assert a["num_nonfinite"] == b["num_nonfinite"]
+
+
+def assert_same_rule(run_dir, reference_dir, rtol: float) -> None:
+    """The latest exported ES-mean rules of two runs are equal to `rtol`."""
+    import numpy as np
+
+    with np.load(Path(reference_dir) / "rules" / "latest_mean.npz") as a, \
+            np.load(Path(run_dir) / "rules" / "latest_mean.npz") as b:
+        assert a.files == b.files
+        for name in a.files:
+            np.testing.assert_allclose(b[name], a[name], rtol=rtol, atol=1e-6)
