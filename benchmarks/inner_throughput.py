@@ -149,7 +149,7 @@ def main() -> None:
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", f"{label}@{num_envs}", "--population",
                      str(args.population), "--min-seconds", str(args.min_seconds)],
-                    capture_output=True, text=True, check=True, env=env,
+                    capture_output=True, text=True, check=True, env=env, timeout=3600,
                 )
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 compiles = f"{r['raw_compile_s']:.0f}/{r['ppo_compile_s']:.0f}/{r['pop_compile_s']:.0f}s"
