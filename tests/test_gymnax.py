@@ -25,24 +25,28 @@ TINY = PPOConfig(num_envs=8, rollout_length=8, num_updates=2, num_minibatches=2,
 
 
 def test_brax_results_are_those_of_the_code_before_sources():
-    """Reference numbers: the unchanged code of main at 92d9eb3 (before task sources), run as
-    `run_job(tiny_job.table(dir, job={"evaluate_mean": True}), progress=False)` on 1 CPU device,
-    and PPO-clip on Task(episode_length=50) with conftest's tiny_ppo, PRNGKey(1) for training,
-    PRNGKey(2) for evaluation, PRNGKey(0) and 8 episodes for the random-policy return."""
+    """Reference numbers: the code before task sources (commit 827b118, with the meta-objective of
+    every task defined on the latest ended episodes; the PPO numbers are also those of 92d9eb3),
+    run as `run_job(tiny_job.table(dir, job={"evaluate_mean": True}), progress=False)` on 1 CPU
+    device, and PPO-clip on Task(episode_length=50) with conftest's tiny_ppo, PRNGKey(1) for
+    training, PRNGKey(2) for evaluation, PRNGKey(0) and 8 episodes for the random-policy return.
+    Reward normalisation, which that code did not have, is off."""
     expected = [  # (fitness_mean, fitness_max, fitness_min, mean_fitness, best_so_far)
-        (16.416666507720947, 16.933334350585938, 16.16666603088379, 14.848484992980957, 16.933334350585938),
-        (15.76111125946045, 15.911111831665039, 15.61111068725586, 16.28571319580078, 16.933334350585938),
-        (11.321717739105225, 11.98888874053955, 11.070708274841309, 11.655555725097656, 16.933334350585938),
+        (10.94444465637207, 11.28888988494873, 10.777777671813965, 9.898990631103516, 11.28888988494873),
+        (10.507407903671265, 10.60740852355957, 10.407407760620117, 10.857142448425293, 11.28888988494873),
+        (11.321717977523804, 11.988889694213867, 11.070708274841309, 11.655555725097656, 11.988889694213867),
     ]
+    off = {"normalize_rewards": False}
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_job(tiny_job.table(Path(tmp) / "run", job={"evaluate_mean": True}), progress=False)
+        table = tiny_job.table(Path(tmp) / "run", job={"evaluate_mean": True}, ppo=off)
+        result = run_job(table, progress=False)
     got = [(r["fitness_mean"], r["fitness_max"], r["fitness_min"], r["mean_fitness"], r["best_so_far"])
            for r in result.history]
     assert got == expected
 
     task = Task(episode_length=50)
     config = PPOConfig(num_envs=16, rollout_length=8, num_updates=3, num_minibatches=2, num_epochs=1,
-                       actor_hidden=(16,), critic_hidden=(16,), eval_envs=2)
+                       actor_hidden=(16,), critic_hidden=(16,), eval_envs=2, **off)
     algo = make_ppo(config, task, make_rule("ppo_clip"))
     state, metrics = jax.jit(algo.train)({}, jax.random.PRNGKey(1))
     assert float(metrics["episode_return"][-1]) == 17.16666603088379

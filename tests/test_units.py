@@ -16,8 +16,8 @@ TASK = Task(env_name="reacher", episode_length=6, action_repeat=2)  # reacher ne
 
 def test_an_episode_lasts_episode_length_agent_steps():
     env = make_env(TASK)
-    step = jax.jit(env.step)
-    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    step = jax.jit(lambda s, a: env.step(s, a, {}))
+    state = jax.jit(lambda k: env.reset(k, {}))(jax.random.PRNGKey(0))
     done = []
     for _ in range(12):
         state = step(state, jnp.zeros(env.action_size))
@@ -27,7 +27,7 @@ def test_an_episode_lasts_episode_length_agent_steps():
 
 def test_evaluation_episodes_are_counted_in_agent_steps_and_env_steps():
     run = episode_runner(TASK, episodes=2)
-    _, lengths = jax.jit(lambda k: run(lambda obs, _: jnp.zeros((2, 2)), k))(jax.random.PRNGKey(0))
+    _, lengths = jax.jit(lambda k: run(lambda obs, _: jnp.zeros((2, 2)), k, {}))(jax.random.PRNGKey(0))
     np.testing.assert_array_equal(lengths, [6, 6])
     config = PPOConfig(num_envs=4, rollout_length=3, num_updates=2, num_minibatches=1, eval_envs=5)
     algo = make_ppo(config, TASK, make_rule("ppo_clip"))
