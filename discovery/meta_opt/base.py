@@ -24,6 +24,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
+import jax
+import jax.numpy as jnp
+
 from discovery.spec import SpecError
 
 
@@ -82,3 +85,8 @@ def make_meta_optimizer(name: str, options: dict, problem) -> MetaOptimizer:
     """Builds the meta-optimizer registered as `name`; unknown names list the valid ones."""
     _known(name)
     return META_OPTIMIZERS[name](dict(options), problem)
+
+
+def strong_types(tree):
+    """Drops weak types so that init's, step's and a restored state's avals all agree (no retrace)."""
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)

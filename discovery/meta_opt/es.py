@@ -25,7 +25,7 @@ from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
 from evosax.core.optimizer import clipup
 from flax import struct
 
-from discovery.meta_opt.base import MetaOptimizer, register
+from discovery.meta_opt.base import MetaOptimizer, register, strong_types
 from discovery.spec import build
 from meta_objectives import rank_last
 
@@ -148,11 +148,6 @@ def _to_evosax(fitness: jax.Array) -> jax.Array:
     return -rank_last(fitness)[0]
 
 
-def _strong(tree):
-    """Drops weak types so that init's, step's and a restored state's avals all agree (no retrace)."""
-    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
-
-
 def make_es_optimizer(opts: ESOptions, problem) -> MetaOptimizer:
     """ES over the rule's meta-parameters, maximising `problem.fitness`."""
     template = problem.init_meta_params(jax.random.PRNGKey(opts.init_seed))
@@ -161,7 +156,7 @@ def make_es_optimizer(opts: ESOptions, problem) -> MetaOptimizer:
 
     def init(key):
         k_es, k_state = jax.random.split(key)
-        return _strong(ESState(es=es.init(k_es, template, es_params), key=k_state))
+        return strong_types(ESState(es=es.init(k_es, template, es_params), key=k_state))
 
     def step(state: ESState):
         key, k_ask, k_eval, k_tell = jax.random.split(state.key, 4)
@@ -182,7 +177,7 @@ def make_es_optimizer(opts: ESOptions, problem) -> MetaOptimizer:
             "best_fitness": -es_state.best_fitness,
             "sigma": jnp.mean(es_state.std),
         }
-        return _strong(ESState(es=es_state, key=key)), metrics
+        return strong_types(ESState(es=es_state, key=key)), metrics
 
     def params(state: ESState) -> dict:
         best = jnp.where(jnp.isfinite(state.es.best_fitness), state.es.best_solution, state.es.mean)

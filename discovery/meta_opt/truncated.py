@@ -38,8 +38,7 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from discovery.meta_opt.base import MetaOptimizer, register
-from discovery.meta_opt.es import _strong  # drop weak types (no retrace); lead: move to base.py
+from discovery.meta_opt.base import MetaOptimizer, register, strong_types
 from discovery.segments import SEGMENT_KINDS, TruncationSchedule, make_runs, segment_losses
 from discovery.spec import build
 from meta_objectives import rank_last
@@ -208,7 +207,7 @@ def gradient_meta_optimizer(problem, opts, make_estimator: Callable, rollouts_pe
     def init(key):
         k_est, k_state = jax.random.split(key)
         states = tuple(e.init(theta0, jax.random.fold_in(k_est, t)) for t, e in enumerate(estimators))
-        return _strong(GradientState(theta0, tx.init(theta0), states, k_state, jnp.asarray(-jnp.inf)))
+        return strong_types(GradientState(theta0, tx.init(theta0), states, k_state, jnp.asarray(-jnp.inf)))
 
     def step(state: GradientState):
         key, k_est = jax.random.split(state.key)
@@ -237,7 +236,7 @@ def gradient_meta_optimizer(problem, opts, make_estimator: Callable, rollouts_pe
             "grad_finite": finite,
             "nonfinite_pairs": jnp.asarray(nonfinite_pairs, jnp.int32),
         }
-        return _strong(new), metrics
+        return strong_types(new), metrics
 
     def params(state: GradientState) -> dict:
         meta = unravel(state.theta)
