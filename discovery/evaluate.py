@@ -244,17 +244,7 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
 
     watchdog: (factor, min seconds) of the per-task time limit (`discovery.watchdog`).
     """
-    if seeds < 1:
-        raise ValueError(f"--seeds = {seeds} must be >= 1")
-    if budget is not None and budget < 1:
-        raise ValueError(f"--budget = {budget} must be a positive number of env steps")
-    if points < 1:
-        raise ValueError(f"--points = {points} must be >= 1")
-    if watchdog[0] != 0 and watchdog[0] < 1 or watchdog[1] <= 0:
-        raise ValueError(f"--watchdog = {watchdog[0]:g} must be >= 1 (a factor) or 0 (off), and "
-                         f"--watchdog-min-seconds = {watchdog[1]:g} > 0")
-    if not task_labels:
-        raise ValueError("no tasks: the rule's training tasks are unknown, give --tasks [source:]env[/backend],...")
+    _check_arguments(task_labels, seeds, points, budget, watchdog)
     settings = eval_settings(source, task_labels, sets, budget)
     entries = [Entry(source.label, source.rule, source.meta_params, False)] + baseline_entries(baselines)
     labels = [e.label for e in entries]
@@ -325,6 +315,22 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
     })
     print(f"wrote {out / 'results.json'}, {out / 'manifest.json'} and PNGs to {out}")
     return results
+
+
+def _check_arguments(task_labels: list[str], seeds: int, points: int, budget: int | None,
+                     watchdog: tuple[float, float]) -> None:
+    """ValueError naming the `discover eval` option when one of them is out of range."""
+    if seeds < 1:
+        raise ValueError(f"--seeds = {seeds} must be >= 1")
+    if budget is not None and budget < 1:
+        raise ValueError(f"--budget = {budget} must be a positive number of env steps")
+    if points < 1:
+        raise ValueError(f"--points = {points} must be >= 1")
+    if watchdog[0] != 0 and watchdog[0] < 1 or watchdog[1] <= 0:
+        raise ValueError(f"--watchdog = {watchdog[0]:g} must be >= 1 (a factor) or 0 (off), and "
+                         f"--watchdog-min-seconds = {watchdog[1]:g} > 0")
+    if not task_labels:
+        raise ValueError("no tasks: the rule's training tasks are unknown, give --tasks [source:]env[/backend],...")
 
 
 def _status(in_training: bool | None) -> str:
