@@ -128,10 +128,25 @@ def run_task(config: PPOConfig, task: Task, entries: list[Entry], keys: jax.Arra
 
 
 def parse_tasks(text: str) -> list[str]:
-    """'hopper/spring,ant,gymnax:Breakout-MinAtar,brax:walker2d' -> ['hopper/spring',
-    'ant/spring', 'gymnax:Breakout-MinAtar', 'walker2d/spring'] (source defaults to brax,
-    backend to spring)."""
-    return [canonical_label(item) for item in filter(None, (t.strip() for t in text.split(",")))]
+    """'hopper/spring,ant,gymnax:Breakout-MinAtar@500000,brax:walker2d' -> ['hopper/spring',
+    'ant/spring', 'gymnax:Breakout-MinAtar@500000', 'walker2d/spring'] (source defaults to
+    brax, backend to spring; '@STEPS' is that task's env steps per lifetime)."""
+    labels = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        label, at, steps = item.partition("@")
+        labels.append(canonical_label(label) + at + steps)
+    return labels
+
+
+def split_budget(label: str) -> tuple[str, int | None]:
+    """'gymnax:Pendulum-v1@262144' -> ('gymnax:Pendulum-v1', 262144); no '@' -> (label, None)."""
+    label, at, steps = label.partition("@")
+    if not at:
+        return label, None
+    if not steps.isdigit() or int(steps) < 1:
+        raise ValueError(f"--tasks {label}@{steps}: the budget after '@' must be a positive number "
+                         "of env steps, e.g. gymnax:Pendulum-v1@262144")
+    return label, int(steps)
 
 
 def eval_settings(source: Source, task_labels: list[str], sets: list[str], budget: int | None):
@@ -140,8 +155,9 @@ def eval_settings(source: Source, task_labels: list[str], sets: list[str], budge
     PPO starts from the run's [ppo] table (a run directory) or PPOConfig() defaults; a task
     takes the matching spec task's settings (the same label, else the same source, env and
     backend, randomised ranges included) when there is one. Then
-    `--set ppo.KEY=VALUE` / `--set task.KEY=VALUE` apply, then `--budget` (env steps per
-    lifetime) sets num_updates = max(1, budget // env steps per update).
+    `--set ppo.KEY=VALUE` / `--set task.KEY=VALUE` apply, then the task's budget (env steps per
+    lifetime: its '@STEPS', else `--budget`) sets num_updates = max(1, budget // env steps per
+    update).
     """
     table = apply_overrides({"ppo": dict(source.spec.get("ppo", {})), "task": {}}, sets)
     extra = sorted(set(table) - {"ppo", "task"})
@@ -150,7 +166,9 @@ def eval_settings(source: Source, task_labels: list[str], sets: list[str], budge
     config = parse_ppo(table["ppo"])
     trained = [task_from_table(t) for t in spec_tasks(source.spec)]
     settings = []
-    for label in task_labels:
+    for label_and_budget in task_labels:
+        label, task_budget = split_budget(label_and_budget)
+        task_budget = budget if task_budget is None else task_budget
         wanted = parse_label(label)
         base_label = canonical_label(label).partition("~")[0]
         match = next((t for t in trained if t.label == label), None) or next(
@@ -158,9 +176,9 @@ def eval_settings(source: Source, task_labels: list[str], sets: list[str], budge
         base = match.as_table() if match is not None else {}
         task = parse_task({**base, **wanted, **table["task"]})
         cfg = config
-        if budget is not None:
+        if task_budget is not None:
             per_update = config.num_envs * config.rollout_length * task.action_repeat
-            cfg = dataclasses.replace(config, num_updates=max(1, budget // per_update))
+            cfg = dataclasses.replace(config, num_updates=max(1, task_budget // per_update))
         settings.append((cfg, task))
     return settings
 
@@ -353,15 +371,16 @@ def register(subparsers) -> None:
     )
     add_source_arguments(parser)
     parser.add_argument("--tasks", default=None,
-                        help="[source:]env[/backend],... e.g. gymnax:Asterix-MinAtar,brax:hopper/spring,"
-                             "inverted_pendulum (source defaults to brax, backend to spring; default: "
-                             "the rule's training tasks)")
+                        help="[source:]env[/backend][@STEPS],... e.g. gymnax:Asterix-MinAtar@500000,"
+                             "brax:hopper/spring,inverted_pendulum (source defaults to brax, backend to "
+                             "spring; @STEPS: that task's env steps per lifetime, else --budget; "
+                             "default: the rule's training tasks)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per task and rule (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument("--baselines", default="ppo_clip,dpo",
                         help="fixed rules to compare with, comma-separated ('' for none)")
     parser.add_argument("--budget", type=int, default=None, metavar="STEPS",
-                        help="env steps per lifetime (sets ppo.num_updates)")
+                        help="env steps per lifetime (sets ppo.num_updates) of tasks without @STEPS")
     parser.add_argument("--points", type=int, default=10,
                         help="evaluations along each learning curve, after update 0 (default 10)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

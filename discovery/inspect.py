@@ -4,7 +4,8 @@ Prints a summary (source, rule, content hash, spec, generations, fitness, wall t
 checkpoint steps, versions), draws the fitness curve (`fitness.png`) and a picture of the rule
 by family (`rule_<family>.png`):
   drift        drift(r, A) on r in [0.5, 1.5] x A in [-2, 2] beside PPO-clip and DPO, and the
-               implied policy-gradient weight d/dr (r*A - drift) (via jax.grad);
+               implied policy-gradient weight d/dr (r*A - drift) (via jax.grad); a temporally-
+               aware drift is drawn at lifetime fractions n/N = 0, 0.5 and 1;
   hyperparams  each hyperparameter over the lifetime fraction, beside its initial value;
   optimizer    the update direction as a function of the current gradient and the gradient
                history ("momentum"), beside Adam.
@@ -38,16 +39,18 @@ class DriftGrid(NamedTuple):
     weight: np.ndarray
 
 
-def drift_grid(rule: Rule, meta_params, ratio_range=(0.5, 1.5), adv_range=(-2.0, 2.0), num=101) -> DriftGrid:
-    """Tabulates a drift rule on `num` x `num` evenly spaced points (the grid of the picture)."""
+def drift_grid(rule: Rule, meta_params, ratio_range=(0.5, 1.5), adv_range=(-2.0, 2.0), num=101,
+               progress: float = 0.0) -> DriftGrid:
+    """Tabulates a drift rule on `num` x `num` evenly spaced points (the grid of the picture), at
+    lifetime fraction `progress` (only temporally-aware rules depend on it)."""
     ratio = jnp.linspace(*ratio_range, num)
     adv = jnp.linspace(*adv_range, num)
     r, a = jnp.meshgrid(ratio, adv)  # [A, R]
 
     def objective(r):
-        return r * a - rule.apply(meta_params, DriftInputs(r, a))
+        return r * a - rule.apply(meta_params, DriftInputs(r, a, progress))
 
-    drift = rule.apply(meta_params, DriftInputs(r, a))
+    drift = rule.apply(meta_params, DriftInputs(r, a, progress))
     weight = jax.grad(lambda r: objective(r).sum())(r)  # elementwise: each r[i, j] is its own input
     return DriftGrid(*(np.asarray(x) for x in (ratio, adv, drift, weight)))
 
@@ -89,11 +92,21 @@ def optimizer_grid(rule: Rule, meta_params, grad_range=(-1.0, 1.0), num=41, hist
     return OptimizerGrid(np.asarray(values), np.asarray(values), np.asarray(update["w"]))
 
 
+LIFETIME_FRACTIONS = (0.0, 0.5, 1.0)  # where a temporally-aware drift is drawn
+
+
 def _drift_picture(path: Path, sources: list[Source]) -> Path:
+    """One column per source (one per lifetime fraction n/N for a temporally-aware rule), then
+    PPO-clip and DPO."""
     eps = next((s.rule.options()["eps"] for s in sources if "eps" in s.rule.options()), 0.2)
-    columns = [(s.label, s.rule, s.meta_params) for s in sources]
-    columns += [(f"ppo_clip (eps={eps:g})", make_rule("ppo_clip", eps=eps), {}), ("dpo", make_rule("dpo"), {})]
-    grids = [(title, drift_grid(rule, meta)) for title, rule, meta in columns]
+    columns = []
+    for s in sources:
+        fractions = LIFETIME_FRACTIONS if s.rule.options().get("temporal") else (None,)
+        columns += [(s.label if p is None else f"{s.label}\nn/N = {p:g}", s.rule, s.meta_params, p or 0.0)
+                    for p in fractions]
+    columns += [(f"ppo_clip (eps={eps:g})", make_rule("ppo_clip", eps=eps), {}, 0.0),
+                ("dpo", make_rule("dpo"), {}, 0.0)]
+    grids = [(title, drift_grid(rule, meta, progress=p)) for title, rule, meta, p in columns]
     first = grids[0][1]
     return plots.heatmaps_figure(
         path, first.ratio, first.advantage,

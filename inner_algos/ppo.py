@@ -296,13 +296,13 @@ def make_ppo(
         )
         return env_state, return_stats, traj, batch
 
-    def loss_fn(params, batch, drift_meta, hp):
+    def loss_fn(params, batch, drift_meta, hp, progress):
         obs, action, old_log_prob, old_value, adv, target = batch
         dist = policy.distribution(params["actor"], obs)
         log_prob = dist.log_prob(action)
         ratio = jnp.exp(log_prob - old_log_prob)
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        drift = drift_fn(drift_meta, DriftInputs(ratio, adv), hp)
+        drift = drift_fn(drift_meta, DriftInputs(ratio, adv, progress), hp)
         policy_loss = -jnp.mean(ratio * adv - drift)
         value = critic.apply(params["critic"], obs)
         value_loss = jnp.square(value - target)
@@ -329,7 +329,7 @@ def make_ppo(
 
     def sgd_step(carry, batch, meta_params, hp, progress):
         params, opt_state = carry
-        grads, stats = grad_fn(params, batch, meta_params, hp)
+        grads, stats = grad_fn(params, batch, meta_params, hp, progress)
         updates, opt_state = tx.update(
             grads, opt_state, params, meta_params=meta_params, progress=progress
         )
@@ -416,7 +416,7 @@ def make_ppo(
             raise ValueError(f"meta_loss = {kind!r} is unknown; valid: {', '.join(META_LOSSES)}")
         hp = HyperParams(*(jnp.asarray(getattr(config, f), jnp.float32) for f in HyperParams._fields))
         _, _, _, batch = collect(state, key, hp)
-        total, stats = loss_fn(state.params, batch, meta_params, hp)
+        total, stats = loss_fn(state.params, batch, meta_params, hp, lifetime_fraction(state))
         return stats["policy_loss"] if kind == "policy_gradient" else total
 
     return InnerAlgo(init, step, train, evaluate, config, task, rule, meta_loss)

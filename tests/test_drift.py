@@ -123,3 +123,35 @@ def test_bad_rule_options_name_the_field(name, options, field):
 def test_unknown_rule_lists_valid_names():
     with pytest.raises(ValueError, match="valid rules: .*ppo_clip"):
         make_rule("ppo_klpen")
+
+
+@pytest.mark.parametrize("progress", [0.0, 0.25, 0.5, 1.0])
+def test_temporal_lpo_with_zero_or_initial_params_is_ppo_clip_at_every_lifetime_fraction(progress):
+    lpo = make_rule("lpo", ppo_init=True, temporal=True, hidden_size=8)
+    ratio, adv = _random_inputs(jax.random.PRNGKey(4))
+    r, a = np.asarray(ratio), np.asarray(adv)
+    ppo_clip = np.maximum((r - np.clip(r, 0.8, 1.2)) * a, 0.0)  # PPO-clip's drift by hand
+    meta = lpo.init(jax.random.PRNGKey(5))
+    assert meta["hidden"].shape == (16, 8)
+    for params in (meta, jax.tree.map(jnp.zeros_like, meta)):
+        drift = lpo.apply(params, DriftInputs(ratio, adv, jnp.float32(progress)))
+        np.testing.assert_allclose(drift, ppo_clip, rtol=1e-6, atol=1e-7)
+
+
+def test_temporal_lpo_drift_changes_with_the_lifetime_fraction_and_vanishes_at_ratio_one():
+    ratio, adv = _random_inputs(jax.random.PRNGKey(6))
+    temporal = make_rule("lpo", ppo_init=False, temporal=True, hidden_size=8)
+    meta = jax.tree.map(lambda x: x + 0.5, temporal.init(jax.random.PRNGKey(7)))
+    early, late = (temporal.apply(meta, DriftInputs(ratio, adv, p)) for p in (0.0, 1.0))
+    assert float(jnp.max(jnp.abs(early - late))) > 1e-2
+    # at n/N = 0 only the first 8 rows of "hidden" (LPO's features) matter: plain LPO's drift
+    plain = make_rule("lpo", ppo_init=False, hidden_size=8)
+    np.testing.assert_allclose(early, plain.apply({"hidden": meta["hidden"][:8], "out": meta["out"]},
+                                                  DriftInputs(ratio, adv)), rtol=1e-5, atol=1e-7)
+    for p in (0.0, 0.3, 1.0):
+        at_one = temporal.apply(meta, DriftInputs(jnp.ones_like(adv), adv, p))
+        np.testing.assert_array_equal(at_one, 0.0)
+    # a rule without the option ignores n/N
+    plain_meta = jax.tree.map(lambda x: x + 0.5, plain.init(jax.random.PRNGKey(7)))
+    np.testing.assert_array_equal(plain.apply(plain_meta, DriftInputs(ratio, adv, 0.0)),
+                                  plain.apply(plain_meta, DriftInputs(ratio, adv, 1.0)))

@@ -47,6 +47,17 @@ def test_settings_take_the_run_spec_then_overrides_then_budget(tmp_path):
     assert cfg == PPOConfig()
 
 
+def test_a_task_budget_after_at_overrides_the_global_budget(tmp_path):
+    source = resolve_source(str(make_run_dir(tmp_path)))
+    labels = evaluate.parse_tasks("inverted_pendulum@4096, gymnax:CartPole-v1")
+    assert labels == ["inverted_pendulum/spring@4096", "gymnax:CartPole-v1"]
+    (own, task), (other, _) = evaluate.eval_settings(source, labels, ["ppo.num_envs=32"], budget=1000)
+    assert task.label == "inverted_pendulum/spring"
+    assert own.num_updates == 4096 // (32 * 8) and other.num_updates == 1000 // (32 * 8)
+    with pytest.raises(ValueError, match="budget after '@'"):
+        evaluate.eval_settings(source, ["inverted_pendulum/spring@ten"], [], None)
+
+
 @pytest.mark.parametrize("sets, match", [
     (["rule.eps=0.3"], "allowed: ppo.KEY, task.KEY"),
     (["ppo.num_envs=0"], "num_envs"),

@@ -1,6 +1,7 @@
 """`discover inspect`: source resolution, rule pictures on known rules, summary, fallbacks."""
 
 import argparse
+import types
 
 import jax
 import numpy as np
@@ -130,3 +131,16 @@ def test_summary_survives_null_and_corrupt_metrics_and_checkpoint_cuts_history(t
     text = inspect.summary(source)
     assert "generations done: 5" in text and "population mean nan" in text
     assert [h["generation"] for h in resolve_source(str(run / "checkpoints" / "2")).fitness_history] == [1, 2]
+
+
+def test_temporal_drift_is_drawn_at_three_lifetime_fractions(tmp_path, monkeypatch):
+    rule = make_rule("lpo", hidden_size=4, ppo_init=False, temporal=True)
+    params = jax.tree.map(lambda x: x + 0.5, rule.init(jax.random.PRNGKey(0)))
+    early, late = (inspect.drift_grid(rule, params, progress=p) for p in (0.0, 1.0))
+    assert np.abs(early.drift - late.drift).max() > 1e-2
+    drawn = {}
+    monkeypatch.setattr(inspect.plots, "heatmaps_figure",
+                        lambda path, x, y, columns, *a, **k: drawn.setdefault("titles", [t for t, _ in columns]))
+    source = types.SimpleNamespace(label="found", rule=rule, meta_params=params)
+    inspect._drift_picture(tmp_path / "rule_drift.png", [source])
+    assert drawn["titles"] == ["found\nn/N = 0", "found\nn/N = 0.5", "found\nn/N = 1", "ppo_clip (eps=0.2)", "dpo"]

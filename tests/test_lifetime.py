@@ -61,3 +61,21 @@ def test_lifetimes_longer_than_num_updates_are_refused(options, field):
     with pytest.raises(ValueError, match=f"meta_optimizer.{field} = 5 exceeds ppo.num_updates = 4"):
         make_meta_optimizer("pes", options, problem)
     make_meta_optimizer("pes", {**options, field: 4}, problem)  # at most num_updates: accepted
+
+
+def test_drift_rules_see_the_lifetime_fraction_of_each_update():
+    """A drift that records the n/N it is called with: update u of a 4-update lifetime is u/4."""
+    from inner_algos.rules.drift import PPOClipDrift
+
+    seen = []
+
+    class RecordingDrift(PPOClipDrift):
+        def apply(self, meta_params, inputs):
+            jax.debug.callback(lambda p: seen.append(float(p)), inputs.progress)
+            return super().apply(meta_params, inputs)
+
+    algo = make_ppo(CFG, TASK, RecordingDrift())
+    jax.block_until_ready(jax.jit(algo.train)({}, jax.random.PRNGKey(0)))
+    # one call per minibatch step: num_epochs x num_minibatches = 2 per update
+    assert sorted(set(seen)) == [0.0, 0.25, 0.5, 0.75]
+    assert len(seen) == CFG.num_updates * CFG.num_epochs * CFG.num_minibatches

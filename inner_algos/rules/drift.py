@@ -18,10 +18,12 @@ from inner_algos.rules.base import Rule
 
 
 class DriftInputs(NamedTuple):
-    """What a drift rule sees, elementwise: probability ratio r and advantage A, both `[...]`."""
+    """What a drift rule sees: probability ratio r and advantage A, both `[...]` (elementwise),
+    and the lifetime fraction n/N of the inner run, a scalar `[]` (see `ppo.lifetime_fraction`)."""
 
     ratio: jax.Array
     advantage: jax.Array
+    progress: jax.Array | float = 0.0
 
 
 def ppo_clip_drift(ratio: jax.Array, advantage: jax.Array, eps: float | jax.Array) -> jax.Array:
@@ -81,6 +83,17 @@ def lpo_features(ratio: jax.Array, advantage: jax.Array) -> jax.Array:
     return jnp.concatenate([base, base * advantage[..., None]], axis=-1)
 
 
+def temporal_lpo_features(ratio: jax.Array, advantage: jax.Array, progress) -> jax.Array:
+    """LPO's 8 inputs and the same times the lifetime fraction p = n/N: `[...] -> [..., 16]`.
+
+    TA-LPO (Jackson et al. 2024) adds n/N to the drift's inputs. Entering as a product keeps
+    every input 0 at r = 1, so the drift stays exactly 0 there (no biases) at every n/N, while
+    each hidden unit's pre-activation f.w1 + p f.w2 can change its slope and sign with n/N.
+    """
+    feats = lpo_features(ratio, advantage)
+    return jnp.concatenate([feats, feats * jnp.asarray(progress, feats.dtype)], axis=-1)
+
+
 @dataclasses.dataclass(frozen=True)
 class LPODrift(Rule):
     """Learned Policy Optimisation drift: an MLP (no biases, tanh hidden) on `lpo_features`.
@@ -94,7 +107,10 @@ class LPODrift(Rule):
     and `init`'s (random hidden layer, zero output layer), are exactly PPO-clip (exactly zero
     drift without ppo_init).
 
-    meta_params: {"hidden": [8, hidden_size], "out": [hidden_size]}.
+    temporal = true is temporally-aware LPO: the net also sees the lifetime fraction n/N
+    (`temporal_lpo_features`), so the drift can tighten or loosen as training goes on.
+
+    meta_params: {"hidden": [F, hidden_size], "out": [hidden_size]}, F = 8 (16 when temporal).
     """
 
     name: ClassVar[str] = "lpo"
@@ -102,6 +118,7 @@ class LPODrift(Rule):
     hidden_size: int = 128
     ppo_init: bool = True
     eps: float = 0.2
+    temporal: bool = False
 
     def __post_init__(self):
         if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
@@ -110,11 +127,15 @@ class LPODrift(Rule):
             raise ValueError(f"rule.eps = {self.eps!r} must be in (0, 1)")
 
     def init(self, key: jax.Array) -> dict:
-        hidden = jax.random.normal(key, (8, self.hidden_size)) / jnp.sqrt(8.0)
+        inputs = 16 if self.temporal else 8
+        hidden = jax.random.normal(key, (inputs, self.hidden_size)) / jnp.sqrt(float(inputs))
         return {"hidden": hidden, "out": jnp.zeros((self.hidden_size,))}
 
     def apply(self, meta_params: dict, inputs: DriftInputs) -> jax.Array:
-        feats = lpo_features(inputs.ratio, inputs.advantage)
+        if self.temporal:
+            feats = temporal_lpo_features(inputs.ratio, inputs.advantage, inputs.progress)
+        else:
+            feats = lpo_features(inputs.ratio, inputs.advantage)
         net = jnp.tanh(feats @ meta_params["hidden"]) @ meta_params["out"]
         if not self.ppo_init:
             return jax.nn.relu(net - 1e-4)
