@@ -59,10 +59,12 @@ TINY_ESTIMATOR = {
 }
 TINY_ESTIMATOR["truncated_es"] = TINY_ESTIMATOR["pes"]
 JOB_SPECS = [p for p in RUNS if "job" in load_toml(p)]
+IN_DEFAULT_SUITE = ("study_cpu",)  # the shipped study; the others are slow-marked (minutes in all)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", JOB_SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [
+    pytest.param(p, id=p.stem, marks=() if p.stem in IN_DEFAULT_SUITE else pytest.mark.slow)
+    for p in JOB_SPECS])
 def test_shipped_spec_runs_one_generation_at_a_tiny_size(path, tmp_path):
     """`discover run SPEC --set ...` (the CLI's code path) gets through a generation on CPU with
     finite fitness for every member: every shipped job, including the GPU-scale ones whose tasks
