@@ -31,6 +31,7 @@ from discovery.spec import (
     JobSpec,
     SpecError,
     apply_overrides,
+    check_run_dir,
     dump_toml,
     load_toml,
     parse_job_spec,
@@ -61,8 +62,12 @@ def register(subparsers) -> None:
 def main_run(args) -> int:
     if args.processes > 1:
         return launch.launch_local(["run", args.spec, *launch.set_flags(args.set)], args.processes)
+    table = load_toml(args.spec)
+    if not table:
+        raise SpecError(f"run spec {args.spec} is empty; a discovery spec needs [[tasks]] and "
+                        f"[rule] at least (runs/quickstart.toml shows every key)")
     with distributed.session(distributed.settings(args)):
-        run_job(apply_overrides(load_toml(args.spec), args.set))
+        run_job(apply_overrides(table, args.set))
     return 0
 
 
@@ -95,23 +100,31 @@ class JobResult:
 
 
 def run_job(table: dict, progress: bool = True) -> JobResult:
-    """Runs or resumes the job the spec table describes (see module docstring)."""
+    """Runs or resumes the job the spec table describes (see module docstring).
+
+    Nothing is written before the whole spec is valid: its keys, its run directory and its
+    memory estimate (`discovery.memory`). A run directory holds a run to resume once it has a
+    checkpoint; a spec.toml without one (a start that failed) is started afresh.
+    """
     spec = parse_job_spec(table)
     run_dir = spec.job.directory
-    saved_spec = load_toml(run_dir / SPEC_FILE) if (run_dir / SPEC_FILE).is_file() else None
+    check_run_dir(run_dir)
 
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
 
-    from discovery import checkpoint
+    from discovery import checkpoint, memory
     from discovery.meta_opt import make_meta_optimizer
     from discovery.problem import Problem, measure_baselines
     from discovery.versions import package_versions
 
+    memory.check(spec, len(jax.devices()), jax.local_devices())
+    resumes = (run_dir / SPEC_FILE).is_file() and bool(checkpoint.available_steps(run_dir))
+    saved_spec = load_toml(run_dir / SPEC_FILE) if resumes else None
     primary = distributed.is_primary()  # the one process that writes files besides checkpoints
     progress = progress and primary
     saved_info = None
-    if saved_spec is not None and checkpoint.available_steps(run_dir):
+    if saved_spec is not None:
         try:
             saved_info = checkpoint.read_run_info(run_dir)
         except ValueError as err:  # every step unreadable: the run starts again
