@@ -76,6 +76,9 @@ def main_resume(args) -> int:
         return launch.launch_local(["resume", args.run_dir, *launch.set_flags(args.set)],
                                    args.processes)
     run_dir = Path(args.run_dir)
+    if not (run_dir / SPEC_FILE).exists():
+        raise SpecError(f"{run_dir} is not a run directory: it holds no {SPEC_FILE}; start a job "
+                        f"with `discover run SPEC`")
     table = apply_overrides(load_toml(run_dir / SPEC_FILE), args.set)
     table.setdefault("job", {})["run_dir"] = str(run_dir)
     with distributed.session(distributed.settings(args)):

@@ -298,7 +298,10 @@ def parse_job_spec(table: dict) -> JobSpec:
             f"meta_objective.baselines = {list(objective.baselines)!r} has {len(objective.baselines)} "
             f"values; expected one per task ({len(tasks)}) or none"
         )
-    opt_table = dict(table.get("meta_optimizer", {}))
+    opt_table = table.get("meta_optimizer", {})
+    if not isinstance(opt_table, dict):
+        raise SpecError(f"[meta_optimizer] must be a table, got {opt_table!r}")
+    opt_table = dict(opt_table)
     name = opt_table.pop("name", "es")
     options = validate_options(name, opt_table, rule, ppo, objective)
     _check_task_sampling(job.tasks_per_generation, tasks, name)
