@@ -103,27 +103,19 @@ class JobResult:
 
 
 def run_job(table: dict, progress: bool = True) -> JobResult:
-    """Runs or resumes the job the spec table describes (see module docstring).
-
-    Nothing is written before the whole spec is valid: its keys, its run directory and its
-    memory estimate (`discovery.memory`). A run directory holds a run to resume once it has a
-    checkpoint; a spec.toml without one (a start that failed) is started afresh.
-    """
+    """Runs or resumes the job the spec table describes (see module docstring)."""
     spec = parse_job_spec(table)
     run_dir = spec.job.directory
-    check_run_dir(run_dir)
+    saved_spec = _check_start(spec)
 
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
 
-    from discovery import checkpoint, memory
+    from discovery import checkpoint
     from discovery.meta_opt import make_meta_optimizer
     from discovery.problem import Problem, measure_baselines
     from discovery.versions import package_versions
 
-    memory.check(spec, len(jax.devices()), jax.local_devices())
-    resumes = (run_dir / SPEC_FILE).is_file() and bool(checkpoint.available_steps(run_dir))
-    saved_spec = load_toml(run_dir / SPEC_FILE) if resumes else None
     primary = distributed.is_primary()  # the one process that writes files besides checkpoints
     progress = progress and primary
     saved_info = None
@@ -234,6 +226,23 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
               f"`discover resume {run_dir}`", file=sys.stderr)
     return JobResult(run_dir, generation, history, jax.device_get(optimizer.params(state)), traces,
                      compile_seconds, stopping)
+
+
+def _check_start(spec: JobSpec) -> dict | None:
+    """The checks after parsing that need the machine, before anything is written or compiled:
+    the run directory is usable, the memory estimate fits (`discovery.memory`). Returns the
+    saved spec of the run to resume, or None: a run directory holds one once it has a checkpoint;
+    a spec.toml without one (a start that failed) is started afresh."""
+    import jax
+
+    from discovery import checkpoint, memory
+
+    run_dir = spec.job.directory
+    check_run_dir(run_dir)
+    memory.check(spec, len(jax.devices()), jax.local_devices())
+    if (run_dir / SPEC_FILE).is_file() and checkpoint.available_steps(run_dir):
+        return load_toml(run_dir / SPEC_FILE)
+    return None
 
 
 def _baselines(spec: JobSpec, saved_info: dict | None, measure, verbose: bool = True) -> Any:
