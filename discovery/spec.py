@@ -38,8 +38,9 @@ def load_toml(path: str | Path) -> dict:
     try:
         return tomllib.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as err:
-        raise SpecError(f"run spec {path} is not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x}); "
-                        f"a run spec is a TOML file such as runs/quickstart.toml") from err
+        raise SpecError(f"run spec {path} is not UTF-8 text (byte {err.start} is "
+                        f"{err.object[err.start]:#04x}); a run spec is a TOML file such as "
+                        f"runs/quickstart.toml") from err
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"run spec {path} is not valid TOML: {err}") from err
 

@@ -21,7 +21,7 @@ import tiny_job
 from discovery import cli, memory, problem
 from discovery.spec import dump_toml
 
-RUN_DIR = "RUN_DIR"  # replaced by the test's run directory in the spec text
+RUN_DIR, RUN_FILE = "RUN_DIR", "RUN_FILE"  # replaced by tmp/run and tmp/run_file in a spec's text
 MACHINE_BYTES = 16 * 2**30  # the memory of the machine the in-process cases pretend to run on
 
 
@@ -46,11 +46,12 @@ class Case:
     setup: Callable[[Path], Path | None] | None = None
 
     def write(self, tmp: Path) -> Path:
+        """Writes tmp/spec.toml and runs the setup; the path of the spec to run."""
         path = tmp / "spec.toml"
         text = self.text
         if isinstance(text, str):
-            text = text.replace(RUN_DIR, str(tmp / "run")).encode()
-        path.write_bytes(text)
+            text = text.replace(RUN_DIR, str(tmp / "run")).replace(RUN_FILE, str(tmp / "run_file"))
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
         return (self.setup(tmp) if self.setup else None) or path
 
 
@@ -102,7 +103,8 @@ CASES = [
     Case("ppo_not_a_table", r"\[ppo\] must be a table, got 'fast'",
          'ppo = "fast"\n' + spec_text(drop=("ppo",))),
     Case("rule_a_string", r"\[rule\] needs a `name` key", 'rule = "lpo"\n' + spec_text(drop=("rule",))),
-    Case("task_not_a_table", r"\[tasks\[0\]\] must be a table, got 1", "tasks = [1]\n" + spec_text(drop=("tasks",))),
+    Case("task_not_a_table", r"\[tasks\[0\]\] must be a table, got 1",
+         "tasks = [1]\n" + spec_text(drop=("tasks",))),
     # non-finite floats, in every section
     Case("sigma_limit_inf", r"meta_optimizer.sigma_limit = inf is not a finite number",
          spec_text(meta_optimizer={"sigma_limit": float("inf")})),
@@ -166,26 +168,19 @@ CASES = [
     Case("name_dotdot", r"job.name = '\.\.' .*path", _run_dir(spec_text(job={"name": ".."}), "")),
     Case("name_dot", r"job.name = '\.' .*path", _run_dir(spec_text(job={"name": "."}), "")),
     Case("name_slash", r"job.name = '/' .*path", _run_dir(spec_text(job={"name": "/"}), "")),
-    Case("name_escapes", r"job.name = '\.\./\.\./x' .*path", _run_dir(spec_text(job={"name": "../../x"}), "")),
+    Case("name_escapes", r"job.name = '\.\./\.\./x' .*path",
+         _run_dir(spec_text(job={"name": "../../x"}), "")),
     Case("name_backslash", r"job.name = 'a\\\\b' .*path", _run_dir(spec_text(job={"name": "a\\b"}), "")),
     Case("name_empty", r"job.name = '' ", _run_dir(spec_text(job={"name": ""}), "")),
     # a run directory that holds a run stays as it was
     Case("bad_spec_for_an_existing_run", r"meta_optimizer.sigma_limit = inf",
          spec_text(meta_optimizer={"sigma_limit": float("inf")}), setup=_existing_run),
     # unusable run directories
-    Case("run_dir_is_a_file", r"job.run_dir = .*run_file.* is a file", _run_dir(VALID, "RUN_FILE"),
+    Case("run_dir_is_a_file", r"job.run_dir = .*run_file.* is a file", _run_dir(VALID, RUN_FILE),
          setup=_file_at("run_file")),
-    Case("run_dir_under_a_file", r"job.run_dir = .*run_file/sub.* is a file", _run_dir(VALID, "RUN_FILE/sub"),
-         setup=_file_at("run_file")),
+    Case("run_dir_under_a_file", r"job.run_dir = .*run_file/sub.* is a file",
+         _run_dir(VALID, f"{RUN_FILE}/sub"), setup=_file_at("run_file")),
 ]
-
-
-def _write_case(case: Case, tmp: Path) -> Path:
-    path = case.write(tmp)
-    text = path.read_bytes() if path.is_file() else b""
-    if b"RUN_FILE" in text:
-        path.write_bytes(text.replace(b"RUN_FILE", str(tmp / "run_file").encode()))
-    return path
 
 
 def _tree(root: Path) -> dict:
@@ -226,7 +221,7 @@ def test_the_corpus_is_large_and_distinct():
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_malformed_spec_is_refused_with_a_clear_message(case, tmp_path, cli_in_process, capsys):
-    path = _write_case(case, tmp_path)
+    path = case.write(tmp_path)
     before = _tree(tmp_path)
     code = cli_in_process(["run", str(path), *case.args])
     stderr = capsys.readouterr().err
@@ -282,7 +277,7 @@ END_TO_END = ("binary_file", "sigma_limit_inf", "name_dotdot")  # the file, a ke
 def test_discover_run_refuses_without_a_traceback(name, tmp_path):
     """The real `discover run` in a subprocess (imports jax: seconds each, so only a few cases)."""
     case = next(case for case in CASES if case.name == name)
-    path = _write_case(case, tmp_path)
+    path = case.write(tmp_path)
     before = _tree(tmp_path)
     env = {**os.environ, "DISCOVER_HOST_DEVICES": "1", "DISCOVER_COMPILATION_CACHE": "0"}
     result = subprocess.run([sys.executable, "-m", "discovery.cli", "run", str(path), *case.args],
