@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
-    except ValueError as err:  # bad input: one clear line, no traceback
+    except (ValueError, OSError) as err:  # bad input or an unusable file: one line, no traceback
         print(f"discover {args.command}: error: {err}", file=sys.stderr)
         return 2
 

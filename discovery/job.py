@@ -31,6 +31,7 @@ from discovery.spec import (
     JobSpec,
     SpecError,
     apply_overrides,
+    check_run_dir,
     dump_toml,
     load_toml,
     parse_job_spec,
@@ -61,8 +62,12 @@ def register(subparsers) -> None:
 def main_run(args) -> int:
     if args.processes > 1:
         return launch.launch_local(["run", args.spec, *launch.set_flags(args.set)], args.processes)
+    table = load_toml(args.spec)
+    if not table:
+        raise SpecError(f"run spec {args.spec} is empty; a discovery spec needs [[tasks]] and "
+                        f"[rule] at least (runs/quickstart.toml shows every key)")
     with distributed.session(distributed.settings(args)):
-        run_job(apply_overrides(load_toml(args.spec), args.set))
+        run_job(apply_overrides(table, args.set))
     return 0
 
 
@@ -71,6 +76,9 @@ def main_resume(args) -> int:
         return launch.launch_local(["resume", args.run_dir, *launch.set_flags(args.set)],
                                    args.processes)
     run_dir = Path(args.run_dir)
+    if not (run_dir / SPEC_FILE).exists():
+        raise SpecError(f"{run_dir} is not a run directory: it holds no {SPEC_FILE}; start a job "
+                        f"with `discover run SPEC`")
     table = apply_overrides(load_toml(run_dir / SPEC_FILE), args.set)
     table.setdefault("job", {})["run_dir"] = str(run_dir)
     with distributed.session(distributed.settings(args)):
@@ -98,7 +106,7 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
     """Runs or resumes the job the spec table describes (see module docstring)."""
     spec = parse_job_spec(table)
     run_dir = spec.job.directory
-    saved_spec = load_toml(run_dir / SPEC_FILE) if (run_dir / SPEC_FILE).is_file() else None
+    saved_spec = _check_start(spec)
 
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
@@ -111,7 +119,7 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
     primary = distributed.is_primary()  # the one process that writes files besides checkpoints
     progress = progress and primary
     saved_info = None
-    if saved_spec is not None and checkpoint.available_steps(run_dir):
+    if saved_spec is not None:
         try:
             saved_info = checkpoint.read_run_info(run_dir)
         except ValueError as err:  # every step unreadable: the run starts again
@@ -218,6 +226,23 @@ def run_job(table: dict, progress: bool = True) -> JobResult:
               f"`discover resume {run_dir}`", file=sys.stderr)
     return JobResult(run_dir, generation, history, jax.device_get(optimizer.params(state)), traces,
                      compile_seconds, stopping)
+
+
+def _check_start(spec: JobSpec) -> dict | None:
+    """The checks after parsing that need the machine, before anything is written or compiled:
+    the run directory is usable, the memory estimate fits (`discovery.memory`). Returns the
+    saved spec of the run to resume, or None: a run directory holds one once it has a checkpoint;
+    a spec.toml without one (a start that failed) is started afresh."""
+    import jax
+
+    from discovery import checkpoint, memory
+
+    run_dir = spec.job.directory
+    check_run_dir(run_dir)
+    memory.check(spec, len(jax.devices()), jax.local_devices())
+    if (run_dir / SPEC_FILE).is_file() and checkpoint.available_steps(run_dir):
+        return load_toml(run_dir / SPEC_FILE)
+    return None
 
 
 def _baselines(spec: JobSpec, saved_info: dict | None, measure, verbose: bool = True) -> Any:

@@ -107,13 +107,17 @@ def read_run(run_dir: Path, generation: int | None = None) -> dict:
     history = []
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
-        for number, line in enumerate(metrics.read_text().splitlines(), 1):
+        for number, line in enumerate(metrics.read_bytes().splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                history.append(json.loads(line))
-            except json.JSONDecodeError:
-                print(f"warning: {metrics} line {number} is not valid JSON; skipped", file=sys.stderr)
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                record = None
+            if isinstance(record, dict):
+                history.append(record)
+            else:
+                print(f"warning: {metrics} line {number} is not a JSON record; skipped", file=sys.stderr)
     if generation is not None:
         history = [h for h in history if h.get("generation", 0) <= generation]
     return {"spec": spec, "fitness_history": history, "checkpoint_steps": available_steps(run_dir)}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import os
 import tomllib
 import types
 import typing
@@ -26,12 +28,19 @@ class SpecError(ValueError):
 
 
 def load_toml(path: str | Path) -> dict:
-    """Reads a TOML file; a missing file or a syntax error is a SpecError naming the file."""
+    """Reads a TOML file; a missing file, a directory, bytes that are not UTF-8 text or a syntax
+    error is a SpecError naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"run spec {path} is a directory, not a TOML file")
     if not path.is_file():
         raise SpecError(f"run spec {path} does not exist")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise SpecError(f"run spec {path} is not UTF-8 text (byte {err.start} is "
+                        f"{err.object[err.start]:#04x}); a run spec is a TOML file such as "
+                        f"runs/quickstart.toml") from err
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"run spec {path} is not valid TOML: {err}") from err
 
@@ -96,8 +105,39 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
+# Every integer of a spec is a size, a count or an index that ends up in an int32 array or shape.
+INT_RANGE = (-2**31, 2**31)
+# jax.random.PRNGKey keeps 32 bits of a seed (without jax_enable_x64): 2**32 would repeat seed 0.
+SEED_RANGE = (0, 2**32)
+
+
+def check_numbers(value: Any, name: str) -> None:
+    """Raises a SpecError naming the key if a number in `value` (a scalar, or one inside arrays
+    and inline tables, e.g. tasks[0].randomise.mass_scale[1]) is a non-finite float, an integer
+    outside INT_RANGE, or a seed (key `seed` or `*_seed`) outside SEED_RANGE."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_numbers(item, f"{name}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_numbers(item, f"{name}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(f"{name} = {value!r} is not a finite number; give a finite value")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "seed" or leaf.endswith("_seed"):
+            low, high = SEED_RANGE
+            if not low <= value < high:
+                raise SpecError(f"{name} = {value!r} is out of range for a seed: jax.random.PRNGKey "
+                                f"uses 32 bits of it, so seeds must be in [{low}, {high})")
+        elif not INT_RANGE[0] <= value < INT_RANGE[1]:
+            raise SpecError(f"{name} = {value!r} is out of range; integers in a spec must be in "
+                            f"[{INT_RANGE[0]}, {INT_RANGE[1]}) (they become int32 sizes and counts)")
+
+
 def build(cls, table: dict, section: str):
-    """Instantiates dataclass `cls` from `table` (keys = field names) with checked types."""
+    """Instantiates dataclass `cls` from `table` (keys = field names) with checked types and
+    numbers (`check_numbers`: finite floats, integers in range, seeds PRNGKey can take)."""
     if not isinstance(table, dict):
         raise SpecError(f"[{section}] must be a table, got {table!r}")
     hints = typing.get_type_hints(cls)
@@ -110,6 +150,7 @@ def build(cls, table: dict, section: str):
         )
     kwargs = {}
     for key, value in table.items():
+        check_numbers(value, f"{section}.{key}")
         if not _type_ok(value, hints[key]):
             raise SpecError(
                 f"{section}.{key} = {value!r} has the wrong type; expected {_type_name(hints[key])}"
@@ -197,8 +238,10 @@ class JobSettings:
             raise ValueError(f"job.watchdog = {self.watchdog!r} must be >= 1 (a factor) or 0 (off)")
         if self.watchdog_min_seconds <= 0:
             raise ValueError(f"job.watchdog_min_seconds = {self.watchdog_min_seconds!r} must be > 0")
-        if not self.name or "/" in self.name:
-            raise ValueError(f"job.name = {self.name!r} must be a non-empty name without '/'")
+        if self.name in ("", ".", "..") or any(c in self.name for c in "/\\\0"):
+            raise ValueError(f"job.name = {self.name!r} must be a name, not a path: the run "
+                             f"directory defaults to out/<name>; use e.g. letters, digits, '-' and "
+                             f"'_' (no '/', '\\', and not '.' or '..'), or set job.run_dir")
 
     @property
     def directory(self) -> Path:
@@ -236,14 +279,19 @@ def parse_job_spec(table: dict) -> JobSpec:
             f"unknown section(s) {', '.join(f'[{k}]' for k in unknown)}; "
             f"allowed sections: {', '.join(JOB_SECTIONS)}"
         )
+    for section, example in (("tasks", '[[tasks]] with env_name = "inverted_pendulum"'),
+                             ("rule", '[rule] with name = "lpo"')):
+        if section not in table:  # no silent default job: what to learn, and on what, is explicit
+            raise SpecError(f"run spec has no {example.split()[0]} section; add one, e.g. {example} "
+                            f"(runs/quickstart.toml shows every key)")
     job = build(JobSettings, table.get("job", {}), "job")
-    task_tables = table.get("tasks", [{}])
+    task_tables = table["tasks"]
     if not isinstance(task_tables, list) or not task_tables:
         raise SpecError(f"tasks = {task_tables!r} must be a non-empty list of [[tasks]] tables")
     tasks = tuple(parse_task(t, f"tasks[{i}]") for i, t in enumerate(task_tables))
     if len(set(tasks)) < len(tasks):
         raise SpecError(f"[[tasks]] lists the same task twice: {[t.label for t in tasks]}")
-    rule = parse_rule(table.get("rule", {"name": "lpo"}))
+    rule = parse_rule(table["rule"])
     ppo = parse_ppo(table.get("ppo", {}))
     objective = build(MetaObjective, table.get("meta_objective", {}), "meta_objective")
     if objective.baselines and len(objective.baselines) != len(tasks):
@@ -251,7 +299,10 @@ def parse_job_spec(table: dict) -> JobSpec:
             f"meta_objective.baselines = {list(objective.baselines)!r} has {len(objective.baselines)} "
             f"values; expected one per task ({len(tasks)}) or none"
         )
-    opt_table = dict(table.get("meta_optimizer", {}))
+    opt_table = table.get("meta_optimizer", {})
+    if not isinstance(opt_table, dict):
+        raise SpecError(f"[meta_optimizer] must be a table, got {opt_table!r}")
+    opt_table = dict(opt_table)
     name = opt_table.pop("name", "es")
     options = validate_options(name, opt_table, rule, ppo, objective)
     _check_task_sampling(job.tasks_per_generation, tasks, name)
@@ -267,6 +318,19 @@ def parse_job_spec(table: dict) -> JobSpec:
         "meta_optimizer": {"name": name, **dataclasses.asdict(options)},
     }
     return JobSpec(job, tasks, rule, ppo, objective, name, opt_table, _plain(resolved))
+
+
+def check_run_dir(path: Path) -> None:
+    """Raises a SpecError unless a job can create or use the run directory `path`: a directory,
+    or a path not there yet whose nearest existing parent is a writable directory. Writes nothing."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())  # ends at "." or "/"
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"is under {existing}, which is a file"
+        raise SpecError(f"job.run_dir = {str(path)!r} {where}; choose a directory (new or a run's)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SpecError(f"job.run_dir = {str(path)!r} cannot be written: {existing} is read-only or "
+                        f"not writable by this user; choose another job.run_dir")
 
 
 def _check_task_sampling(k: int, tasks: tuple, meta_optimizer: str) -> None:

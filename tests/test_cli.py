@@ -21,3 +21,16 @@ def test_compilation_cache_defaults_to_the_user_cache_and_respects_the_switches(
     monkeypatch.setenv("DISCOVER_COMPILATION_CACHE", "0")  # off
     cli.configure_compilation_cache()
     assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
+
+
+def test_resume_of_a_directory_without_a_run_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DISCOVER_HOST_DEVICES", "1")
+    monkeypatch.setenv("DISCOVER_COMPILATION_CACHE", "0")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    for name in ("empty", "missing", "a_file"):
+        assert cli.main(["resume", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"discover resume: error: {tmp_path / name} is not a run directory")
+        assert err.count("\n") == 1 and "discover run" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "empty"]

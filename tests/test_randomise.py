@@ -83,7 +83,7 @@ def test_brax_gravity_scale_changes_the_physics():
      r"task.randomise.mass_scale = 2.0 must be a range \[low, high\]"),
 ])
 def test_bad_randomise_fails_in_the_spec_naming_the_key(tmp_path, task, message):
-    table = {"job": {"run_dir": str(tmp_path)}, "tasks": [task]}
+    table = {"job": {"run_dir": str(tmp_path)}, "tasks": [task], "rule": {"name": "lpo"}}
     with pytest.raises(SpecError, match=r"\[tasks\[0\]\]: " + message):
         parse_job_spec(table)
 
@@ -91,7 +91,8 @@ def test_bad_randomise_fails_in_the_spec_naming_the_key(tmp_path, task, message)
 def test_randomised_spec_round_trips_through_the_resolved_toml(tmp_path):
     table = {"job": {"run_dir": str(tmp_path)},
              "tasks": [{"source": "gymnax", "env_name": "CartPole-v1", "randomise": {"length": [0.2, 2]}},
-                       {"env_name": "inverted_pendulum"}]}
+                       {"env_name": "inverted_pendulum"}],
+             "rule": {"name": "lpo"}}
     spec = parse_job_spec(table)
     assert spec.table["tasks"][0]["randomise"] == {"length": [0.2, 2.0]}
     assert "randomise" not in spec.table["tasks"][1] and "source" not in spec.table["tasks"][1]

@@ -1,4 +1,5 @@
-"""Every spec shipped in runs/ parses and builds its inner algorithms and meta-optimizer.
+"""Every spec shipped in runs/ parses, builds its inner algorithms and meta-optimizer, and passes
+the memory check of the job's start-up.
 
 Nothing is compiled or trained: this catches a renamed option or an unknown key in a shipped
 spec (including the GPU-scale ones that CI never runs) before a user does.
@@ -9,7 +10,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from discovery import train
+from discovery import memory, train
 from discovery.meta_opt import make_meta_optimizer
 from discovery.problem import Problem
 from discovery.spec import (
@@ -37,6 +38,8 @@ def test_shipped_spec_builds(path):
         params = jax.eval_shape(lambda: optimizer.params(optimizer.init(jax.random.PRNGKey(0))))
         rule_shapes = jax.eval_shape(spec.rule.init, jax.random.PRNGKey(0))
         assert params["mean"] == rule_shapes  # the estimator searches the rule's meta-params
+        # the memory check at start-up passes on one device of a 16 GiB machine (or GPU)
+        assert memory.estimate(spec, num_devices=1).bytes < 16 * 2**30
     else:  # a `discover train` spec
         rule = parse_rule(table.get("rule", {"name": "ppo_clip"}))
         make_ppo(parse_ppo(table["ppo"]), parse_task(table["task"]), rule)

@@ -90,3 +90,28 @@ def test_an_override_under_an_array_of_tables_sets_every_entry():
                             ["tasks.episode_length=16"])
     assert table == {"tasks": [{"env_name": "ant", "episode_length": 16},
                                {"env_name": "hopper", "episode_length": 16}]}
+
+
+def test_a_run_directory_with_a_spec_but_no_checkpoint_is_a_fresh_start(tmp_path, monkeypatch):
+    """A start that failed after writing spec.toml (no checkpoint yet) does not block the
+    corrected rerun: it starts afresh and its own spec replaces the stale one."""
+    import tiny_job
+    from discovery import checkpoint
+    from discovery.job import run_job
+    from discovery.spec import dump_toml, load_toml, parse_job_spec
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stale = parse_job_spec(tiny_job.table(run_dir, ppo={"learning_rate": 0.5})).table
+    (run_dir / "spec.toml").write_text(dump_toml(stale))
+
+    class Started(Exception):
+        """The job got past its start-up checks (raised instead of restoring a checkpoint)."""
+
+    def started(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(checkpoint, "Checkpointer", started)
+    with pytest.raises(Started):
+        run_job(tiny_job.table(run_dir), progress=False)
+    assert load_toml(run_dir / "spec.toml")["ppo"]["learning_rate"] == tiny_job.TABLE["ppo"]["learning_rate"]
