@@ -107,7 +107,7 @@ class Checkpointer:
         """
         root = checkpoint_dir(self.run_dir)
         try:
-            faults.hit("checkpoint_write", step, under_way=lambda: any(
+            faults.hit("checkpoint_write", step, root / str(step), under_way=lambda: any(
                 p.name.startswith(f"{step}{TMP_MARK}") for p in root.iterdir()))
             self.manager.save(
                 step,

@@ -42,9 +42,11 @@ def _faults() -> list[tuple[str, int, str]]:
     return faults
 
 
-def hit(point: str, generation: int, under_way: Callable[[], bool] | None = None) -> None:
+def hit(point: str, generation: int, path: object = None,
+        under_way: Callable[[], bool] | None = None) -> None:
     """Performs the fault DISCOVER_FAULT sets at (point, generation), if any.
 
+    path: the file or directory written at this point (the filename of an injected OSError).
     under_way: for a kill in the middle of a write that starts after this call, a test of
     whether the write has begun; the kill then lands as soon as it is true.
     """
@@ -52,7 +54,7 @@ def hit(point: str, generation: int, under_way: Callable[[], bool] | None = None
         if (name, at) != (point, generation):
             continue
         if action == "enospc":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"[{VARIABLE}={name}:{at}]")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), None if path is None else str(path))
         if action == "kill" and under_way is not None:
             _kill_when(under_way)
         else:

@@ -213,6 +213,7 @@ def _run_job(spec: JobSpec, progress: bool, stop: _StopFlag) -> JobResult:
     restored = ckpt.restore_latest(state)
     if restored is not None:
         state, info = restored
+        _check_checkpoint_spec(run_dir, info, resolved)
         history, wall, env_steps = info["fitness_history"], info["wall_time"], info["env_steps"]
     if primary:
         _write_history(run_dir / METRICS_FILE, history)
@@ -367,6 +368,18 @@ def _device_change(info: dict, devices: int, generation: int, verbose: bool) -> 
     return {"from": saved, "to": devices, "generation": generation + 1}
 
 
+def _check_checkpoint_spec(run_dir: Path, info: dict, resolved: dict) -> None:
+    """SpecError when the spec differs from the one the restored checkpoint was written with
+    (e.g. spec.toml edited by hand), beyond the keys a resume may change."""
+    differences = spec_differences(info["spec"], resolved, ignore=RESUMABLE)
+    if differences:
+        raise SpecError(
+            f"{run_dir / SPEC_FILE} differs from the spec checkpoint {info['step']} was written "
+            f"with; only job.generations may change on resume. Differing keys: "
+            f"{'; '.join(differences)}. Undo the edit or use another job.run_dir."
+        )
+
+
 def _baselines(spec: JobSpec, saved_info: dict | None, measure, verbose: bool = True) -> Any:
     """Per-task baseline scores: None (no normalisation), from the spec, the checkpoint, or measured."""
     objective = spec.meta_objective
@@ -468,7 +481,7 @@ def _export_files(job: _Job, params: dict, info: dict) -> None:
     from discovery.rule_io import save_rule
 
     run_dir, spec, generation = job.run_dir, job.spec, info["generation"]
-    faults.hit("after_checkpoint", generation)  # the checkpoint is written, its export not yet
+    faults.hit("after_checkpoint", generation, run_dir / "rules")  # checkpoint written, not exported
     last = info["fitness_history"][-1]
     provenance = {
         "generation": generation,
@@ -477,28 +490,30 @@ def _export_files(job: _Job, params: dict, info: dict) -> None:
         "versions": info["versions"],
         "train_tasks": [t.label for t in spec.tasks],
     }
+    faults.hit("plot", generation, run_dir / PLOT_FILE)
+    plot_fitness(run_dir / PLOT_FILE, info["fitness_history"], spec.job.name)
     for kind, fitness in (("mean", last["mean_fitness"]), ("best", last["best_so_far"])):
-        for stem in (f"gen_{generation:06d}_{kind}", f"latest_{kind}"):
+        for stem in (f"gen_{generation:06d}_{kind}", f"latest_{kind}"):  # latest last: `_exported`
             save_rule(run_dir / "rules" / stem, spec.rule, params[kind], kind=kind,
                       fitness=fitness, **provenance)
-    faults.hit("plot", generation)
-    plot_fitness(run_dir / PLOT_FILE, info["fitness_history"], spec.job.name)
 
 
 def _exported(run_dir: Path, generation: int) -> bool:
-    """Whether generation `generation`'s rules are exported: gen_<G>_{mean,best} complete and
-    latest_{mean,best} at G (each rule's .npz is replaced before its .json header)."""
+    """Whether generation `generation`'s export is complete: the plot, then gen_<G>_{mean,best}
+    and latest_{mean,best} readable with headers at G (`_export_files` writes them in that order,
+    each rule's .npz before its .json)."""
     rules = run_dir / "rules"
-    for kind in ("mean", "best"):
-        stem = rules / f"gen_{generation:06d}_{kind}"
-        if not (stem.with_suffix(".npz").is_file() and stem.with_suffix(".json").is_file()):
-            return False
+    stems = [rules / f"{prefix}_{kind}" for prefix in (f"gen_{generation:06d}", "latest")
+             for kind in ("mean", "best")]
+    for stem in stems:
         try:
-            header = json.loads((rules / f"latest_{kind}.json").read_text())
-        except (OSError, ValueError):
+            header = json.loads(stem.with_suffix(".json").read_text())
+            with np.load(stem.with_suffix(".npz"), allow_pickle=False) as data:
+                for name in data.files:
+                    data[name]
+        except Exception:  # missing, truncated, garbage, object arrays: export again
             return False
-        if not (isinstance(header, dict) and header.get("generation") == generation
-                and (rules / f"latest_{kind}.npz").is_file()):
+        if not (isinstance(header, dict) and header.get("generation") == generation):
             return False
     return True
 
