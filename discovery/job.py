@@ -8,8 +8,9 @@ Per generation it appends one record to `metrics.jsonl` and updates a progress b
 `job.checkpoint_every` generations, at the end, and on SIGINT/SIGTERM it saves an orbax checkpoint
 (`discovery.checkpoint`), exports the meta-optimizer's mean and best rule (`discovery.rule_io`) and
 redraws `fitness.png`. Running `run` on a directory that holds a run resumes it from its newest
-intact checkpoint; the spec must then equal the saved one except for `job.generations`.
-Layout of the run directory: docs/CONTRACTS.md.
+intact checkpoint; the spec must then equal the saved one except for `job.generations`. The
+export belongs to its checkpoint: a resume re-exports what the newest checkpoint lacks. Exit
+codes: `_run_from_cli`. Layout of the run directory: docs/CONTRACTS.md.
 """
 
 from __future__ import annotations
