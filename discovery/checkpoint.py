@@ -9,12 +9,15 @@ Together they continue a job bit for bit. In a multi-process job (`discovery.dis
 process calls save and restore (orbax coordinates the writes), and a state saved by N processes
 restores into any number of processes (it is replicated). Readers that only need the JSON
 (`read_run_info`, `available_steps`) never build the state. A missing, partial or corrupt step is reported by file
-name and skipped in favour of the newest intact one.
+name and skipped in favour of the newest intact one, with one short warning. A write that fails
+(a full disk) raises CheckpointWriteError naming the step; the steps before it stay intact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -23,7 +26,14 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from discovery import faults
+
 STATE, INFO = "state", "info"
+TMP_MARK = ".orbax-checkpoint-tmp"  # orbax writes step G into `G.orbax-checkpoint-tmp-<time>` first
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint step could not be written (disk full, read-only, ...); older steps are intact."""
 INFO_KEYS = ("spec", "versions", "generation", "fitness_history", "wall_time", "env_steps")
 
 
@@ -90,13 +100,24 @@ class Checkpointer:
         )
 
     def save(self, step: int, state: Any, info: dict) -> None:
-        """Writes step `step` (replacing nothing: steps are written once) and waits for it."""
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(**{STATE: ocp.args.StandardSave(state), INFO: ocp.args.JsonSave(info)}),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        """Writes step `step` (replacing nothing: steps are written once) and waits for it.
+
+        Raises CheckpointWriteError naming the step when the write fails; the step is then not
+        finalised (orbax renames it into place only once complete), so older steps stay intact.
+        """
+        root = checkpoint_dir(self.run_dir)
+        try:
+            faults.hit("checkpoint_write", step, root / str(step), under_way=lambda: any(
+                p.name.startswith(f"{step}{TMP_MARK}") for p in root.iterdir()))
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(**{STATE: ocp.args.StandardSave(state),
+                                           INFO: ocp.args.JsonSave(info)}),
+                force=True,
+            )
+            self.manager.wait_until_finished()
+        except Exception as err:  # OSError, or orbax/tensorstore's own types for the same causes
+            raise CheckpointWriteError(f"cannot write checkpoint {root / str(step)}: {_short(err)}") from err
 
     def restore_latest(self, template: Any) -> tuple[Any, dict] | None:
         """(state, info) of the newest intact step, or None if there is none.
@@ -105,24 +126,57 @@ class Checkpointer:
         A step that fails to restore is warned about, renamed to `<G>.corrupt-<ns>` (so that the job
         can write step G again) and skipped.
         """
-        for step in reversed(available_steps(self.run_dir)):
-            try:
-                info = _read_info(self.run_dir, step)
-                restored = self.manager.restore(
-                    step,
-                    args=ocp.args.Composite(
-                        **{STATE: ocp.args.StandardRestore(template), INFO: ocp.args.JsonRestore()}
-                    ),
-                )
-                return restored[STATE], info
-            except Exception as err:  # orbax/tensorstore raise many types; name the step either way
-                path = checkpoint_dir(self.run_dir) / str(step)
-                warnings.warn(f"checkpoint {path} cannot be restored ({err}); trying an older step",
-                              stacklevel=2)
-                if jax.process_index() == 0:  # one process renames; all skip the step
-                    path.rename(path.with_name(f"{step}.corrupt-{time.time_ns()}"))
-                self.manager.reload()
+        with _quiet_closed_event_loops():
+            for step in reversed(available_steps(self.run_dir)):
+                restored = self._restore(step, template)
+                if restored is not None:
+                    return restored
         return None
+
+    def _restore(self, step: int, template: Any) -> tuple[Any, dict] | None:
+        """(state, info) of `step`, or None (after a warning, the step moved aside) if it is corrupt."""
+        try:
+            info = _read_info(self.run_dir, step)
+            restored = self.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    **{STATE: ocp.args.StandardRestore(template), INFO: ocp.args.JsonRestore()}
+                ),
+            )
+            return restored[STATE], info
+        except Exception as err:  # orbax/tensorstore raise many types; name the step either way
+            path = checkpoint_dir(self.run_dir) / str(step)
+            warnings.warn(f"checkpoint {path} cannot be restored ({_short(err)}); trying an older step",
+                          stacklevel=3)
+            if jax.process_index() == 0:  # one process renames; all skip the step
+                path.rename(path.with_name(f"{step}.corrupt-{time.time_ns()}"))
+            self.manager.reload()
+            return None
 
     def close(self) -> None:
         self.manager.close()
+
+
+def _short(err: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message without tensorstore's JSON spec, cut to its last
+    `limit` characters (tensorstore chains its drivers' messages, the cause last)."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0].split(" [tensorstore_spec")[0]
+    return text if len(text) <= limit else "..." + text[3 - limit:]
+
+
+@contextlib.contextmanager
+def _quiet_closed_event_loops():
+    """Drops the 'Event loop is closed' errors that tensorstore's pending reads report (through
+    sys.unraisablehook) after orbax gave up on a corrupt step; any other report passes through."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not (isinstance(unraisable.exc_value, RuntimeError)
+                and str(unraisable.exc_value) == "Event loop is closed"):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous

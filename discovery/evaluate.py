@@ -10,7 +10,8 @@ traced index, so each task compiles once for all of them.
 Writes to --out:
   results.json         per task and rule: per-seed final returns and learning curves; mean,
                        median and IQM with 95% bootstrap CIs, raw and PPO-clip-normalised;
-                       whether the task was in the rule's training set (held_out)
+                       whether the task was in the rule's training set (held_out); how many
+                       seeds diverged (`diverged`)
   curves_<task>.png    learning curves, mean over seeds with 95% bootstrap CI bands
   summary.png          PPO-clip-normalised final return (IQM, 95% CI) per task and pooled
   manifest.json        rule content hash, source, spec, evaluation config, package versions,
@@ -19,7 +20,10 @@ Normalised score = (R - R0) / (R_ppo - R0), R0 the mean return of uniform random
 random agent of Atari-style normalisation; the untrained deterministic policy is no reference:
 on hopper it stands still and collects more healthy reward than a short PPO run) and R_ppo the
 mean final return of ppo_clip: 0 is random, 1 is PPO-clip. A task where PPO-clip does not beat
-R0 (too small a budget) gets no normalised scores.
+R0 (too small a budget) gets no normalised scores. A seed whose policy parameters or
+observation statistics became non-finite diverged: its returns from then on are NaN (null in
+results.json; a NaN policy can collect the maximum return on a task whose termination it never
+triggers), it is counted under `diverged` and left out of every statistic.
 """
 
 from __future__ import annotations
@@ -86,8 +90,9 @@ def make_lifetimes(config: PPOConfig, task: Task, rule: Rule, points: int):
     first gap takes the remainder of num_updates / P).
 
     Returns are `InnerAlgo.evaluate`'s mean over config.eval_envs episodes of the deterministic
-    policy. One `lax.scan` over the P + 1 measurements, each a `fori_loop` of updates then an
-    evaluation, so the step and the evaluation are each compiled once.
+    policy, NaN once the run diverged (`_intact`). One `lax.scan` over the P + 1 measurements,
+    each a `fori_loop` of updates then an evaluation, so the step and the evaluation are each
+    compiled once.
     """
     algo = make_ppo(config, task, rule)
     points = min(points, config.num_updates)
@@ -100,13 +105,20 @@ def make_lifetimes(config: PPOConfig, task: Task, rule: Rule, points: int):
         def measure(state, gap_and_key):
             gap, k = gap_and_key
             state = jax.lax.fori_loop(0, gap, lambda _, s: algo.step(meta_params, s)[0], state)
-            return state, algo.evaluate(state, k)[0]
+            return state, jnp.where(_intact(state), algo.evaluate(state, k)[0], jnp.nan)
 
         state = algo.init(meta_params, k_init)
         _, returns = jax.lax.scan(measure, state, (jnp.asarray(gaps), jax.random.split(k_eval, points + 1)))
         return returns
 
     return jax.jit(jax.vmap(lifetime, in_axes=(None, 0))), np.cumsum(gaps), algo.env_steps_per_update
+
+
+def _intact(state) -> jax.Array:
+    """Whether an inner state's policy parameters and observation statistics are all finite
+    (the actions it takes are then finite too); a scalar bool."""
+    leaves = jax.tree.leaves((state.params, state.obs_stats))
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def run_task(config: PPOConfig, task: Task, entries: list[Entry], keys: jax.Array, points: int):
@@ -198,16 +210,21 @@ def baseline_entries(names: list[str]) -> list[Entry]:
 def task_results(curves: dict[str, np.ndarray], updates, per_update, in_training: bool | None,
                  config: PPOConfig, task: Task, random_return: float) -> dict:
     """Statistics of one task's curves `{label: [N, P+1]}` as a JSON-ready dict; scores are
-    normalised between `random_return` (0) and PPO-clip's mean final return (1)."""
+    normalised between `random_return` (0) and PPO-clip's mean final return (1). Seeds whose
+    curve holds NaN diverged: counted (`diverged`), left out of the statistics."""
+    finals = {label: curve[np.all(np.isfinite(curve), axis=1), -1] for label, curve in curves.items()}
     initial = float(np.mean([c[:, 0] for c in curves.values()]))
-    reference = float(np.mean(curves[NORMALIZER][:, -1])) if NORMALIZER in curves else math.nan
+    reference = (float(np.mean(finals[NORMALIZER])) if NORMALIZER in curves and finals[NORMALIZER].size
+                 else math.nan)
     scale = reference - random_return
     normalizable = bool(scale > 1e-8)  # PPO-clip must beat the random agent (nan: False)
     per_rule = {}
     for label, curve in curves.items():
-        final = curve[:, -1]
-        entry = {"final_returns": final.tolist(), "curves": curve.tolist(), "final": stats.summarize(final)}
-        if normalizable:
+        final = finals[label]
+        entry = {"final_returns": curve[:, -1].tolist(), "curves": curve.tolist(),
+                 "diverged": int(curve.shape[0] - final.size),
+                 "final": stats.summarize(final) if final.size else None}
+        if normalizable and final.size:
             normalized = (final - random_return) / scale
             entry.update(normalized_scores=normalized.tolist(), normalized=stats.summarize(normalized))
         per_rule[label] = entry
@@ -233,7 +250,7 @@ def pooled(tasks: dict[str, dict]) -> dict[str, dict]:
     scores: dict[str, list] = {}
     for result in tasks.values():
         for label, entry in result["rules"].items():
-            if "normalized_scores" in entry:
+            if "normalized_scores" in entry:  # the seeds that did not diverge
                 scores.setdefault(label, []).append(np.asarray(entry["normalized_scores"]))
     return {label: stats.summarize_pooled(v) for label, v in scores.items()}
 
@@ -356,12 +373,17 @@ def _status(in_training: bool | None) -> str:
 
 
 def _print_task(result: dict, seconds: float) -> None:
-    print(f"  {'rule':<28} {'mean [95% CI]':>26} {'IQM':>9} {'norm. IQM':>10}   ({seconds:.0f} s)")
+    print(f"  {'rule':<28} {'mean [95% CI]':>26} {'IQM':>9} {'norm. IQM':>10} {'diverged':>9}"
+          f"   ({seconds:.0f} s)")
     for label, e in result["rules"].items():
+        seeds = f"{e['diverged']}/{len(e['final_returns'])}"
+        if e["final"] is None:
+            print(f"  {label:<28} {'diverged on every seed: no score':>57} {seeds:>9}")
+            continue
         mean = e["final"]["mean"]
         norm = e.get("normalized", {}).get("iqm", {}).get("value", math.nan)
         print(f"  {label:<28} {mean['value']:>9.1f} [{mean['ci'][0]:>7.1f}, {mean['ci'][1]:>7.1f}]"
-              f" {e['final']['iqm']['value']:>9.1f} {norm:>10.2f}")
+              f" {e['final']['iqm']['value']:>9.1f} {norm:>10.2f} {seeds:>9}")
 
 
 def register(subparsers) -> None:

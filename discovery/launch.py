@@ -88,11 +88,16 @@ def launch_local(command: list[str], processes: int) -> int:
                 child.wait()
 
 
+INTERRUPTED = (130, 143)  # 128 + SIGINT, 128 + SIGTERM: a job stopped by a signal after saving
+
+
 def _watch(children: list[subprocess.Popen]) -> int:
-    """Waits for all children; on the first failure kills the rest and returns its code."""
+    """Waits for all children; on the first failure kills the rest and returns its code. Children
+    that were interrupted and saved (exit 130/143: all stop at the same generation) are waited for
+    too; the launcher then exits with their code."""
     while True:
         codes = [child.poll() for child in children]
-        failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
+        failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0, *INTERRUPTED)]
         if failed:  # a child killed by a signal is the likely cause of its siblings' errors
             index, code = min(failed, key=lambda failure: failure[1] >= 0)
             alive = [child for child in children if child.poll() is None]
@@ -105,8 +110,8 @@ def _watch(children: list[subprocess.Popen]) -> int:
                   f"checkpoint with `discover resume RUN_DIR` (any --processes).",
                   file=sys.stderr, flush=True)
             return 128 - code if code < 0 else code
-        if all(code == 0 for code in codes):
-            return 0
+        if all(code is not None for code in codes):
+            return max(codes)
         time.sleep(POLL_SECONDS)
 
 

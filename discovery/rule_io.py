@@ -5,8 +5,9 @@ An exported rule is two files side by side:
   <stem>.json  the header: format version, rule name, family and options, leaf shapes, and
                whatever provenance the caller adds (fitness, generation, kind, versions, ...)
 
-Loading never unpickles or executes anything (`np.load(allow_pickle=False)`, plain JSON), and
-checks the arrays against the shapes the rule's own `init` produces.
+Loading never unpickles or executes anything (`np.load(allow_pickle=False)`, plain JSON), checks
+the arrays against the shapes the rule's own `init` produces, and refuses non-finite values (a
+rule whose meta-parameters diverged would otherwise be trained with and scored).
 """
 
 from __future__ import annotations
@@ -81,8 +82,8 @@ def save_rule(path: str | os.PathLike, rule: Rule, meta_params: Any, **provenanc
 def load_rule(path: str | os.PathLike) -> tuple[Rule, dict, dict]:
     """Reads an exported rule: returns (rule, meta_params, header).
 
-    Raises ValueError naming the file when it is missing, not an exported rule, or its arrays
-    do not match the shapes its rule expects.
+    Raises ValueError naming the file when it is missing, not an exported rule, names no known
+    rule, or its arrays do not match the shapes its rule expects or hold non-finite values.
     """
     stem = stem_of(path)
     header_path, arrays_path = stem.with_suffix(".json"), stem.with_suffix(".npz")
@@ -95,7 +96,7 @@ def load_rule(path: str | os.PathLike) -> tuple[Rule, dict, dict]:
         raise ValueError(f"exported rule header {header_path} is not valid JSON: {err}") from err
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{header_path} is not an exported rule (expected format {FORMAT!r})")
-    rule = make_rule(header["rule"], **header.get("options", {}))
+    rule = _header_rule(header, header_path)
     try:
         with np.load(arrays_path, allow_pickle=False) as data:
             flat = {k: np.asarray(data[k]) for k in data.files}
@@ -108,4 +109,24 @@ def load_rule(path: str | os.PathLike) -> tuple[Rule, dict, dict]:
             f"{arrays_path}: meta-parameter shapes {got} do not match rule {rule.name!r} "
             f"with options {header.get('options')}: expected {expected}"
         )
+    nonfinite = sorted(k for k, v in flat.items()
+                       if np.issubdtype(v.dtype, np.inexact) and not np.all(np.isfinite(v)))
+    if nonfinite:
+        raise ValueError(
+            f"{arrays_path}: meta-parameters {nonfinite} hold non-finite values (NaN or inf): the "
+            f"rule diverged; use an earlier generation's export (rules/gen_<G>_*)"
+        )
     return rule, _unflatten(flat), header
+
+
+def _header_rule(header: dict, header_path: Path) -> Rule:
+    """The rule a header names (keys "rule" and "options"); ValueError naming the file if not."""
+    name, options = header.get("rule"), header.get("options", {})
+    if not isinstance(name, str) or not isinstance(options, dict):
+        raise ValueError(f"{header_path} lacks the rule's name (key \"rule\", a string) or its "
+                         f"options (key \"options\", a table); re-export the rule")
+    try:
+        return make_rule(name, **options)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"{header_path} names rule {name!r} with options {options}, which "
+                         f"cannot be built: {err}") from err

@@ -211,7 +211,9 @@ class JobSettings:
     the earlier ones (at least watchdog_min_seconds; watchdog x watchdog_min_seconds for the
     first) ends the job with a message and a stack dump (`discovery.watchdog`); 0 disables it.
     tasks_per_generation: draw this many of the [[tasks]] each generation, the same for every
-    member (0 = train on all of them every generation; es only).
+    member (0 = train on all of them every generation; es only). max_nonfinite_generations: stop
+    the job (exit code 1, naming likely causes) when every member's fitness is non-finite for this
+    many generations in a row (0 = never).
     """
 
     name: str = "run"
@@ -225,6 +227,7 @@ class JobSettings:
     watchdog: float = 10.0
     watchdog_min_seconds: float = 300.0
     tasks_per_generation: int = 0
+    max_nonfinite_generations: int = 5
 
     def __post_init__(self):
         for field in ("generations", "seeds_per_member", "checkpoint_every"):
@@ -232,6 +235,9 @@ class JobSettings:
                 raise ValueError(f"job.{field} = {getattr(self, field)!r} must be >= 1")
         if self.tasks_per_generation < 0:
             raise ValueError(f"job.tasks_per_generation = {self.tasks_per_generation!r} must be >= 0")
+        if self.max_nonfinite_generations < 0:
+            raise ValueError(f"job.max_nonfinite_generations = {self.max_nonfinite_generations!r} "
+                             f"must be >= 0 (0 = never stop)")
         if self.population_batch < 0:
             raise ValueError(f"job.population_batch = {self.population_batch!r} must be >= 0")
         if self.watchdog != 0 and self.watchdog < 1:
