@@ -353,7 +353,8 @@ def test_a_corrupted_run_directory_is_named_or_falls_back(tmp_path, exported_on_
     assert not marker.exists()
     if code == 0:
         assert tiny_job.fitness_history(run_dir) == tiny_job.fitness_history(intact)
-        for name in ("latest_mean.npz", "latest_best.npz", "gen_000004_mean.npz"):
-            assert _rules(run_dir)[name][1] == _rules(intact)[name][1]
-            for key, value in _rules(intact)[name][0].items():
-                np.testing.assert_array_equal(_rules(run_dir)[name][0][key], value)
+        got, want = _rules(run_dir), _rules(intact)
+        for rule_file in ("latest_mean.npz", "latest_best.npz", "gen_000004_mean.npz"):
+            assert got[rule_file][1] == want[rule_file][1]
+            for key, value in want[rule_file][0].items():
+                np.testing.assert_array_equal(got[rule_file][0][key], value)
