@@ -22,6 +22,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from inner_algos.config_checks import (
+    NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT, UNIT_OPEN_CLOSED, Interval, OneOf, Widths, check_fields,
+)
 from inner_algos.envs import Task, episode_runner, make_env, sample_params
 from inner_algos.networks import ACTIVATIONS, Critic, RunningStats, make_policy
 from inner_algos.reward_norm import ReturnStats
@@ -31,7 +34,6 @@ from inner_algos.rules.hyperparams import HyperParams
 from inner_algos.rules.learned_optimizer import OptimizerInputs
 
 
-META_LOSSES = ("policy_gradient", "inner_objective")  # InnerAlgo.meta_loss kinds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,11 +71,8 @@ class PPOConfig:
     eval_envs: int = 8
 
     def __post_init__(self):
-        for field in ("num_envs", "rollout_length", "num_updates", "num_epochs",
-                      "num_minibatches", "eval_envs"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ppo.{field} = {value!r} must be a positive integer")
+        check_fields(self, "ppo", **{f: POSITIVE_INT for f in (
+            "num_envs", "rollout_length", "num_updates", "num_epochs", "num_minibatches", "eval_envs")})
         batch = self.num_envs * self.rollout_length
         if batch % self.num_minibatches:
             raise ValueError(
@@ -81,27 +80,12 @@ class PPOConfig:
                 f"num_envs x rollout_length = {self.num_envs} x {self.rollout_length} = {batch}; "
                 f"choose a divisor of {batch}"
             )
-        for field in ("learning_rate", "max_grad_norm"):
-            if not getattr(self, field) > 0:
-                raise ValueError(f"ppo.{field} = {getattr(self, field)!r} must be > 0")
-        for field in ("vf_coef", "ent_coef"):
-            if not getattr(self, field) >= 0:
-                raise ValueError(f"ppo.{field} = {getattr(self, field)!r} must be >= 0")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"ppo.gamma = {self.gamma!r} must be in (0, 1]")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise ValueError(f"ppo.gae_lambda = {self.gae_lambda!r} must be in [0, 1]")
-        if not 0.0 < self.clip_eps < 1.0:
-            raise ValueError(f"ppo.clip_eps = {self.clip_eps!r} must be in (0, 1)")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"ppo.activation = {self.activation!r} is unknown; valid: {', '.join(ACTIVATIONS)}"
-            )
+        check_fields(self, "ppo", learning_rate=POSITIVE, max_grad_norm=POSITIVE, vf_coef=NON_NEGATIVE,
+                     ent_coef=NON_NEGATIVE, gamma=UNIT_OPEN_CLOSED, gae_lambda=UNIT,
+                     clip_eps=Interval(0, 1, low_open=True, high_open=True),
+                     activation=OneOf(ACTIVATIONS), actor_hidden=Widths(), critic_hidden=Widths())
         for field in ("actor_hidden", "critic_hidden"):
-            widths = getattr(self, field)
-            if not all(isinstance(w, int) and w > 0 for w in widths):
-                raise ValueError(f"ppo.{field} = {widths!r} must be a list of positive integers")
-            object.__setattr__(self, field, tuple(widths))
+            object.__setattr__(self, field, tuple(getattr(self, field)))
 
     @property
     def minibatch_size(self) -> int:
@@ -160,7 +144,7 @@ class InnerAlgo(NamedTuple):
     config: PPOConfig
     task: Task
     rule: Rule
-    meta_loss: Callable | None = None  # truncated meta-gradients (see make_ppo)
+    rollout_loss: Callable | None = None  # truncated meta-gradients (see make_ppo)
 
     @property
     def env_steps_per_update(self) -> int:
@@ -401,25 +385,17 @@ def make_ppo(
         total, length = play_eval_episodes(act, key, state.env_params)
         return total.mean(), length.mean()
 
-    # --- meta-loss for truncated meta-gradients ------------------------------------------------
-    def meta_loss(meta_params, state: InnerState, key, kind: str = "policy_gradient"):
-        """Meta-loss of the agent in `state` on a fresh rollout of it (data stop-gradiented).
-
-        Advantages and targets use the config's (reference) gamma and lambda; at the rollout's
-        own policy the ratio is 1 with gradient grad log pi. kind "policy_gradient": PPO's policy
-        loss, whose gradient there is that of -mean(log pi(a|s) A) with A the normalised
-        advantage (LPG / DiscoRL style; its value is ~0); "inner_objective": PPO's whole
-        loss with the config's hyperparameters (Xu et al. 2018's held-out objective with fixed
-        reference hyperparameters). Differentiable in state.params only; scalar.
-        """
-        if kind not in META_LOSSES:
-            raise ValueError(f"meta_loss = {kind!r} is unknown; valid: {', '.join(META_LOSSES)}")
+    # --- PPO's loss on a fresh rollout, for the meta-losses of truncated meta-gradients -------
+    def rollout_loss(meta_params, state: InnerState, key):
+        """PPO's (total loss, loss statistics) for the agent in `state` on a fresh rollout of it
+        (data stop-gradiented), with the config's reference hyperparameters for the advantages,
+        targets and loss. Differentiable in state.params only. `meta_objectives.meta_losses`
+        turns it into a meta-loss."""
         hp = HyperParams(*(jnp.asarray(getattr(config, f), jnp.float32) for f in HyperParams._fields))
         _, _, _, batch = collect(state, key, hp)
-        total, stats = loss_fn(state.params, batch, meta_params, hp, lifetime_fraction(state))
-        return stats["policy_loss"] if kind == "policy_gradient" else total
+        return loss_fn(state.params, batch, meta_params, hp, lifetime_fraction(state))
 
-    return InnerAlgo(init, step, train, evaluate, config, task, rule, meta_loss)
+    return InnerAlgo(init, step, train, evaluate, config, task, rule, rollout_loss)
 
 
 def _slots(config: PPOConfig, rule: Rule, optimizer: optax.GradientTransformation | None):

@@ -49,8 +49,8 @@ def _lookahead_fd(algo, unravel, state, h):
     @jax.jit
     def updated_and_c(theta):
         new = algo.step(unravel(theta), inner)[0]
-        c = jax.grad(lambda p: algo.meta_loss(unravel(theta), new.replace(params=p), key,
-                                              "inner_objective"))(new.params)
+        c = jax.grad(lambda p: algo.rollout_loss(unravel(theta), new.replace(params=p), key)[0]
+                     )(new.params)  # the "inner_objective" meta-loss: PPO's whole loss
         return ravel_pytree(new.params)[0], ravel_pytree(c)[0]
 
     theta = state.theta

@@ -42,7 +42,7 @@ def test_ppo_meta_gradient_through_two_updates_matches_finite_differences(monkey
             meta = unravel(theta)
             state1 = algo.step(meta, state0)[0]
             state2 = algo.step(meta, state1)[0]
-            return algo.meta_loss(meta, state2, loss_key, "inner_objective"), (state1.params, state2.params)
+            return algo.rollout_loss(meta, state2, loss_key)[0], (state1.params, state2.params)
 
         (_, (params1, params2)), grad = jax.jit(jax.value_and_grad(meta_loss, has_aux=True))(theta0)
         grad = np.asarray(grad)

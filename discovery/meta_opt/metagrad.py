@@ -2,7 +2,8 @@
 
 Each outer step advances N persistent PPO lifetimes (`discovery.segments`) by K updates with the
 current meta-parameters and differentiates
-    meta_loss(theta) = mean_n  InnerAlgo.meta_loss(theta, state_n after K updates of theta, key_n)
+    meta_loss(theta) = mean_n  meta_losses.meta_loss(kind, *InnerAlgo.rollout_loss(
+                                   theta, state_n after K updates of theta, key_n))
 with respect to theta (flat, `[D]`), as in LPG (Oh et al. 2020, arXiv 2007.08794) and DiscoRL
 (Oh et al. 2025). The runs then continue from where the K updates left them (truncated
 backpropagation: no gradient flows into the state a segment starts from). Meta-loss kinds:
@@ -33,7 +34,7 @@ from discovery.meta_opt.truncated import (
 )
 from discovery.segments import make_runs
 from discovery.spec import build
-from inner_algos.ppo import META_LOSSES
+from meta_objectives.meta_losses import META_LOSSES, meta_loss as select_meta_loss
 
 
 @struct.dataclass
@@ -96,8 +97,9 @@ def rl_metagrad_parts(algo, opts: MetaGradOptions, unravel: Callable):
 
     def meta_loss(theta, runs, key):
         keys = jax.random.split(key, opts.num_runs)
-        losses = jax.vmap(algo.meta_loss, in_axes=(None, 0, 0, None))(
-            unravel(theta), runs.inner, keys, opts.meta_loss)
+        losses = jax.vmap(lambda meta, inner, k: select_meta_loss(
+            opts.meta_loss, *algo.rollout_loss(meta, inner, k)), in_axes=(None, 0, 0))(
+            unravel(theta), runs.inner, keys)
         return jnp.mean(losses)
 
     return (lambda theta, key: init_one(unravel(theta), key)), unroll, meta_loss

@@ -4,7 +4,7 @@ One lifetime per task; at every inner update, a one-step look-ahead with the hyp
 eta of a "hyperparams" rule (e.g. gamma and GAE lambda, in logit form):
 
     theta'(eta) = InnerAlgo.step(eta, state)                       the inner update on batch tau
-    J'(eta)     = InnerAlgo.meta_loss(theta'(eta), tau', kind)     on the next batch tau'
+    J'(eta)     = meta_losses.meta_loss(kind, PPO's loss of theta'(eta) on tau')   on the next batch tau'
     eta        <- Adam(eta, dJ'/deta)                              then the lifetime continues
 
 J' uses the fixed reference hyperparameters of `PPOConfig` (gamma, gae_lambda, clip_eps, ent_coef;
@@ -40,7 +40,8 @@ from discovery.meta_opt.base import MetaOptimizer, register
 from discovery.meta_opt.metagrad import MetaGradOptions, make_metagrad, rl_metagrad_parts
 from discovery.meta_opt.truncated import Estimator, gradient_meta_optimizer
 from discovery.spec import SpecError, build
-from inner_algos.ppo import META_LOSSES, lifetime_fraction
+from inner_algos.ppo import lifetime_fraction
+from meta_objectives.meta_losses import META_LOSSES
 from meta_objectives import rank_last
 
 
