@@ -24,6 +24,7 @@ import functools
 from typing import Any
 
 from inner_algos import brax_envs, gymnax_envs
+from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields
 
 SOURCES = ("brax", "gymnax")
 BACKENDS = brax_envs.BACKENDS
@@ -76,12 +77,8 @@ class Task:
                 f"valid names: {', '.join(names)}"
             )
         self._resolve_source_defaults()
-        for field in ("episode_length", "action_repeat"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"task.{field} = {value!r} must be a positive integer")
-        if not self.reward_scale > 0:
-            raise ValueError(f"task.reward_scale = {self.reward_scale!r} must be > 0")
+        check_fields(self, "task", episode_length=POSITIVE_INT, action_repeat=POSITIVE_INT,
+                     reward_scale=POSITIVE)
         object.__setattr__(self, "randomise", _ranges(self.randomise, randomisable(self.source, self.env_name)))
 
     def _resolve_source_defaults(self):

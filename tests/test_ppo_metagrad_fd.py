@@ -4,7 +4,7 @@ AD differentiates the meta-loss after two PPO updates with respect to hyperparam
 while every rollout is data (`make_ppo` acts with stop_gradient(params)). Finite differences see
 that same function only if the rollouts do not move with the meta-params either, so here each
 rollout's acting policy is frozen at the unperturbed trajectory's (the one stop_gradient in
-`inner_algos.ppo` is swapped for a lookup of those params). Everything runs in float64.
+`inner_algos.ppo.acting` is swapped for a lookup of those params). Everything runs in float64.
 """
 
 import types
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-import inner_algos.ppo as ppo_module
+import inner_algos.ppo.acting as ppo_acting
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule
@@ -53,11 +53,11 @@ def test_ppo_meta_gradient_through_two_updates_matches_finite_differences(monkey
             lax = types.SimpleNamespace(**{n: getattr(jax.lax, n) for n in dir(jax.lax) if not n.startswith("_")})
             lax.stop_gradient = lambda params: queue.pop(0)
             namespace = {n: getattr(jax, n) for n in dir(jax) if not n.startswith("_")}
-            monkeypatch.setattr(ppo_module, "jax", types.SimpleNamespace(**{**namespace, "lax": lax}))
+            monkeypatch.setattr(ppo_acting, "jax", types.SimpleNamespace(**{**namespace, "lax": lax}))
             try:
                 return meta_loss(theta)[0]
             finally:
-                monkeypatch.setattr(ppo_module, "jax", jax)
+                monkeypatch.setattr(ppo_acting, "jax", jax)
 
         loss = jax.jit(frozen_loss)
         h = 1e-5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from inner_algos.rules.base import FAMILIES, Rule
+from inner_algos.rules.base import Rule
 from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrift
 from inner_algos.rules.hyperparams import LearnedHyperparams
 from inner_algos.rules.learned_optimizer import Adam, LearnedOptimizer
@@ -28,5 +28,4 @@ def make_rule(name: str, **options) -> Rule:
         ) from err
 
 
-__all__ = ["FAMILIES", "RULES", "Rule", "DriftInputs", "PPOClipDrift", "DPODrift", "LPODrift",
-           "make_rule"]
+__all__ = ["RULES", "Rule", "DriftInputs", "PPOClipDrift", "DPODrift", "LPODrift", "make_rule"]

@@ -21,8 +21,6 @@ from typing import Any, ClassVar
 
 import jax
 
-FAMILIES = ("drift", "hyperparams", "optimizer")
-
 
 class Rule:
     """Base class: subclasses are frozen dataclasses that set `name` and `family`."""

@@ -14,7 +14,10 @@ from typing import ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from inner_algos.config_checks import POSITIVE, POSITIVE_INT, Interval, check_fields
 from inner_algos.rules.base import Rule
+
+OPEN_UNIT = Interval(0, 1, low_open=True, high_open=True)  # (0, 1): clip ranges
 
 
 class DriftInputs(NamedTuple):
@@ -41,8 +44,7 @@ class PPOClipDrift(Rule):
     eps: float = 0.2
 
     def __post_init__(self):
-        if not 0.0 < self.eps < 1.0:
-            raise ValueError(f"rule.eps = {self.eps!r} must be in (0, 1)")
+        check_fields(self, "rule", eps=OPEN_UNIT)
 
     def apply(self, meta_params, inputs: DriftInputs) -> jax.Array:
         del meta_params
@@ -62,9 +64,7 @@ class DPODrift(Rule):
     beta: float = 0.6
 
     def __post_init__(self):
-        for field in ("alpha", "beta"):
-            if not getattr(self, field) > 0:
-                raise ValueError(f"rule.{field} = {getattr(self, field)!r} must be > 0")
+        check_fields(self, "rule", alpha=POSITIVE, beta=POSITIVE)
 
     def apply(self, meta_params, inputs: DriftInputs) -> jax.Array:
         del meta_params
@@ -121,10 +121,7 @@ class LPODrift(Rule):
     temporal: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
-            raise ValueError(f"rule.hidden_size = {self.hidden_size!r} must be a positive integer")
-        if not 0.0 < self.eps < 1.0:
-            raise ValueError(f"rule.eps = {self.eps!r} must be in (0, 1)")
+        check_fields(self, "rule", hidden_size=POSITIVE_INT, eps=OPEN_UNIT)
 
     def init(self, key: jax.Array) -> dict:
         inputs = 16 if self.temporal else 8

@@ -21,7 +21,9 @@ from typing import ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from inner_algos.config_checks import NON_NEGATIVE_INT, check_fields
 from inner_algos.rules.base import Rule
+
 
 class HyperParams(NamedTuple):
     """Scalar hyperparameters of one PPO update (traced, so a rule may meta-learn them)."""
@@ -85,8 +87,7 @@ class LearnedHyperparams(Rule):
             raise ValueError(
                 f"rule.learn = {list(self.learn)!r} must list distinct names from {list(HYPERPARAMS)}"
             )
-        if not isinstance(self.progress_degree, int) or self.progress_degree < 0:
-            raise ValueError(f"rule.progress_degree = {self.progress_degree!r} must be an integer >= 0")
+        check_fields(self, "rule", progress_degree=NON_NEGATIVE_INT)
 
     def init(self, key: jax.Array) -> dict:
         del key

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from inner_algos.config_checks import POSITIVE, POSITIVE_INT, Interval, check_fields
 from inner_algos.rules.base import Rule
 
 
@@ -98,8 +99,7 @@ class LearnedOptimizer(Rule):
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
-            raise ValueError(f"rule.hidden_size = {self.hidden_size!r} must be a positive integer")
+        check_fields(self, "rule", hidden_size=POSITIVE_INT)
         if not self.betas or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"rule.betas = {list(self.betas)!r} must be a non-empty list in [0, 1)")
         _check_adam(self)
@@ -152,8 +152,5 @@ class LearnedOptimizer(Rule):
 
 
 def _check_adam(rule) -> None:
-    for field in ("b1", "b2"):
-        if not 0.0 <= getattr(rule, field) < 1.0:
-            raise ValueError(f"rule.{field} = {getattr(rule, field)!r} must be in [0, 1)")
-    if not rule.eps > 0.0:
-        raise ValueError(f"rule.eps = {rule.eps!r} must be > 0")
+    decay = Interval(0, 1, high_open=True)
+    check_fields(rule, "rule", b1=decay, b2=decay, eps=POSITIVE)

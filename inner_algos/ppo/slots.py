@@ -1,0 +1,101 @@
+"""PPO's rule slots: which computation fills the drift, hyperparameter and update-direction slots.
+
+A rule fills the slot of its family (see `inner_algos.rules.base`); the other slots keep PPO's
+hand-designed defaults: PPO-clip with hp.clip_eps, the config's hyperparameters, the given
+optimizer or Adam.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from inner_algos.ppo.config import PPOConfig
+from inner_algos.rules import DriftInputs, Rule
+from inner_algos.rules.drift import ppo_clip_drift
+from inner_algos.rules.hyperparams import HyperParams
+from inner_algos.rules.learned_optimizer import OptimizerInputs
+
+
+class DriftFn(Protocol):
+    def __call__(self, meta_params: Any, inputs: DriftInputs, hp: HyperParams) -> jax.Array:
+        """The drift `[B]` of each sample (ratio and advantage `[B]` in inputs)."""
+
+
+class HyperparamsFn(Protocol):
+    def __call__(self, meta_params: Any, progress: jax.Array) -> HyperParams:
+        """The hyperparameters (each `[]`) at `progress` (lifetime fraction `[]`)."""
+
+
+class RuleSlots(NamedTuple):
+    """What fills each of PPO's slots.
+
+    drift: DriftFn; hyperparams: HyperparamsFn; direction: an optax transform whose `update`
+    takes the extra keyword arguments meta_params and progress (PPO clips the gradient before
+    it and scales its output by -learning_rate).
+    """
+
+    drift: DriftFn
+    hyperparams: HyperparamsFn
+    direction: optax.GradientTransformationExtraArgs
+
+
+def config_hyperparams(config: PPOConfig, meta_params: Any, progress: jax.Array) -> HyperParams:
+    """The config's fixed hyperparameters (the slot's default)."""
+    del meta_params, progress
+    return HyperParams(
+        gamma=jnp.asarray(config.gamma),
+        gae_lambda=jnp.asarray(config.gae_lambda),
+        clip_eps=jnp.asarray(config.clip_eps),
+        ent_coef=jnp.asarray(config.ent_coef),
+        learning_rate=jnp.asarray(config.learning_rate),
+    )
+
+
+def ppo_clip_slot(meta_params: Any, inputs: DriftInputs, hp: HyperParams) -> jax.Array:
+    """PPO-clip's drift at hp.clip_eps (the slot's default; it has no meta-params)."""
+    del meta_params
+    return ppo_clip_drift(inputs.ratio, inputs.advantage, hp.clip_eps)
+
+
+def rule_drift_slot(rule: Rule, meta_params: Any, inputs: DriftInputs, hp: HyperParams) -> jax.Array:
+    """A drift rule's drift (a drift rule sets its own clip range, so hp is not its input)."""
+    del hp
+    return rule.apply(meta_params, inputs)
+
+
+def rule_direction(rule: Rule) -> optax.GradientTransformationExtraArgs:
+    """An optimizer rule as an optax transform (its state from `rule.init_state(params)`)."""
+
+    def update(updates, state, params=None, *, meta_params, progress):
+        del params
+        return rule.apply(meta_params, OptimizerInputs(updates, state, progress))
+
+    return optax.GradientTransformationExtraArgs(rule.init_state, update)
+
+
+def rule_slots(config: PPOConfig, rule: Rule,
+               optimizer: optax.GradientTransformation | None = None) -> RuleSlots:
+    """The slots for `rule`, by its family; raises ValueError for a family PPO has no slot for,
+    or an optimizer rule together with an explicit `optimizer`."""
+    default_hyperparams = functools.partial(config_hyperparams, config)
+    default_direction = optimizer if optimizer is not None else optax.scale_by_adam(eps=1e-5)
+    if rule.family == "drift":
+        return RuleSlots(functools.partial(rule_drift_slot, rule), default_hyperparams, default_direction)
+    if rule.family == "hyperparams":
+        return RuleSlots(ppo_clip_slot, rule.apply, default_direction)
+    if rule.family == "optimizer":
+        if optimizer is not None:
+            raise ValueError(
+                f"rule {rule.name!r} of family 'optimizer' supplies the optimizer; "
+                "do not also pass make_ppo(optimizer=...)"
+            )
+        return RuleSlots(ppo_clip_slot, default_hyperparams, rule_direction(rule))
+    raise ValueError(
+        f"rule {rule.name!r} of family {rule.family!r} has no slot in PPO; "
+        "supported families: drift, hyperparams, optimizer"
+    )

@@ -1,0 +1,205 @@
+"""PPO's training: the SGD step, the update step, a whole lifetime, and `make_ppo` that wires them.
+
+`make_ppo(config, task, rule)` returns a `PPOAlgo` (the `InnerAlgo` contract) of pure functions:
+
+  init(meta_params, key) -> InnerState
+  step(meta_params, state) -> (state, metrics)      one update: rollout, GAE, E epochs x M minibatches
+  train(meta_params, key) -> (state, metrics)       lax.scan of `step`; metrics stacked `[num_updates]`
+  evaluate(state, key) -> (return, length)          deterministic policy, full episodes
+  rollout_loss(meta_params, state, key) -> (loss, stats)  PPO's loss on a fresh rollout
+
+All are jittable and vmappable over `meta_params` and `key` (population x seeds). The rule fills
+one slot (`inner_algos.ppo.slots`): a "drift" rule sets the policy objective
+L = -mean(r*A - drift(r, A)), a "hyperparams" rule the hyperparameters, an "optimizer" rule the
+update direction.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from inner_algos.envs import Task, episode_runner, make_env, sample_params
+from inner_algos.networks import Critic, RunningStats, make_policy
+from inner_algos.ppo import acting
+from inner_algos.ppo.config import PPOConfig
+from inner_algos.ppo.losses import ppo_loss
+from inner_algos.ppo.slots import rule_slots
+from inner_algos.ppo.types import (
+    Batch, InnerState, Metrics, Networks, PPOAlgo, PPOParts, Transition, lifetime_fraction,
+)
+from inner_algos.reward_norm import ReturnStats
+from inner_algos.rules import Rule
+from inner_algos.rules.hyperparams import HyperParams
+
+
+def init_state(parts: PPOParts, meta_params: Any, key: jax.Array) -> InnerState:
+    """A fresh lifetime: actor and critic params, optimizer state, `[num_envs]` env states reset in
+    env params sampled once for the lifetime."""
+    del meta_params  # the inner state's shapes never depend on the rule
+    config, env, networks = parts.config, parts.env, parts.networks
+    k_actor, k_critic, k_env, k_state = jax.random.split(key, 4)
+    dummy = jnp.zeros((env.observation_size,))
+    params = {"actor": networks.policy.init(k_actor, dummy), "critic": networks.critic.init(k_critic, dummy)}
+    env_params = sample_params(parts.task, jax.random.fold_in(key, 1))  # once per lifetime
+    env_state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(k_env, config.num_envs), env_params
+    )
+    return InnerState(
+        params=params,
+        opt_state=parts.tx.init(params),
+        obs_stats=RunningStats.create(env.observation_size),
+        return_stats=ReturnStats.create(config.num_envs),
+        env_state=env_state,
+        env_params=env_params,
+        key=k_state,
+        update=jnp.zeros((), jnp.int32),
+        lifetime=jnp.asarray(config.num_updates, jnp.int32),
+    )
+
+
+def loss_of(parts: PPOParts):
+    """`ppo_loss` with this PPO's networks, drift slot and config flags bound:
+    (params, batch, meta_params, hp, progress) -> (total, stats)."""
+    return functools.partial(ppo_loss, networks=parts.networks, drift=parts.slots.drift,
+                             vf_coef=parts.config.vf_coef, value_clip=parts.config.value_clip)
+
+
+def sgd_step(parts: PPOParts, carry, batch: Batch, meta_params: Any, hp: HyperParams, progress):
+    """One gradient step on a minibatch (fields `[B / M, ...]`): carry (params, opt_state) ->
+    (carry, loss stats + grad_norm). The direction slot's output is scaled by -hp.learning_rate."""
+    params, opt_state = carry
+    grads, stats = jax.grad(loss_of(parts), has_aux=True)(params, batch, meta_params, hp, progress)
+    updates, opt_state = parts.tx.update(
+        grads, opt_state, params, meta_params=meta_params, progress=progress
+    )
+    updates = jax.tree.map(lambda u: -hp.learning_rate * u, updates)
+    params = optax.apply_updates(params, updates)
+    stats["grad_norm"] = optax.global_norm(grads)
+    return (params, opt_state), stats
+
+
+def train_epochs(parts: PPOParts, params, opt_state, flat: Batch, key: jax.Array, meta_params: Any,
+                 hp: HyperParams, progress):
+    """config.num_epochs passes over the batch `flat` (`[T * N, ...]`), each a fresh permutation
+    cut into num_minibatches. Returns ((params, opt_state), stats `[num_epochs, M]` per name)."""
+    config = parts.config
+
+    def epoch(carry, epoch_key):
+        perm = jax.random.permutation(epoch_key, config.batch_size)
+        minibatches = jax.tree.map(
+            lambda x: x[perm].reshape((config.num_minibatches, -1) + x.shape[1:]), flat
+        )
+        return jax.lax.scan(
+            lambda c, b: sgd_step(parts, c, b, meta_params, hp, progress), carry, minibatches
+        )
+
+    return jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, config.num_epochs))
+
+
+def episode_metrics(traj: Transition) -> Metrics:
+    """Mean return and length `[]` of the episodes that ended in the rollout (NaN if none did)
+    and their number."""
+    num_episodes = traj.episode_done.sum()
+    denom = jnp.maximum(num_episodes, 1.0)
+    no_episode = jnp.where(num_episodes > 0, 0.0, jnp.nan)
+    return dict(
+        episode_return=traj.episode_return.sum() / denom + no_episode,
+        episode_length=traj.episode_length.sum() / denom + no_episode,
+        num_episodes=num_episodes,
+    )
+
+
+def update_step(parts: PPOParts, meta_params: Any, state: InnerState) -> tuple[InnerState, Metrics]:
+    """One PPO update: hyperparameters from the slot (learning rate annealed when
+    config.anneal_lr), a rollout + GAE, num_epochs x num_minibatches SGD steps, observation
+    statistics updated with the rollout. Metrics are scalars (loss stats averaged over the SGD steps)."""
+    config = parts.config
+    progress = lifetime_fraction(state)
+    hp = parts.slots.hyperparams(meta_params, progress)
+    if config.anneal_lr:
+        hp = hp._replace(learning_rate=hp.learning_rate * (1.0 - progress))
+    key, k_roll, k_perm = jax.random.split(state.key, 3)
+    env_state, return_stats, traj, flat = acting.collect(parts, state, k_roll, hp)
+    (params, opt_state), stats = train_epochs(
+        parts, state.params, state.opt_state, flat, k_perm, meta_params, hp, progress
+    )
+    obs_stats = state.obs_stats
+    if config.normalize_obs:
+        obs_stats = obs_stats.update(traj.obs)
+    metrics = {k: v.mean() for k, v in stats.items()}
+    metrics.update(episode_metrics(traj), learning_rate=hp.learning_rate)
+    new_state = InnerState(
+        params=params,
+        opt_state=opt_state,
+        obs_stats=obs_stats,
+        return_stats=return_stats,
+        env_state=env_state,
+        env_params=state.env_params,
+        key=key,
+        update=state.update + 1,
+        lifetime=state.lifetime,
+    )
+    return new_state, metrics
+
+
+def train(parts: PPOParts, meta_params: Any, key: jax.Array) -> tuple[InnerState, Metrics]:
+    """A whole lifetime: init, then config.num_updates update steps under lax.scan (metrics
+    stacked `[num_updates]`)."""
+    state = init_state(parts, meta_params, key)
+    return jax.lax.scan(
+        lambda s, _: update_step(parts, meta_params, s), state, None, length=parts.config.num_updates
+    )
+
+
+def rollout_loss(parts: PPOParts, meta_params: Any, state: InnerState, key: jax.Array):
+    """PPO's (total loss `[]`, loss statistics) for the agent in `state` on a fresh rollout of it
+    (data stop-gradiented), with the config's reference hyperparameters for the advantages,
+    targets and loss. Differentiable in state.params only. `meta_objectives.meta_losses`
+    turns it into a meta-loss."""
+    config = parts.config
+    hp = HyperParams(*(jnp.asarray(getattr(config, f), jnp.float32) for f in HyperParams._fields))
+    _, _, _, batch = acting.collect(parts, state, key, hp)
+    return loss_of(parts)(state.params, batch, meta_params, hp, lifetime_fraction(state))
+
+
+def make_ppo(
+    config: PPOConfig,
+    task: Task,
+    rule: Rule,
+    optimizer: optax.GradientTransformation | None = None,
+) -> PPOAlgo:
+    """Builds PPO for `task` with `rule` in its slot.
+
+    optimizer: the update-direction transform (default `optax.scale_by_adam(eps=1e-5)`) unless
+    the rule is of family "optimizer", which then supplies it; PPO clips the global gradient norm
+    before it and scales its output by -learning_rate (annealed linearly to 0
+    over the run's lifetime when config.anneal_lr; see `lifetime_fraction`).
+
+    Differentiability w.r.t. meta-params (for truncated meta-gradients): the rollout runs on
+    stop_gradient(params), so the environment dynamics, sampled actions, behaviour log-probs,
+    values and rewards are data; meta-params reach the new params only through the update
+    (advantages via gamma/lambda, the loss via drift/clip/entropy, the optimizer, the step size).
+    """
+    env = make_env(task)
+    eval_episodes = episode_runner(task, config.eval_envs)
+    policy = make_policy(env.discrete, env.action_size, config.actor_hidden, config.activation,
+                         config.init_log_std)
+    networks = Networks(policy, Critic(config.critic_hidden, config.activation))
+    slots = rule_slots(config, rule, optimizer)
+    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), slots.direction)
+    parts = PPOParts(config, task, env, networks, slots, tx, eval_episodes)
+    return PPOAlgo(
+        init=functools.partial(init_state, parts),
+        step=functools.partial(update_step, parts),
+        train=functools.partial(train, parts),
+        evaluate=functools.partial(acting.evaluate, parts),
+        config=config,
+        task=task,
+        rule=rule,
+        rollout_loss=functools.partial(rollout_loss, parts),
+    )
