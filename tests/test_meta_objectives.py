@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from flax import struct
 
-from discovery.segments import TruncationSchedule, make_runs, segment_losses
-
+from discovery.meta_opt.segments import TruncationSchedule, make_runs
 from meta_objectives import (
     MetaObjective,
     aggregate,
@@ -16,6 +15,7 @@ from meta_objectives import (
     normalise,
     rank_last,
     score,
+    segment_losses,
 )
 
 NAN = float("nan")
