@@ -13,10 +13,13 @@ member of the step's population (a perturbed meta-parameter or a persistent run)
 meta-objective's score of what this step evaluated for that member, higher is better, non-finite
 kept as produced (`num_nonfinite` counts it). The estimators evaluate different things (whole
 lifetimes, or the K-update segment of persistent runs), so each says which in its `fitness_doc`,
-which the job writes into the run's manifest. The other keys, `METRIC_KEYS`: `task_scores`
+a line for the run's manifest. The other keys, `METRIC_KEYS`: `task_scores`
 `[P, T]` (per-task raw score, seed mean; NaN for a task not trained this step), `num_nonfinite`,
 `mean_fitness` (the current mean's score, NaN when not evaluated), `best_fitness` (best member
-so far).
+so far). Optional keys, `OPTIONAL_METRIC_KEYS`: `task_indices` `[K]` (tasks trained this step),
+`sigma` (mean search std; ES), `grad_norm`, `grad_finite` (gradient estimators),
+`nonfinite_pairs` (antithetic pairs left out of the estimate; 0 for metagrad), `hyperparams`
+({name: value}; online_metagrad). The job logs them under these names (metrics.jsonl).
 
 Estimators register a factory `make_<name>(options: dict, problem) -> MetaOptimizer` with
 `@register("<name>", OptionsDataclass, check)` and add their module to the imports in
@@ -46,6 +49,8 @@ from discovery.spec import SpecError
 from meta_objectives import rank_last
 
 METRIC_KEYS = ("fitness", "task_scores", "num_nonfinite", "mean_fitness", "best_fitness")
+OPTIONAL_METRIC_KEYS = ("task_indices", "sigma", "grad_norm", "grad_finite", "nonfinite_pairs",
+                        "hyperparams")
 
 
 class MetaOptimizer(NamedTuple):
