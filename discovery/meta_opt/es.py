@@ -27,7 +27,9 @@ from flax import struct
 
 from discovery.meta_opt.base import LifetimeProblem, MetaOptimizer, register, strong_types
 from discovery.spec import build
-from inner_algos.config_checks import NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED, Interval, OneOf, check_fields
+from inner_algos.config_checks import (
+    NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED, Interval, OneOf, check_fields,
+)
 from meta_objectives import rank_last, z_score_shaping
 
 STRATEGIES = ("open_es", "cma_es", "sep_cma_es", "snes", "pgpe")
