@@ -15,6 +15,10 @@ With `tasks_per_generation = K < T`, each generation draws K distinct task indic
 task behind `lax.switch` on the traced index: every task is compiled once, one program serves
 every draw, and only the drawn tasks are trained.
 
+`Problem` is what every meta-optimizer optimises: it satisfies both problem Protocols of
+`discovery.meta_opt.base` (`LifetimeProblem` for whole-lifetime ES, `TruncatedProblem` for the
+truncated estimators).
+
 All members share the generation's inner seeds (common random numbers), so members differ only by
 their meta-parameters; seed keys depend on the seed index only, never on the device layout, so
 1 and N devices compute the same numbers.

@@ -1,4 +1,12 @@
-"""Meta-objectives (fitness of an inner run) and their aggregation; see `objectives`."""
+"""Everything that turns inner-run metrics into a fitness or a meta-loss, in one home.
+
+- `objectives`: whole-lifetime scores (final return, curve area, eval return), baseline
+  normalisation and aggregation over tasks and seeds (`MetaObjective`, the spec's table);
+- `segments`: the same objective per inner update of a lifetime segment (truncated estimators),
+  segment scores and the per-task loss scale;
+- `meta_losses`: the meta-loss kinds of meta-gradients, read off PPO's loss;
+- `shaping`: ranking failures last, z-score fitness shaping.
+"""
 
 import inner_algos  # noqa: F401  (sets XLA's default flags before jax starts)
 
@@ -11,9 +19,11 @@ from meta_objectives.objectives import (
     final_return,
     latest_returns,
     normalise,
-    rank_last,
     score,
 )
+from meta_objectives.segments import SEGMENT_KINDS, segment_losses, segment_scores, task_scale
+from meta_objectives.shaping import rank_last, z_score_shaping
 
-__all__ = ["KINDS", "NORMALISATIONS", "MetaObjective", "aggregate", "curve_area", "final_return",
-           "latest_returns", "normalise", "rank_last", "score"]
+__all__ = ["KINDS", "NORMALISATIONS", "SEGMENT_KINDS", "MetaObjective", "aggregate", "curve_area",
+           "final_return", "latest_returns", "normalise", "rank_last", "score", "segment_losses",
+           "segment_scores", "task_scale", "z_score_shaping"]

@@ -7,11 +7,11 @@ episodes end together every `episode_length` agent steps, so most updates end no
 below therefore read the learning curve as it is usually logged, `latest_returns`: at every
 update the mean return of the latest episodes that ended (in it or before), 0 before the first
 one of the lifetime. Truncated estimators score their segments with the same curve
-(`discovery.segments`), so whole-lifetime ES and PES treat an update with no ended episode alike.
+(`meta_objectives.segments`), so whole-lifetime ES and PES treat an update with no ended episode alike.
 
 Pipeline for one task: score each (member, seed) run -> normalise by the task's baseline ->
 mean over seeds; several tasks: mean over tasks. A non-finite value anywhere in a member's runs
-makes its fitness non-finite; `rank_last` then sends it to the bottom and counts it.
+makes its fitness non-finite; `shaping.rank_last` then sends it to the bottom and counts it.
 """
 
 from __future__ import annotations
@@ -124,12 +124,3 @@ def aggregate(scores: jnp.ndarray) -> jnp.ndarray:
     Mean over seeds, then over tasks; any non-finite score makes the member's fitness non-finite.
     """
     return jnp.mean(jnp.mean(scores, axis=-1), axis=-1)
-
-
-def rank_last(fitness: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Replaces non-finite fitness `[M]` by -inf (ranks last when maximising).
-
-    Returns (fitness `[M]`, number of non-finite members `[]` int32).
-    """
-    finite = jnp.isfinite(fitness)
-    return jnp.where(finite, fitness, -jnp.inf), jnp.sum(~finite).astype(jnp.int32)

@@ -1,13 +1,14 @@
 """Meta-objectives: known answers on hand-made learning curves, NaN handling, ranking, validation."""
 
+from types import SimpleNamespace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import struct
 
-from discovery.segments import TruncationSchedule, make_runs, segment_losses
-
+from discovery.meta_opt.segments import TruncationSchedule, make_runs
 from meta_objectives import (
     MetaObjective,
     aggregate,
@@ -16,6 +17,9 @@ from meta_objectives import (
     normalise,
     rank_last,
     score,
+    segment_losses,
+    segment_scores,
+    task_scale,
 )
 
 NAN = float("nan")
@@ -97,6 +101,13 @@ def test_truncated_losses_sum_to_the_whole_lifetime_score(kind):
         runs, segment = advance({}, runs, 3, shared=True)
         total += float(jnp.sum(segment_losses(segment, kind, objective.last_k, 1.0)))
     assert total == pytest.approx(-expected, rel=1e-6)
+
+
+def test_segment_scores_average_the_curve_per_run_and_tasks_scale_by_the_baseline():
+    segment = SimpleNamespace(curve=jnp.array([[1.0, 4.0], [3.0, 8.0]]))  # [K = 2, N = 2]
+    np.testing.assert_array_equal(segment_scores(segment), [2.0, 6.0])
+    assert task_scale(None, 0) == 1.0
+    assert float(task_scale(jnp.array([2.0, -4.0]), 1)) == 4.0  # |baseline|: negative returns too
 
 
 def test_normalise_is_relative_improvement_over_the_baseline():

@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from discovery.meta_opt import make_meta_optimizer
-from discovery.meta_opt.metagrad import MetaGradOptions, make_metagrad, rl_metagrad_parts
-from discovery.meta_opt.truncated import make_pes
-from discovery.problem import Problem
-from discovery.segments import TruncationSchedule, make_runs
+from discovery.meta_opt.base import TruncatedStep, Unrolled, metagrad_estimator
+from discovery.meta_opt.pes import pes_estimator
+from discovery.meta_opt.segments import TruncationSchedule, make_runs, ppo_truncated_step
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule
@@ -38,13 +36,13 @@ def _toy_unroll(thetas, runs):
         return (jnp.where(done, 0.0, s), jnp.where(done, 0, age)), ((s - thetas[:, 1]) ** 2, done)
 
     runs, (losses, done) = jax.lax.scan(f, runs, None, length=K)
-    return runs, losses, done, {}
+    return runs, Unrolled(losses, done, -losses.mean(0))
 
 
 def _lifetime_gradient(persistent, num_pairs, theta):
     """Sum of 10 segment estimates (30 steps = 3 lifetimes) / 3: estimates d/dtheta sum_t loss_t."""
-    est = make_pes(lambda th, k: (jnp.zeros(()), jnp.zeros((), jnp.int32)), _toy_unroll, 2,
-                   num_pairs, sigma=0.01, persistent=persistent)
+    step = TruncatedStep(lambda th, k: (jnp.zeros(()), jnp.zeros((), jnp.int32)), _toy_unroll, None)
+    est = pes_estimator(step, 2, num_pairs, sigma=0.01, persistent=persistent)
 
     def body(state, key):
         grad, state, _ = est.estimate(theta, state, key)
@@ -77,10 +75,10 @@ def test_metagrad_matches_the_closed_form_and_finite_differences():
         w = runs
         for _ in range(STEPS):
             w = w - LR * jnp.exp(theta[1]) * (w - theta[0])
-        return w, {}
+        return w, Unrolled(None, jnp.zeros((1, 3), bool), w)
 
-    est = make_metagrad(lambda th, k: jnp.zeros(()), unroll,
-                        lambda th, w, k: jnp.mean((w - 1.0) ** 2), num_runs=3)
+    step = TruncatedStep(lambda th, k: jnp.zeros(()), unroll, lambda th, w, k: jnp.mean((w - 1.0) ** 2))
+    est = metagrad_estimator(step, num_runs=3)
     theta = jnp.array([0.7, 0.3])
     grad, state, metrics = est.estimate(theta, est.init(theta, jax.random.PRNGKey(0)), None)
 
@@ -114,9 +112,10 @@ def test_ppo_metagrad_is_finite_and_remat_does_not_change_it():
     theta, unravel = ravel_pytree(rule.init(jax.random.PRNGKey(0)))
     grads = []
     for remat in (True, False):
-        opts = MetaGradOptions(unroll_length=2, num_runs=2, meta_loss="inner_objective",
-                               stagger=False, remat=remat)
-        est = make_metagrad(*rl_metagrad_parts(algo, opts, unravel), opts.num_runs)
+        step = ppo_truncated_step(algo, TruncationSchedule("constant", CFG.num_updates, stagger=False),
+                                  2, unravel, MetaObjective(), meta_loss="inner_objective",
+                                  remat=remat, num_runs=2)
+        est = metagrad_estimator(step, num_runs=2)
         state = est.init(theta, jax.random.PRNGKey(1))
         grads.append(jax.jit(est.estimate)(theta, state, jax.random.PRNGKey(2))[0])
     assert np.all(np.isfinite(grads[0])) and np.all(np.abs(grads[0]) > 0), grads[0]
@@ -138,20 +137,6 @@ def test_segments_reset_lifetimes_inside_the_step_with_staggered_ages():
     assert min(lengths) >= 2 and max(lengths) <= 50 and np.median(lengths) < 15  # log-uniform
 
 
-@pytest.mark.parametrize("name", ["pes", "truncated_es", pytest.param("metagrad", marks=pytest.mark.slow)])
-def test_registered_estimators_step_without_retracing(name):
-    problem = Problem(make_rule("hyperparams"), (TASK,), CFG, MetaObjective(kind="curve_area"))
-    options = {"unroll_length": 2, "num_pairs" if "es" in name else "num_runs": 2}
-    opt = make_meta_optimizer(name, options, problem)
-    step = jax.jit(opt.step)
-    state = jax.jit(opt.init)(jax.random.PRNGKey(0))
-    for _ in range(3):
-        state, metrics = step(state)
-    assert step._cache_size() == 1 and bool(metrics["grad_finite"])
-    assert metrics["fitness"].shape == (opt.options.population_size,)
-    assert np.isfinite(float(metrics["grad_norm"]))
-
-
 def test_a_nonfinite_pair_is_left_out_of_the_estimate():
     """1 pair of 64 with a NaN loss: the gradient is the 63 finite pairs' estimate, by hand."""
     pairs, dim, sigma, bad = 64, 3, 0.1, 17
@@ -161,9 +146,10 @@ def test_a_nonfinite_pair_is_left_out_of_the_estimate():
         losses = jnp.sum((thetas - target) ** 2, axis=1)  # [2P]
         losses = losses.at[bad].set(jnp.nan)  # run `bad` (+eps twin of pair `bad`) diverged
         losses = jnp.stack([losses, 0.5 * losses])  # K = 2 steps
-        return runs, losses, jnp.zeros((2, 2 * pairs), bool), {}
+        return runs, Unrolled(losses, jnp.zeros((2, 2 * pairs), bool), -losses.mean(0))
 
-    est = make_pes(lambda th, k: jnp.zeros(()), unroll, dim, pairs, sigma, persistent=False)
+    est = pes_estimator(TruncatedStep(lambda th, k: jnp.zeros(()), unroll, None), dim, pairs, sigma,
+                        persistent=False)
     theta, key = jnp.array([0.3, 0.1, -0.2]), jax.random.PRNGKey(4)
     grad, _, metrics = est.estimate(theta, est.init(theta, key), key)
     eps = np.asarray(sigma * jax.random.normal(key, (pairs, dim)), np.float64)  # the estimator's noise

@@ -1,13 +1,14 @@
-"""Meta-optimizers behind one interface (`base.MetaOptimizer`), chosen by name from a run spec.
+"""Meta-optimizers as flat siblings over one base (`base`): whole-lifetime ES (`es`, the only
+evosax importer), PES and truncated ES (`pes`), truncated meta-gradients (`metagrad`) and online
+meta-gradients (`online_metagrad`), the truncated ones over the segmented PPO runs of `segments`.
 
 Importing an estimator's module registers it; add new estimators to the import list below.
 """
 
-from discovery.meta_opt import es  # noqa: F401  (registers "es")
-from discovery.meta_opt import metagrad, truncated  # noqa: F401  (registers pes, truncated_es, metagrad)
-from discovery.meta_opt import online_metagrad  # noqa: F401  (registers online_metagrad)
+from discovery.meta_opt import es, metagrad, online_metagrad, pes  # noqa: F401  (register them)
 from discovery.meta_opt.base import (
-    META_OPTIMIZERS, MetaOptimizer, make_meta_optimizer, register, validate_options,
+    META_OPTIMIZERS, METRIC_KEYS, MetaOptimizer, make_meta_optimizer, register, validate_options,
 )
 
-__all__ = ["META_OPTIMIZERS", "MetaOptimizer", "make_meta_optimizer", "register", "validate_options"]
+__all__ = ["META_OPTIMIZERS", "METRIC_KEYS", "MetaOptimizer", "make_meta_optimizer", "register",
+           "validate_options"]

@@ -1,53 +1,107 @@
-"""The one interface every meta-optimizer (ES, PES, truncated ES, meta-gradients) follows.
+"""What every meta-optimizer shares: its interface, the registry, the problems it optimises, the
+truncated-step contract and the optax adapter of gradient estimators.
 
 A `MetaOptimizer` is three pure functions plus its validated options:
 
   init(key) -> state                 a pytree holding everything needed to resume, RNG key included
-  step(state) -> (state, metrics)    one generation / outer step; jittable; metrics is a dict of
-                                     arrays: scalars plus `fitness` `[pop]` (higher is better,
-                                     non-finite kept as produced), `num_nonfinite`, `mean_fitness`
-                                     (score of the current mean, NaN when not evaluated),
-                                     `best_fitness` (best member so far), `task_scores` `[pop, T]`
-                                     (per-task raw score, seed mean); optional scalars (`sigma`)
+  step(state) -> (state, metrics)    one generation / outer step; jittable (one trace for every
+                                     generation); metrics: `METRIC_KEYS` plus optional ones
   params(state) -> {"mean": meta_params, "best": meta_params}
 
-Estimators register a factory `factory(options: dict, problem) -> MetaOptimizer` under a name with
-`@register("name", OptionsDataclass, check)` and add their module to the imports in
+What "fitness" means, in every estimator's logs: `metrics["fitness"]` `[P]` holds one score per
+member of the step's population (a perturbed meta-parameter or a persistent run), the
+meta-objective's score of what this step evaluated for that member, higher is better, non-finite
+kept as produced (`num_nonfinite` counts it). The estimators evaluate different things (whole
+lifetimes, or the K-update segment of persistent runs), so each says which in its `fitness_doc`,
+a line for the run's manifest. The other keys, `METRIC_KEYS`: `task_scores`
+`[P, T]` (per-task raw score, seed mean; NaN for a task not trained this step), `num_nonfinite`,
+`mean_fitness` (the current mean's score, NaN when not evaluated), `best_fitness` (best member
+so far). Optional keys, `OPTIONAL_METRIC_KEYS`: `task_indices` `[K]` (tasks trained this step),
+`sigma` (mean search std; ES), `grad_norm`, `grad_finite` (gradient estimators),
+`nonfinite_pairs` (antithetic pairs left out of the estimate; 0 for metagrad), `hyperparams`
+({name: value}; online_metagrad). The job logs them under these names (metrics.jsonl).
+
+Estimators register a factory `make_<name>(options: dict, problem) -> MetaOptimizer` with
+`@register("<name>", OptionsDataclass, check)` and add their module to the imports in
 `discovery/meta_opt/__init__.py`; a run spec picks one with `[meta_optimizer] name = "..."`, the
 other keys of that table being the options. Spec parsing validates them before any work
 (`validate_options`: the options dataclass, then `check(options, rule, ppo, objective)`, which
-raises ValueError for combinations the estimator cannot run, e.g. an objective it has no loss for). `problem` is a `discovery.problem.Problem` (rule, tasks, PPO config, inner
-algorithms, meta-objective, seeds, devices).
+raises ValueError for combinations the estimator cannot run, e.g. an objective it has no loss
+for). A pure gradient estimator is `<name>_estimator(...) -> Estimator`.
+
+Truncated estimators (PES, truncated ES, metagrad, online metagrad) see their inner runs only
+through one `TruncatedStep` (learned_optimization's TruncatedStep, in pure functions) and become
+a `MetaOptimizer` through `gradient_meta_optimizer` (an Adam outer update on theta, the flat
+vector of meta-parameters).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.flatten_util import ravel_pytree
 
 from discovery.spec import SpecError
+from meta_objectives import rank_last
+
+METRIC_KEYS = ("fitness", "task_scores", "num_nonfinite", "mean_fitness", "best_fitness")
+OPTIONAL_METRIC_KEYS = ("task_indices", "sigma", "grad_norm", "grad_finite", "nonfinite_pairs",
+                        "hyperparams")
 
 
 class MetaOptimizer(NamedTuple):
     """See the module docstring. options: the validated options dataclass (with a
     `population_size`). env_steps_per_step: environment steps one `step` costs (host-side constant,
-    for progress and throughput logs); None means whole lifetimes of `population_size` members."""
+    for progress and throughput logs); None means whole lifetimes of `population_size` members.
+    fitness_doc: what `metrics["fitness"]` holds for this estimator (one line, for the manifest)."""
 
     init: Callable[[Any], Any]
     step: Callable[[Any], tuple[Any, dict]]
     params: Callable[[Any], dict]
     options: Any
     env_steps_per_step: int | None = None
+    fitness_doc: str = ""
 
+
+class LifetimeProblem(Protocol):
+    """What whole-lifetime estimators (ES) need: `discovery.problem.Problem` is one."""
+
+    evaluate_mean: bool  # also score the search's mean every step
+    env_steps_per_member: int
+
+    def init_meta_params(self, key: jax.Array) -> Any: ...
+
+    def fitness(self, members: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(fitness `[M]`, per-task scores `[M, T]`) of meta-params with leading axis M."""
+
+    def task_indices(self, key: jax.Array) -> jax.Array:
+        """The tasks `[K]` that `fitness(members, key)` trains."""
+
+
+class TruncatedProblem(Protocol):
+    """What truncated estimators need: `discovery.problem.Problem` is one."""
+
+    rule: Any
+    ppo: Any  # PPOConfig: num_updates bounds the lifetimes
+    objective: Any  # MetaObjective
+    baselines: jax.Array | None  # `[T]` when the objective is baseline-normalised
+    algos: tuple  # one InnerAlgo per task
+
+    def init_meta_params(self, key: jax.Array) -> Any: ...
+
+
+# ---- the registry -----------------------------------------------------------------------------
 
 META_OPTIMIZERS: dict[str, Callable[[dict, Any], MetaOptimizer]] = {}
 _OPTIONS: dict[str, tuple[type, Callable | None]] = {}  # name -> (options dataclass, check)
 
 
 def register(name: str, options: type, check: Callable | None = None):
-    """Decorator adding `factory(options, problem) -> MetaOptimizer` to META_OPTIMIZERS, with
+    """Decorator adding `make_<name>(options, problem) -> MetaOptimizer` to META_OPTIMIZERS, with
     its options dataclass and optional compatibility `check(options, rule, ppo, objective)`."""
 
     def add(factory):
@@ -90,3 +144,146 @@ def make_meta_optimizer(name: str, options: dict, problem) -> MetaOptimizer:
 def strong_types(tree):
     """Drops weak types so that init's, step's and a restored state's avals all agree (no retrace)."""
     return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
+
+
+# ---- the truncated-step contract --------------------------------------------------------------
+
+class Unrolled(NamedTuple):
+    """What `TruncatedStep.unroll` produced over K steps of N runs.
+
+    losses `[K, N]`: the meta-objective's per-step losses (minimised; summed over a lifetime they
+    are minus its score), None when the objective has no per-step form; done `[K, N]`: the run's
+    lifetime ended with this step (it was reset after it); scores `[N]`: each run's score over
+    the K steps (higher is better: what the estimators log as fitness).
+    """
+
+    losses: jax.Array | None
+    done: jax.Array
+    scores: jax.Array
+
+
+class TruncatedStep(NamedTuple):
+    """N persistent inner runs, the one interface of every truncated estimator.
+
+    init_runs(theta `[D]`, key) -> one run's state (vmap it over keys for N runs; the same key
+      gives the same run: antithetic twins rely on it).
+    unroll(theta `[D]` (shared by the runs) or `[N, D]` (one per run), runs `[N]`)
+      -> (runs, Unrolled): K steps of every run, lifetimes reset inside; differentiable in theta.
+    meta_loss(theta `[D]`, runs `[N]`, key) -> `[]`: a held-out meta-loss of the runs' current
+      state, for gradient estimators (None for estimators that use only the unroll's losses).
+    """
+
+    init_runs: Callable[[jax.Array, jax.Array], Any]
+    unroll: Callable[[jax.Array, Any], tuple[Any, Unrolled]]
+    meta_loss: Callable[[jax.Array, Any, jax.Array], jax.Array] | None
+
+
+class Estimator(NamedTuple):
+    """A truncated gradient estimator (learned_optimization's GradientEstimator):
+
+    init(theta `[D]`, key) -> state                  persistent runs and accumulators
+    estimate(theta `[D]`, state, key) -> (grad `[D]`, state, metrics)
+      grad: of the loss (minimised); metrics: "scores" `[N]` (`Unrolled.scores`) and optionally
+      "nonfinite_pairs" `[]` (antithetic pairs left out of the estimate).
+    """
+
+    init: Callable
+    estimate: Callable
+
+
+@struct.dataclass
+class MetaGradState:
+    """The N persistent runs of a truncated meta-gradient."""
+
+    runs: Any
+
+
+def metagrad_estimator(step: TruncatedStep, num_runs: int) -> Estimator:
+    """Truncated backpropagation over `num_runs` runs sharing theta: the gradient of
+    `step.meta_loss(theta, runs after step.unroll(theta, runs), key)`; no gradient flows into the
+    state the unroll starts from. metrics: the unroll's scores and "meta_loss" `[]`."""
+
+    def init(theta, key):
+        runs = jax.vmap(step.init_runs, in_axes=(None, 0))(theta, jax.random.split(key, num_runs))
+        return MetaGradState(runs)
+
+    def estimate(theta, state: MetaGradState, key):
+        def loss(theta):
+            runs, unrolled = step.unroll(theta, state.runs)
+            return step.meta_loss(theta, runs, key), (runs, unrolled)
+
+        (value, (runs, unrolled)), grad = jax.value_and_grad(loss, has_aux=True)(theta)
+        metrics = {"scores": unrolled.scores, "meta_loss": value}
+        return grad, MetaGradState(jax.lax.stop_gradient(runs)), metrics
+
+    return Estimator(init, estimate)
+
+
+# ---- gradient estimators as meta-optimizers ---------------------------------------------------
+
+@struct.dataclass
+class GradientState:
+    """theta `[D]` (flat meta-params), Adam state, one estimator state per task, key, best score."""
+
+    theta: jax.Array
+    opt_state: Any
+    estimators: tuple
+    key: jax.Array
+    best_fitness: jax.Array
+
+
+def gradient_meta_optimizer(problem: TruncatedProblem, opts, make_estimator: Callable,
+                            rollouts_per_step: int, fitness_doc: str) -> MetaOptimizer:
+    """MetaOptimizer from a per-task estimator factory and an Adam outer update.
+
+    opts: has `init_seed` and `learning_rate`. make_estimator(t, algo, unravel, dim) -> the
+    Estimator of task t. rollouts_per_step: inner updates' worth of rollouts one step costs per
+    task (for the job's env-step accounting). The gradient is averaged over tasks (a non-finite
+    one is not applied); metrics: `METRIC_KEYS` (fitness `[N]` = the estimators' scores averaged
+    over tasks, mean_fitness NaN), `grad_norm`, `grad_finite` and `nonfinite_pairs` (summed over
+    tasks; 0 for estimators without pairs).
+    """
+    theta0, unravel = ravel_pytree(problem.init_meta_params(jax.random.PRNGKey(opts.init_seed)))
+    estimators = [make_estimator(t, algo, unravel, theta0.size) for t, algo in enumerate(problem.algos)]
+    tx = optax.adam(opts.learning_rate)
+
+    def init(key):
+        k_est, k_state = jax.random.split(key)
+        states = tuple(e.init(theta0, jax.random.fold_in(k_est, t)) for t, e in enumerate(estimators))
+        return strong_types(GradientState(theta0, tx.init(theta0), states, k_state, jnp.asarray(-jnp.inf)))
+
+    def step(state: GradientState):
+        key, k_est = jax.random.split(state.key)
+        grads, states, scores, nonfinite_pairs = [], [], [], 0
+        for est, est_state in zip(estimators, state.estimators):
+            grad, est_state, metrics = est.estimate(state.theta, est_state, k_est)
+            grads.append(grad)
+            states.append(est_state)
+            scores.append(metrics["scores"])
+            nonfinite_pairs += metrics.get("nonfinite_pairs", 0)
+        grad = jnp.mean(jnp.stack(grads), 0)
+        finite = jnp.all(jnp.isfinite(grad))
+        updates, opt_state = tx.update(jnp.where(finite, grad, 0.0), state.opt_state, state.theta)
+        task_scores = jnp.stack(scores, axis=1)
+        fitness = jnp.mean(task_scores, axis=1)
+        ranked, num_nonfinite = rank_last(fitness)
+        best = jnp.maximum(state.best_fitness, jnp.max(ranked))
+        new = GradientState(optax.apply_updates(state.theta, updates), opt_state, tuple(states), key, best)
+        metrics = {
+            "fitness": fitness,
+            "task_scores": task_scores,
+            "num_nonfinite": num_nonfinite,
+            "mean_fitness": jnp.asarray(jnp.nan),
+            "best_fitness": best,
+            "grad_norm": jnp.linalg.norm(grad),
+            "grad_finite": finite,
+            "nonfinite_pairs": jnp.asarray(nonfinite_pairs, jnp.int32),
+        }
+        return strong_types(new), metrics
+
+    def params(state: GradientState) -> dict:
+        meta = unravel(state.theta)
+        return {"mean": meta, "best": meta}
+
+    env_steps = rollouts_per_step * sum(algo.env_steps_per_update for algo in problem.algos)
+    return MetaOptimizer(init, step, params, opts, env_steps, fitness_doc)

@@ -25,14 +25,20 @@ from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
 from evosax.core.optimizer import clipup
 from flax import struct
 
-from discovery.meta_opt.base import MetaOptimizer, register, strong_types
+from discovery.meta_opt.base import LifetimeProblem, MetaOptimizer, register, strong_types
 from discovery.spec import build
-from meta_objectives import rank_last
+from inner_algos.config_checks import (
+    NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED, Interval, OneOf, check_fields,
+)
+from meta_objectives import rank_last, z_score_shaping
 
 STRATEGIES = ("open_es", "cma_es", "sep_cma_es", "snes", "pgpe")
 _EVEN_POPULATION = ("open_es", "pgpe")
 FITNESS_SHAPINGS = ("centered_rank", "z_score")
 _SHAPED = ("open_es", "pgpe")  # strategies whose update takes a fitness-shaping function
+FITNESS_DOC = ("meta-objective score of each population member over whole lifetimes: mean over "
+               "the generation's tasks and seeds of its (baseline-normalised, when so configured) "
+               "score; higher is better")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,36 +66,20 @@ class ESOptions:
     init_seed: int = 0
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"meta_optimizer.strategy = {self.strategy!r} is unknown; valid: {', '.join(STRATEGIES)}"
-            )
-        if self.population_size < 2:
-            raise ValueError(f"meta_optimizer.population_size = {self.population_size} must be >= 2")
+        check_fields(self, "meta_optimizer", strategy=OneOf(STRATEGIES), population_size=Interval(2),
+                     fitness_shaping=OneOf(FITNESS_SHAPINGS), sigma_init=POSITIVE,
+                     learning_rate=POSITIVE, sigma_decay=UNIT_OPEN_CLOSED, lr_decay=UNIT_OPEN_CLOSED,
+                     sigma_limit=NON_NEGATIVE, lr_limit=NON_NEGATIVE)
         if self.strategy in _EVEN_POPULATION and self.population_size % 2:
             raise ValueError(
                 f"meta_optimizer.population_size = {self.population_size} must be even for "
                 f"strategy {self.strategy!r}"
-            )
-        if self.fitness_shaping not in FITNESS_SHAPINGS:
-            raise ValueError(
-                f"meta_optimizer.fitness_shaping = {self.fitness_shaping!r} is unknown; "
-                f"valid: {', '.join(FITNESS_SHAPINGS)}"
             )
         if self.fitness_shaping != "centered_rank" and self.strategy not in _SHAPED:
             raise ValueError(
                 f"meta_optimizer.fitness_shaping = {self.fitness_shaping!r} applies to strategies "
                 f"{', '.join(_SHAPED)}; strategy {self.strategy!r} weights members by rank itself"
             )
-        for field in ("sigma_init", "learning_rate"):
-            if not getattr(self, field) > 0:
-                raise ValueError(f"meta_optimizer.{field} = {getattr(self, field)!r} must be > 0")
-        for field in ("sigma_decay", "lr_decay"):
-            if not 0 < getattr(self, field) <= 1:
-                raise ValueError(f"meta_optimizer.{field} = {getattr(self, field)!r} must be in (0, 1]")
-        for field in ("sigma_limit", "lr_limit"):
-            if not getattr(self, field) >= 0:
-                raise ValueError(f"meta_optimizer.{field} = {getattr(self, field)!r} must be >= 0")
 
 
 @struct.dataclass
@@ -107,23 +97,17 @@ def _decay(init: float, rate: float, limit: float) -> optax.Schedule:
     return optax.exponential_decay(init, transition_steps=1, decay_rate=rate, end_value=limit)
 
 
-def z_score_shaping(population, fitness: jax.Array, state, params) -> jax.Array:
-    """(f - mean) / std over the finite members of evosax-side fitness `[P]` (minimised, failures
-    +inf); a non-finite member gets the worst finite member's score (all 0 if none is finite)."""
+def _z_score(population, fitness: jax.Array, state, params) -> jax.Array:
+    """evosax's fitness-shaping signature over `meta_objectives.z_score_shaping` (evosax-side
+    fitness `[P]`: minimised, failures +inf)."""
     del population, state, params
-    finite = jnp.isfinite(fitness)
-    count = jnp.maximum(jnp.sum(finite), 1)
-    mean = jnp.sum(jnp.where(finite, fitness, 0.0)) / count
-    std = jnp.sqrt(jnp.sum(jnp.where(finite, (fitness - mean) ** 2, 0.0)) / count)
-    z = (jnp.where(finite, fitness, mean) - mean) / (std + 1e-8)
-    worst = jnp.max(jnp.where(finite, z, -jnp.inf))
-    return jnp.where(finite, z, jnp.where(jnp.any(finite), worst, 0.0))
+    return z_score_shaping(fitness)
 
 
 def _strategy(opts: ESOptions, solution):
     """(evosax strategy, its params) for the options; `solution` is a meta-param pytree template."""
     pop = opts.population_size
-    shaping = (z_score_shaping if opts.fitness_shaping == "z_score"
+    shaping = (_z_score if opts.fitness_shaping == "z_score"
                else centered_rank_fitness_shaping_fn)
     if opts.strategy == "open_es":
         es = Open_ES(
@@ -148,7 +132,7 @@ def _to_evosax(fitness: jax.Array) -> jax.Array:
     return -rank_last(fitness)[0]
 
 
-def make_es_optimizer(opts: ESOptions, problem) -> MetaOptimizer:
+def _es_meta_optimizer(opts: ESOptions, problem: LifetimeProblem) -> MetaOptimizer:
     """ES over the rule's meta-parameters, maximising `problem.fitness`."""
     template = problem.init_meta_params(jax.random.PRNGKey(opts.init_seed))
     es, es_params = _strategy(opts, template)
@@ -184,10 +168,10 @@ def make_es_optimizer(opts: ESOptions, problem) -> MetaOptimizer:
         return {"mean": es.get_mean(state.es), "best": es._unravel_solution(best)}
 
     members = pop + int(problem.evaluate_mean)
-    return MetaOptimizer(init, step, params, opts, members * problem.env_steps_per_member)
+    return MetaOptimizer(init, step, params, opts, members * problem.env_steps_per_member, FITNESS_DOC)
 
 
 @register("es", ESOptions)
 def make_es(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "es"`; options validated as ESOptions."""
-    return make_es_optimizer(build(ESOptions, options, "meta_optimizer"), problem)
+    return _es_meta_optimizer(build(ESOptions, options, "meta_optimizer"), problem)

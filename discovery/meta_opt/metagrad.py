@@ -1,6 +1,6 @@
 """Truncated meta-gradients: jax.grad of a meta-loss through K inner updates of persistent runs.
 
-Each outer step advances N persistent PPO lifetimes (`discovery.segments`) by K updates with the
+Each outer step advances N persistent PPO lifetimes (`segments.ppo_truncated_step`) by K updates with the
 current meta-parameters and differentiates
     meta_loss(theta) = mean_n  meta_losses.meta_loss(kind, *InnerAlgo.rollout_loss(
                                    theta, state_n after K updates of theta, key_n))
@@ -22,47 +22,16 @@ InnerState per update plus one update's intermediates, not K updates' intermedia
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
 
-import jax
-import jax.numpy as jnp
-from flax import struct
-
-from discovery.meta_opt.base import MetaOptimizer, register
-from discovery.meta_opt.truncated import (
-    Estimator, SegmentOptions, gradient_meta_optimizer, segment_scores,
-)
-from discovery.segments import make_runs
+from discovery.meta_opt.base import MetaOptimizer, gradient_meta_optimizer, metagrad_estimator, register
+from discovery.meta_opt.segments import SegmentOptions, check_segments, ppo_truncated_step
 from discovery.spec import build
-from meta_objectives.meta_losses import META_LOSSES, meta_loss as select_meta_loss
+from inner_algos.config_checks import Interval, OneOf, check_fields
+from meta_objectives.meta_losses import META_LOSSES
 
-
-@struct.dataclass
-class MetaGradState:
-    runs: object
-
-
-def make_metagrad(init_runs: Callable, unroll: Callable, meta_loss: Callable, num_runs: int) -> Estimator:
-    """Truncated meta-gradient estimator over `num_runs` persistent runs sharing theta.
-
-    init_runs(theta `[D]`, key) -> one run. unroll(theta, runs `[N]`) -> (runs, metrics): K
-    differentiable inner steps. meta_loss(theta, runs, key) -> scalar. estimate returns
-    (d meta_loss / d theta `[D]`, state, metrics with "meta_loss" and the unroll's metrics).
-    """
-
-    def init(theta, key):
-        runs = jax.vmap(init_runs, in_axes=(None, 0))(theta, jax.random.split(key, num_runs))
-        return MetaGradState(runs)
-
-    def estimate(theta, state: MetaGradState, key):
-        def loss(theta):
-            runs, metrics = unroll(theta, state.runs)
-            return meta_loss(theta, runs, key), (runs, metrics)
-
-        (value, (runs, metrics)), grad = jax.value_and_grad(loss, has_aux=True)(theta)
-        return grad, MetaGradState(jax.lax.stop_gradient(runs)), dict(metrics, meta_loss=value)
-
-    return Estimator(init, estimate)
+FITNESS_DOC = ("learning-curve area of each of the num_runs persistent runs over this step's "
+               "segment (mean over its K updates of the latest ended episodes' return), averaged "
+               "over tasks, not baseline-normalised; higher is better")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,54 +44,29 @@ class MetaGradOptions(SegmentOptions):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.num_runs < 1:
-            raise ValueError(f"meta_optimizer.num_runs = {self.num_runs} must be >= 1")
-        if self.meta_loss not in META_LOSSES:
-            raise ValueError(
-                f"meta_optimizer.meta_loss = {self.meta_loss!r} is unknown; valid: {', '.join(META_LOSSES)}"
-            )
+        check_fields(self, "meta_optimizer", num_runs=Interval(1), meta_loss=OneOf(META_LOSSES))
 
     @property
     def population_size(self) -> int:
         return self.num_runs
 
 
-def rl_metagrad_parts(algo, opts: MetaGradOptions, unravel: Callable):
-    """(init_runs, unroll, meta_loss) of `make_metagrad` for PPO lifetimes of `algo`."""
-    init_one, advance = make_runs(algo, opts.schedule(algo.config.num_updates))
-
-    def unroll(theta, runs):
-        runs, segment = advance(unravel(theta), runs, opts.unroll_length, shared=True, remat=opts.remat)
-        return runs, {"scores": segment_scores(segment)}
-
-    def meta_loss(theta, runs, key):
-        keys = jax.random.split(key, opts.num_runs)
-        losses = jax.vmap(lambda meta, inner, k: select_meta_loss(
-            opts.meta_loss, *algo.rollout_loss(meta, inner, k)), in_axes=(None, 0, 0))(
-            unravel(theta), runs.inner, keys)
-        return jnp.mean(losses)
-
-    return (lambda theta, key: init_one(unravel(theta), key)), unroll, meta_loss
-
-
-def make_rl_metagrad(problem, opts: MetaGradOptions) -> MetaOptimizer:
+def _metagrad_meta_optimizer(problem, opts: MetaGradOptions) -> MetaOptimizer:
     """Truncated meta-gradient over segments of PPO lifetimes on every task of `problem`."""
 
     def make_estimator(t, algo, unravel, dim):
-        del t, dim
-        return make_metagrad(*rl_metagrad_parts(algo, opts, unravel), opts.num_runs)
+        del dim
+        step = ppo_truncated_step(algo, opts.schedule(algo.config.num_updates), opts.unroll_length,
+                                  unravel, problem.objective, meta_loss=opts.meta_loss,
+                                  remat=opts.remat, num_runs=opts.num_runs)
+        return metagrad_estimator(step, opts.num_runs)
 
     # each run advances unroll_length updates, then one fresh rollout scores the meta-loss
-    return gradient_meta_optimizer(problem, opts, make_estimator, opts.num_runs * (opts.unroll_length + 1))
-
-
-def check_segments(opts: SegmentOptions, rule, ppo, objective) -> None:
-    """Lifetimes of the truncation schedule fit ppo.num_updates (ValueError otherwise)."""
-    del rule, objective
-    opts.schedule(ppo.num_updates)
+    return gradient_meta_optimizer(problem, opts, make_estimator,
+                                   opts.num_runs * (opts.unroll_length + 1), FITNESS_DOC)
 
 
 @register("metagrad", MetaGradOptions, check_segments)
-def make_metagrad_optimizer(options: dict, problem) -> MetaOptimizer:
+def make_metagrad(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "metagrad"`; options validated as MetaGradOptions."""
-    return make_rl_metagrad(problem, build(MetaGradOptions, options, "meta_optimizer"))
+    return _metagrad_meta_optimizer(problem, build(MetaGradOptions, options, "meta_optimizer"))

@@ -14,9 +14,9 @@ whole loss (the paper's choice: the inner objective with reference hyperparamete
 environment states where the next inner batch starts (same distribution as that batch, its own
 sample), so every inner update costs two rollouts of env steps.
 
-This is the truncated meta-gradient (`metagrad.make_metagrad`) with K = 1 inner update, one run
-per task, no staggering, and `updates_per_step` meta-updates per outer step (a `lax.scan` of the
-shared Adam adapter `truncated.gradient_meta_optimizer`). When a lifetime of ppo.num_updates
+This is the truncated meta-gradient (`base.metagrad_estimator` over `segments.ppo_truncated_step`)
+with K = 1 inner update, one run per task, no staggering, and `updates_per_step` meta-updates per
+outer step (a `lax.scan` of the shared Adam adapter `base.gradient_meta_optimizer`). When a lifetime of ppo.num_updates
 updates ends, a fresh agent starts and eta carries on.
 
 What is stopped (see also inner_algos.ppo.make_ppo):
@@ -36,13 +36,19 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from discovery.meta_opt.base import MetaOptimizer, register
-from discovery.meta_opt.metagrad import MetaGradOptions, make_metagrad, rl_metagrad_parts
-from discovery.meta_opt.truncated import Estimator, gradient_meta_optimizer
+from discovery.meta_opt.base import (
+    Estimator, MetaOptimizer, gradient_meta_optimizer, metagrad_estimator, register,
+)
+from discovery.meta_opt.segments import TruncationSchedule, ppo_truncated_step
 from discovery.spec import SpecError, build
+from inner_algos.config_checks import POSITIVE, Interval, OneOf, check_fields
 from inner_algos.ppo import lifetime_fraction
-from meta_objectives.meta_losses import META_LOSSES
 from meta_objectives import rank_last
+from meta_objectives.meta_losses import META_LOSSES
+
+FITNESS_DOC = ("learning-curve value of the one lifetime (the latest ended episodes' return at "
+               "each inner update), averaged over tasks and over this step's updates_per_step "
+               "updates (NaN-mean), not baseline-normalised; higher is better")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,33 +66,24 @@ class OnlineMetaGradOptions:
     init_seed: int = 0
 
     def __post_init__(self):
-        if self.updates_per_step < 1:
-            raise ValueError(f"meta_optimizer.updates_per_step = {self.updates_per_step} must be >= 1")
-        if self.meta_loss not in META_LOSSES:
-            raise ValueError(
-                f"meta_optimizer.meta_loss = {self.meta_loss!r} is unknown; valid: {', '.join(META_LOSSES)}"
-            )
-        if not self.learning_rate > 0:
-            raise ValueError(f"meta_optimizer.learning_rate = {self.learning_rate!r} must be > 0")
+        check_fields(self, "meta_optimizer", updates_per_step=Interval(1),
+                     meta_loss=OneOf(META_LOSSES), learning_rate=POSITIVE)
 
     @property
     def population_size(self) -> int:
         return 1  # one lifetime (per task)
 
-    def as_metagrad(self) -> MetaGradOptions:
-        """The equivalent truncated meta-gradient: K = 1, one unstaggered run of ppo.num_updates."""
-        return MetaGradOptions(unroll_length=1, num_runs=1, stagger=False, remat=False,
-                               meta_loss=self.meta_loss, learning_rate=self.learning_rate,
-                               init_seed=self.init_seed)
+
+def online_metagrad_estimator(algo, opts: OnlineMetaGradOptions, unravel, objective) -> Estimator:
+    """One-step look-ahead estimator of one lifetime of `algo` (ppo.num_updates updates, not
+    staggered): estimate(theta `[D]`, state, key) -> (dJ'/dtheta `[D]`, state advanced by one
+    inner update, metrics)."""
+    schedule = TruncationSchedule("constant", algo.config.num_updates, stagger=False)
+    step = ppo_truncated_step(algo, schedule, 1, unravel, objective, meta_loss=opts.meta_loss)
+    return metagrad_estimator(step, num_runs=1)
 
 
-def online_estimator(algo, opts: OnlineMetaGradOptions, unravel) -> Estimator:
-    """One-step look-ahead estimator of one lifetime of `algo`: estimate(theta `[D]`, state, key)
-    -> (dJ'/dtheta `[D]`, state advanced by one inner update, metrics)."""
-    return make_metagrad(*rl_metagrad_parts(algo, opts.as_metagrad(), unravel), num_runs=1)
-
-
-def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
+def _online_meta_optimizer(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
     """Online meta-gradient of a "hyperparams" rule over one lifetime per task of `problem`.
 
     step's metrics: those of `gradient_meta_optimizer` reduced over the updates_per_step updates
@@ -102,7 +99,8 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
         raise SpecError(str(err)) from err
     # one inner update: its own rollout plus the next batch's rollout for the meta-loss
     inner = gradient_meta_optimizer(
-        problem, opts, lambda t, algo, unravel, dim: online_estimator(algo, opts, unravel), 2)
+        problem, opts, lambda t, algo, unravel, dim: online_metagrad_estimator(
+            algo, opts, unravel, problem.objective), 2, FITNESS_DOC)
 
     def step(state):
         state, stacked = jax.lax.scan(lambda s, _: inner.step(s), state, None,
@@ -123,7 +121,7 @@ def make_online_metagrad(problem, opts: OnlineMetaGradOptions) -> MetaOptimizer:
         return state, metrics
 
     return MetaOptimizer(inner.init, step, inner.params, opts,
-                         opts.updates_per_step * inner.env_steps_per_step)
+                         opts.updates_per_step * inner.env_steps_per_step, FITNESS_DOC)
 
 
 def check_rule(opts: OnlineMetaGradOptions, rule, ppo, objective) -> None:
@@ -137,6 +135,6 @@ def check_rule(opts: OnlineMetaGradOptions, rule, ppo, objective) -> None:
 
 
 @register("online_metagrad", OnlineMetaGradOptions, check_rule)
-def make_online_metagrad_optimizer(options: dict, problem) -> MetaOptimizer:
+def make_online_metagrad(options: dict, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "online_metagrad"`; options as OnlineMetaGradOptions."""
-    return make_online_metagrad(problem, build(OnlineMetaGradOptions, options, "meta_optimizer"))
+    return _online_meta_optimizer(problem, build(OnlineMetaGradOptions, options, "meta_optimizer"))
