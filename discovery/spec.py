@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from inner_algos.config_checks import NON_NEGATIVE, POSITIVE, Interval, check_fields
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig
 from inner_algos.rules import RULES, Rule
@@ -51,6 +52,11 @@ def _parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def add_override_argument(parser, help: str) -> None:
+    """The repeatable `--set KEY=VALUE` option of a command that reads a spec (`apply_overrides`)."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
 def apply_overrides(table: dict, overrides: list[str]) -> dict:
@@ -184,12 +190,28 @@ def parse_rule(table: dict, section: str = "rule") -> Rule:
     return build(RULES[name], {k: v for k, v in table.items() if k != "name"}, section)
 
 
-def require(table: dict, section: str) -> dict:
-    """The sub-table `section` of a spec, or a SpecError saying it is missing."""
-    if section not in table:
-        raise SpecError(f"run spec has no [{section}] section")
-    return table[section]
+@dataclasses.dataclass(frozen=True)
+class Noted:
+    """A constraint whose message ends with a note, e.g. what 0 means."""
 
+    constraint: Any
+    note: str
+
+    def problem(self, value: Any) -> str | None:
+        problem = self.constraint.problem(value)
+        return None if problem is None else f"{problem} {self.note}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FactorOrOff:
+    """A factor >= 1, or 0 to turn the feature off."""
+
+    def problem(self, value: Any) -> str | None:
+        return None if value == 0 or value >= 1 else "must be >= 1 (a factor) or 0 (off)"
+
+
+AT_LEAST_ONE = Interval(1)
+FACTOR_OR_OFF = FactorOrOff()
 
 # --- discovery jobs: [job], [[tasks]], [rule], [ppo], [meta_objective], [meta_optimizer] -------
 
@@ -230,20 +252,11 @@ class JobSettings:
     max_nonfinite_generations: int = 5
 
     def __post_init__(self):
-        for field in ("generations", "seeds_per_member", "checkpoint_every"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"job.{field} = {getattr(self, field)!r} must be >= 1")
-        if self.tasks_per_generation < 0:
-            raise ValueError(f"job.tasks_per_generation = {self.tasks_per_generation!r} must be >= 0")
-        if self.max_nonfinite_generations < 0:
-            raise ValueError(f"job.max_nonfinite_generations = {self.max_nonfinite_generations!r} "
-                             f"must be >= 0 (0 = never stop)")
-        if self.population_batch < 0:
-            raise ValueError(f"job.population_batch = {self.population_batch!r} must be >= 0")
-        if self.watchdog != 0 and self.watchdog < 1:
-            raise ValueError(f"job.watchdog = {self.watchdog!r} must be >= 1 (a factor) or 0 (off)")
-        if self.watchdog_min_seconds <= 0:
-            raise ValueError(f"job.watchdog_min_seconds = {self.watchdog_min_seconds!r} must be > 0")
+        check_fields(self, "job", generations=AT_LEAST_ONE, seeds_per_member=AT_LEAST_ONE,
+                     checkpoint_every=AT_LEAST_ONE, tasks_per_generation=NON_NEGATIVE,
+                     max_nonfinite_generations=Noted(NON_NEGATIVE, "(0 = never stop)"),
+                     population_batch=NON_NEGATIVE, watchdog=FACTOR_OR_OFF,
+                     watchdog_min_seconds=POSITIVE)
         if self.name in ("", ".", "..") or any(c in self.name for c in "/\\\0"):
             raise ValueError(f"job.name = {self.name!r} must be a name, not a path: the run "
                              f"directory defaults to out/<name>; use e.g. letters, digits, '-' and "
