@@ -37,7 +37,6 @@ from discovery.spec import (
     SpecError,
     add_override_argument,
     apply_overrides,
-    check_run_dir,
     load_toml,
     parse_job_spec,
 )
@@ -162,6 +161,8 @@ class Job:
     spec: a spec table or a parsed JobSpec. progress: print the header, progress bar and closing
     line (from the primary process). stop: the signal flag the loop checks between generations
     (`run_job` installs one; by default no handler is installed and Ctrl-C raises as usual).
+    After build(): problem, optimizer, resolved (the spec as spec.toml holds it), baselines.
+    After restore(): history (the records so far), steps_per_generation.
     """
 
     def __init__(self, spec: JobSpec | dict, progress: bool = True, stop: StopFlag | None = None):
@@ -257,10 +258,7 @@ class Job:
         from discovery.versions import package_versions
 
         spec, optimizer = self.spec, self.optimizer
-        # the fallback serves the estimators that leave env_steps_per_step to the job (None)
-        self.steps_per_generation = optimizer.env_steps_per_step or (
-            self.problem.env_steps_per_member
-            * (optimizer.options.population_size + int(spec.job.evaluate_mean)))
+        self.steps_per_generation = optimizer.env_steps_per_step
         self.common = {
             "spec": self.resolved, "versions": package_versions(),
             "baselines": None if self.baselines is None else [float(b) for b in self.baselines],
@@ -389,7 +387,7 @@ def _check_start(spec: JobSpec) -> dict | None:
     from discovery import checkpoint, memory
 
     run_dir = spec.job.directory
-    check_run_dir(run_dir)
+    job_files.check_run_dir(run_dir)
     memory.check(spec, len(jax.devices()), jax.local_devices())
     if (run_dir / SPEC_FILE).is_file() and checkpoint.available_steps(run_dir):
         return load_toml(run_dir / SPEC_FILE)

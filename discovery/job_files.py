@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from discovery import faults
-from discovery.spec import SpecError, dump_toml, spec_differences
+from discovery.spec import SpecError, dump_toml
 
 SPEC_FILE, METRICS_FILE, PLOT_FILE = "spec.toml", "metrics.jsonl", "fitness.png"
 RESUMABLE = ("job.generations", "job.run_dir", "job.watchdog", "job.watchdog_min_seconds",
@@ -45,6 +46,44 @@ def append_record(run_dir: Path, record: dict) -> None:
     """One generation's record as the next line of metrics.jsonl."""
     with open(run_dir / METRICS_FILE, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def check_run_dir(path: Path) -> None:
+    """Raises a SpecError unless a job can create or use the run directory `path`: a directory,
+    or a path not there yet whose nearest existing parent is a writable directory. Writes nothing."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())  # ends at "." or "/"
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"is under {existing}, which is a file"
+        raise SpecError(f"job.run_dir = {str(path)!r} {where}; choose a directory (new or a run's)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SpecError(f"job.run_dir = {str(path)!r} cannot be written: {existing} is read-only or "
+                        f"not writable by this user; choose another job.run_dir")
+
+
+def flatten(table: dict, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}, "tasks": [{"x": 2}]}` -> `{"a.b": 1, "tasks[0].x": 2}`."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                out.update(flatten(item, f"{name}[{i}]."))
+        else:
+            out[name] = value
+    return out
+
+
+def spec_differences(saved: dict, new: dict, ignore: tuple[str, ...] = ("job.generations",)) -> list[str]:
+    """Dotted keys whose values differ between two resolved specs, as 'key: saved -> new'."""
+    a, b = flatten(saved), flatten(new)
+    return [
+        f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+        for k in sorted(set(a) | set(b))
+        if k not in ignore and a.get(k) != b.get(k)
+    ]
 
 
 def check_resumed_spec(run_dir: Path, saved: dict, resolved: dict) -> None:

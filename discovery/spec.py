@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import tomllib
 import types
 import typing
@@ -339,19 +338,6 @@ def parse_job_spec(table: dict) -> JobSpec:
     return JobSpec(job, tasks, rule, ppo, objective, name, opt_table, _plain(resolved))
 
 
-def check_run_dir(path: Path) -> None:
-    """Raises a SpecError unless a job can create or use the run directory `path`: a directory,
-    or a path not there yet whose nearest existing parent is a writable directory. Writes nothing."""
-    path = Path(path)
-    existing = next(p for p in (path, *path.parents) if p.exists())  # ends at "." or "/"
-    if not existing.is_dir():
-        where = "is a file" if existing == path else f"is under {existing}, which is a file"
-        raise SpecError(f"job.run_dir = {str(path)!r} {where}; choose a directory (new or a run's)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise SpecError(f"job.run_dir = {str(path)!r} cannot be written: {existing} is read-only or "
-                        f"not writable by this user; choose another job.run_dir")
-
-
 def _check_task_sampling(k: int, tasks: tuple, meta_optimizer: str) -> None:
     if k > len(tasks):
         raise SpecError(f"job.tasks_per_generation = {k} exceeds the {len(tasks)} [[tasks]] listed; "
@@ -368,31 +354,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def flatten(table: dict, prefix: str = "") -> dict[str, Any]:
-    """`{"a": {"b": 1}, "tasks": [{"x": 2}]}` -> `{"a.b": 1, "tasks[0].x": 2}`."""
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for i, item in enumerate(value):
-                out.update(flatten(item, f"{name}[{i}]."))
-        else:
-            out[name] = value
-    return out
-
-
-def spec_differences(saved: dict, new: dict, ignore: tuple[str, ...] = ("job.generations",)) -> list[str]:
-    """Dotted keys whose values differ between two resolved specs, as 'key: saved -> new'."""
-    a, b = flatten(saved), flatten(new)
-    return [
-        f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
-        for k in sorted(set(a) | set(b))
-        if k not in ignore and a.get(k) != b.get(k)
-    ]
 
 
 def _toml_value(value: Any) -> str:

@@ -151,7 +151,7 @@ def test_eval_end_to_end_lpo_at_init_equals_ppo_clip(tmp_path, monkeypatch):
     params = rule.init(jax.random.PRNGKey(0))
     save_rule(tmp_path / "lpo", rule, params, train_tasks=["inverted_pendulum/spring"])
     built = []
-    monkeypatch.setattr(evaluate, "make_ppo", lambda *a: built.append(a) or make_ppo(*a))
+    monkeypatch.setattr(eval_runs, "make_ppo", lambda *a: built.append(a) or make_ppo(*a))
     out = tmp_path / "eval"
     assert _cli(str(tmp_path / "lpo.json"), "--seeds", "2", "--budget", "384", "--points", "3",
                 "--out", str(out), *TINY) == 0
