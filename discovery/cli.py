@@ -1,29 +1,25 @@
 """The `discover` command line: `discover {train,run,resume,eval,inspect} ...`.
 
-Each sub-command lives in its own module exposing `register(subparsers)`. For the commands that
-shard a population (`run`, `resume`), the CPU is split into one XLA host device per core before
-jax starts XLA (unless XLA_FLAGS already sets a count): XLA runs one vmapped computation mostly
-on a single core, so sharding the population axis over host devices uses all of them. Every
-command also turns on JAX's persistent compilation cache (`configure_compilation_cache`).
+Each sub-command lives in its own module exposing `register(subparsers)`, imported here. For the
+commands that shard a population (`run`, `resume`), the CPU is split into one XLA host device per
+core before jax starts XLA (unless XLA_FLAGS already sets a count): XLA runs one vmapped
+computation mostly on a single core, so sharding the population axis over host devices uses all
+of them. Every command also turns on JAX's persistent compilation cache
+(`configure_compilation_cache`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
+from discovery import evaluate, inspect, job, train
 from discovery.launch import launches
 from inner_algos import xla_flags
 
 SHARDED_COMMANDS = ("run", "resume")
-COMMAND_MODULES = (
-    "discovery.train",
-    "discovery.job",
-    "discovery.evaluate",
-    "discovery.inspect",
-)
+COMMANDS = (train, job, evaluate, inspect)  # modules with register(subparsers), in --help order
 
 
 def configure_host_devices(count: int | None = None) -> None:
@@ -49,6 +45,13 @@ def configure_compilation_cache() -> None:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(base, "rl-discovery", "jax")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
+    # jax read its JAX_* variables when the commands imported it: hand it the values set here
+    # (the variables stay for the processes the local launcher starts)
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="discover", description="Meta-learn, evaluate and inspect RL update rules."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0

@@ -31,113 +31,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
-import math
 import platform
 import re
 import sys
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from discovery import plots
-from discovery.watchdog import EvalWatchdog
+from discovery.eval_results import NORMALIZER, pooled, print_task, status, task_results, write_json
+from discovery.eval_runs import Entry, baseline_entries, run_task
 from discovery.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
-from discovery.spec import SpecError, apply_overrides, parse_ppo, parse_task
+from discovery.spec import SpecError, add_override_argument, apply_overrides, parse_ppo, parse_task
 from discovery.versions import package_versions
-from inner_algos.envs import Task, canonical_label, parse_label, random_policy_return, task_from_table
-from inner_algos.ppo import PPOConfig, make_ppo
-from inner_algos.rules import RULES, Rule, make_rule
-from meta_objectives import stats
-
-NORMALIZER = "ppo_clip"
-
-
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """One rule to evaluate: legend label, rule, meta-params, and whether it is a baseline."""
-
-    label: str
-    rule: Rule
-    meta_params: dict
-    baseline: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class DriftSwitch(Rule):
-    """Several drift rules behind one traced index, so one compiled PPO serves all of them.
-
-    meta_params: {"index": int32 scalar, "params": (meta-params of rules[0], rules[1], ...)}.
-    """
-
-    name: ClassVar[str] = "drift_switch"
-    family: ClassVar[str] = "drift"
-    rules: tuple[Rule, ...] = ()
-
-    def apply(self, meta_params, inputs):
-        branches = [lambda params, x, i=i, rule=rule: rule.apply(params[i], x)
-                    for i, rule in enumerate(self.rules)]
-        return jax.lax.switch(meta_params["index"], branches, meta_params["params"], inputs)
-
-
-def make_lifetimes(config: PPOConfig, task: Task, rule: Rule, points: int):
-    """A jitted `run(meta_params, keys [N]) -> returns [N, P + 1]` and the updates `[P + 1]` at
-    which the returns are measured: 0, then P evenly spaced ending at config.num_updates (the
-    first gap takes the remainder of num_updates / P).
-
-    Returns are `InnerAlgo.evaluate`'s mean over config.eval_envs episodes of the deterministic
-    policy, NaN once the run diverged (`_intact`). One `lax.scan` over the P + 1 measurements,
-    each a `fori_loop` of updates then an evaluation, so the step and the evaluation are each
-    compiled once.
-    """
-    algo = make_ppo(config, task, rule)
-    points = min(points, config.num_updates)
-    every, rest = divmod(config.num_updates, points)
-    gaps = np.array([0, rest + every] + [every] * (points - 1), dtype=np.int32)
-
-    def lifetime(meta_params, key):
-        k_init, k_eval = jax.random.split(key)
-
-        def measure(state, gap_and_key):
-            gap, k = gap_and_key
-            state = jax.lax.fori_loop(0, gap, lambda _, s: algo.step(meta_params, s)[0], state)
-            return state, jnp.where(_intact(state), algo.evaluate(state, k)[0], jnp.nan)
-
-        state = algo.init(meta_params, k_init)
-        _, returns = jax.lax.scan(measure, state, (jnp.asarray(gaps), jax.random.split(k_eval, points + 1)))
-        return returns
-
-    return jax.jit(jax.vmap(lifetime, in_axes=(None, 0))), np.cumsum(gaps), algo.env_steps_per_update
-
-
-def _intact(state) -> jax.Array:
-    """Whether an inner state's policy parameters and observation statistics are all finite
-    (the actions it takes are then finite too); a scalar bool."""
-    leaves = jax.tree.leaves((state.params, state.obs_stats))
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-
-def run_task(config: PPOConfig, task: Task, entries: list[Entry], keys: jax.Array, points: int):
-    """Trains every entry on `task` for all seed keys `[N]`: returns ({label: returns `[N, P+1]`},
-    updates `[P+1]`, env steps per update). Drift entries share one compiled function."""
-    drift = [e for e in entries if e.rule.family == "drift"]
-    curves = {}
-    if len(drift) > 1:
-        switch = DriftSwitch(tuple(e.rule for e in drift))
-        run, updates, per_update = make_lifetimes(config, task, switch, points)
-        params = tuple(e.meta_params for e in drift)
-        for i, e in enumerate(drift):
-            curves[e.label] = np.asarray(run({"index": jnp.int32(i), "params": params}, keys))
-    for e in entries:
-        if e.label not in curves:
-            run, updates, per_update = make_lifetimes(config, task, e.rule, points)
-            curves[e.label] = np.asarray(run(e.meta_params, keys))
-    return {e.label: curves[e.label] for e in entries}, updates, per_update
-
+from discovery.watchdog import EvalWatchdog
+from inner_algos.envs import canonical_label, parse_label, random_policy_return, task_from_table
 
 def parse_tasks(text: str) -> list[str]:
     """'hopper/spring,ant,gymnax:Breakout-MinAtar@500000,brax:walker2d' -> ['hopper/spring',
@@ -195,83 +105,6 @@ def eval_settings(source: Source, task_labels: list[str], sets: list[str], budge
     return settings
 
 
-def baseline_entries(names: list[str]) -> list[Entry]:
-    """Fixed rules (no meta-parameters) by name, with default options."""
-    entries = []
-    for name in names:
-        rule = make_rule(name)
-        if jax.tree.leaves(rule.init(jax.random.PRNGKey(0))):
-            fixed = [n for n in RULES if not jax.tree.leaves(make_rule(n).init(jax.random.PRNGKey(0)))]
-            raise ValueError(f"--baselines {name!r} has meta-parameters; baselines are fixed rules: {fixed}")
-        entries.append(Entry(name, rule, {}, True))
-    return entries
-
-
-def task_results(curves: dict[str, np.ndarray], updates, per_update, in_training: bool | None,
-                 config: PPOConfig, task: Task, random_return: float) -> dict:
-    """Statistics of one task's curves `{label: [N, P+1]}` as a JSON-ready dict; scores are
-    normalised between `random_return` (0) and PPO-clip's mean final return (1). Seeds whose
-    curve holds NaN diverged: counted (`diverged`), left out of the statistics."""
-    finals = {label: curve[np.all(np.isfinite(curve), axis=1), -1] for label, curve in curves.items()}
-    initial = float(np.mean([c[:, 0] for c in curves.values()]))
-    reference = (float(np.mean(finals[NORMALIZER])) if NORMALIZER in curves and finals[NORMALIZER].size
-                 else math.nan)
-    scale = reference - random_return
-    normalizable = bool(scale > 1e-8)  # PPO-clip must beat the random agent (nan: False)
-    per_rule = {}
-    for label, curve in curves.items():
-        final = finals[label]
-        entry = {"final_returns": curve[:, -1].tolist(), "curves": curve.tolist(),
-                 "diverged": int(curve.shape[0] - final.size),
-                 "final": stats.summarize(final) if final.size else None}
-        if normalizable and final.size:
-            normalized = (final - random_return) / scale
-            entry.update(normalized_scores=normalized.tolist(), normalized=stats.summarize(normalized))
-        per_rule[label] = entry
-    return {
-        "in_training_set": in_training,
-        "held_out": None if in_training is None else not in_training,
-        "task": dataclasses.asdict(task),
-        "ppo": dataclasses.asdict(config),
-        "env_steps_per_update": per_update,
-        "updates": [int(u) for u in updates],
-        "env_steps": [int(u) * per_update for u in updates],
-        "initial_return": initial,
-        "random_return": random_return,
-        "ppo_clip_final_return": reference,
-        "rules": per_rule,
-        "normalized": bool(normalizable),
-    }
-
-
-def pooled(tasks: dict[str, dict]) -> dict[str, dict]:
-    """PPO-clip-normalised scores pooled over tasks and seeds: {label: summarize_pooled(...)},
-    CIs by the stratified bootstrap (seeds resampled within each task)."""
-    scores: dict[str, list] = {}
-    for result in tasks.values():
-        for label, entry in result["rules"].items():
-            if "normalized_scores" in entry:  # the seeds that did not diverge
-                scores.setdefault(label, []).append(np.asarray(entry["normalized_scores"]))
-    return {label: stats.summarize_pooled(v) for label, v in scores.items()}
-
-
-def _json_ready(value):
-    """Non-finite floats become null (strict JSON); numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(_json_ready(data), indent=1, default=str, allow_nan=False))
-
-
 def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds: int, seed: int,
              points: int, sets: list[str], budget: int | None, out: Path, argv: list[str],
              watchdog: tuple[float, float] = (10.0, 300.0)) -> dict:
@@ -303,10 +136,10 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
                                                   task, random_return)
         plots.learning_curves_figure(
             out / f"curves_{re.sub(r'[^A-Za-z0-9._=-]+', '_', task.label)}.png",
-            f"{task.label} ({_status(in_training)}): {seeds} seeds, 95% bootstrap CI",
+            f"{task.label} ({status(in_training)}): {seeds} seeds, 95% bootstrap CI",
             np.asarray(result["env_steps"]), curves, "return of the deterministic policy",
         )
-        _print_task(result, timings[task.label])
+        print_task(result, timings[task.label])
         if not result["normalized"]:
             print(f"  no normalised scores on {task.label}: needs the {NORMALIZER} baseline with a "
                   "final return above the random agent's (raise --budget)")
@@ -322,8 +155,8 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         "pooled_normalized": pooled(tasks),
         "wall_seconds": timings,
     }
-    _write_json(out / "results.json", results)
-    scores = {f"{name}\n({_status(r['in_training_set'])})":
+    write_json(out / "results.json", results)
+    scores = {f"{name}\n({status(r['in_training_set'])})":
               {label: e["normalized"]["iqm"] for label, e in r["rules"].items() if "normalized" in e}
               for name, r in tasks.items()}
     scores["all tasks (pooled)"] = {label: s["iqm"] for label, s in results["pooled_normalized"].items()}
@@ -331,13 +164,22 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         plots.scores_figure(out / "summary.png", {k: v for k, v in scores.items() if v},
                             "final return, PPO-clip-normalised (IQM, 95% CI)",
                             f"Transfer of {source.label}: 0 = random actions, 1 = PPO-clip")
-    _write_json(out / "manifest.json", {
-        "rule": results["rules"][source.label],
+    write_json(out / "manifest.json", _manifest(source, results["rules"][source.label], settings,
+                                                baselines, seeds, seed, points, budget, sets, argv))
+    print(f"wrote {out / 'results.json'}, {out / 'manifest.json'} and PNGs to {out}")
+    return results
+
+
+def _manifest(source: Source, rule: dict, settings: list, baselines: list[str], seeds: int,
+              seed: int, points: int, budget: int | None, sets: list[str], argv: list[str]) -> dict:
+    """manifest.json: the evaluated rule and its source, the evaluation's settings, versions."""
+    return {
+        "rule": rule,
         "source": {"text": source.text, "kind": source.kind, "rule_file": str(source.rule_path),
                    "run_dir": None if source.run_dir is None else str(source.run_dir),
                    "header": source.header},
         "spec": source.spec,
-        "train_tasks": train_tasks,
+        "train_tasks": source.train_tasks,
         "evaluation": {"tasks": [dataclasses.asdict(t) for _, t in settings],
                        "ppo": {t.label: dataclasses.asdict(c) for c, t in settings},
                        "baselines": baselines, "seeds": seeds, "seed": seed, "points": points,
@@ -347,9 +189,7 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         "jax_backend": jax.default_backend(),
         "command": argv,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    })
-    print(f"wrote {out / 'results.json'}, {out / 'manifest.json'} and PNGs to {out}")
-    return results
+    }
 
 
 def _check_arguments(task_labels: list[str], seeds: int, points: int, budget: int | None,
@@ -366,24 +206,6 @@ def _check_arguments(task_labels: list[str], seeds: int, points: int, budget: in
                          f"--watchdog-min-seconds = {watchdog[1]:g} > 0")
     if not task_labels:
         raise ValueError("no tasks: the rule's training tasks are unknown, give --tasks [source:]env[/backend],...")
-
-
-def _status(in_training: bool | None) -> str:
-    return {None: "training set unknown", True: "training task", False: "held-out"}[in_training]
-
-
-def _print_task(result: dict, seconds: float) -> None:
-    print(f"  {'rule':<28} {'mean [95% CI]':>26} {'IQM':>9} {'norm. IQM':>10} {'diverged':>9}"
-          f"   ({seconds:.0f} s)")
-    for label, e in result["rules"].items():
-        seeds = f"{e['diverged']}/{len(e['final_returns'])}"
-        if e["final"] is None:
-            print(f"  {label:<28} {'diverged on every seed: no score':>57} {seeds:>9}")
-            continue
-        mean = e["final"]["mean"]
-        norm = e.get("normalized", {}).get("iqm", {}).get("value", math.nan)
-        print(f"  {label:<28} {mean['value']:>9.1f} [{mean['ci'][0]:>7.1f}, {mean['ci'][1]:>7.1f}]"
-              f" {e['final']['iqm']['value']:>9.1f} {norm:>10.2f} {seeds:>9}")
 
 
 def register(subparsers) -> None:
@@ -405,8 +227,8 @@ def register(subparsers) -> None:
                         help="env steps per lifetime (sets ppo.num_updates) of tasks without @STEPS")
     parser.add_argument("--points", type=int, default=10,
                         help="evaluations along each learning curve, after update 0 (default 10)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override the inner config: ppo.KEY=VALUE or task.KEY=VALUE (repeatable)")
+    add_override_argument(parser, "override the inner config: ppo.KEY=VALUE or task.KEY=VALUE "
+                                  "(repeatable)")
     parser.add_argument("--out", default="discover_eval", help="output folder (default discover_eval)")
     parser.add_argument("--watchdog", type=float, default=10.0, metavar="FACTOR",
                         help="stop (exit 75, stacks in --out) when a task runs FACTOR x longer than "

@@ -189,15 +189,8 @@ def _num(x) -> float:
 def fitness_picture(path: Path, sources: list[Source]) -> Path | None:
     """Fitness per generation (population mean and max, the ES mean's score, best so far);
     None without history."""
-    names = {"fitness_mean": "population mean", "fitness_max": "population max",
-             "mean_fitness": "ES mean", "best_so_far": "best so far"}
-    histories: dict[str, dict] = {}
-    for s in sources:
-        gens = np.asarray([h.get("generation", i) for i, h in enumerate(s.fitness_history)])
-        for key, name in names.items():
-            y = np.asarray([_num(h.get(key)) for h in s.fitness_history])
-            if np.isfinite(y).any():
-                histories.setdefault(s.label, {})[name] = (gens, y)
+    histories = {s.label: plots.fitness_series(s.fitness_history) for s in sources}
+    histories = {label: series for label, series in histories.items() if series}
     return plots.fitness_figure(path, histories) if histories else None
 
 

@@ -1,6 +1,8 @@
-"""PNG figures for `discover eval` and `discover inspect` (matplotlib, Agg backend: no display).
+"""PNG figures of `discover train`, `run`, `eval` and `inspect` (matplotlib, Agg backend: no
+display).
 
-Each function takes plain numpy data, draws one figure, writes it to `path` and closes it.
+Each function takes plain numpy data, draws one figure, writes it to `path` (atomically: a
+reader never sees half a file) and closes it.
 """
 
 from __future__ import annotations
@@ -14,14 +16,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from meta_objectives import stats  # noqa: E402
+from discovery import eval_stats as stats  # noqa: E402
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, **savefig) -> Path:
+    """Writes `fig` to a temporary file next to `path`, renames it into place, closes it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    try:
+        fig.savefig(tmp, **{"dpi": 110, "bbox_inches": "tight", **savefig})
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -101,8 +111,42 @@ def fitness_figure(path: Path, histories: dict[str, dict[str, tuple]]) -> Path:
     ax.set_ylabel("fitness")
     ax.set_title("Meta-training fitness" if len(histories) > 1 else f"Meta-training fitness of {label}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.lines:  # a job whose every generation diverged so far has nothing to draw yet
+        ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+FITNESS_SERIES = {"fitness_mean": "population mean", "fitness_max": "population max",
+                  "mean_fitness": "ES mean", "best_so_far": "best so far"}
+
+
+def fitness_series(history: list[dict]) -> dict[str, tuple]:
+    """{series name: (generation `[G]`, fitness `[G]`)} of a job's metrics.jsonl records for
+    `fitness_figure`: population mean and max, the ES mean's score, best so far (null or absent
+    -> NaN); series with no finite value are left out."""
+    gens = np.asarray([h.get("generation", i) for i, h in enumerate(history)])
+    series = {}
+    for key, name in FITNESS_SERIES.items():
+        y = np.asarray([float(h[key]) if isinstance(h.get(key), (int, float)) else np.nan
+                        for h in history])
+        if np.isfinite(y).any():
+            series[name] = (gens, y)
+    return series
+
+
+def seed_curves_figure(path: Path, env_steps: np.ndarray, curves: np.ndarray, title: str) -> Path:
+    """Per-seed learning curves `[seeds, P]` (thin) and their mean (thick) against env steps `[P]`."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, curve in enumerate(curves):
+        ax.plot(env_steps, curve, lw=0.8, alpha=0.5, label=f"seed {i}")
+    ax.plot(env_steps, np.nanmean(curves, axis=0), lw=2.5, color="k", label="mean")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("return of episodes completed in the update")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path, dpi=120, bbox_inches=None)
 
 
 def learning_curves_figure(path: Path, title: str, env_steps: np.ndarray,

@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
+from inner_algos.config_checks import NON_NEGATIVE, POSITIVE, Interval, check_fields
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig
 from inner_algos.rules import RULES, Rule
@@ -51,6 +51,11 @@ def _parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def add_override_argument(parser, help: str) -> None:
+    """The repeatable `--set KEY=VALUE` option of a command that reads a spec (`apply_overrides`)."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
 def apply_overrides(table: dict, overrides: list[str]) -> dict:
@@ -184,12 +189,28 @@ def parse_rule(table: dict, section: str = "rule") -> Rule:
     return build(RULES[name], {k: v for k, v in table.items() if k != "name"}, section)
 
 
-def require(table: dict, section: str) -> dict:
-    """The sub-table `section` of a spec, or a SpecError saying it is missing."""
-    if section not in table:
-        raise SpecError(f"run spec has no [{section}] section")
-    return table[section]
+@dataclasses.dataclass(frozen=True)
+class Noted:
+    """A constraint whose message ends with a note, e.g. what 0 means."""
 
+    constraint: Any
+    note: str
+
+    def problem(self, value: Any) -> str | None:
+        problem = self.constraint.problem(value)
+        return None if problem is None else f"{problem} {self.note}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FactorOrOff:
+    """A factor >= 1, or 0 to turn the feature off."""
+
+    def problem(self, value: Any) -> str | None:
+        return None if value == 0 or value >= 1 else "must be >= 1 (a factor) or 0 (off)"
+
+
+AT_LEAST_ONE = Interval(1)
+FACTOR_OR_OFF = FactorOrOff()
 
 # --- discovery jobs: [job], [[tasks]], [rule], [ppo], [meta_objective], [meta_optimizer] -------
 
@@ -230,20 +251,11 @@ class JobSettings:
     max_nonfinite_generations: int = 5
 
     def __post_init__(self):
-        for field in ("generations", "seeds_per_member", "checkpoint_every"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"job.{field} = {getattr(self, field)!r} must be >= 1")
-        if self.tasks_per_generation < 0:
-            raise ValueError(f"job.tasks_per_generation = {self.tasks_per_generation!r} must be >= 0")
-        if self.max_nonfinite_generations < 0:
-            raise ValueError(f"job.max_nonfinite_generations = {self.max_nonfinite_generations!r} "
-                             f"must be >= 0 (0 = never stop)")
-        if self.population_batch < 0:
-            raise ValueError(f"job.population_batch = {self.population_batch!r} must be >= 0")
-        if self.watchdog != 0 and self.watchdog < 1:
-            raise ValueError(f"job.watchdog = {self.watchdog!r} must be >= 1 (a factor) or 0 (off)")
-        if self.watchdog_min_seconds <= 0:
-            raise ValueError(f"job.watchdog_min_seconds = {self.watchdog_min_seconds!r} must be > 0")
+        check_fields(self, "job", generations=AT_LEAST_ONE, seeds_per_member=AT_LEAST_ONE,
+                     checkpoint_every=AT_LEAST_ONE, tasks_per_generation=NON_NEGATIVE,
+                     max_nonfinite_generations=Noted(NON_NEGATIVE, "(0 = never stop)"),
+                     population_batch=NON_NEGATIVE, watchdog=FACTOR_OR_OFF,
+                     watchdog_min_seconds=POSITIVE)
         if self.name in ("", ".", "..") or any(c in self.name for c in "/\\\0"):
             raise ValueError(f"job.name = {self.name!r} must be a name, not a path: the run "
                              f"directory defaults to out/<name>; use e.g. letters, digits, '-' and "
@@ -326,19 +338,6 @@ def parse_job_spec(table: dict) -> JobSpec:
     return JobSpec(job, tasks, rule, ppo, objective, name, opt_table, _plain(resolved))
 
 
-def check_run_dir(path: Path) -> None:
-    """Raises a SpecError unless a job can create or use the run directory `path`: a directory,
-    or a path not there yet whose nearest existing parent is a writable directory. Writes nothing."""
-    path = Path(path)
-    existing = next(p for p in (path, *path.parents) if p.exists())  # ends at "." or "/"
-    if not existing.is_dir():
-        where = "is a file" if existing == path else f"is under {existing}, which is a file"
-        raise SpecError(f"job.run_dir = {str(path)!r} {where}; choose a directory (new or a run's)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise SpecError(f"job.run_dir = {str(path)!r} cannot be written: {existing} is read-only or "
-                        f"not writable by this user; choose another job.run_dir")
-
-
 def _check_task_sampling(k: int, tasks: tuple, meta_optimizer: str) -> None:
     if k > len(tasks):
         raise SpecError(f"job.tasks_per_generation = {k} exceeds the {len(tasks)} [[tasks]] listed; "
@@ -355,31 +354,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def flatten(table: dict, prefix: str = "") -> dict[str, Any]:
-    """`{"a": {"b": 1}, "tasks": [{"x": 2}]}` -> `{"a.b": 1, "tasks[0].x": 2}`."""
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for i, item in enumerate(value):
-                out.update(flatten(item, f"{name}[{i}]."))
-        else:
-            out[name] = value
-    return out
-
-
-def spec_differences(saved: dict, new: dict, ignore: tuple[str, ...] = ("job.generations",)) -> list[str]:
-    """Dotted keys whose values differ between two resolved specs, as 'key: saved -> new'."""
-    a, b = flatten(saved), flatten(new)
-    return [
-        f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
-        for k in sorted(set(a) | set(b))
-        if k not in ignore and a.get(k) != b.get(k)
-    ]
 
 
 def _toml_value(value: Any) -> str:

@@ -13,7 +13,17 @@ import json
 import time
 from pathlib import Path
 
-from discovery.spec import apply_overrides, build, load_toml, parse_ppo, parse_rule, parse_task
+from discovery.spec import (
+    AT_LEAST_ONE,
+    add_override_argument,
+    apply_overrides,
+    build,
+    load_toml,
+    parse_ppo,
+    parse_rule,
+    parse_task,
+)
+from inner_algos.config_checks import check_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +35,7 @@ class TrainSettings:
     out: str = "out/train"
 
     def __post_init__(self):
-        if self.seeds < 1:
-            raise ValueError(f"train.seeds = {self.seeds!r} must be >= 1")
+        check_fields(self, "train", seeds=AT_LEAST_ONE)
 
 
 def register(subparsers) -> None:
@@ -34,8 +43,7 @@ def register(subparsers) -> None:
         "train", help="train PPO with a fixed rule (ppo_clip, dpo, an exported rule...) on one task"
     )
     parser.add_argument("spec", help="TOML spec with [task], [ppo], [rule] and optional [train]")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a spec key, e.g. --set rule.name=dpo (repeatable)")
+    add_override_argument(parser, "override a spec key, e.g. --set rule.name=dpo (repeatable)")
     parser.set_defaults(func=main)
 
 
@@ -66,30 +74,10 @@ def run_training(task, ppo_config, rule, meta_params, seeds: int, seed: int):
     return {k: np.asarray(v) for k, v in metrics.items()}, np.asarray(eval_returns), wall, algo
 
 
-def plot_curves(path: Path, env_steps, curves, title: str) -> None:
-    """Per-seed learning curves (thin) and their mean (thick) against env steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, curve in enumerate(curves):
-        ax.plot(env_steps, curve, lw=0.8, alpha=0.5, label=f"seed {i}")
-    ax.plot(env_steps, np.nanmean(curves, axis=0), lw=2.5, color="k", label="mean")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("return of episodes completed in the update")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def main(args) -> int:
     import numpy as np
+
+    from discovery.plots import seed_curves_figure
 
     table = apply_overrides(load_toml(args.spec), args.set)
     task = parse_task(table.get("task", {}))
@@ -117,8 +105,8 @@ def main(args) -> int:
 
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
-    plot_curves(out / "learning_curve.png", env_steps, curves["episode_return"],
-                f"PPO + {rule.name} on {task.label}")
+    seed_curves_figure(out / "learning_curve.png", env_steps, curves["episode_return"],
+                       f"PPO + {rule.name} on {task.label}")
     results = {
         "task": dataclasses.asdict(task),
         "ppo": dataclasses.asdict(ppo_config),

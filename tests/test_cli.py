@@ -1,8 +1,14 @@
 """The command line's process set-up: the persistent compilation cache and its switches."""
 
 import os
+import subprocess
+import sys
+
+import jax
 
 from discovery import cli
+
+CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
 
 
 def test_compilation_cache_defaults_to_the_user_cache_and_respects_the_switches(monkeypatch, tmp_path):
@@ -10,7 +16,13 @@ def test_compilation_cache_defaults_to_the_user_cache_and_respects_the_switches(
                  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    cli.configure_compilation_cache()
+    before = {name: getattr(jax.config, name) for name in CACHE_OPTIONS}
+    try:
+        cli.configure_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "rl-discovery" / "jax")
+    finally:  # this test process keeps its own cache settings
+        for name, value in before.items():
+            jax.config.update(name, value)
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "rl-discovery" / "jax")
 
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/somewhere/else")  # the user's choice wins
@@ -34,3 +46,14 @@ def test_resume_of_a_directory_without_a_run_says_so(tmp_path, monkeypatch, caps
         assert err.startswith(f"discover resume: error: {tmp_path / name} is not a run directory")
         assert err.count("\n") == 1 and "discover run" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "empty"]
+
+
+def test_the_command_line_process_fills_the_compilation_cache(tmp_path):
+    """jax is imported with the commands, before the cache is configured: it must still be used."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("JAX_COMPILATION_CACHE_DIR", "DISCOVER_COMPILATION_CACHE")}
+    env.update(XDG_CACHE_HOME=str(tmp_path), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    program = ("from discovery import cli; cli.configure_compilation_cache(); import jax; "
+               "jax.jit(lambda x: x * 2 + 1)(1.0).block_until_ready()")
+    subprocess.run([sys.executable, "-c", program], env=env, check=True, timeout=300)
+    assert any((tmp_path / "rl-discovery" / "jax").iterdir())

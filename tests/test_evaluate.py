@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fabricate import make_run_dir
 
-from discovery import evaluate, plots
+from discovery import eval_results, eval_runs, evaluate, plots
 from discovery.rule_io import save_rule
 from discovery.sources import resolve_source, rule_hash
 from inner_algos.envs import Task, random_policy_return
@@ -73,14 +73,14 @@ def test_bad_settings_name_the_field(tmp_path, sets, match):
 @pytest.mark.parametrize("name, match", [("lpo", "baselines are fixed rules"), ("nope", "valid rules")])
 def test_bad_baselines_are_named(name, match):
     with pytest.raises(ValueError, match=match):
-        evaluate.baseline_entries([name])
+        eval_runs.baseline_entries([name])
 
 
 def test_drift_switch_is_each_rule_in_value_and_gradient():
     lpo = make_rule("lpo", hidden_size=8)
     lpo_params = dict(lpo.init(jax.random.PRNGKey(0)), out=jnp.ones(8))
     rules, params = (lpo, make_rule("ppo_clip"), make_rule("dpo")), (lpo_params, {}, {})
-    switch = evaluate.DriftSwitch(rules)
+    switch = eval_runs.DriftSwitch(rules)
     k1, k2 = jax.random.split(jax.random.PRNGKey(1))
     ratio, adv = jnp.exp(0.3 * jax.random.normal(k1, (64,))), jax.random.normal(k2, (64,))
     for i, (rule, p) in enumerate(zip(rules, params)):
@@ -96,7 +96,7 @@ def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers()
     # 20, 30, 40 (mean 30, so 1 = 30 and 0 = 5)
     ppo = np.array([[10.0, 20.0], [10.0, 30.0], [10.0, 40.0]])
     rule = np.array([[10.0, 30.0], [10.0, 55.0], [10.0, 80.0]])
-    result = evaluate.task_results({"lpo": rule, "ppo_clip": ppo}, np.array([0, 4]), 128, False,
+    result = eval_results.task_results({"lpo": rule, "ppo_clip": ppo}, np.array([0, 4]), 128, False,
                                    PPOConfig(), Task(), random_return=5.0)
     assert result["held_out"] is True and result["in_training_set"] is False
     assert result["initial_return"] == 10.0 and result["ppo_clip_final_return"] == 30.0
@@ -105,13 +105,13 @@ def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers()
     np.testing.assert_allclose(result["rules"]["lpo"]["normalized_scores"], [1.0, 2.0, 3.0])
     assert result["rules"]["ppo_clip"]["normalized"]["mean"]["value"] == pytest.approx(1.0)
     assert result["rules"]["lpo"]["final"]["iqm"]["value"] == pytest.approx(55.0)
-    pooled = evaluate.pooled({"a": result, "b": result})
+    pooled = eval_results.pooled({"a": result, "b": result})
     assert pooled["lpo"]["mean"]["value"] == pytest.approx(2.0)
-    flat = evaluate.task_results({"lpo": rule, "ppo_clip": np.full((3, 2), 5.0)}, np.array([0, 4]), 128,
+    flat = eval_results.task_results({"lpo": rule, "ppo_clip": np.full((3, 2), 5.0)}, np.array([0, 4]), 128,
                                  None, PPOConfig(), Task(), random_return=5.0)
     assert flat["normalized"] is False and "normalized" not in flat["rules"]["lpo"]
     assert flat["held_out"] is None
-    worse = evaluate.task_results({"lpo": rule, "ppo_clip": np.array([[10.0, 0.0], [10.0, 5.0], [10.0, 8.0]])},
+    worse = eval_results.task_results({"lpo": rule, "ppo_clip": np.array([[10.0, 0.0], [10.0, 5.0], [10.0, 8.0]])},
                                   np.array([0, 4]), 128, None, PPOConfig(), Task(),
                                   random_return=5.0)  # ppo_clip ends below R0 = 5 on average
     assert worse["normalized"] is False
@@ -131,13 +131,13 @@ def test_summary_figure_and_strict_json(tmp_path):
                                            "ppo_clip": {"value": 1.0, "ci": [0.8, 1.1]}}}
     plots.scores_figure(tmp_path / "s.png", scores, "score", "title")
     assert (tmp_path / "s.png").stat().st_size > 5_000
-    evaluate._write_json(tmp_path / "r.json", {"x": np.float32(np.nan), "y": [np.float64(1.5)]})
+    eval_results.write_json(tmp_path / "r.json", {"x": np.float32(np.nan), "y": [np.float64(1.5)]})
     assert json.loads((tmp_path / "r.json").read_text()) == {"x": None, "y": [1.5]}
 
 
 def test_drift_switch_dispatches_to_the_indexed_rule():
     rules = (make_rule("ppo_clip"), make_rule("dpo"))
-    switch = evaluate.DriftSwitch(rules)
+    switch = eval_runs.DriftSwitch(rules)
     inputs = DriftInputs(jnp.array([0.5, 1.3, 1.6]), jnp.array([-1.0, 2.0, 1.0]))
     for i, rule in enumerate(rules):
         drift = jax.jit(switch.apply)({"index": jnp.int32(i), "params": ({}, {})}, inputs)
@@ -151,7 +151,7 @@ def test_eval_end_to_end_lpo_at_init_equals_ppo_clip(tmp_path, monkeypatch):
     params = rule.init(jax.random.PRNGKey(0))
     save_rule(tmp_path / "lpo", rule, params, train_tasks=["inverted_pendulum/spring"])
     built = []
-    monkeypatch.setattr(evaluate, "make_ppo", lambda *a: built.append(a) or make_ppo(*a))
+    monkeypatch.setattr(eval_runs, "make_ppo", lambda *a: built.append(a) or make_ppo(*a))
     out = tmp_path / "eval"
     assert _cli(str(tmp_path / "lpo.json"), "--seeds", "2", "--budget", "384", "--points", "3",
                 "--out", str(out), *TINY) == 0

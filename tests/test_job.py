@@ -14,7 +14,8 @@ import pytest
 import tiny_job
 
 from discovery import checkpoint
-from discovery.job import run_job
+from discovery.job import Job, run_job
+from discovery.rule_io import load_rule
 from discovery.spec import SpecError, dump_toml, parse_job_spec
 from inner_algos.rules import RULES, Rule
 
@@ -70,6 +71,26 @@ def test_nan_members_rank_last_are_counted_and_the_job_compiles_once(tmp_path, m
     assert info["step"] == 2 and info["generation"] == 2 and len(info["fitness_history"]) == 2
     with pytest.raises(ValueError, match=r"checkpoints/3/info/metadata"):
         checkpoint.read_run_info(run_dir, step=3)
+
+
+def test_a_user_callback_sees_each_generation_as_logged_after_its_checkpoint(tmp_path):
+    """A notebook's way: Job.build -> restore -> loop with one callback of its own."""
+    run_dir = tmp_path / "run"
+    job = Job(tiny_job.table(run_dir), progress=False)  # 3 generations, checkpoints at 2 and 3
+    seen = []
+
+    def collect(record, state):
+        rules = jax.device_get(job.optimizer.params(state))
+        seen.append((record, checkpoint.available_steps(run_dir), rules))
+
+    job.build()
+    result = job.loop(job.restore(), callbacks=[collect])
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [record for record, _, _ in seen] == logged
+    assert [r["generation"] for r in logged] == [1, 2, 3] and result.history == logged
+    assert [steps for _, steps, _ in seen] == [[], [2], [2, 3]]  # called after the save
+    _, exported, _ = load_rule(run_dir / "rules" / "latest_mean")  # it got the saved state
+    jax.tree.map(np.testing.assert_array_equal, seen[-1][2]["mean"], exported)
 
 
 def test_checkpointer_falls_back_to_the_newest_intact_step(tmp_path):

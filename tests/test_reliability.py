@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery import checkpoint, evaluate, job
+from discovery import checkpoint, eval_results, eval_runs, job, job_files, job_records, job_signals
 from discovery.meta_opt.es import _to_evosax
 from discovery.problem import run_score
 from discovery.rule_io import load_rule, save_rule
@@ -37,7 +37,7 @@ def test_a_nan_rule_is_diverged_in_evaluation(tiny_ppo):
     pendulum's termination, so its deterministic evaluation collects the maximum return
     (episode_length = 50). `discover eval` must see NaN (diverged) instead."""
     rule, params = _nan_lpo()
-    run, updates, _ = evaluate.make_lifetimes(tiny_ppo, NAN_TASK, rule, points=1)
+    run, updates, _ = eval_runs.make_lifetimes(tiny_ppo, NAN_TASK, rule, points=1)
     returns = run(params, jax.random.split(jax.random.PRNGKey(0), 2))  # [2 seeds, update 0 and 3]
     assert list(updates) == [0, 3]
     assert np.all(np.isfinite(returns[:, 0]))  # untrained: the rule has not acted yet
@@ -62,7 +62,7 @@ def test_diverged_seeds_are_counted_and_left_out_of_the_statistics(capsys):
     ppo = np.array([[10.0, 20.0], [10.0, 30.0], [10.0, 40.0]])  # mean 30: normalised 1
     lpo = np.array([[10.0, 30.0], [10.0, np.nan], [10.0, 80.0]])
     nan = np.full((3, 2), np.nan)
-    result = evaluate.task_results({"lpo": lpo, "ppo_clip": ppo, "nan": nan}, np.array([0, 4]),
+    result = eval_results.task_results({"lpo": lpo, "ppo_clip": ppo, "nan": nan}, np.array([0, 4]),
                                    128, False, PPOConfig(), Task(), random_return=5.0)
     entry = result["rules"]["lpo"]
     assert entry["diverged"] == 1 and result["rules"]["ppo_clip"]["diverged"] == 0
@@ -70,8 +70,8 @@ def test_diverged_seeds_are_counted_and_left_out_of_the_statistics(capsys):
     np.testing.assert_allclose(entry["normalized_scores"], [1.0, 3.0])  # (R - 5) / 25
     assert result["rules"]["nan"]["diverged"] == 3 and result["rules"]["nan"]["final"] is None
     assert "normalized_scores" not in result["rules"]["nan"]
-    assert evaluate.pooled({"a": result})["lpo"]["mean"]["value"] == pytest.approx(2.0)
-    evaluate._print_task(result, 1.0)
+    assert eval_results.pooled({"a": result})["lpo"]["mean"]["value"] == pytest.approx(2.0)
+    eval_results.print_task(result, 1.0)
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert lines["lpo"].endswith(" 1/3") and lines["ppo_clip"].endswith(" 0/3")
     assert "diverged on every seed: no score" in lines["nan"] and lines["nan"].endswith(" 3/3")
@@ -105,7 +105,7 @@ def test_a_header_without_a_usable_rule_names_the_file(tmp_path, edit):
 
 
 def test_a_second_signal_during_a_save_waits_for_it(capsys):
-    stop = job._StopFlag()
+    stop = job_signals.StopFlag()
     try:
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.raised and stop.signum == signal.SIGTERM
@@ -134,12 +134,12 @@ def _record(generation, fitness_max):
 
 def test_a_job_stops_after_n_generations_without_a_finite_member():
     history = [_record(1, 2.0), _record(2, None), _record(3, 1.0)] + [_record(g, None) for g in (4, 5, 6)]
-    assert job._diverged(history, 4) is None  # 3 in a row
-    message = job._diverged(history, 3)
+    assert job_records.diverged(history, 4) is None  # 3 in a row
+    message = job_records.diverged(history, 3)
     assert "non-finite in the last 3 generations (4-6)" in message
     for cause in ("ppo.learning_rate", "sigma_init", "reward_scale"):
         assert cause in message
-    assert job._diverged(history, 0) is None  # off
+    assert job_records.diverged(history, 0) is None  # off
 
 
 def _state(value: float) -> dict:
@@ -194,9 +194,9 @@ def test_exported_means_every_rule_of_the_generation_is_in_place(tmp_path):
     rules = tmp_path / "rules"
     for stem in ("gen_000002_mean", "gen_000002_best", "latest_mean", "latest_best"):
         save_rule(rules / stem, rule, params, generation=2)
-    assert job._exported(tmp_path, 2) and not job._exported(tmp_path, 3)
+    assert job_files.exported(tmp_path, 2) and not job_files.exported(tmp_path, 3)
     save_rule(rules / "latest_best", rule, params, generation=1)  # the previous generation's
-    assert not job._exported(tmp_path, 2)
+    assert not job_files.exported(tmp_path, 2)
     save_rule(rules / "latest_best", rule, params, generation=2)
     (rules / "gen_000002_mean.json").unlink()
-    assert not job._exported(tmp_path, 2)
+    assert not job_files.exported(tmp_path, 2)

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from meta_objectives import stats
+from discovery import eval_stats as stats
 
 
 def test_iqm_known_samples():

@@ -1,4 +1,5 @@
-"""Aggregate statistics of returns over seeds, with percentile-bootstrap confidence intervals.
+"""Evaluation statistics of `discover eval`: aggregates of returns over seeds, with percentile-bootstrap
+confidence intervals.
 
 Pure numpy. The sample axis is always axis 0: a sample is `[n]` (e.g. final returns of n seeds)
 or `[n, ...]` (e.g. learning curves `[n, T]`, giving statistics `[T]`). NaNs propagate as in

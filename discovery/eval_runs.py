@@ -1,0 +1,110 @@
+"""The training runs of `discover eval`: every rule on one task for N seeds, its deterministic
+policy evaluated along the way (`make_lifetimes`); drift rules share one compiled function
+behind a traced index (`DriftSwitch`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from inner_algos.envs import Task
+from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.rules import RULES, Rule, make_rule
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One rule to evaluate: legend label, rule, meta-params, and whether it is a baseline."""
+
+    label: str
+    rule: Rule
+    meta_params: dict
+    baseline: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftSwitch(Rule):
+    """Several drift rules behind one traced index, so one compiled PPO serves all of them.
+
+    meta_params: {"index": int32 scalar, "params": (meta-params of rules[0], rules[1], ...)}.
+    """
+
+    name: ClassVar[str] = "drift_switch"
+    family: ClassVar[str] = "drift"
+    rules: tuple[Rule, ...] = ()
+
+    def apply(self, meta_params, inputs):
+        branches = [lambda params, x, i=i, rule=rule: rule.apply(params[i], x)
+                    for i, rule in enumerate(self.rules)]
+        return jax.lax.switch(meta_params["index"], branches, meta_params["params"], inputs)
+
+
+def make_lifetimes(config: PPOConfig, task: Task, rule: Rule, points: int):
+    """A jitted `run(meta_params, keys [N]) -> returns [N, P + 1]` and the updates `[P + 1]` at
+    which the returns are measured: 0, then P evenly spaced ending at config.num_updates (the
+    first gap takes the remainder of num_updates / P).
+
+    Returns are `InnerAlgo.evaluate`'s mean over config.eval_envs episodes of the deterministic
+    policy, NaN once the run diverged (`_intact`). One `lax.scan` over the P + 1 measurements,
+    each a `fori_loop` of updates then an evaluation, so the step and the evaluation are each
+    compiled once.
+    """
+    algo = make_ppo(config, task, rule)
+    points = min(points, config.num_updates)
+    every, rest = divmod(config.num_updates, points)
+    gaps = np.array([0, rest + every] + [every] * (points - 1), dtype=np.int32)
+
+    def lifetime(meta_params, key):
+        k_init, k_eval = jax.random.split(key)
+
+        def measure(state, gap_and_key):
+            gap, k = gap_and_key
+            state = jax.lax.fori_loop(0, gap, lambda _, s: algo.step(meta_params, s)[0], state)
+            return state, jnp.where(_intact(state), algo.evaluate(state, k)[0], jnp.nan)
+
+        state = algo.init(meta_params, k_init)
+        _, returns = jax.lax.scan(measure, state, (jnp.asarray(gaps), jax.random.split(k_eval, points + 1)))
+        return returns
+
+    return jax.jit(jax.vmap(lifetime, in_axes=(None, 0))), np.cumsum(gaps), algo.env_steps_per_update
+
+
+def _intact(state) -> jax.Array:
+    """Whether an inner state's policy parameters and observation statistics are all finite
+    (the actions it takes are then finite too); a scalar bool."""
+    leaves = jax.tree.leaves((state.params, state.obs_stats))
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def run_task(config: PPOConfig, task: Task, entries: list[Entry], keys: jax.Array, points: int):
+    """Trains every entry on `task` for all seed keys `[N]`: returns ({label: returns `[N, P+1]`},
+    updates `[P+1]`, env steps per update). Drift entries share one compiled function."""
+    drift = [e for e in entries if e.rule.family == "drift"]
+    curves = {}
+    if len(drift) > 1:
+        switch = DriftSwitch(tuple(e.rule for e in drift))
+        run, updates, per_update = make_lifetimes(config, task, switch, points)
+        params = tuple(e.meta_params for e in drift)
+        for i, e in enumerate(drift):
+            curves[e.label] = np.asarray(run({"index": jnp.int32(i), "params": params}, keys))
+    for e in entries:
+        if e.label not in curves:
+            run, updates, per_update = make_lifetimes(config, task, e.rule, points)
+            curves[e.label] = np.asarray(run(e.meta_params, keys))
+    return {e.label: curves[e.label] for e in entries}, updates, per_update
+
+
+def baseline_entries(names: list[str]) -> list[Entry]:
+    """Fixed rules (no meta-parameters) by name, with default options."""
+    entries = []
+    for name in names:
+        rule = make_rule(name)
+        if jax.tree.leaves(rule.init(jax.random.PRNGKey(0))):
+            fixed = [n for n in RULES if not jax.tree.leaves(make_rule(n).init(jax.random.PRNGKey(0)))]
+            raise ValueError(f"--baselines {name!r} has meta-parameters; baselines are fixed rules: {fixed}")
+        entries.append(Entry(name, rule, {}, True))
+    return entries
