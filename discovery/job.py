@@ -263,6 +263,7 @@ class Job:
             "spec": self.resolved, "versions": package_versions(),
             "baselines": None if self.baselines is None else [float(b) for b in self.baselines],
             "devices": self.problem.num_devices,
+            "fitness": optimizer.fitness_doc,  # what metrics.jsonl's fitness_* and best_so_far are
         }
         self.files = job_files.RunFiles(
             self.run_dir, self.ckpt, spec.rule, spec.job.name, [t.label for t in spec.tasks],
@@ -291,7 +292,7 @@ class Job:
         generation = len(self.history)
         job_console.print_header(self.spec, self.problem.num_devices, self.resolved["meta_optimizer"],
                                  self.steps_per_generation, generation, compile_seconds,
-                                 self.progress)
+                                 self.progress, self.optimizer.fitness_doc)
         self._watch = watchdog.JobWatchdog(self.run_dir, self.spec.job.watchdog,
                                            self.spec.job.watchdog_min_seconds, generation)
         self.stopping = distributed.any_process(self.stop.raised)  # all stop at the same generation

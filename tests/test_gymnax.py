@@ -13,7 +13,7 @@ import pytest
 from discovery.job import run_job
 from inner_algos.envs import Task, make_env, parse_label, random_policy_return
 from inner_algos.networks import make_policy
-from inner_algos.ppo import PPOConfig, _slots, make_ppo
+from inner_algos.ppo import PPOConfig, make_ppo, rule_slots
 from inner_algos.rules import DriftInputs, make_rule
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -126,8 +126,8 @@ def test_categorical_policy_and_ppo_clip_drift_give_the_clipped_surrogate():
     actions = policy.distribution(old, obs).sample(seed=jax.random.PRNGKey(3))
     assert actions.shape == (256,) and actions.dtype in (jnp.int32, jnp.int64)
     adv = jax.random.normal(jax.random.PRNGKey(4), (256,))
-    drift_fn = _slots(TINY, make_rule("ppo_clip", eps=0.2), None)[0]
-    hp = _slots(TINY, make_rule("ppo_clip"), None)[1](None, 0.0)
+    drift_fn = rule_slots(TINY, make_rule("ppo_clip", eps=0.2)).drift
+    hp = rule_slots(TINY, make_rule("ppo_clip")).hyperparams(None, 0.0)
     old_lp = policy.distribution(old, obs).log_prob(actions)
 
     def slot_loss(params):

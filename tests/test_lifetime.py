@@ -10,7 +10,7 @@ import pytest
 
 from discovery.meta_opt import make_meta_optimizer
 from discovery.problem import Problem
-from discovery.segments import TruncationSchedule, make_runs
+from discovery.meta_opt.segments import TruncationSchedule, make_runs
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule

@@ -19,7 +19,6 @@ from inner_algos.ppo.types import (
 from inner_algos.ppo.update import make_ppo
 from inner_algos.rules.hyperparams import HyperParams
 
-_slots = rule_slots  # the name tests/test_gymnax.py imports
 
 __all__ = ["Batch", "HyperParams", "InnerAlgo", "InnerState", "Networks", "PPOAlgo", "PPOConfig",
            "RuleSlots", "Transition", "gae", "lifetime_fraction", "make_ppo", "ppo_loss", "rule_slots"]
