@@ -55,16 +55,16 @@ OPTIONAL_METRIC_KEYS = ("task_indices", "sigma", "grad_norm", "grad_finite", "no
 
 class MetaOptimizer(NamedTuple):
     """See the module docstring. options: the validated options dataclass (with a
-    `population_size`). env_steps_per_step: environment steps one `step` costs (host-side constant,
-    for progress and throughput logs); None means whole lifetimes of `population_size` members.
+    `population_size`). env_steps_per_step: environment steps one `step` costs, counting every
+    rollout (host-side constant, for progress and throughput logs).
     fitness_doc: what `metrics["fitness"]` holds for this estimator (one line, for the manifest)."""
 
     init: Callable[[Any], Any]
     step: Callable[[Any], tuple[Any, dict]]
     params: Callable[[Any], dict]
     options: Any
-    env_steps_per_step: int | None = None
-    fitness_doc: str = ""
+    env_steps_per_step: int
+    fitness_doc: str
 
 
 class LifetimeProblem(Protocol):
