@@ -61,7 +61,7 @@ def postfix(record: dict, evaluate_mean: bool) -> str:
 
 
 def print_header(spec, devices: int, options: dict, steps_per_generation: int, generation: int,
-                 compile_s: float | None, enabled: bool, fitness_doc: str = "") -> None:
+                 compile_s: float | None, enabled: bool, fitness_doc: str) -> None:
     """What the job runs, where, what its fitness is, and how long compiling took (None: nothing
     left to run)."""
     if not enabled:
@@ -73,7 +73,7 @@ def print_header(spec, devices: int, options: dict, steps_per_generation: int, g
         f"discover run {spec.job.name!r} -> {spec.job.directory} ({state})\n"
         f"  rule {spec.rule.name} | tasks {tasks} | {spec.meta_optimizer}{size} "
         f"x {spec.job.seeds_per_member} seed(s) on {devices} device(s)\n"
-        + (f"  fitness: {fitness_doc}\n" if fitness_doc else "")
+        + f"  fitness: {fitness_doc}\n"
         + f"  {steps_per_generation:,} env steps per generation; "
         + (f"compiled in {compile_s:.1f} s" if compile_s is not None else "nothing left to run"),
         file=sys.stderr, flush=True,
