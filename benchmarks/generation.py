@@ -31,13 +31,13 @@ def measure(population: int, generations: int, run_dir: str) -> dict:
     """Runs inside the subprocess(es): the figures for one configuration."""
     import resource
 
-    from discovery import distributed
+    from discovery.job import distributed
 
     flags = Namespace(coordinator=None, num_processes=None, process_id=None)
     distributed.initialize(distributed.settings(flags))  # from the environment, if several
     import jax
 
-    from discovery.job import run_job
+    from discovery.job.runner import run_job
     from discovery.spec import apply_overrides, load_toml
 
     table = apply_overrides(load_toml(SPEC), [
@@ -87,7 +87,7 @@ def main() -> None:
 
 def run_configuration(population: int, processes: int, devices: int, generations: int) -> dict:
     """Process 0's figures for the job run by `processes` subprocesses with `devices` each."""
-    from discovery.launch import child_environment, free_port
+    from discovery.job.launch import child_environment, free_port
 
     port = free_port()
     with tempfile.TemporaryDirectory() as run_dir:

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from discovery.meta_opt import make_meta_optimizer
-from discovery.problem import Problem
+from discovery.meta_opt.problem import Problem
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig
 from inner_algos.rules import make_rule

@@ -1,6 +1,17 @@
 """Discovery jobs, meta-optimizers, evaluation and the `discover` command line.
 
-`inner_algos` is imported first so that its XLA flags are set before jax starts.
+Layers, each importing only the ones before it (tests/test_layers.py checks it):
+
+1. core modules: `figures` (figure plumbing, the fitness figure), `rule_io` (exported rule
+   files), `versions`;
+2. `meta_opt/`: the meta-learning problem and the meta-optimizers over it;
+3. `spec`: run specs validated once into typed option objects;
+4. `job/`: the discovery job and its runtime (checkpoints, signals, watchdog, processes);
+5. `evaluation/`: transfer evaluation, its statistics, `discover train` and `inspect`;
+6. `cli`: the `discover` command line.
+
+Below them all: `meta_objectives`, then `inner_algos`. `inner_algos` is imported first so that
+its XLA flags are set before jax starts.
 """
 
 import inner_algos  # noqa: F401

@@ -14,8 +14,11 @@ import argparse
 import os
 import sys
 
-from discovery import evaluate, inspect, job, train
-from discovery.launch import launches
+from discovery.evaluation import evaluate
+from discovery.evaluation import inspect
+from discovery.job import runner as job
+from discovery.evaluation import train
+from discovery.job.launch import launches
 from inner_algos import xla_flags
 
 SHARDED_COMMANDS = ("run", "resume")

@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery.checkpoint import INFO_KEYS, Checkpointer
+from discovery.job.checkpoint import INFO_KEYS, Checkpointer
 from discovery.meta_opt import META_OPTIMIZERS, make_meta_optimizer
 from discovery.meta_opt.base import METRIC_KEYS, OPTIONAL_METRIC_KEYS
-from discovery.problem import Problem
+from discovery.meta_opt.problem import Problem
 from discovery.rule_io import load_rule, save_rule
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig

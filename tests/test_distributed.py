@@ -13,8 +13,9 @@ import pytest
 import tiny_job
 from test_job import META_OPTIMIZERS
 
-from discovery import checkpoint, launch
-from discovery.distributed import Settings, settings
+from discovery.job import checkpoint
+from discovery.job import launch
+from discovery.job.distributed import Settings, settings
 from discovery.spec import dump_toml
 
 TOLERANCE = 1e-4  # relative, as across device counts (tests/test_devices.py)

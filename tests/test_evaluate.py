@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from fabricate import make_run_dir
 
-from discovery import eval_results, eval_runs, evaluate, plots
+from discovery.evaluation import results as eval_results
+from discovery.evaluation import runs as eval_runs
+from discovery.evaluation import evaluate
+from discovery.evaluation import plots
 from discovery.rule_io import save_rule
-from discovery.sources import resolve_source, rule_hash
+from discovery.evaluation.sources import resolve_source, rule_hash
 from inner_algos.envs import Task, random_policy_return
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import DriftInputs, make_rule

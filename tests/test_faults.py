@@ -1,5 +1,5 @@
 """Fault injection into the real `discover` command (subprocesses), through the deterministic
-fault points of `discovery.faults` (DISCOVER_FAULT=POINT:GENERATION[:ACTION]):
+fault points of `discovery.job.faults` (DISCOVER_FAULT=POINT:GENERATION[:ACTION]):
 
 - kills (SIGKILL) at start-up, compile, mid-generation, during the checkpoint write, between the
   checkpoint and the export, during the plot; then `discover resume`: the fitness history and
@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import tiny_job
 
-from discovery import checkpoint
+from discovery.job import checkpoint
 
 GENERATIONS, EVERY = 4, 2
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery.job import run_job
+from discovery.job.runner import run_job
 from inner_algos.envs import Task, make_env, parse_label, random_policy_return
 from inner_algos.networks import make_policy
 from inner_algos.ppo import PPOConfig, make_ppo, rule_slots
@@ -176,8 +176,8 @@ def test_every_rule_family_trains_on_a_discrete_minatar_task(rule_name, options)
 
 
 def test_eval_task_labels_with_sources_take_the_spec_task(tmp_path):
-    from discovery import evaluate
-    from discovery.sources import resolve_source
+    from discovery.evaluation import evaluate
+    from discovery.evaluation.sources import resolve_source
     from fabricate import make_run_dir
 
     assert evaluate.parse_tasks("gymnax:Asterix-MinAtar,brax:hopper/spring,hopper,inverted_pendulum/positional") == [
@@ -200,7 +200,7 @@ def test_eval_end_to_end_on_a_gymnax_task(tmp_path):
     import argparse
     import json
 
-    from discovery import evaluate
+    from discovery.evaluation import evaluate
     from discovery.rule_io import save_rule
 
     rule = make_rule("lpo", hidden_size=8)

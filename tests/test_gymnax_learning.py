@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from discovery.spec import load_toml, parse_ppo, parse_task
-from discovery.train import run_training
+from discovery.evaluation.train import run_training
 from inner_algos.envs import random_policy_return
 from inner_algos.rules import make_rule
 

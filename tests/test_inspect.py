@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from fabricate import lpo_params, make_run_dir
 
-from discovery import inspect
+from discovery.evaluation import inspect
 from discovery.rule_io import save_rule
-from discovery.sources import resolve_source, rule_hash
+from discovery.evaluation.sources import resolve_source, rule_hash
 from inner_algos.rules import make_rule
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tiny_job
 
-from discovery import checkpoint
-from discovery.job import Job, run_job
+from discovery.job import checkpoint
+from discovery.job.runner import Job, run_job
 from discovery.rule_io import load_rule
 from discovery.spec import SpecError, dump_toml, parse_job_spec
 from inner_algos.rules import RULES, Rule

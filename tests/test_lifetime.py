@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from discovery.meta_opt import make_meta_optimizer
-from discovery.problem import Problem
-from discovery.meta_opt.segments import TruncationSchedule, make_runs
+from discovery.meta_opt.problem import Problem
+from discovery.meta_opt.truncated_ppo import TruncationSchedule, make_runs
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule

@@ -18,7 +18,9 @@ from typing import Callable
 import pytest
 
 import tiny_job
-from discovery import cli, memory, problem
+from discovery import cli
+from discovery.job import memory
+from discovery.meta_opt import problem
 from discovery.spec import dump_toml
 
 RUN_DIR, RUN_FILE = "RUN_DIR", "RUN_FILE"  # replaced by tmp/run and tmp/run_file in a spec's text
@@ -289,7 +291,7 @@ def test_discover_run_refuses_without_a_traceback(name, tmp_path):
 def test_a_binary_metrics_file_is_skipped_line_by_line_with_a_warning_naming_it(tmp_path, capsys):
     """A garbage metrics.jsonl (bytes that are not UTF-8, JSON that is not a record) costs its
     bad lines, not the command."""
-    from discovery.sources import read_run
+    from discovery.evaluation.sources import read_run
 
     (tmp_path / "metrics.jsonl").write_bytes(
         b'{"generation": 1}\n\xff\xfe\x00garbage\n[1, 2]\n{"generation": 2}\n')
@@ -301,7 +303,7 @@ def test_a_binary_metrics_file_is_skipped_line_by_line_with_a_warning_naming_it(
 
 
 def test_a_binary_spec_in_a_run_directory_is_named(tmp_path):
-    from discovery.sources import read_run
+    from discovery.evaluation.sources import read_run
     from discovery.spec import SpecError
 
     (tmp_path / "spec.toml").write_bytes(b"\xff\xfe\x00")

@@ -7,7 +7,7 @@ import jax
 import pytest
 
 import tiny_job
-from discovery import memory
+from discovery.job import memory
 from discovery.spec import SpecError, apply_overrides, load_toml, parse_job_spec
 
 QUICKSTART = Path(__file__).parent.parent / "runs" / "quickstart.toml"
@@ -65,7 +65,7 @@ def test_the_estimate_is_below_what_xla_allocates_for_the_step(tmp_path):
     """XLA's own accounting of the compiled generation (arguments, outputs and temporaries) is
     the reference; the estimate must not exceed it (it is a lower bound), and stays within 4x."""
     from discovery.meta_opt import make_meta_optimizer
-    from discovery.problem import Problem
+    from discovery.meta_opt.problem import Problem
 
     spec = parse_job_spec(tiny_job.table(tmp_path, ppo={"num_envs": 64}))
     device = jax.devices()[:1]

@@ -11,7 +11,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from discovery.meta_opt import make_meta_optimizer
-from discovery.problem import Problem
+from discovery.meta_opt.problem import Problem
 from discovery.spec import SpecError
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig

@@ -13,9 +13,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery import checkpoint, eval_results, eval_runs, job, job_files, job_records, job_signals
+from discovery.job import checkpoint
+from discovery.evaluation import results as eval_results
+from discovery.evaluation import runs as eval_runs
+from discovery.job import runner as job
+from discovery.job import files as job_files
+from discovery.job import records as job_records
+from discovery.job import signals as job_signals
 from discovery.meta_opt.es import _to_evosax
-from discovery.problem import run_score
+from discovery.meta_opt.problem import run_score
 from discovery.rule_io import load_rule, save_rule
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig, make_ppo

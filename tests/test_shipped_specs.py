@@ -12,9 +12,10 @@ from pathlib import Path
 import jax
 import pytest
 
-from discovery import memory, train
+from discovery.job import memory
+from discovery.evaluation import train
 from discovery.meta_opt import make_meta_optimizer
-from discovery.problem import Problem
+from discovery.meta_opt.problem import Problem
 from discovery.spec import (
     apply_overrides, build, load_toml, parse_job_spec, parse_ppo, parse_rule, parse_task,
 )
@@ -98,7 +99,7 @@ def test_shipped_spec_runs_one_generation_at_a_tiny_size(path, tmp_path):
     """`discover run SPEC --set ...` (the CLI's code path) gets through a generation on CPU with
     finite fitness for every member: every shipped job, including the GPU-scale ones whose tasks
     (e.g. halfcheetah, which never terminates) CI could not afford at full size."""
-    from discovery.job import run_job
+    from discovery.job.runner import run_job
 
     table = load_toml(path)
     name = table.get("meta_optimizer", {}).get("name", "es")

@@ -66,7 +66,7 @@ def _job_table(run_dir, meta_optimizer: dict, **sections) -> dict:
 def test_a_rejected_spec_leaves_nothing_on_disk(tmp_path, meta_optimizer, sections, message):
     """Estimator options and estimator x objective x rule combinations are refused in parsing:
     `discover run` fails at once, before measuring baselines or writing the run directory."""
-    from discovery.job import run_job
+    from discovery.job.runner import run_job
     from discovery.spec import parse_job_spec
 
     table = _job_table(tmp_path / "run", meta_optimizer, **sections)
@@ -96,8 +96,8 @@ def test_a_run_directory_with_a_spec_but_no_checkpoint_is_a_fresh_start(tmp_path
     """A start that failed after writing spec.toml (no checkpoint yet) does not block the
     corrected rerun: it starts afresh and its own spec replaces the stale one."""
     import tiny_job
-    from discovery import checkpoint
-    from discovery.job import run_job
+    from discovery.job import checkpoint
+    from discovery.job.runner import run_job
     from discovery.spec import dump_toml, load_toml, parse_job_spec
 
     run_dir = tmp_path / "run"

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from discovery import eval_stats as stats
+from discovery.evaluation import stats
 
 
 def test_iqm_known_samples():

@@ -9,7 +9,7 @@ from jax.flatten_util import ravel_pytree
 
 from discovery.meta_opt.base import TruncatedStep, Unrolled, metagrad_estimator
 from discovery.meta_opt.pes import pes_estimator
-from discovery.meta_opt.segments import TruncationSchedule, make_runs, ppo_truncated_step
+from discovery.meta_opt.truncated_ppo import TruncationSchedule, make_runs, ppo_truncated_step
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule

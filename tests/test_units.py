@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from discovery.problem import run_env_steps
+from discovery.meta_opt.problem import run_env_steps
 from inner_algos.envs import Task, episode_runner, make_env
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule

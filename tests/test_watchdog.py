@@ -1,7 +1,7 @@
 """The watchdog: a stalled generation (or evaluation task) ends the process with a message and a
 stack dump; `discover resume` then finishes the job exactly as an uninterrupted run.
 
-The stall is injected with DISCOVER_TEST_STALL (`discovery.watchdog`): the named unit sleeps
+The stall is injected with DISCOVER_TEST_STALL (`discovery.job.watchdog`): the named unit sleeps
 an hour inside its guard, like a computation that never returns.
 """
 
@@ -15,9 +15,11 @@ import time
 import pytest
 import tiny_job
 
-from discovery import checkpoint, evaluate, watchdog
+from discovery.job import checkpoint
+from discovery.evaluation import evaluate
+from discovery.job import watchdog
 from discovery.rule_io import save_rule
-from discovery.sources import resolve_source
+from discovery.evaluation.sources import resolve_source
 from discovery.spec import SpecError, parse_job_spec
 from inner_algos.rules import make_rule
 

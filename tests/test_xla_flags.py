@@ -105,7 +105,7 @@ def test_vmapped_train_returning_opt_state_finishes_when_jax_came_first(tmp_path
 
 def test_vmapped_train_on_hopper_finishes_after_importing_discovery(tmp_path):
     """`import discovery` alone (its modules import jax before inner_algos) sets the flag too."""
-    out = run_case(tmp_path, "import discovery.evaluate\n" + textwrap.dedent(INNER_ALGOS),
+    out = run_case(tmp_path, "import discovery.evaluation.evaluate\n" + textwrap.dedent(INNER_ALGOS),
                    'case("hopper", 64, lambda result: result)')
     assert out == ["compiled", "finite: True"]
 

@@ -45,7 +45,7 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from discovery.spec import SpecError
+from inner_algos.config_checks import SpecError
 from meta_objectives import rank_last
 
 METRIC_KEYS = ("fitness", "task_scores", "num_nonfinite", "mean_fitness", "best_fitness")
@@ -68,7 +68,7 @@ class MetaOptimizer(NamedTuple):
 
 
 class LifetimeProblem(Protocol):
-    """What whole-lifetime estimators (ES) need: `discovery.problem.Problem` is one."""
+    """What whole-lifetime estimators (ES) need: `discovery.meta_opt.problem.Problem` is one."""
 
     evaluate_mean: bool  # also score the search's mean every step
     env_steps_per_member: int
@@ -83,7 +83,7 @@ class LifetimeProblem(Protocol):
 
 
 class TruncatedProblem(Protocol):
-    """What truncated estimators need: `discovery.problem.Problem` is one."""
+    """What truncated estimators need: `discovery.meta_opt.problem.Problem` is one."""
 
     rule: Any
     ppo: Any  # PPOConfig: num_updates bounds the lifetimes
@@ -115,7 +115,7 @@ def register(name: str, options: type, check: Callable | None = None):
 def validate_options(name: str, options: dict, rule, ppo, objective):
     """The validated options dataclass of estimator `name` for this rule, PPO config and
     meta-objective; every problem is a SpecError naming the key."""
-    from discovery.spec import build
+    from inner_algos.config_checks import build
 
     _known(name)
     cls, check = _OPTIONS[name]

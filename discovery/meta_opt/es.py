@@ -26,7 +26,7 @@ from evosax.core.optimizer import clipup
 from flax import struct
 
 from discovery.meta_opt.base import LifetimeProblem, MetaOptimizer, register, strong_types
-from discovery.spec import build
+from inner_algos.config_checks import build
 from inner_algos.config_checks import (
     NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED, Interval, OneOf, check_fields,
 )

@@ -14,7 +14,7 @@ whole loss (the paper's choice: the inner objective with reference hyperparamete
 environment states where the next inner batch starts (same distribution as that batch, its own
 sample), so every inner update costs two rollouts of env steps.
 
-This is the truncated meta-gradient (`base.metagrad_estimator` over `segments.ppo_truncated_step`)
+This is the truncated meta-gradient (`base.metagrad_estimator` over `truncated_ppo.ppo_truncated_step`)
 with K = 1 inner update, one run per task, no staggering, and `updates_per_step` meta-updates per
 outer step (a `lax.scan` of the shared Adam adapter `base.gradient_meta_optimizer`). When a lifetime of ppo.num_updates
 updates ends, a fresh agent starts and eta carries on.
@@ -39,8 +39,8 @@ import jax.numpy as jnp
 from discovery.meta_opt.base import (
     Estimator, MetaOptimizer, gradient_meta_optimizer, metagrad_estimator, register,
 )
-from discovery.meta_opt.segments import TruncationSchedule, ppo_truncated_step
-from discovery.spec import SpecError, build
+from discovery.meta_opt.truncated_ppo import TruncationSchedule, ppo_truncated_step
+from inner_algos.config_checks import SpecError, build
 from inner_algos.config_checks import POSITIVE, Interval, OneOf, check_fields
 from inner_algos.ppo import lifetime_fraction
 from meta_objectives import rank_last

@@ -32,8 +32,8 @@ from flax import struct
 from discovery.meta_opt.base import (
     Estimator, MetaOptimizer, TruncatedStep, gradient_meta_optimizer, register,
 )
-from discovery.meta_opt.segments import SegmentOptions, ppo_truncated_step
-from discovery.spec import build
+from discovery.meta_opt.truncated_ppo import SegmentOptions, ppo_truncated_step
+from inner_algos.config_checks import build
 from inner_algos.config_checks import POSITIVE, Interval, check_fields
 from meta_objectives import SEGMENT_KINDS, task_scale
 

@@ -5,7 +5,7 @@ completed generations, holding two items:
   state/  the meta-optimizer state pytree (evosax state, RNG key, ...), via StandardSave
   info/   JSON: spec (resolved table), versions, generation, fitness_history (the metrics.jsonl
           records up to G), wall_time, env_steps, baselines
-Together they continue a job bit for bit. In a multi-process job (`discovery.distributed`) every
+Together they continue a job bit for bit. In a multi-process job (`discovery.job.distributed`) every
 process calls save and restore (orbax coordinates the writes), and a state saved by N processes
 restores into any number of processes (it is replicated). Readers that only need the JSON
 (`read_run_info`, `available_steps`) never build the state. A missing, partial or corrupt step is reported by file
@@ -26,7 +26,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from discovery import faults
+from discovery.job import faults
 
 STATE, INFO = "state", "info"
 TMP_MARK = ".orbax-checkpoint-tmp"  # orbax writes step G into `G.orbax-checkpoint-tmp-<time>` first

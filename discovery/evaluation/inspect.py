@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from discovery import plots
-from discovery.sources import Source, add_source_arguments, resolve_source, spec_tasks
+from discovery import figures
+from discovery.evaluation import plots
+from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, spec_tasks
 from inner_algos.envs import task_from_table
 from inner_algos.rules import DriftInputs, Rule, make_rule
 
@@ -189,9 +190,9 @@ def _num(x) -> float:
 def fitness_picture(path: Path, sources: list[Source]) -> Path | None:
     """Fitness per generation (population mean and max, the ES mean's score, best so far);
     None without history."""
-    histories = {s.label: plots.fitness_series(s.fitness_history) for s in sources}
+    histories = {s.label: figures.fitness_series(s.fitness_history) for s in sources}
     histories = {label: series for label, series in histories.items() if series}
-    return plots.fitness_figure(path, histories) if histories else None
+    return figures.fitness_figure(path, histories) if histories else None
 
 
 def run_inspect(sources: list[Source], out: Path) -> list[Path]:

@@ -6,10 +6,10 @@ The job is the impure host loop around one compiled meta-optimizer step, in thre
   Job.restore()  the init state, or the newest intact checkpoint (re-exporting what it lacks)
   Job.loop()     compile the step once, then per generation: step -> record -> callbacks
 
-Each generation's record (a metrics.jsonl line, `discovery.job_records`) goes to the loop's
+Each generation's record (a metrics.jsonl line, `discovery.job.records`) goes to the loop's
 callbacks, `callback(record, state)`: first the job's own (append to metrics.jsonl, advance the
 progress bar, save a checkpoint every `job.checkpoint_every` generations, at the end and on
-SIGINT/SIGTERM, with its exports: `discovery.job_files`), then the caller's. From Python:
+SIGINT/SIGTERM, with its exports: `discovery.job.files`), then the caller's. From Python:
 
     result = run_job(table, callbacks=[lambda record, state: print(record["fitness_max"])])
 
@@ -29,9 +29,15 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from discovery import distributed, faults, job_console, job_files, job_records, launch, watchdog
-from discovery.job_files import SPEC_FILE, JobFailed
-from discovery.job_signals import StopFlag
+from discovery.job import distributed
+from discovery.job import faults
+from discovery.job import console as job_console
+from discovery.job import files as job_files
+from discovery.job import records as job_records
+from discovery.job import launch
+from discovery.job import watchdog
+from discovery.job.files import SPEC_FILE, JobFailed
+from discovery.job.signals import StopFlag
 from discovery.spec import (
     JobSpec,
     SpecError,
@@ -42,7 +48,7 @@ from discovery.spec import (
 )
 
 # callback(record, state): record is the generation's metrics.jsonl line (a dict of plain
-# Python values, `discovery.job_records`); state is the meta-optimizer state after it (a pytree
+# Python values, `discovery.job.records`); state is the meta-optimizer state after it (a pytree
 # replicated over the job's devices; `Job.optimizer.params(state)` -> {"mean", "best"} rules).
 # Called in every process of the job, after the record is logged and, when due, saved.
 Callback = Callable[[dict, Any], None]
@@ -180,9 +186,9 @@ class Job:
         directory holding a run with another spec is a SpecError."""
         import jax
 
-        from discovery import checkpoint
+        from discovery.job import checkpoint
         from discovery.meta_opt import make_meta_optimizer
-        from discovery.problem import Problem
+        from discovery.meta_opt.problem import Problem
 
         spec = self.spec
         saved_spec = _check_start(spec)
@@ -215,7 +221,7 @@ class Job:
     def _baselines(self, saved_info: dict | None, key) -> Any:
         """Per-task baseline scores: None (no normalisation), from the spec, the checkpoint
         (`saved_info`), or measured with `key`."""
-        from discovery.problem import measure_baselines
+        from discovery.meta_opt.problem import measure_baselines
 
         spec, objective = self.spec, self.spec.meta_objective
         if objective.normalise == "none":
@@ -235,7 +241,7 @@ class Job:
         import jax
         from jax.sharding import NamedSharding, PartitionSpec
 
-        from discovery import checkpoint
+        from discovery.job import checkpoint
 
         self._replicated = NamedSharding(self.problem.mesh, PartitionSpec())
         state = distributed.replicate(jax.jit(self.optimizer.init)(self._k_init), self._replicated)
@@ -380,12 +386,13 @@ class Job:
 
 def _check_start(spec: JobSpec) -> dict | None:
     """The checks after parsing that need the machine, before anything is written or compiled:
-    the run directory is usable, the memory estimate fits (`discovery.memory`). Returns the
+    the run directory is usable, the memory estimate fits (`discovery.job.memory`). Returns the
     saved spec of the run to resume, or None: a run directory holds one once it has a checkpoint;
     a spec.toml without one (a start that failed) is started afresh."""
     import jax
 
-    from discovery import checkpoint, memory
+    from discovery.job import checkpoint
+    from discovery.job import memory
 
     run_dir = spec.job.directory
     job_files.check_run_dir(run_dir)

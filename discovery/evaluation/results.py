@@ -1,4 +1,4 @@
-"""The results of `discover eval`: statistics per task and pooled (`discovery.eval_stats`),
+"""The results of `discover eval`: statistics per task and pooled (`discovery.evaluation.stats`),
 results.json / manifest.json writing, the table printed per task."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from discovery import eval_stats as stats
+from discovery.evaluation import stats
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig
 

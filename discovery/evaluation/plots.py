@@ -1,8 +1,8 @@
-"""PNG figures of `discover train`, `run`, `eval` and `inspect` (matplotlib, Agg backend: no
-display).
+"""PNG figures of `discover train`, `eval` and `inspect` (the job's fitness figure is in
+`discovery.figures`).
 
-Each function takes plain numpy data, draws one figure, writes it to `path` (atomically: a
-reader never sees half a file) and closes it.
+Each function takes plain numpy data, draws one figure, writes it to `path` (atomically, through
+`save_figure`) and closes it.
 """
 
 from __future__ import annotations
@@ -10,29 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from discovery import eval_stats as stats  # noqa: E402
-
-
-def _save(fig, path: Path, **savefig) -> Path:
-    """Writes `fig` to a temporary file next to `path`, renames it into place, closes it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    try:
-        fig.savefig(tmp, **{"dpi": 110, "bbox_inches": "tight", **savefig})
-        tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+from discovery.evaluation import stats
+from discovery.figures import save_figure
 
 
 def heatmaps_figure(path: Path, x: np.ndarray, y: np.ndarray, columns: Sequence[tuple[str, dict]],
@@ -71,7 +53,7 @@ def heatmaps_figure(path: Path, x: np.ndarray, y: np.ndarray, columns: Sequence[
                 ax.set_ylabel(y_label)
         fig.colorbar(image, ax=list(axes[row]), label=label, fraction=0.03)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], title: str) -> Path:
@@ -94,44 +76,7 @@ def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], 
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def fitness_figure(path: Path, histories: dict[str, dict[str, tuple]]) -> Path:
-    """Fitness per generation on one axes: a colour per source, a line style per series.
-
-    histories: {source label: {series name: (generation `[G]`, fitness `[G]`)}}.
-    """
-    styles = ["-", "--", ":", "-."]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for i, (label, series) in enumerate(histories.items()):
-        for style, (name, (x, y)) in zip(styles, series.items()):
-            ax.plot(x, y, ls=style, color=f"C{i}", label=f"{label}: {name}" if len(histories) > 1 else name)
-    ax.set_xlabel("generation")
-    ax.set_ylabel("fitness")
-    ax.set_title("Meta-training fitness" if len(histories) > 1 else f"Meta-training fitness of {label}")
-    ax.grid(alpha=0.3)
-    if ax.lines:  # a job whose every generation diverged so far has nothing to draw yet
-        ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-FITNESS_SERIES = {"fitness_mean": "population mean", "fitness_max": "population max",
-                  "mean_fitness": "ES mean", "best_so_far": "best so far"}
-
-
-def fitness_series(history: list[dict]) -> dict[str, tuple]:
-    """{series name: (generation `[G]`, fitness `[G]`)} of a job's metrics.jsonl records for
-    `fitness_figure`: population mean and max, the ES mean's score, best so far (null or absent
-    -> NaN); series with no finite value are left out."""
-    gens = np.asarray([h.get("generation", i) for i, h in enumerate(history)])
-    series = {}
-    for key, name in FITNESS_SERIES.items():
-        y = np.asarray([float(h[key]) if isinstance(h.get(key), (int, float)) else np.nan
-                        for h in history])
-        if np.isfinite(y).any():
-            series[name] = (gens, y)
-    return series
+    return save_figure(fig, path)
 
 
 def seed_curves_figure(path: Path, env_steps: np.ndarray, curves: np.ndarray, title: str) -> Path:
@@ -146,7 +91,7 @@ def seed_curves_figure(path: Path, env_steps: np.ndarray, curves: np.ndarray, ti
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path, dpi=120, bbox_inches=None)
+    return save_figure(fig, path, dpi=120, bbox_inches=None)
 
 
 def learning_curves_figure(path: Path, title: str, env_steps: np.ndarray,
@@ -162,7 +107,7 @@ def learning_curves_figure(path: Path, title: str, env_steps: np.ndarray,
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def scores_figure(path: Path, scores: dict[str, dict[str, dict]], y_label: str, title: str) -> Path:
@@ -189,4 +134,4 @@ def scores_figure(path: Path, scores: dict[str, dict[str, dict]], y_label: str, 
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -77,7 +77,7 @@ def run_training(task, ppo_config, rule, meta_params, seeds: int, seed: int):
 def main(args) -> int:
     import numpy as np
 
-    from discovery.plots import seed_curves_figure
+    from discovery.evaluation.plots import seed_curves_figure
 
     table = apply_overrides(load_toml(args.spec), args.set)
     task = parse_task(table.get("task", {}))

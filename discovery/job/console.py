@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from discovery.job_files import METRICS_FILE, PLOT_FILE
+from discovery.job.files import METRICS_FILE, PLOT_FILE
 
 
 def fmt(x) -> str:

@@ -40,13 +40,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from discovery import plots
-from discovery.eval_results import NORMALIZER, pooled, print_task, status, task_results, write_json
-from discovery.eval_runs import Entry, baseline_entries, run_task
-from discovery.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
+from discovery.evaluation import plots
+from discovery.evaluation.results import NORMALIZER, pooled, print_task, status, task_results, write_json
+from discovery.evaluation.runs import Entry, baseline_entries, run_task
+from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
 from discovery.spec import SpecError, add_override_argument, apply_overrides, parse_ppo, parse_task
 from discovery.versions import package_versions
-from discovery.watchdog import EvalWatchdog
+from discovery.job.watchdog import EvalWatchdog
 from inner_algos.envs import canonical_label, parse_label, random_policy_return, task_from_table
 
 def parse_tasks(text: str) -> list[str]:
@@ -110,7 +110,7 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
              watchdog: tuple[float, float] = (10.0, 300.0)) -> dict:
     """Runs the evaluation and writes results.json, the PNGs and manifest.json; returns results.
 
-    watchdog: (factor, min seconds) of the per-task time limit (`discovery.watchdog`).
+    watchdog: (factor, min seconds) of the per-task time limit (`discovery.job.watchdog`).
     """
     _check_arguments(task_labels, seeds, points, budget, watchdog)
     settings = eval_settings(source, task_labels, sets, budget)

@@ -99,9 +99,9 @@ def read_run(run_dir: Path, generation: int | None = None) -> dict:
 
     Returns {"spec": spec.toml as a dict ({} if absent), "fitness_history": the metrics.jsonl
     records up to `generation` (all when None; a corrupt line is skipped with a warning naming
-    the file), "checkpoint_steps": `discovery.checkpoint.available_steps(run_dir)`}.
+    the file), "checkpoint_steps": `discovery.job.checkpoint.available_steps(run_dir)`}.
     """
-    from discovery.checkpoint import available_steps
+    from discovery.job.checkpoint import available_steps
 
     spec = load_toml(run_dir / "spec.toml") if (run_dir / "spec.toml").is_file() else {}
     history = []

@@ -2,7 +2,7 @@
 
 The launcher itself never imports jax. It picks a free port on 127.0.0.1 for process 0's
 coordinator, starts N copies of `discover run|resume ...` that find each other through
-DISCOVER_COORDINATOR / DISCOVER_NUM_PROCESSES / DISCOVER_PROCESS_ID (`discovery.distributed`),
+DISCOVER_COORDINATOR / DISCOVER_NUM_PROCESSES / DISCOVER_PROCESS_ID (`discovery.job.distributed`),
 and then only watches them:
   - SIGINT / SIGTERM it receives are forwarded to every child, which then stop together after
     their generation and save (a second signal stops them at once, as in a one-process job);

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from discovery import faults
+from discovery.job import faults
 from discovery.spec import SpecError, dump_toml
 
 SPEC_FILE, METRICS_FILE, PLOT_FILE = "spec.toml", "metrics.jsonl", "fitness.png"
@@ -118,7 +118,7 @@ class RunFiles:
     """
 
     run_dir: Path
-    ckpt: Any  # discovery.checkpoint.Checkpointer
+    ckpt: Any  # discovery.job.checkpoint.Checkpointer
     rule: Any  # inner_algos.rules.Rule
     title: str
     train_tasks: list
@@ -129,7 +129,7 @@ class RunFiles:
         """Checkpoint + exported mean and best rules + fitness plot for generation
         info['generation']. A failed write raises JobFailed; the checkpoints before it stay
         intact, and `discover resume` re-exports rules it lacks."""
-        from discovery.checkpoint import CheckpointWriteError, available_steps
+        from discovery.job.checkpoint import CheckpointWriteError, available_steps
 
         generation = info["generation"]
         previous = max(available_steps(self.run_dir), default=None)
@@ -159,7 +159,7 @@ class RunFiles:
                 f"its rules and plot once there is room") from err
 
     def _write_exports(self, params: dict, info: dict) -> None:
-        from discovery.plots import fitness_figure, fitness_series
+        from discovery.figures import fitness_figure, fitness_series
         from discovery.rule_io import save_rule
 
         run_dir, generation = self.run_dir, info["generation"]

@@ -10,7 +10,7 @@ them together (orbax coordinates multi-process saves).
 How a process learns that it is one of many (the first that applies):
   1. flags `--coordinator HOST:PORT --num-processes N --process-id I` of `run` / `resume`;
   2. environment variables DISCOVER_COORDINATOR, DISCOVER_NUM_PROCESSES, DISCOVER_PROCESS_ID
-     (what the local launcher `--processes N`, `discovery.launch`, sets);
+     (what the local launcher `--processes N`, `discovery.job.launch`, sets);
   3. SLURM (`srun`, SLURM_NTASKS > 1) or Open MPI (`mpirun`, OMPI_COMM_WORLD_SIZE > 1): jax reads
      the coordinator, count and id from the cluster's own variables.
 Otherwise the job is one process and jax.distributed is not started.
