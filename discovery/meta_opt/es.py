@@ -20,9 +20,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from evosax.algorithms import CMA_ES, PGPE, SNES, Open_ES, Sep_CMA_ES
-from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
-from evosax.core.optimizer import clipup
 from flax import struct
 
 from discovery.meta_opt.base import LifetimeProblem, MetaOptimizer, register, strong_types
@@ -106,6 +103,13 @@ def _z_score(population, fitness: jax.Array, state, params) -> jax.Array:
 
 def _strategy(opts: ESOptions, solution):
     """(evosax strategy, its params) for the options; `solution` is a meta-param pytree template."""
+    # Imported here, not at the top: importing evosax.algorithms runs JAX computations, which
+    # start the XLA backend, and a multi-process job must call jax.distributed.initialize before
+    # that, after the spec (which imports this module to validate options) has been read.
+    from evosax.algorithms import CMA_ES, PGPE, SNES, Open_ES, Sep_CMA_ES
+    from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
+    from evosax.core.optimizer import clipup
+
     pop = opts.population_size
     shaping = (_z_score if opts.fitness_shaping == "z_score"
                else centered_rank_fitness_shaping_fn)
