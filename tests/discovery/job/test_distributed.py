@@ -10,8 +10,8 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-import tiny_job
-from test_job import META_OPTIMIZERS
+from tests.support import tiny_job
+from tests.support.tiny_job import META_OPTIMIZERS
 
 from discovery.job import checkpoint
 from discovery.job import launch

@@ -2,7 +2,7 @@
 logged, one compile for every draw; bad values fail before any work."""
 
 import pytest
-import tiny_job
+from tests.support import tiny_job
 
 from discovery.job.runner import run_job
 from discovery.spec import SpecError, parse_job_spec

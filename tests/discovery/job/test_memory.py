@@ -6,11 +6,11 @@ from pathlib import Path
 import jax
 import pytest
 
-import tiny_job
+from tests.support import tiny_job
 from discovery.job import memory
 from discovery.spec import SpecError, apply_overrides, load_toml, parse_job_spec
 
-QUICKSTART = Path(__file__).parent.parent / "runs" / "quickstart.toml"
+QUICKSTART = Path(__file__).resolve().parents[3] / "runs" / "quickstart.toml"
 
 
 def _quickstart(*overrides: str):

@@ -94,3 +94,17 @@ def assert_same_rule(run_dir, reference_dir, rtol: float) -> None:
         assert a.files == b.files
         for name in a.files:
             np.testing.assert_allclose(b[name], a[name], rtol=rtol, atol=1e-6)
+
+
+# [section] tables that replace the tiny job's to run it under each estimator whose state must
+# survive a kill: persistent inner states, PES noise accumulators and online Adam states.
+TRUNCATED = {"unroll_length": 1, "learning_rate": 0.1, "stagger": True}
+META_OPTIMIZERS = {
+    "es": {},
+    "pes": {"meta_optimizer": {"name": "pes", "num_pairs": 2, "sigma": 0.5, **TRUNCATED}},
+    "metagrad": {"meta_optimizer": {"name": "metagrad", "num_runs": 2, **TRUNCATED}},
+    "online_metagrad": {
+        "meta_optimizer": {"name": "online_metagrad", "learning_rate": 0.1},
+        "rule": {"name": "hyperparams", "learn": ["gamma", "gae_lambda"]},
+    },
+}

@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tiny_job
+from tests.support import tiny_job
+from tests.support.tiny_job import META_OPTIMIZERS
 
 from discovery.job import checkpoint
 from discovery.job.runner import Job, run_job
@@ -140,18 +141,6 @@ def test_bad_meta_optimizer_option_is_rejected_before_compiling(tmp_path):
     with pytest.raises(SpecError, match=r"meta_optimizer.popsize"):
         run_job(spec, progress=False)
     assert not (tmp_path / "run").exists()
-
-
-TRUNCATED = {"unroll_length": 1, "learning_rate": 0.1, "stagger": True}
-META_OPTIMIZERS = {  # sections replacing tiny_job's; persistent inner states, PES noise
-    "es": {},           # accumulators and online Adam states must survive the kill too
-    "pes": {"meta_optimizer": {"name": "pes", "num_pairs": 2, "sigma": 0.5, **TRUNCATED}},
-    "metagrad": {"meta_optimizer": {"name": "metagrad", "num_runs": 2, **TRUNCATED}},
-    "online_metagrad": {
-        "meta_optimizer": {"name": "online_metagrad", "learning_rate": 0.1},
-        "rule": {"name": "hyperparams", "learn": ["gamma", "gae_lambda"]},
-    },
-}
 
 
 # es and pes (persistent inner states, PES accumulators, the shared Adam state of the gradient

@@ -17,7 +17,7 @@ from typing import Callable
 
 import pytest
 
-import tiny_job
+from tests.support import tiny_job
 from discovery import cli
 from discovery.job import memory
 from discovery.meta_opt import problem

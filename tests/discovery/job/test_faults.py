@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tiny_job
+from tests.support import tiny_job
 
 from discovery.job import checkpoint
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from fabricate import make_run_dir
+from tests.support.fabricate import make_run_dir
 
 from discovery.evaluation import results as eval_results
 from discovery.evaluation import runs as eval_runs

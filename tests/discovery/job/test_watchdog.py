@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-import tiny_job
+from tests.support import tiny_job
 
 from discovery.job import checkpoint
 from discovery.evaluation import evaluate

@@ -1,7 +1,6 @@
 """gymnax as a second task source: the env interface, discrete-action PPO, task labels, and
 brax results unchanged by the sources (against numbers of the code before sources existed)."""
 
-import sys
 import tempfile
 from pathlib import Path
 
@@ -15,9 +14,8 @@ from inner_algos.envs import Task, make_env, parse_label, random_policy_return
 from inner_algos.networks import make_policy
 from inner_algos.ppo import PPOConfig, make_ppo, rule_slots
 from inner_algos.rules import DriftInputs, make_rule
+from tests.support import tiny_job
 
-sys.path.insert(0, str(Path(__file__).parent))
-import tiny_job  # noqa: E402
 
 CARTPOLE = Task(source="gymnax", env_name="CartPole-v1")
 TINY = PPOConfig(num_envs=8, rollout_length=8, num_updates=2, num_minibatches=2, num_epochs=1,
@@ -178,7 +176,7 @@ def test_every_rule_family_trains_on_a_discrete_minatar_task(rule_name, options)
 def test_eval_task_labels_with_sources_take_the_spec_task(tmp_path):
     from discovery.evaluation import evaluate
     from discovery.evaluation.sources import resolve_source
-    from fabricate import make_run_dir
+    from tests.support.fabricate import make_run_dir
 
     assert evaluate.parse_tasks("gymnax:Asterix-MinAtar,brax:hopper/spring,hopper,inverted_pendulum/positional") == [
         "gymnax:Asterix-MinAtar", "hopper/spring", "hopper/spring", "inverted_pendulum/positional"]

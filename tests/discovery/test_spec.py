@@ -95,7 +95,7 @@ def test_an_override_under_an_array_of_tables_sets_every_entry():
 def test_a_run_directory_with_a_spec_but_no_checkpoint_is_a_fresh_start(tmp_path, monkeypatch):
     """A start that failed after writing spec.toml (no checkpoint yet) does not block the
     corrected rerun: it starts afresh and its own spec replaces the stale one."""
-    import tiny_job
+    from tests.support import tiny_job
     from discovery.job import checkpoint
     from discovery.job.runner import run_job
     from discovery.spec import dump_toml, load_toml, parse_job_spec

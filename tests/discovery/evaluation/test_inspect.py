@@ -6,7 +6,7 @@ import types
 import jax
 import numpy as np
 import pytest
-from fabricate import lpo_params, make_run_dir
+from tests.support.fabricate import lpo_params, make_run_dir
 
 from discovery.evaluation import inspect
 from discovery.rule_io import save_rule

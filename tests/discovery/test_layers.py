@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("inner_algos", "meta_objectives", "discovery")
 
 # lowest first; a module's layer is that of the longest prefix listed

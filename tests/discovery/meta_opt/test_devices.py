@@ -6,7 +6,7 @@ that a population that does not divide the device count works.
 """
 
 import numpy as np
-import tiny_job
+from tests.support import tiny_job
 
 TOLERANCE = 1e-4  # relative; XLA may vectorise a 3-member and a 5-member batch differently
 LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1)}  # processes x devices per process

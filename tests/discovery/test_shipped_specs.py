@@ -21,7 +21,7 @@ from discovery.spec import (
 )
 from inner_algos.ppo import make_ppo
 
-RUNS = sorted((Path(__file__).parent.parent / "runs").glob("*.toml"))
+RUNS = sorted((Path(__file__).resolve().parents[2] / "runs").glob("*.toml"))
 
 
 def test_specs_are_shipped():
