@@ -57,3 +57,17 @@ def test_the_command_line_process_fills_the_compilation_cache(tmp_path):
                "jax.jit(lambda x: x * 2 + 1)(1.0).block_until_ready()")
     subprocess.run([sys.executable, "-c", program], env=env, check=True, timeout=300)
     assert any((tmp_path / "rl-discovery" / "jax").iterdir())
+
+
+def test_importing_the_commands_leaves_jax_distributed_initialisable():
+    """A multi-process job reads its spec (which imports every meta-optimizer) and only then
+    calls jax.distributed.initialize, which fails once anything has started the XLA backend
+    (evosax's import does, so it is imported when a strategy is built)."""
+    from discovery.job.launch import free_port
+
+    program = ("import discovery.cli, discovery.spec, jax; "
+               f"jax.distributed.initialize('127.0.0.1:{free_port()}', num_processes=1, process_id=0); "
+               "print(jax.process_count())")
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("1")
