@@ -7,7 +7,7 @@ generations into a temporary directory and reports: compile time of the generati
 wall time of a generation (the first excluded), env-steps/s, and peak RSS (`ru_maxrss`, of
 process 0).
 
-    python benchmarks/generation.py                               # the README table
+    python benchmarks/generation.py                               # the table of docs/performance.md
     python benchmarks/generation.py --populations 8 --devices 2 --generations 4
     python benchmarks/generation.py --populations 8 --processes 1 2 --devices 1 2
 """

@@ -9,7 +9,7 @@ and peak memory are per configuration):
 and prints env-steps/s of each (pop: all members together), PPO/raw, compile times and peak RSS.
 raw and ppo are single computations (one device); devices matter for pop only.
 
-    python benchmarks/inner_throughput.py                      # the README tables
+    python benchmarks/inner_throughput.py                      # the tables of docs/performance.md
     python benchmarks/inner_throughput.py --envs gymnax:CartPole-v1 --num-envs 64 --devices 1,2
     python benchmarks/inner_throughput.py --envs hopper --num-envs 512 --population 0
 """

@@ -47,7 +47,7 @@ class Settings:
 
 def add_arguments(parser) -> None:
     """The multi-process flags of `run` and `resume`."""
-    group = parser.add_argument_group("many processes (README: Many GPUs and hosts)")
+    group = parser.add_argument_group("many processes (docs/scale-out.md)")
     group.add_argument("--processes", type=int, default=1, metavar="N",
                        help="start N local processes that run the job together (default 1)")
     group.add_argument("--coordinator", metavar="HOST:PORT",
