@@ -149,7 +149,8 @@ def paired_normalise(scores: jnp.ndarray, baseline: jnp.ndarray, baseline_mean: 
     would put the draw's luck back into the curve the pairing takes it out of, and |b| itself can
     be near zero (returns around 0, as on MountainCarContinuous); B - R is the return a task's
     learning is worth, and the job refuses tasks where it is not clearly positive
-    (`check_paired_scale`).
+    (`check_paired_scale`). A non-finite baseline run makes every member's score on that (task,
+    seed) non-finite, so such a generation ranks no member (counted in num_nonfinite).
     """
     return (scores - baseline[None]) / (baseline_mean - random)[None, :, None]
 

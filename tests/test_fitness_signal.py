@@ -152,12 +152,15 @@ TASKS = [{"env_name": "inverted_pendulum", "episode_length": 50},
 def test_a_tiny_paired_job_logs_the_baseline_and_the_reliability(tmp_path):
     """Two tasks, one drawn per generation; the ES mean starts at PPO-clip (LPO's init with
     ppo_init), so in generation 1 it trains exactly what the paired baseline trains on the same
-    draw and seeds: its paired score is 0 (up to float rounding)."""
+    draw and seeds: its paired score is 0 (up to float rounding). The baselines' mean scores are
+    given (3 tiny updates learn too little to beat the random agent clearly), the random agent
+    is measured."""
     run_dir = tmp_path / "run"
     table = {**tiny_job.table(
         run_dir, job={"generations": 2, "seeds_per_member": 2, "tasks_per_generation": 1},
-        rule={"ppo_init": True}, meta_objective={"normalise": "paired", "baseline_seeds": 2},
-        meta_optimizer={"sigma_init": 0.1}), "tasks": TASKS}
+        rule={"ppo_init": True}, meta_optimizer={"sigma_init": 0.1},
+        meta_objective={"normalise": "paired", "baseline_seeds": 2, "baselines": [50.0, 50.0]}),
+        "tasks": TASKS}
     result = run_job(table, progress=False)
     assert result.generation == 2 and result.traces == 1
     for record in result.history:
