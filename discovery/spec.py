@@ -231,6 +231,10 @@ def parse_job_spec(table: dict) -> JobSpec:
     name = opt_table.pop("name", "es")
     options = validate_options(name, opt_table, rule, ppo, objective)
     _check_task_sampling(job.tasks_per_generation, tasks, name)
+    if objective.normalise == "paired" and name != "es":
+        raise SpecError(f"meta_objective.normalise = \"paired\" trains the baseline beside each "
+                        f"generation's population, which only meta_optimizer.name = \"es\" does "
+                        f"(got {name!r}); use normalise = \"baseline\" (a fixed per-task baseline)")
     job_table = dataclasses.asdict(job)
     if not job.tasks_per_generation:  # absent as before it existed, so older runs resume
         del job_table["tasks_per_generation"]

@@ -1,7 +1,9 @@
 """Everything that turns inner-run metrics into a fitness or a meta-loss, in one home.
 
 - `objectives`: whole-lifetime scores (final return, curve area, eval return), baseline
-  normalisation and aggregation over tasks and seeds (`MetaObjective`, the spec's table);
+  normalisation (fixed, or paired with the baseline trained on the same draws and seeds) and
+  aggregation over tasks and seeds (`MetaObjective`, the spec's table);
+- `reliability`: the split-half rank correlation of a generation's fitness (signal or noise);
 - `segments`: the same objective per inner update of a lifetime segment (truncated estimators),
   segment scores and the per-task loss scale;
 - `meta_losses`: the meta-loss kinds of meta-gradients, read off PPO's loss;
@@ -18,12 +20,16 @@ from meta_objectives.objectives import (
     curve_area,
     final_return,
     latest_returns,
+    check_paired_scale,
     normalise,
+    paired_normalise,
     score,
 )
+from meta_objectives.reliability import spearman, spearman_brown, split_half_reliability
 from meta_objectives.segments import SEGMENT_KINDS, segment_losses, segment_scores, task_scale
 from meta_objectives.shaping import rank_last, z_score_shaping
 
-__all__ = ["KINDS", "NORMALISATIONS", "SEGMENT_KINDS", "MetaObjective", "aggregate", "curve_area",
-           "final_return", "latest_returns", "normalise", "rank_last", "score", "segment_losses",
-           "segment_scores", "task_scale", "z_score_shaping"]
+__all__ = ["KINDS", "NORMALISATIONS", "SEGMENT_KINDS", "MetaObjective", "aggregate",
+           "check_paired_scale", "curve_area", "final_return", "latest_returns", "normalise",
+           "paired_normalise", "rank_last", "score", "segment_losses", "segment_scores", "spearman",
+           "spearman_brown", "split_half_reliability", "task_scale", "z_score_shaping"]

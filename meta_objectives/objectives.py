@@ -9,7 +9,8 @@ update the mean return of the latest episodes that ended (in it or before), 0 be
 one of the lifetime. Truncated estimators score their segments with the same curve
 (`meta_objectives.segments`), so whole-lifetime ES and PES treat an update with no ended episode alike.
 
-Pipeline for one task: score each (member, seed) run -> normalise by the task's baseline ->
+Pipeline for one task: score each (member, seed) run -> normalise by the task's baseline
+(`normalise`, or `paired_normalise` against the baseline trained on the same draw and seed) ->
 mean over seeds; several tasks: mean over tasks. A non-finite value anywhere in a member's runs
 makes its fitness non-finite; `shaping.rank_last` then sends it to the bottom and counts it.
 """
@@ -21,10 +22,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from inner_algos.rules import RULES
+from inner_algos.rules import RULES, make_rule
 
 KINDS = ("final_return", "curve_area", "eval_return")
-NORMALISATIONS = ("none", "baseline")
+NORMALISATIONS = ("none", "baseline", "paired")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +38,11 @@ class MetaObjective:
       `ppo.eval_envs` full episodes; exact but costs one episode of extra env steps).
     normalise: "none", or "baseline": per task (score - b) / |b| with b the baseline's score
       (0 = as good as the baseline, 1 = twice as good), so tasks with different return scales
-      average fairly.
+      average fairly. "paired": every generation also trains `baseline_rule` on exactly the
+      members' task draws and seed keys (one more member per generation), and a member's score on
+      a (task, seed) is its improvement over that baseline run, in units of the baseline's gain
+      over the random agent on the task (`paired_normalise`): 0 = as good as the baseline on the
+      same problems, 1 = better by as much as the baseline is better than acting at random.
     baselines: per-task baseline scores in [[tasks]] order; empty = measured once at job start
       by training `baseline_rule` on `baseline_seeds` seeds with the same PPO config.
     """
@@ -65,8 +70,22 @@ class MetaObjective:
         for field in ("last_k", "baseline_seeds"):
             if getattr(self, field) < 1:
                 raise ValueError(f"meta_objective.{field} = {getattr(self, field)!r} must be >= 1")
+        if self.normalise == "paired":
+            _check_fixed_rule(self.baseline_rule)
         if any(b == 0 for b in self.baselines):
             raise ValueError(f"meta_objective.baselines = {list(self.baselines)!r} may not contain 0")
+
+
+def _check_fixed_rule(name: str) -> None:
+    """normalise = "paired" trains the baseline beside the members: it must be a fixed rule."""
+    def has_meta_params(rule_name):
+        return bool(jax.tree.leaves(jax.eval_shape(make_rule(rule_name).init, jax.random.PRNGKey(0))))
+
+    if has_meta_params(name):
+        fixed = [n for n in sorted(RULES) if not has_meta_params(n)]
+        raise ValueError(
+            f"meta_objective.baseline_rule = {name!r} has meta-parameters; normalise = \"paired\" "
+            f"trains a fixed, hand-designed rule beside the members: one of {', '.join(fixed)}")
 
 
 def latest_returns(episode_return: jnp.ndarray, num_episodes: jnp.ndarray):
@@ -116,6 +135,39 @@ def normalise(scores: jnp.ndarray, baseline: jnp.ndarray | float | None) -> jnp.
     if baseline is None:
         return scores
     return (scores - baseline) / jnp.abs(baseline)
+
+
+def paired_normalise(scores: jnp.ndarray, baseline: jnp.ndarray, baseline_mean: jnp.ndarray,
+                     random: jnp.ndarray) -> jnp.ndarray:
+    """Members' scores `[M, K, S]` (member, task, seed) relative to the baseline's runs on the
+    same task draws and seeds, baseline `[K, S]`: (x - b) / (B - R) per task.
+
+    B `[K]` (baseline_mean) is the baseline's mean score and R `[K]` (random) the random agent's,
+    both measured once at job start. The scale B - R is the gap `discover eval` normalises by
+    (random = 0, PPO-clip = 1), so a fitness reads in the same units as its held-out results. It
+    is fixed for the job: a per-generation scale (e.g. |b| averaged over the generation's seeds)
+    would put the draw's luck back into the curve the pairing takes it out of, and |b| itself can
+    be near zero (returns around 0, as on MountainCarContinuous); B - R is the return a task's
+    learning is worth, and the job refuses tasks where it is not clearly positive
+    (`check_paired_scale`). A non-finite baseline run makes every member's score on that (task,
+    seed) non-finite, so such a generation ranks no member (counted in num_nonfinite).
+    """
+    return (scores - baseline[None]) / (baseline_mean - random)[None, :, None]
+
+
+MIN_PAIRED_GAP = 0.05  # B - R must be at least this fraction of max(|B|, |R|)
+
+
+def check_paired_scale(baseline_mean, random, labels) -> None:
+    """Raises ValueError naming the task when the baseline does not clearly beat the random agent
+    (B - R < MIN_PAIRED_GAP * max(|B|, |R|)): the paired differences would be divided by ~0."""
+    for b, r, label in zip(baseline_mean, random, labels):
+        if not b - r > 0 or b - r < MIN_PAIRED_GAP * max(abs(b), abs(r)):
+            raise ValueError(
+                f"meta_objective.normalise = \"paired\" divides by the baseline's gain over the "
+                f"random agent, which on {label} is {b:.4g} - {r:.4g}: too small to normalise by. "
+                f"Give the inner runs enough budget for the baseline to learn there (ppo.num_updates, "
+                f"ppo.learning_rate), give meta_objective.baselines, or use normalise = \"baseline\"")
 
 
 def aggregate(scores: jnp.ndarray) -> jnp.ndarray:

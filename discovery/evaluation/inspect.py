@@ -1,6 +1,7 @@
 """`discover inspect SOURCE [SOURCE2]`: what a discovered rule is, without running any training.
 
-Prints a summary (source, rule, content hash, spec, generations, fitness, wall time, env steps,
+Prints a summary (source, rule, content hash, spec, generations, fitness, its mean split-half
+reliability and the paired baseline's scores when the job measured them, wall time, env steps,
 checkpoint steps, versions), draws the fitness curve (`fitness.png`) and a picture of the rule
 by family (`rule_<family>.png`):
   drift        drift(r, A) on r in [0.5, 1.5] x A in [-2, 2] beside PPO-clip and DPO, and the
@@ -25,6 +26,7 @@ import numpy as np
 
 from discovery import figures
 from discovery.evaluation import plots
+from discovery.job.records import RELIABILITY_FLOOR
 from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, spec_tasks
 from inner_algos.envs import task_from_table
 from inner_algos.rules import DriftInputs, Rule, make_rule
@@ -172,6 +174,7 @@ def summary(source: Source) -> str:
             f"ES mean {_num(last.get('mean_fitness')):.4g}",
             f"wall time: {_num(last.get('wall_time')):.1f} s; env steps: {int(last.get('env_steps') or 0):,}",
         ]
+        lines += _signal_lines(history)
     if source.run_dir is not None:
         lines.append(f"checkpoint steps: {source.checkpoint_steps or 'none'}")
     if source.train_tasks:
@@ -182,17 +185,40 @@ def summary(source: Source) -> str:
     return "\n".join(lines)
 
 
+def _signal_lines(history: list[dict]) -> list[str]:
+    """The summary's lines on the fitness signal: the mean split-half reliability (when measured:
+    ES with >= 2 seeds per member) and the paired baseline's mean raw score per task."""
+    lines = []
+    reliability = np.asarray([_num(h.get("fitness_reliability")) for h in history])
+    if np.isfinite(reliability).any():
+        low = np.sum(reliability < RELIABILITY_FLOOR)
+        lines.append(f"fitness reliability (split-half, Spearman-Brown): mean "
+                     f"{np.nanmean(reliability):.3f} over {np.isfinite(reliability).sum()} "
+                     f"generations, {low} below {RELIABILITY_FLOOR:g}")
+    baselines = [h["baseline_scores"] for h in history if h.get("baseline_scores")]
+    if baselines:
+        scores = {label: [_num(b.get(label)) for b in baselines] for label in baselines[0]}
+        lines.append("paired baseline, mean raw score: " + ", ".join(
+            f"{label} {np.mean([v for v in values if np.isfinite(v)]):.4g}"
+            for label, values in scores.items() if np.isfinite(values).any()))
+    return lines
+
+
 def _num(x) -> float:
     """A record's number as float; None (non-finite in metrics.jsonl) or absent -> nan."""
     return float(x) if isinstance(x, (int, float)) else np.nan
 
 
 def fitness_picture(path: Path, sources: list[Source]) -> Path | None:
-    """Fitness per generation (population mean and max, the ES mean's score, best so far);
-    None without history."""
+    """Fitness per generation (population mean and max, the ES mean's score, best so far), and
+    the fitness reliability below it where measured; None without history."""
     histories = {s.label: figures.fitness_series(s.fitness_history) for s in sources}
     histories = {label: series for label, series in histories.items() if series}
-    return figures.fitness_figure(path, histories) if histories else None
+    reliability = {s.label: figures.reliability_series(s.fitness_history) for s in sources}
+    reliability = {label: r for label, r in reliability.items() if r is not None and label in histories}
+    if not histories:
+        return None
+    return figures.fitness_figure(path, histories, reliability or None, RELIABILITY_FLOOR)
 
 
 def run_inspect(sources: list[Source], out: Path) -> list[Path]:

@@ -4,7 +4,7 @@ A run directory's `checkpoints/<G>/` is one orbax `CheckpointManager` step, G th
 completed generations, holding two items:
   state/  the meta-optimizer state pytree (evosax state, RNG key, ...), via StandardSave
   info/   JSON: spec (resolved table), versions, generation, fitness_history (the metrics.jsonl
-          records up to G), wall_time, env_steps, baselines
+          records up to G), wall_time, env_steps, baselines, random_scores
 Together they continue a job bit for bit. In a multi-process job (`discovery.job.distributed`) every
 process calls save and restore (orbax coordinates the writes), and a state saved by N processes
 restores into any number of processes (it is replicated). Readers that only need the JSON
@@ -68,7 +68,8 @@ def _read_info(run_dir: str | Path, step: int) -> dict:
 def read_run_info(run_dir: str | Path, step: int | None = None) -> dict:
     """The JSON info of checkpoint `step` (default: the newest intact one) plus key `step`.
 
-    Keys: spec, versions, generation, fitness_history, wall_time, env_steps, baselines, step.
+    Keys: spec, versions, generation, fitness_history, wall_time, env_steps, baselines, step;
+    random_scores (a paired objective's random-agent scores; null otherwise, absent in older runs).
     A given step that is unreadable raises ValueError naming the file; with step=None unreadable
     steps are warned about (naming the file) and older ones tried.
     """

@@ -7,6 +7,7 @@ import contextlib
 import sys
 
 from discovery.job.files import METRICS_FILE, PLOT_FILE
+from discovery.job.records import unreliable
 
 
 def fmt(x) -> str:
@@ -49,12 +50,37 @@ class ProgressBar:
         self.bar.close()
 
 
+class ReliabilityAlarm:
+    """A loop callback: warns once (`warnings.warn`) when the job's history shows an unreliable
+    fitness ranking for several generations in a row (`discovery.job.records.unreliable`).
+
+    history: the job's list of records, appended to before the callbacks run."""
+
+    def __init__(self, history: list, enabled: bool):
+        self.history = history
+        self.enabled = enabled
+        self.warned = False
+
+    def __call__(self, record: dict, state) -> None:
+        del record, state
+        if self.enabled and not self.warned:
+            message = unreliable(self.history)
+            if message is not None:
+                import warnings
+
+                self.warned = True
+                warnings.warn(message, stacklevel=2)
+
+
 def postfix(record: dict, evaluate_mean: bool) -> str:
-    """The progress bar's text: fitness, the ES mean's score when it is evaluated, learned
-    hyperparameters when the estimator reports them (online_metagrad), throughput."""
+    """The progress bar's text: fitness, the ES mean's score when it is evaluated, the fitness
+    reliability when measured, learned hyperparameters when the estimator reports them
+    (online_metagrad), throughput."""
     parts = [f"best {fmt(record['best_so_far'])}", f"pop-mean {fmt(record['fitness_mean'])}"]
     if evaluate_mean:
         parts.append(f"ES-mean {fmt(record['mean_fitness'])}")
+    if "fitness_reliability" in record:
+        parts.append(f"reliability {fmt(record['fitness_reliability'])}")
     parts += [f"{name} {fmt(value)}" for name, value in (record["hyperparams"] or {}).items()]
     parts += [f"nonfinite {record['num_nonfinite']}", f"{record['env_steps_per_s']:,.0f} steps/s"]
     return " ".join(parts)
@@ -112,3 +138,8 @@ def announce_reexport(generation: int) -> None:
 def announce_baselines(objective, num_tasks: int) -> None:
     print(f"measuring baselines: {objective.baseline_rule} on {num_tasks} task(s) x "
           f"{objective.baseline_seeds} seeds", file=sys.stderr, flush=True)
+
+
+def announce_random_scores(episodes: int, num_tasks: int) -> None:
+    print(f"measuring the random agent (the paired scale): {num_tasks} task(s) x {episodes} "
+          f"episodes", file=sys.stderr, flush=True)

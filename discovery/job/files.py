@@ -159,7 +159,8 @@ class RunFiles:
                 f"its rules and plot once there is room") from err
 
     def _write_exports(self, params: dict, info: dict) -> None:
-        from discovery.figures import fitness_figure, fitness_series
+        from discovery.figures import fitness_figure, fitness_series, reliability_series
+        from discovery.job.records import RELIABILITY_FLOOR
         from discovery.rule_io import save_rule
 
         run_dir, generation = self.run_dir, info["generation"]
@@ -173,7 +174,10 @@ class RunFiles:
             "train_tasks": self.train_tasks,
         }
         faults.hit("plot", generation, run_dir / PLOT_FILE)
-        fitness_figure(run_dir / PLOT_FILE, {self.title: fitness_series(info["fitness_history"])})
+        history = info["fitness_history"]
+        reliability = reliability_series(history)
+        fitness_figure(run_dir / PLOT_FILE, {self.title: fitness_series(history)},
+                       {self.title: reliability} if reliability else None, RELIABILITY_FLOOR)
         for kind, fitness in (("mean", last["mean_fitness"]), ("best", last["best_so_far"])):
             for stem in (f"gen_{generation:06d}_{kind}", f"latest_{kind}"):  # latest last: `exported`
                 save_rule(run_dir / "rules" / stem, self.rule, params[kind], kind=kind,

@@ -5,8 +5,10 @@ Record keys (docs/CONTRACTS.md): generation; fitness_{mean,std,min,median,max} o
 members; num_nonfinite, nonfinite_pairs; best_so_far; mean_fitness (the meta-optimizer mean's
 score); task_scores {task label: score}; tasks (those trained on this generation); sigma;
 hyperparams; generation_time, wall_time [s]; env_steps, env_steps_per_s; devices; and
-device_change on the first generation after a resume on another device count. Non-finite
-numbers are null.
+device_change on the first generation after a resume on another device count. Only when the
+estimator measures them: fitness_reliability (the population's split-half rank correlation;
+ES with job.seeds_per_member >= 2) and baseline_scores {task label: the paired baseline's raw
+score} (meta_objective.normalise = "paired"). Non-finite numbers are null.
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ def generation_record(generation, metrics, seconds, wall, env_steps, steps_per_g
     fitness = np.asarray(metrics["fitness"], np.float64)
     finite_fitness = fitness[np.isfinite(fitness)]
     stats = (lambda f: finite(f(finite_fitness)) if finite_fitness.size else None)
-    task_scores = np.asarray(metrics["task_scores"], np.float64)
     used = metrics.get("task_indices", range(len(labels)))
-    return {
+    record = {
         "generation": generation,
         "fitness_mean": stats(np.mean),
         "fitness_std": stats(np.std),
@@ -41,11 +42,7 @@ def generation_record(generation, metrics, seconds, wall, env_steps, steps_per_g
         "nonfinite_pairs": int(metrics["nonfinite_pairs"]) if "nonfinite_pairs" in metrics else None,
         "best_so_far": finite(metrics["best_fitness"]),
         "mean_fitness": finite(metrics["mean_fitness"]),
-        "task_scores": {
-            label: finite(np.nanmean(np.where(np.isfinite(col), col, np.nan)))
-            if np.isfinite(col).any() else None
-            for label, col in zip(labels, task_scores.T)
-        },
+        "task_scores": _per_label(np.asarray(metrics["task_scores"], np.float64).T, labels),
         "tasks": [labels[int(i)] for i in used],  # the tasks this generation trained on
         "sigma": finite(metrics["sigma"]) if "sigma" in metrics else None,
         "hyperparams": {k: finite(v) for k, v in metrics.get("hyperparams", {}).items()} or None,
@@ -54,6 +51,44 @@ def generation_record(generation, metrics, seconds, wall, env_steps, steps_per_g
         "env_steps": env_steps,
         "env_steps_per_s": steps_per_generation / seconds,
     }
+    if "fitness_reliability" in metrics:
+        record["fitness_reliability"] = finite(metrics["fitness_reliability"])
+    if "baseline_scores" in metrics:
+        record["baseline_scores"] = _per_label(np.asarray(metrics["baseline_scores"], np.float64), labels)
+    return record
+
+
+def _per_label(scores, labels) -> dict:
+    """{label: finite mean of scores[t]} of per-task scores `[T, ...]`; null where none is finite."""
+    return {label: finite(np.nanmean(np.where(np.isfinite(col), col, np.nan)))
+            if np.isfinite(col).any() else None for label, col in zip(labels, scores)}
+
+
+RELIABILITY_FLOOR = 0.2  # a fitness ranking this unreliable is mostly seed noise
+RELIABILITY_PATIENCE = 5  # generations in a row below the floor before the job warns
+RELIABILITY_KEYS = ("job.seeds_per_member", "meta_optimizer.sigma_init", "ppo.num_updates",
+                    "job.tasks_per_generation")
+
+
+def unreliable(history: list, floor: float = RELIABILITY_FLOOR,
+               patience: int = RELIABILITY_PATIENCE) -> str | None:
+    """The warning for a job whose fitness_reliability was below `floor` in each of the last
+    `patience` generations (a null or absent value ends the streak), else None."""
+    streak = []
+    for record in reversed(history):
+        value = record.get("fitness_reliability")
+        if value is None or value >= floor:
+            break
+        streak.append(value)
+    if len(streak) < patience:
+        return None
+    last = history[-1]["generation"]
+    return (f"the fitness ranking is mostly seed noise: its split-half reliability stayed below "
+            f"{floor:g} for {len(streak)} generations ({last - len(streak) + 1}-{last}; mean "
+            f"{np.mean(streak):.2f}), so ES follows luck more than the rule. Raise it with more "
+            f"seeds per member ({RELIABILITY_KEYS[0]}), larger perturbations "
+            f"({RELIABILITY_KEYS[1]}), a longer lifetime ({RELIABILITY_KEYS[2]}) or more tasks per "
+            f"generation ({RELIABILITY_KEYS[3]})")
 
 
 def diverged(history: list, limit: int) -> str | None:

@@ -202,10 +202,11 @@ class Job:
                 print(f"warning: {err}", file=sys.stderr)
         k_baseline, self._k_init = jax.random.split(jax.random.PRNGKey(spec.job.seed))
         self.baselines = self._baselines(saved_info, k_baseline)
+        self.random_scores = self._random_scores(saved_info, k_baseline)
         self.problem = Problem(
             spec.rule, spec.tasks, spec.ppo, spec.meta_objective, spec.job.seeds_per_member,
             self.baselines, spec.job.population_batch, spec.job.evaluate_mean,
-            tasks_per_generation=spec.job.tasks_per_generation,
+            tasks_per_generation=spec.job.tasks_per_generation, random_scores=self.random_scores,
         )
         self.optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options,
                                              self.problem)
@@ -233,6 +234,31 @@ class Job:
         if self.primary:
             job_console.announce_baselines(objective, len(spec.tasks))
         return measure_baselines(spec.tasks, spec.ppo, objective, key)
+
+    def _random_scores(self, saved_info: dict | None, key) -> Any:
+        """The random agent's per-task scores for normalise = "paired" (None otherwise): from
+        the checkpoint (`saved_info`) or measured with a key folded from `key`; the job stops
+        here when the baseline does not clearly beat them (`check_paired_scale`)."""
+        import jax
+
+        from discovery.meta_opt.problem import measure_random_scores
+        from meta_objectives import check_paired_scale
+
+        spec, objective = self.spec, self.spec.meta_objective
+        if objective.normalise != "paired":
+            return None
+        if saved_info is not None and saved_info.get("random_scores") is not None:
+            return np.asarray(saved_info["random_scores"], np.float32)
+        if self.primary:
+            job_console.announce_random_scores(objective.baseline_seeds * spec.ppo.eval_envs,
+                                               len(spec.tasks))
+        scores = measure_random_scores(spec.tasks, spec.ppo, objective,
+                                       jax.random.fold_in(key, len(spec.tasks)))
+        try:
+            check_paired_scale(self.baselines, scores, [t.label for t in spec.tasks])
+        except ValueError as err:
+            raise SpecError(str(err)) from err
+        return scores
 
     def restore(self):
         """The meta-optimizer state to continue from: its init, or the newest intact checkpoint
@@ -268,6 +294,8 @@ class Job:
         self.common = {
             "spec": self.resolved, "versions": package_versions(),
             "baselines": None if self.baselines is None else [float(b) for b in self.baselines],
+            "random_scores": (None if self.random_scores is None
+                              else [float(r) for r in self.random_scores]),
             "devices": self.problem.num_devices,
             "fitness": optimizer.fitness_doc,  # what metrics.jsonl's fitness_* and best_so_far are
         }
@@ -289,7 +317,8 @@ class Job:
         """Compiles the step (once) and runs generations until job.generations or a signal.
 
         After each generation every callback gets (record, state): the job's own (metrics.jsonl,
-        progress bar, checkpoint with exports when due) first, then `callbacks` (see `Callback`).
+        progress bar, a one-time warning when the fitness ranking stays unreliable, checkpoint
+        with exports when due) first, then `callbacks` (see `Callback`).
         Returns the JobResult; closes the checkpointer, so a Job loops once.
         """
         import jax
@@ -304,8 +333,10 @@ class Job:
         self.stopping = distributed.any_process(self.stop.raised)  # all stop at the same generation
         bar = job_console.ProgressBar(generation, self.spec.job.generations,
                                       self.spec.job.evaluate_mean, self.progress)
+        alarm = job_console.ReliabilityAlarm(self.history, self.primary)
         try:
-            state = self._generations(step, state, [self._log, bar, self._checkpoint, *callbacks])
+            state = self._generations(step, state,
+                                      [self._log, bar, alarm, self._checkpoint, *callbacks])
         finally:
             bar.close()
             self.ckpt.close()

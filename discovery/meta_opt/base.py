@@ -19,7 +19,11 @@ a line for the run's manifest. The other keys, `METRIC_KEYS`: `task_scores`
 so far). Optional keys, `OPTIONAL_METRIC_KEYS`: `task_indices` `[K]` (tasks trained this step),
 `sigma` (mean search std; ES), `grad_norm`, `grad_finite` (gradient estimators),
 `nonfinite_pairs` (antithetic pairs left out of the estimate; 0 for metagrad), `hyperparams`
-({name: value}; online_metagrad). The job logs them under these names (metrics.jsonl).
+({name: value}; online_metagrad), `fitness_reliability` `[]` (split-half rank correlation of
+the population's fitness, Spearman-Brown corrected, `meta_objectives.reliability`; ES with >= 2
+seeds per member), `baseline_scores` `[T]` (the paired baseline's raw score on each task, seed
+mean, NaN for a task not trained; ES with meta_objective.normalise = "paired"). The job logs
+them under these names (metrics.jsonl).
 
 Estimators register a factory `make_<name>(options: dict, problem) -> MetaOptimizer` with
 `@register("<name>", OptionsDataclass, check)` and add their module to the imports in
@@ -50,7 +54,7 @@ from meta_objectives import rank_last
 
 METRIC_KEYS = ("fitness", "task_scores", "num_nonfinite", "mean_fitness", "best_fitness")
 OPTIONAL_METRIC_KEYS = ("task_indices", "sigma", "grad_norm", "grad_finite", "nonfinite_pairs",
-                        "hyperparams")
+                        "hyperparams", "fitness_reliability", "baseline_scores")
 
 
 class MetaOptimizer(NamedTuple):
@@ -71,12 +75,14 @@ class LifetimeProblem(Protocol):
     """What whole-lifetime estimators (ES) need: `discovery.meta_opt.problem.Problem` is one."""
 
     evaluate_mean: bool  # also score the search's mean every step
+    paired: bool  # the baseline rule trains beside the members every step (one more member)
     env_steps_per_member: int
 
     def init_meta_params(self, key: jax.Array) -> Any: ...
 
-    def fitness(self, members: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(fitness `[M]`, per-task scores `[M, T]`) of meta-params with leading axis M."""
+    def fitness(self, members: Any, key: jax.Array) -> Any:
+        """The `Evaluation` (fitness `[M]`, task_scores `[M, T]`, normalised scores `[M, K, S]`,
+        baseline_scores `[T]` or None) of meta-params with leading axis M."""
 
     def task_indices(self, key: jax.Array) -> jax.Array:
         """The tasks `[K]` that `fitness(members, key)` trains."""

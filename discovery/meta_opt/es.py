@@ -27,7 +27,7 @@ from inner_algos.config_checks import build
 from inner_algos.config_checks import (
     NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED, Interval, OneOf, check_fields,
 )
-from meta_objectives import rank_last, z_score_shaping
+from meta_objectives import rank_last, split_half_reliability, z_score_shaping
 
 STRATEGIES = ("open_es", "cma_es", "sep_cma_es", "snes", "pgpe")
 _EVEN_POPULATION = ("open_es", "pgpe")
@@ -36,6 +36,10 @@ _SHAPED = ("open_es", "pgpe")  # strategies whose update takes a fitness-shaping
 FITNESS_DOC = ("meta-objective score of each population member over whole lifetimes: mean over "
                "the generation's tasks and seeds of its (baseline-normalised, when so configured) "
                "score; higher is better")
+PAIRED_FITNESS_DOC = ("each population member's improvement over the baseline rule trained on the "
+                      "same task draws and seeds in the same generation, per task in units of the "
+                      "baseline's gain over the random agent, mean over tasks and seeds: 0 = as "
+                      "good as the baseline, > 0 better; higher is better")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +157,8 @@ def _es_meta_optimizer(opts: ESOptions, problem: LifetimeProblem) -> MetaOptimiz
         if problem.evaluate_mean:
             mean = es.get_mean(state.es)
             members = jax.tree.map(lambda p, m: jnp.concatenate([p, m[None]]), population, mean)
-        fitness, per_task = problem.fitness(members, k_eval)
+        evaluation = problem.fitness(members, k_eval)
+        fitness, per_task = evaluation.fitness, evaluation.task_scores
         pop_fitness = fitness[:pop]
         es_state, _ = es.tell(k_tell, population, _to_evosax(pop_fitness), es_state, es_params)
         metrics = {
@@ -164,6 +169,7 @@ def _es_meta_optimizer(opts: ESOptions, problem: LifetimeProblem) -> MetaOptimiz
             "mean_fitness": fitness[pop] if problem.evaluate_mean else jnp.asarray(jnp.nan),
             "best_fitness": -es_state.best_fitness,
             "sigma": jnp.mean(es_state.std),
+            **_signal_metrics(evaluation, pop),
         }
         return strong_types(ESState(es=es_state, key=key)), metrics
 
@@ -171,8 +177,21 @@ def _es_meta_optimizer(opts: ESOptions, problem: LifetimeProblem) -> MetaOptimiz
         best = jnp.where(jnp.isfinite(state.es.best_fitness), state.es.best_solution, state.es.mean)
         return {"mean": es.get_mean(state.es), "best": es._unravel_solution(best)}
 
-    members = pop + int(problem.evaluate_mean)
-    return MetaOptimizer(init, step, params, opts, members * problem.env_steps_per_member, FITNESS_DOC)
+    members = pop + int(problem.evaluate_mean) + int(problem.paired)  # the paired baseline too
+    doc = PAIRED_FITNESS_DOC if problem.paired else FITNESS_DOC
+    return MetaOptimizer(init, step, params, opts, members * problem.env_steps_per_member, doc)
+
+
+def _signal_metrics(evaluation, pop: int) -> dict:
+    """The optional metrics on how much signal the generation's fitness holds: the population's
+    split-half `fitness_reliability` (with >= 2 seeds per member) and the paired baseline's raw
+    `baseline_scores` `[T]` (normalise = "paired")."""
+    metrics = {}
+    if evaluation.scores.shape[-1] >= 2:
+        metrics["fitness_reliability"] = split_half_reliability(evaluation.scores[:pop])
+    if evaluation.baseline_scores is not None:
+        metrics["baseline_scores"] = evaluation.baseline_scores
+    return metrics
 
 
 @register("es", ESOptions)

@@ -10,6 +10,11 @@ the meta-objective, the number of inner seeds per member, per-task baselines and
         vmap over seeds: InnerAlgo.train (whole lifetime) [+ evaluate] -> score
   scores `[M, T, S]` -> normalise per task by its baseline -> mean over seeds and tasks -> `[M]`
 
+With `meta_objective.normalise = "paired"` the same jitted computation also trains the baseline
+rule (outside the member sharding, replicated) on the generation's task draws and seed keys,
+exactly those of the members, and each member's (task, seed) score is normalised against that
+run (`meta_objectives.paired_normalise`): one more member's worth of inner runs per generation.
+
 With `tasks_per_generation = K < T`, each generation draws K distinct task indices from its key
 (the same K for every member: common random numbers) and a `lax.scan` over them runs each slot's
 task behind `lax.switch` on the traced index: every task is compiled once, one program serves
@@ -26,26 +31,42 @@ their meta-parameters; seed keys depend on the seed index only, never on the dev
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from inner_algos.envs import Task
+from inner_algos.envs import Task, random_policy_return
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import Rule, make_rule
-from meta_objectives import MetaObjective, aggregate, normalise, score
+from meta_objectives import MetaObjective, aggregate, normalise, paired_normalise, score
 
 POP_AXIS = "pop"
+
+
+class Evaluation(NamedTuple):
+    """What `Problem.fitness` returns for M members on the generation's K of T tasks, S seeds.
+
+    fitness `[M]`: mean over tasks and seeds of the normalised scores (higher is better);
+    task_scores `[M, T]`: raw score, seed mean (NaN for tasks not drawn); scores `[M, K, S]`: the
+    normalised scores the fitness averages; baseline_scores `[T]`: the paired baseline's raw
+    score, seed mean (NaN for tasks not drawn), or None when the objective is not paired.
+    """
+
+    fitness: jax.Array
+    task_scores: jax.Array
+    scores: jax.Array
+    baseline_scores: jax.Array | None
 
 
 class Problem:
     """Static description of one meta-learning problem (see module docstring).
 
     Attributes: rule, tasks `(T,)`, ppo, objective, seeds_per_member (S), baselines (`[T]` array
-    of baseline scores when objective.normalise == "baseline", else None), population_batch
+    of baseline scores when objective.normalise is "baseline" or "paired", else None),
+    random_scores (`[T]` the random agent's scores when "paired", else None), population_batch
     (0 = vmap all local members at once), evaluate_mean (meta-optimizers also score their mean
     each step), tasks_per_generation (K tasks drawn per generation; 0 = all), algos (one
     InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop").
@@ -63,12 +84,16 @@ class Problem:
         evaluate_mean: bool = True,
         devices: list | None = None,
         tasks_per_generation: int = 0,
+        random_scores: Any = None,
     ):
         if not 0 <= tasks_per_generation <= len(tasks):
             raise ValueError(f"job.tasks_per_generation = {tasks_per_generation} must be in "
                              f"[0, {len(tasks)}] (0 = all {len(tasks)} tasks)")
         if objective.normalise == "baseline" and baselines is None:
             raise ValueError("meta_objective.normalise = 'baseline' needs per-task baselines")
+        if objective.normalise == "paired" and (baselines is None or random_scores is None):
+            raise ValueError("meta_objective.normalise = 'paired' needs per-task baseline and "
+                             "random-agent scores (its scale; measured at job start)")
         self.rule = rule
         self.tasks = tuple(tasks)
         self.ppo = ppo
@@ -79,6 +104,12 @@ class Problem:
         self.evaluate_mean = evaluate_mean
         self.tasks_per_generation = tasks_per_generation or len(self.tasks)
         self.algos = tuple(make_ppo(ppo, task, rule) for task in self.tasks)
+        self.random_scores = None
+        if self.paired:
+            self.random_scores = jnp.asarray(random_scores, jnp.float32)
+            baseline = make_rule(objective.baseline_rule)
+            self.baseline_params = baseline.init(jax.random.PRNGKey(0))  # empty: a fixed rule
+            self.baseline_algos = tuple(make_ppo(ppo, task, baseline) for task in self.tasks)
         # every process's devices: under jax.distributed the population spans hosts
         self.mesh = Mesh(np.asarray(devices or jax.devices()), (POP_AXIS,))
 
@@ -97,6 +128,11 @@ class Problem:
         have the same length)."""
         per_task = [run_env_steps(algo, self.objective) for algo in self.algos]
         return self.seeds_per_member * sum(per_task) * self.tasks_per_generation // len(per_task)
+
+    @property
+    def paired(self) -> bool:
+        """The baseline trains beside the members every generation (one more member's runs)."""
+        return self.objective.normalise == "paired"
 
     @property
     def samples_tasks(self) -> bool:
@@ -131,7 +167,7 @@ class Problem:
     def _task_scores(self, t: int, members, seed_keys: jax.Array) -> jax.Array:
         """Scores `[m, S]` of one device's members `[m, ...]` on task t; seed_keys `[S, 2]`."""
         algo = self.algos[t]
-        keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(seed_keys)
+        keys = task_keys(seed_keys, t)
 
         def one_member(meta_params):
             return jax.vmap(lambda k: run_score(algo, self.objective, meta_params, k))(keys)
@@ -155,18 +191,47 @@ class Problem:
         _, scores = jax.lax.scan(slot, None, indices)
         return jnp.moveaxis(scores, 0, 1)
 
-    def fitness(self, members, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(fitness `[M]`, per-task score averaged over seeds `[M, T]`), higher is better.
+    def baseline_scores(self, key: jax.Array) -> jax.Array:
+        """Raw scores `[K, S]` of the paired baseline rule on the tasks and seed keys that
+        `scores(members, key)` trains the members on (the same task draws and seeds)."""
+        seed_keys = jax.random.split(key, self.seeds_per_member)
 
-        Fitness is the mean over the generation's tasks and seeds of baseline-normalised scores;
-        it is non-finite when any of the member's runs is (callers rank such members last).
-        Tasks not drawn this generation score NaN in the per-task output.
+        def one_task(t, seed_keys):
+            algo, params = self.baseline_algos[t], self.baseline_params
+            return jax.vmap(lambda k: run_score(algo, self.objective, params, k))(task_keys(seed_keys, t))
+
+        if not self.samples_tasks:
+            return jnp.stack([one_task(t, seed_keys) for t in range(len(self.tasks))])
+        branches = [lambda k, t=t: one_task(t, k) for t in range(len(self.tasks))]
+        _, scores = jax.lax.scan(lambda c, t: (c, jax.lax.switch(t, branches, seed_keys)), None,
+                                 self.task_indices(key))
+        return scores
+
+    def fitness(self, members, key: jax.Array) -> Evaluation:
+        """The members' `Evaluation` on the generation drawn from `key`; higher is better.
+
+        Fitness is the mean over the generation's tasks and seeds of normalised scores (by the
+        fixed baselines, or paired with the baseline's runs on the same draws and seeds); it is
+        non-finite when any of the member's runs is (callers rank such members last). Tasks not
+        drawn this generation score NaN in the per-task outputs.
         """
         raw = self.scores(members, key)
         indices = self.task_indices(key)
-        baselines = None if self.baselines is None else self.baselines[indices][None, :, None]
         per_task = jnp.full((raw.shape[0], len(self.tasks)), jnp.nan).at[:, indices].set(jnp.mean(raw, axis=-1))
-        return aggregate(normalise(raw, baselines)), per_task
+        if self.paired:
+            base = self.baseline_scores(key)
+            scores = paired_normalise(raw, base, self.baselines[indices], self.random_scores[indices])
+            base_per_task = jnp.full(len(self.tasks), jnp.nan).at[indices].set(jnp.mean(base, axis=-1))
+            return Evaluation(aggregate(scores), per_task, scores, base_per_task)
+        baselines = None if self.baselines is None else self.baselines[indices][None, :, None]
+        scores = normalise(raw, baselines)
+        return Evaluation(aggregate(scores), per_task, scores, None)
+
+
+def task_keys(seed_keys: jax.Array, t: int) -> jax.Array:
+    """The keys `[S, 2]` of task t's runs from the generation's seed keys `[S, 2]`: every member
+    and the paired baseline train task t from these."""
+    return jax.vmap(lambda k: jax.random.fold_in(k, t))(seed_keys)
 
 
 def run_env_steps(algo, objective: MetaObjective) -> int:
@@ -189,6 +254,15 @@ def run_score(algo, objective: MetaObjective, meta_params, key: jax.Array) -> ja
     checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(state.params)]
     checks += [jnp.all(jnp.isfinite(metrics[k])) for k in ("policy_loss", "value_loss")]
     return jnp.where(jnp.all(jnp.stack(checks)), score(objective, metrics, eval_return), jnp.nan)
+
+
+def measure_random_scores(tasks, ppo: PPOConfig, objective: MetaObjective, key: jax.Array) -> np.ndarray:
+    """Per-task scores `[T]` of the random agent (uniform random actions): the mean return of
+    `baseline_seeds * ppo.eval_envs` episodes, the reference `discover eval` normalises by too.
+    Run once at job start for normalise = "paired" (its scale: baseline minus random)."""
+    episodes = objective.baseline_seeds * ppo.eval_envs
+    return np.asarray([float(random_policy_return(task, jax.random.fold_in(key, t), episodes))
+                       for t, task in enumerate(tasks)], np.float32)
 
 
 def measure_baselines(tasks, ppo: PPOConfig, objective: MetaObjective, key: jax.Array) -> np.ndarray:

@@ -135,6 +135,8 @@ CASES = [
     Case("rule_eps_nan", r"rule.eps = nan is not a finite number", spec_text(rule={"eps": float("nan")})),
     Case("baselines_nan", r"meta_objective.baselines\[0\] = nan is not a finite number",
          spec_text(meta_objective={"baselines": [float("nan")]})),
+    Case("paired_baseline_learned", r"meta_objective.baseline_rule = 'lpo' has meta-parameters",
+         spec_text(meta_objective={"normalise": "paired", "baseline_rule": "lpo"})),
     Case("override_inf", r"ppo.learning_rate = inf is not a finite number", VALID,
          args=("--set", "ppo.learning_rate=inf")),
     # integers out of range
