@@ -185,7 +185,7 @@ def test_eval_task_labels_with_sources_take_the_spec_task(tmp_path):
     run = make_run_dir(tmp_path)
     spec = (run / "spec.toml").read_text()
     (run / "spec.toml").write_text(spec.replace("[ppo]", '[[tasks]]\nsource = "gymnax"\nenv_name = "CartPole-v1"\n'
-                                                "randomise = { length = [0.3, 0.8] }\n\n[ppo]"))
+                                                "randomize = { length = [0.3, 0.8] }\n\n[ppo]"))
     source = resolve_source(str(run))
     assert source.train_tasks == ["inverted_pendulum/spring", "gymnax:CartPole-v1~length=0.3..0.8"]
     settings = evaluate.eval_settings(source, evaluate.parse_tasks("gymnax:CartPole-v1,gymnax:Asterix-MinAtar"),

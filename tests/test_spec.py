@@ -44,7 +44,7 @@ def _job_table(run_dir, meta_optimizer: dict, **sections) -> dict:
         "tasks": [{"env_name": "inverted_pendulum", "episode_length": 16}],
         "rule": {"name": "lpo", "hidden_size": 4},
         "ppo": {"num_envs": 4, "rollout_length": 4, "num_updates": 4, "num_minibatches": 1},
-        "meta_objective": {"kind": "final_return", "normalise": "baseline"},
+        "meta_objective": {"kind": "final_return", "normalize": "baseline"},
         "meta_optimizer": meta_optimizer,
     }
     for name, values in sections.items():

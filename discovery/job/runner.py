@@ -98,7 +98,7 @@ def run_from_cli(table: dict, args) -> int:
     """Runs the job; the exit code: 0 finished, 128 + signal number interrupted (130 SIGINT,
     143 SIGTERM: saved, unless a second signal cut the generation short), 1 failed (one line)."""
     try:
-        with distributed.session(distributed.settings(args)), job_console.one_line_warnings():
+        with distributed.session(distributed.settings(args)):
             return run_job(table).exit_code
     except JobInterrupted as err:
         print(f"discover {args.command}: {err}", file=sys.stderr)
@@ -167,7 +167,7 @@ class Job:
     spec: a spec table or a parsed JobSpec. progress: print the header, progress bar and closing
     line (from the primary process). stop: the signal flag the loop checks between generations
     (`run_job` installs one; by default no handler is installed and Ctrl-C raises as usual).
-    After build(): problem, optimizer, resolved (the spec as spec.toml holds it), baselines.
+    After build(): problem, optimizer, baselines (spec.table is what spec.toml holds).
     After restore(): history (the records so far), steps_per_generation.
     """
 
@@ -209,13 +209,11 @@ class Job:
         )
         self.optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options,
                                              self.problem)
-        self.resolved = {**spec.table, "meta_optimizer": {
-            "name": spec.meta_optimizer, **_plain_options(self.optimizer.options)}}
         if saved_spec is not None:
-            job_files.check_resumed_spec(self.run_dir, saved_spec, self.resolved)
+            job_files.check_resumed_spec(self.run_dir, saved_spec, self.spec.table)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.primary:
-            job_files.write_spec(self.run_dir, self.resolved)
+            job_files.write_spec(self.run_dir, self.spec.table)
         faults.hit("startup", 0)
 
     def _baselines(self, saved_info: dict | None, key) -> Any:
@@ -224,7 +222,7 @@ class Job:
         from discovery.meta_opt.problem import measure_baselines
 
         spec, objective = self.spec, self.spec.meta_objective
-        if objective.normalise == "none":
+        if objective.normalize == "none":
             return None
         if objective.baselines:
             return np.asarray(objective.baselines, np.float32)
@@ -250,7 +248,7 @@ class Job:
         restored = self.ckpt.restore_latest(state)
         if restored is not None:
             state, info = restored
-            job_files.check_checkpoint_spec(self.run_dir, info, self.resolved)
+            job_files.check_checkpoint_spec(self.run_dir, info, self.spec.table)
             self.history = info["fitness_history"]
         if self.primary:
             job_files.write_history(self.run_dir, self.history)
@@ -266,7 +264,7 @@ class Job:
         spec, optimizer = self.spec, self.optimizer
         self.steps_per_generation = optimizer.env_steps_per_step
         self.common = {
-            "spec": self.resolved, "versions": package_versions(),
+            "spec": self.spec.table, "versions": package_versions(),
             "baselines": None if self.baselines is None else [float(b) for b in self.baselines],
             "devices": self.problem.num_devices,
             "fitness": optimizer.fitness_doc,  # what metrics.jsonl's fitness_* and best_so_far are
@@ -296,7 +294,7 @@ class Job:
 
         step, compile_seconds = self._compile(state)
         generation = len(self.history)
-        job_console.print_header(self.spec, self.problem.num_devices, self.resolved["meta_optimizer"],
+        job_console.print_header(self.spec, self.problem.num_devices, self.spec.table["meta_optimizer"],
                                  self.steps_per_generation, generation, compile_seconds,
                                  self.progress, self.optimizer.fitness_doc)
         self._watch = watchdog.JobWatchdog(self.run_dir, self.spec.job.watchdog,
@@ -401,6 +399,3 @@ def _check_start(spec: JobSpec) -> dict | None:
         return load_toml(run_dir / SPEC_FILE)
     return None
 
-
-def _plain_options(options: Any) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()}

@@ -26,7 +26,6 @@ from evosax.core.optimizer import clipup
 from flax import struct
 
 from discovery.meta_opt.base import LifetimeProblem, MetaOptimizer, register, strong_types
-from inner_algos.config_checks import build
 from inner_algos.config_checks import (
     NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED, Interval, OneOf, check_fields,
 )
@@ -172,6 +171,6 @@ def _es_meta_optimizer(opts: ESOptions, problem: LifetimeProblem) -> MetaOptimiz
 
 
 @register("es", ESOptions)
-def make_es(options: dict, problem) -> MetaOptimizer:
-    """Factory for `[meta_optimizer] name = "es"`; options validated as ESOptions."""
-    return _es_meta_optimizer(build(ESOptions, options, "meta_optimizer"), problem)
+def make_es(options: ESOptions, problem) -> MetaOptimizer:
+    """Factory for `[meta_optimizer] name = "es"`."""
+    return _es_meta_optimizer(options, problem)

@@ -45,7 +45,7 @@ class Problem:
     """Static description of one meta-learning problem (see module docstring).
 
     Attributes: rule, tasks `(T,)`, ppo, objective, seeds_per_member (S), baselines (`[T]` array
-    of baseline scores when objective.normalise == "baseline", else None), population_batch
+    of baseline scores when objective.normalize == "baseline", else None), population_batch
     (0 = vmap all local members at once), evaluate_mean (meta-optimizers also score their mean
     each step), tasks_per_generation (K tasks drawn per generation; 0 = all), algos (one
     InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop").
@@ -67,14 +67,14 @@ class Problem:
         if not 0 <= tasks_per_generation <= len(tasks):
             raise ValueError(f"job.tasks_per_generation = {tasks_per_generation} must be in "
                              f"[0, {len(tasks)}] (0 = all {len(tasks)} tasks)")
-        if objective.normalise == "baseline" and baselines is None:
-            raise ValueError("meta_objective.normalise = 'baseline' needs per-task baselines")
+        if objective.normalize == "baseline" and baselines is None:
+            raise ValueError("meta_objective.normalize = 'baseline' needs per-task baselines")
         self.rule = rule
         self.tasks = tuple(tasks)
         self.ppo = ppo
         self.objective = objective
         self.seeds_per_member = seeds_per_member
-        self.baselines = None if objective.normalise == "none" else jnp.asarray(baselines, jnp.float32)
+        self.baselines = None if objective.normalize == "none" else jnp.asarray(baselines, jnp.float32)
         self.population_batch = population_batch
         self.evaluate_mean = evaluate_mean
         self.tasks_per_generation = tasks_per_generation or len(self.tasks)
