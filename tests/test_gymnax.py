@@ -30,7 +30,11 @@ def test_brax_results_are_those_of_the_code_before_sources():
     run as `run_job(tiny_job.table(dir, job={"evaluate_mean": True}), progress=False)` on 1 CPU
     device, and PPO-clip on Task(episode_length=50) with conftest's tiny_ppo, PRNGKey(1) for
     training, PRNGKey(2) for evaluation, PRNGKey(0) and 8 episodes for the random-policy return.
-    Reward normalisation, which that code did not have, is off."""
+    Reward normalisation, which that code did not have, is off.
+
+    Exact where the value is a count: inverted_pendulum pays 1 per step, so fitness, returns and
+    the evaluation are means of integer episode lengths, which move only if an episode ends at
+    another step (they reproduce on Intel Xeon and AMD EPYC). The policy loss is not a count."""
     expected = [  # (fitness_mean, fitness_max, fitness_min, mean_fitness, best_so_far)
         (10.94444465637207, 11.28888988494873, 10.777777671813965, 9.898990631103516, 11.28888988494873),
         (10.507407903671265, 10.60740852355957, 10.407407760620117, 10.857142448425293, 11.28888988494873),
@@ -50,7 +54,10 @@ def test_brax_results_are_those_of_the_code_before_sources():
     algo = make_ppo(config, task, make_rule("ppo_clip"))
     state, metrics = jax.jit(algo.train)({}, jax.random.PRNGKey(1))
     assert float(metrics["episode_return"][-1]) == 17.16666603088379
-    assert float(metrics["policy_loss"][-1]) == -5.28283417224884e-05
+    # near zero (normalised advantages nearly cancel), so it is mostly the float32 rounding of
+    # three updates, which differs between CPU models (vector width, exp/log): -5.2795e-05 on
+    # AMD EPYC, -5.2828e-05 on Intel Xeon (3e-8 apart). abs=1e-6: 30x that, 2% of the loss
+    assert float(metrics["policy_loss"][-1]) == pytest.approx(-5.28283417224884e-05, abs=1e-6)
     assert float(jax.jit(algo.evaluate)(state, jax.random.PRNGKey(2))[0]) == 50.0
     assert float(random_policy_return(task, jax.random.PRNGKey(0), 8)) == 24.875
 

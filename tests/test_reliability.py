@@ -16,7 +16,6 @@ import pytest
 from discovery.job import checkpoint
 from discovery.evaluation import results as eval_results
 from discovery.evaluation import runs as eval_runs
-from discovery.job import runner as job
 from discovery.job import files as job_files
 from discovery.job import records as job_records
 from discovery.job import signals as job_signals
@@ -125,13 +124,6 @@ def test_a_second_signal_during_a_save_waits_for_it(capsys):
         stop.restore()
     err = capsys.readouterr().err
     assert err.count("received SIGINT while saving: the save finishes first") == 2
-
-
-def test_exit_codes_of_a_job_result():
-    result = job.JobResult(None, 3, [], {}, 1, 1.0, False)
-    assert result.exit_code == 0
-    assert job.JobResult(None, 3, [], {}, 1, 1.0, True, signal.SIGINT).exit_code == 130
-    assert job.JobResult(None, 3, [], {}, 1, 1.0, True, signal.SIGTERM).exit_code == 143
 
 
 def _record(generation, fitness_max):
