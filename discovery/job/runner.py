@@ -294,9 +294,9 @@ class Job:
 
         step, compile_seconds = self._compile(state)
         generation = len(self.history)
-        job_console.print_header(self.spec, self.problem.num_devices, self.spec.table["meta_optimizer"],
-                                 self.steps_per_generation, generation, compile_seconds,
-                                 self.progress, self.optimizer.fitness_doc)
+        job_console.print_header(self.spec, self.problem.num_devices, self.steps_per_generation,
+                                 generation, compile_seconds, self.progress,
+                                 self.optimizer.fitness_doc)
         self._watch = watchdog.JobWatchdog(self.run_dir, self.spec.job.watchdog,
                                            self.spec.job.watchdog_min_seconds, generation)
         self.stopping = distributed.any_process(self.stop.raised)  # all stop at the same generation
