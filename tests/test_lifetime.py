@@ -1,7 +1,6 @@
 """Progress through training is the lifetime fraction of the run itself (update / its lifetime),
 for whole lifetimes and for the truncated estimators' runs alike."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
