@@ -122,6 +122,7 @@ def _random_meta_params(rule, key):
     return jax.tree.unflatten(tree, [x + jax.random.normal(k, jnp.shape(x)) for x, k in zip(leaves, keys)])
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("name", sorted(RULES))
 def test_exported_rule_files_round_trip_the_rule(name, tmp_path):
     rule = make_rule(name)
@@ -133,6 +134,7 @@ def test_exported_rule_files_round_trip_the_rule(name, tmp_path):
     _assert_bit_equal(loaded_params, jax.device_get(meta_params))
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("name", sorted(n for n, cls in RULES.items() if cls.family == "drift"))
 def test_drift_is_zero_at_ratio_one_for_any_advantage(name):
     rule = make_rule(name)

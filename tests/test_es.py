@@ -14,6 +14,8 @@ from discovery.meta_opt import META_OPTIMIZERS, make_meta_optimizer, parse_optio
 from discovery.spec import SpecError
 from meta_objectives import z_score_shaping
 
+pytestmark = pytest.mark.fast  # pure functions: part of `python -m pytest -m fast`
+
 OPTIMUM = jnp.array([1.0, -2.0, 0.5])
 GENERATIONS = 300
 TOLERANCE = {"open_es": 0.02, "cma_es": 1e-3, "sep_cma_es": 1e-3, "snes": 1e-3, "pgpe": 0.15}

@@ -98,6 +98,7 @@ def test_env_steps_as_gymnax_with_episode_bookkeeping_and_time_limit_apart():
         assert float(ours.reward) == float(reward)
 
 
+@pytest.mark.fast
 def test_unknown_names_list_valid_ones_per_source():
     with pytest.raises(ValueError, match=r"not a gymnax environment; valid names: CartPole-v1, .*Breakout-MinAtar"):
         Task(source="gymnax", env_name="Pong")
@@ -109,6 +110,7 @@ def test_unknown_names_list_valid_ones_per_source():
     assert Task() == Task(backend="spring", episode_length=1000)
 
 
+@pytest.mark.fast
 def test_labels_old_and_new():
     assert CARTPOLE.label == "gymnax:CartPole-v1"
     assert Task(env_name="hopper").label == "hopper/spring"
@@ -182,6 +184,7 @@ def test_every_rule_family_trains_on_a_discrete_minatar_task(rule_name, options)
     assert 0 < float(length) <= 20
 
 
+@pytest.mark.fast
 def test_eval_task_labels_with_sources_take_the_spec_task(tmp_path):
     from discovery.evaluation import evaluate
     from discovery.evaluation.sources import resolve_source

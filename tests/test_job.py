@@ -93,28 +93,7 @@ def test_a_user_callback_sees_each_generation_as_logged_after_its_checkpoint(tmp
     jax.tree.map(np.testing.assert_array_equal, seen[-1][2]["mean"], exported)
 
 
-def test_a_run_directory_in_the_old_key_spelling_resumes(tmp_path, monkeypatch):
-    """A run directory whose spec.toml and checkpoint spell `meta_objective.normalize` the old
-    way (`normalise`, as written before the rename) resumes as `discover resume` would: one
-    note, the saved generations kept, spec.toml rewritten in the new spelling."""
-    import re
-
-    from discovery.spec import apply_overrides, load_toml
-    from inner_algos import config_checks
-
-    monkeypatch.setattr(config_checks, "_NOTED", set())
-    run_dir = tmp_path / "run"
-    first = run_job(tiny_job.table(run_dir, job={"generations": 1}), progress=False)
-    for path in [run_dir / "spec.toml", *(run_dir / "checkpoints").glob("*/info/metadata")]:
-        path.write_text(re.sub(r"\bnormalize\b", "normalise", path.read_text()))
-    assert "normalise = " in (run_dir / "spec.toml").read_text()
-    table = apply_overrides(load_toml(run_dir / "spec.toml"), ["job.generations=2"])
-    with pytest.warns(config_checks.OldSpelling, match="`normalise` is the old spelling"):
-        resumed = run_job(table, progress=False)
-    assert resumed.generation == 2 and resumed.history[:1] == first.history
-    assert load_toml(run_dir / "spec.toml")["meta_objective"]["normalize"] == "none"
-
-
+@pytest.mark.fast
 def test_checkpointer_falls_back_to_the_newest_intact_step(tmp_path):
     ckpt = checkpoint.Checkpointer(tmp_path)
     info = {"spec": {}, "versions": {}, "fitness_history": [], "wall_time": 0.0, "env_steps": 0}
@@ -135,6 +114,7 @@ def test_checkpointer_falls_back_to_the_newest_intact_step(tmp_path):
     ckpt.close()
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("section, values, message", [
     ("job", {"generatons": 5}, r"unknown key\(s\) job.generatons; allowed keys in \[job\]"),
     ("job", {"generations": 0}, r"job.generations = 0 must be >= 1"),
@@ -149,6 +129,7 @@ def test_bad_spec_keys_are_rejected(tmp_path, section, values, message):
         parse_job_spec(tiny_job.table(tmp_path, **{section: values}))
 
 
+@pytest.mark.fast
 def test_bad_sections_and_tasks_are_rejected(tmp_path):
     with pytest.raises(SpecError, match=r"unknown section\(s\) \[task\]; allowed sections"):
         parse_job_spec({**tiny_job.table(tmp_path), "task": {}})
@@ -157,6 +138,7 @@ def test_bad_sections_and_tasks_are_rejected(tmp_path):
         parse_job_spec(bad_task)
 
 
+@pytest.mark.fast
 def test_bad_meta_optimizer_option_is_rejected_before_compiling(tmp_path):
     spec = tiny_job.table(tmp_path / "run", meta_optimizer={"popsize": 8})
     with pytest.raises(SpecError, match=r"meta_optimizer.popsize"):

@@ -50,6 +50,7 @@ def test_truncated_runs_schedule_and_anneal_over_their_own_lifetime():
     assert lr.min() >= 0.0
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("options, field", [
     ({"truncation": "constant", "lifetime": 5}, "lifetime"),
     ({"truncation": "log_uniform", "min_lifetime": 2, "max_lifetime": 5}, "max_lifetime"),

@@ -22,6 +22,8 @@ from meta_objectives import (
     task_scale,
 )
 
+pytestmark = pytest.mark.fast  # pure functions: part of `python -m pytest -m fast`
+
 NAN = float("nan")
 # one run, 4 updates: no episode, 1 episode of return 10, 3 episodes averaging 20, no episode
 RETURNS = jnp.array([NAN, 10.0, 20.0, NAN])

@@ -17,6 +17,7 @@ RANDOM_CARTPOLE = Task(source="gymnax", env_name="CartPole-v1",
                        randomize={"length": [0.2, 2.0], "gravity": [5.0, 20.0]})
 
 
+@pytest.mark.fast
 def test_sampled_gymnax_params_are_the_env_params_gymnax_steps_with():
     """Our CartPole with length 1.7 is gymnax's CartPole built with length 1.7 (and the
     pole's mass x length that CartPole derives from it), transition for transition."""
@@ -71,6 +72,7 @@ def test_brax_gravity_scale_changes_the_physics():
     assert np.all(weak > normal) and np.all(normal > strong)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("task, message", [
     ({"env_name": "hopper", "randomize": {"mass": [0.5, 2.0]}},
      r"task.randomize.mass is not a randomisable field; valid fields: mass_scale, friction_scale, "
@@ -88,6 +90,7 @@ def test_bad_randomise_fails_in_the_spec_naming_the_key(tmp_path, task, message)
         parse_job_spec(table)
 
 
+@pytest.mark.fast
 def test_randomised_spec_round_trips_through_the_resolved_toml(tmp_path):
     table = {"job": {"run_dir": str(tmp_path)},
              "tasks": [{"source": "gymnax", "env_name": "CartPole-v1", "randomize": {"length": [0.2, 2]}},

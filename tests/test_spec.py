@@ -7,6 +7,7 @@ import pytest
 from discovery.spec import SpecError, apply_overrides, parse_ppo, parse_rule, parse_task
 
 
+@pytest.mark.fast
 def test_overrides_are_parsed_as_toml_values():
     table = apply_overrides({"ppo": {"num_envs": 8}}, ["ppo.num_envs=32", "ppo.actor_hidden=[8, 8]",
                                                        "rule.name=dpo", "ppo.anneal_lr=true"])
@@ -16,6 +17,7 @@ def test_overrides_are_parsed_as_toml_values():
     assert config.actor_hidden == (8, 8) and config.learning_rate == 1.0
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "parse, table, message",
     [
@@ -34,6 +36,7 @@ def test_bad_values_name_the_key(parse, table, message):
         parse(table)
 
 
+@pytest.mark.fast
 def test_malformed_override_is_rejected():
     with pytest.raises(SpecError, match="section.key=value"):
         apply_overrides({}, ["ppo.num_envs"])
@@ -54,6 +57,7 @@ def _job_table(run_dir, meta_optimizer: dict, **sections) -> dict:
     return table
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("meta_optimizer, sections, message", [
     ({"name": "pes", "num_pairs": 0}, {}, r"meta_optimizer.num_pairs = 0 must be >= 1"),
     ({"name": "truncated_es"}, {"meta_objective": {"kind": "eval_return"}},
@@ -79,6 +83,7 @@ def test_a_rejected_spec_leaves_nothing_on_disk(tmp_path, meta_optimizer, sectio
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.fast
 def test_resolved_spec_holds_every_estimator_option():
     from discovery.spec import parse_job_spec
 
@@ -87,6 +92,7 @@ def test_resolved_spec_holds_every_estimator_option():
     assert spec.table["meta_optimizer"]["sigma"] == 0.03  # the default, filled in
 
 
+@pytest.mark.fast
 def test_an_override_under_an_array_of_tables_sets_every_entry():
     table = apply_overrides({"tasks": [{"env_name": "ant"}, {"env_name": "hopper"}]},
                             ["tasks.episode_length=16"])
@@ -135,6 +141,7 @@ def fresh_notes(monkeypatch):
     monkeypatch.setattr(config_checks, "_NOTED", set())
 
 
+@pytest.mark.fast
 def test_old_key_spellings_are_read_as_the_new_ones_with_one_note_each(fresh_notes):
     from discovery.spec import parse_job_spec
     from inner_algos.config_checks import OldSpelling
@@ -152,6 +159,7 @@ def test_old_key_spellings_are_read_as_the_new_ones_with_one_note_each(fresh_not
     assert new.table["tasks"][0]["randomize"] == {"mass_scale": [0.5, 2.0]}
 
 
+@pytest.mark.fast
 def test_the_new_key_spellings_give_no_note(fresh_notes):
     import warnings
 
@@ -162,6 +170,7 @@ def test_the_new_key_spellings_give_no_note(fresh_notes):
         parse_job_spec(_spelled(_job_table("/tmp/unused", {}), "randomize", "normalize"))
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("section, old, new", [("meta_objective", "normalise", "normalize"),
                                                ("tasks[0]", "randomise", "randomize")])
 def test_a_key_in_both_spellings_is_refused(fresh_notes, section, old, new):
@@ -175,6 +184,7 @@ def test_a_key_in_both_spellings_is_refused(fresh_notes, section, old, new):
         parse_job_spec(table)
 
 
+@pytest.mark.fast
 def test_a_run_directory_spec_in_the_old_spelling_matches_its_resolved_spec(fresh_notes, tmp_path):
     """spec.toml and a checkpoint's spec written before the rename compare equal to the same
     spec resolved today, so the run resumes."""
