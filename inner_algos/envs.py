@@ -24,7 +24,7 @@ import functools
 from typing import Any, ClassVar
 
 from inner_algos import brax_envs, gymnax_envs
-from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields
+from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields, respell
 
 SOURCES = ("brax", "gymnax")
 BACKENDS = brax_envs.BACKENDS
@@ -175,9 +175,10 @@ def canonical_label(text: str) -> str:
 
 
 def task_from_table(table: dict) -> Task:
-    """The Task of a spec's task table (keys that are not Task fields, if any, are ignored)."""
+    """The Task of a spec's task table (keys that are not Task fields, if any, are ignored;
+    old spellings of renamed keys, e.g. in an older run directory, are read as the new ones)."""
     fields = {f.name for f in dataclasses.fields(Task)}
-    return Task(**{k: v for k, v in table.items() if k in fields})
+    return Task(**{k: v for k, v in respell(Task, table, "task").items() if k in fields})
 
 
 @functools.lru_cache(maxsize=None)

@@ -205,3 +205,16 @@ def test_a_run_directory_spec_in_the_old_spelling_matches_its_resolved_spec(fres
         job_files.check_resumed_spec(
             tmp_path, saved, {**resolved, "meta_objective": {**resolved["meta_objective"],
                                                              "normalize": "none"}})
+
+
+@pytest.mark.fast
+def test_a_task_table_of_an_older_run_directory_keeps_its_ranges(fresh_notes):
+    """Evaluation reads a run directory's task tables as they are (`task_from_table`): an old
+    `randomise` key still gives the randomised task it trained on."""
+    from inner_algos.config_checks import OldSpelling
+    from inner_algos.envs import task_from_table
+
+    old = {"source": "gymnax", "env_name": "CartPole-v1", "randomise": {"length": [0.2, 2.0]}}
+    with pytest.warns(OldSpelling, match="`randomise` is the old spelling of `randomize`"):
+        task = task_from_table(old)
+    assert task.label == "gymnax:CartPole-v1~length=0.2..2"
