@@ -115,6 +115,12 @@ def test_unknown_meta_optimizer_lists_valid_names():
         make_meta_optimizer("ga", {}, Quadratic())
 
 
+def test_factories_take_typed_options_not_a_table():
+    """The spec validates options once; a raw table given to a factory is a mistake, named."""
+    with pytest.raises(TypeError, match=r"takes options of type ESOptions, got dict; build them with parse_options"):
+        make_meta_optimizer("es", {"population_size": 4}, Quadratic())
+
+
 def test_z_score_shaping_by_hand():
     """evosax-side fitness (minimised, failures +inf): [1, 2, 3, inf] -> mean 2, std sqrt(2/3)."""
     z = z_score_shaping(jnp.array([1.0, 2.0, 3.0, jnp.inf]))
