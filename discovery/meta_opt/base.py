@@ -147,8 +147,9 @@ def make_meta_optimizer(name: str, options, problem) -> MetaOptimizer:
     _known(name)
     cls = _OPTIONS[name][0]
     if not isinstance(options, cls):
-        raise TypeError(f"make_meta_optimizer({name!r}, ...) takes options of type {cls.__name__}, got "
-                        f"{type(options).__name__}; build them with parse_options({name!r}, table)")
+        raise TypeError(f"make_meta_optimizer({name!r}, ...) takes options of type "
+                        f"{cls.__name__}, got {type(options).__name__}; build them with "
+                        f"parse_options({name!r}, table)")
     return META_OPTIMIZERS[name](options, problem)
 
 
