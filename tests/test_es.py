@@ -117,7 +117,7 @@ def test_unknown_meta_optimizer_lists_valid_names():
 
 def test_factories_take_typed_options_not_a_table():
     """The spec validates options once; a raw table given to a factory is a mistake, named."""
-    with pytest.raises(TypeError, match=r"takes options of type ESOptions, got dict; build them with parse_options"):
+    with pytest.raises(TypeError, match=r"of type ESOptions, got dict; build them with parse_options"):
         make_meta_optimizer("es", {"population_size": 4}, Quadratic())
 
 
