@@ -21,7 +21,7 @@ import time
 import jax
 import numpy as np
 
-from discovery.meta_opt import make_meta_optimizer
+from discovery.meta_opt import make_meta_optimizer, parse_options
 from discovery.meta_opt.problem import Problem
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig
@@ -54,7 +54,7 @@ def measure(name: str, options: dict, repeats: int) -> dict:
     """Compiles one outer step of estimator `name` and times `repeats` calls of it."""
     problem = Problem(make_rule("hyperparams"), (TASK,), CONFIG, MetaObjective(kind="curve_area"),
                       evaluate_mean=name == "es")
-    opt = make_meta_optimizer(name, options, problem)
+    opt = make_meta_optimizer(name, parse_options(name, options), problem)
     state = jax.jit(opt.init)(jax.random.PRNGKey(0))
     start = time.perf_counter()
     compiled = jax.jit(opt.step).lower(state).compile()

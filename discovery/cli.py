@@ -18,6 +18,7 @@ from discovery.evaluation import evaluate
 from discovery.evaluation import inspect
 from discovery.job import runner as job
 from discovery.evaluation import train
+from discovery.job.console import one_line_warnings
 from discovery.job.launch import launches
 from inner_algos import xla_flags
 
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         command.register(subparsers)
     args = parser.parse_args(argv)
     try:
-        return args.func(args) or 0
+        with one_line_warnings():
+            return args.func(args) or 0
     except (ValueError, OSError) as err:  # bad input or an unusable file: one line, no traceback
         print(f"discover {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -14,7 +14,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from inner_algos.config_checks import NON_NEGATIVE, POSITIVE, Interval, SpecError, build, check_fields
+from inner_algos.config_checks import (
+    FACTOR_OR_OFF, NON_NEGATIVE, POSITIVE, Interval, Noted, SpecError, build, check_fields, respell,
+)
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig
 from discovery.meta_opt import validate_options
@@ -100,27 +102,17 @@ def parse_rule(table: dict, section: str = "rule") -> Rule:
 
 
 @dataclasses.dataclass(frozen=True)
-class Noted:
-    """A constraint whose message ends with a note, e.g. what 0 means."""
-
-    constraint: Any
-    note: str
+class RunName:
+    """A name usable as a directory name under out/ (no path separators, not '.' or '..')."""
 
     def problem(self, value: Any) -> str | None:
-        problem = self.constraint.problem(value)
-        return None if problem is None else f"{problem} {self.note}"
-
-
-@dataclasses.dataclass(frozen=True)
-class FactorOrOff:
-    """A factor >= 1, or 0 to turn the feature off."""
-
-    def problem(self, value: Any) -> str | None:
-        return None if value == 0 or value >= 1 else "must be >= 1 (a factor) or 0 (off)"
+        if value not in ("", ".", "..") and not any(c in value for c in "/\\\0"):
+            return None
+        return ("must be a name, not a path: the run directory defaults to out/<name>; use e.g. "
+                "letters, digits, '-' and '_' (no '/', '\\', and not '.' or '..'), or set job.run_dir")
 
 
 AT_LEAST_ONE = Interval(1)
-FACTOR_OR_OFF = FactorOrOff()
 
 # --- discovery jobs: [job], [[tasks]], [rule], [ppo], [meta_objective], [meta_optimizer] -------
 
@@ -165,11 +157,7 @@ class JobSettings:
                      checkpoint_every=AT_LEAST_ONE, tasks_per_generation=NON_NEGATIVE,
                      max_nonfinite_generations=Noted(NON_NEGATIVE, "(0 = never stop)"),
                      population_batch=NON_NEGATIVE, watchdog=FACTOR_OR_OFF,
-                     watchdog_min_seconds=POSITIVE)
-        if self.name in ("", ".", "..") or any(c in self.name for c in "/\\\0"):
-            raise ValueError(f"job.name = {self.name!r} must be a name, not a path: the run "
-                             f"directory defaults to out/<name>; use e.g. letters, digits, '-' and "
-                             f"'_' (no '/', '\\', and not '.' or '..'), or set job.run_dir")
+                     watchdog_min_seconds=POSITIVE, name=RunName())
 
     @property
     def directory(self) -> Path:
@@ -178,8 +166,12 @@ class JobSettings:
 
 @dataclasses.dataclass(frozen=True)
 class JobSpec:
-    """A parsed, validated discovery run spec. `table` is the resolved TOML table it came from,
-    with every default filled in (what `spec.toml` in the run directory holds)."""
+    """A parsed, validated discovery run spec: one typed object per section.
+
+    meta_optimizer: the estimator's registered name; meta_optimizer_options: its validated
+    options dataclass (what `discovery.meta_opt.make_meta_optimizer` takes). `table` is the
+    resolved TOML table, every default filled in and keys in their current spelling (what
+    `spec.toml` in the run directory holds)."""
 
     job: JobSettings
     tasks: tuple[Task, ...]
@@ -187,7 +179,7 @@ class JobSpec:
     ppo: PPOConfig
     meta_objective: Any
     meta_optimizer: str
-    meta_optimizer_options: dict
+    meta_optimizer_options: Any
     table: dict
 
 
@@ -231,10 +223,10 @@ def parse_job_spec(table: dict) -> JobSpec:
     name = opt_table.pop("name", "es")
     options = validate_options(name, opt_table, rule, ppo, objective)
     _check_task_sampling(job.tasks_per_generation, tasks, name)
-    if objective.normalise == "paired" and name != "es":
-        raise SpecError(f"meta_objective.normalise = \"paired\" trains the baseline beside each "
+    if objective.normalize == "paired" and name != "es":
+        raise SpecError(f"meta_objective.normalize = \"paired\" trains the baseline beside each "
                         f"generation's population, which only meta_optimizer.name = \"es\" does "
-                        f"(got {name!r}); use normalise = \"baseline\" (a fixed per-task baseline)")
+                        f"(got {name!r}); use normalize = \"baseline\" (a fixed per-task baseline)")
     job_table = dataclasses.asdict(job)
     if not job.tasks_per_generation:  # absent as before it existed, so older runs resume
         del job_table["tasks_per_generation"]
@@ -246,7 +238,20 @@ def parse_job_spec(table: dict) -> JobSpec:
         "meta_objective": dataclasses.asdict(objective),
         "meta_optimizer": {"name": name, **dataclasses.asdict(options)},
     }
-    return JobSpec(job, tasks, rule, ppo, objective, name, opt_table, _plain(resolved))
+    return JobSpec(job, tasks, rule, ppo, objective, name, options, _plain(resolved))
+
+
+def respell_spec(table: dict) -> dict:
+    """A discovery spec table with the old spellings of renamed keys replaced by the current
+    ones (`config_checks.respell`, noted once), e.g. a run directory's spec.toml or checkpoint
+    spec written before a rename, so that it compares equal to the spec resolved today."""
+    table = dict(table)
+    for section, cls in (("job", JobSettings), ("ppo", PPOConfig), ("meta_objective", MetaObjective)):
+        if section in table:
+            table[section] = respell(cls, table[section], section)
+    if isinstance(table.get("tasks"), list):
+        table["tasks"] = [respell(Task, t, f"tasks[{i}]") for i, t in enumerate(table["tasks"])]
+    return table
 
 
 def _check_task_sampling(k: int, tasks: tuple, meta_optimizer: str) -> None:
@@ -276,7 +281,7 @@ def _toml_value(value: Any) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):  # an inline table, e.g. randomise = { mass_scale = [0.5, 2.0] }
+    if isinstance(value, dict):  # an inline table, e.g. randomize = { mass_scale = [0.5, 2.0] }
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise SpecError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
 

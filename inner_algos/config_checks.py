@@ -8,6 +8,10 @@ A class lists its fields' constraints once and calls `check_fields` from `__post
 
 Each failure raises ValueError("<section>.<field> = <value> <what it must be>"); `build`
 turns it into a SpecError. Checks that relate several fields stay in the class.
+
+Renamed keys: a class lists `OLD_SPELLINGS = {"old": "new"}`; `build` reads an old key as the
+new one with a one-time note (an `OldSpelling` warning), so existing specs and run directories
+keep working, and refuses a table that gives both.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import dataclasses
 import math
 import types
 import typing
+import warnings
 from typing import Any
 
 
@@ -75,12 +80,33 @@ class Widths:
         return None if ok else "must be a list of positive integers"
 
 
+@dataclasses.dataclass(frozen=True)
+class Noted:
+    """A constraint whose message ends with a note, e.g. what 0 means."""
+
+    constraint: Any
+    note: str
+
+    def problem(self, value: Any) -> str | None:
+        problem = self.constraint.problem(value)
+        return None if problem is None else f"{problem} {self.note}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FactorOrOff:
+    """A factor >= 1, or 0 to turn the feature off."""
+
+    def problem(self, value: Any) -> str | None:
+        return None if value == 0 or value >= 1 else "must be >= 1 (a factor) or 0 (off)"
+
+
 POSITIVE = Interval(0, None, low_open=True)
 NON_NEGATIVE = Interval(0, None)
 POSITIVE_INT = Integer(1)
 NON_NEGATIVE_INT = Integer(0)
 UNIT_OPEN_CLOSED = Interval(0, 1, low_open=True)  # (0, 1]: decays, discount factors
 UNIT = Interval(0, 1)
+FACTOR_OR_OFF = FactorOrOff()
 
 
 def check_fields(obj: Any, section: str, **constraints: Any) -> None:
@@ -102,6 +128,35 @@ def _num(x: float) -> str:
 
 class SpecError(ValueError):
     """A run spec (file or override) is invalid; the message names the key and the fix."""
+
+
+class OldSpelling(FutureWarning):
+    """A spec used the old spelling of a renamed key (still read; see `respell`)."""
+
+
+_NOTED: set = set()  # the old keys `respell` has noted in this process
+
+
+def respell(cls, table: dict, section: str) -> dict:
+    """`table` with the old spellings of `cls.OLD_SPELLINGS` ({old: new}) replaced by the new
+    ones; each old key used gives one note per process (an `OldSpelling` warning). A table
+    that gives a key in both spellings is a SpecError."""
+    renamed = getattr(cls, "OLD_SPELLINGS", {})
+    if not isinstance(table, dict) or not renamed.keys() & table.keys():
+        return table
+    table = dict(table)
+    for old, new in renamed.items():
+        if old not in table:
+            continue
+        if new in table:
+            raise SpecError(f"{section}.{old} and {section}.{new} are one key in two spellings; "
+                            f"keep only {section}.{new}")
+        if old not in _NOTED:
+            _NOTED.add(old)
+            warnings.warn_explicit(f"spec key `{old}` is the old spelling of `{new}`; it is read as "
+                                   f"`{new}` (write `{new}` in new specs)", OldSpelling, "run spec", 0)
+        table[new] = table.pop(old)
+    return table
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:
@@ -136,7 +191,7 @@ SEED_RANGE = (0, 2**32)
 
 def check_numbers(value: Any, name: str) -> None:
     """Raises a SpecError naming the key if a number in `value` (a scalar, or one inside arrays
-    and inline tables, e.g. tasks[0].randomise.mass_scale[1]) is a non-finite float, an integer
+    and inline tables, e.g. tasks[0].randomize.mass_scale[1]) is a non-finite float, an integer
     outside INT_RANGE, or a seed (key `seed` or `*_seed`) outside SEED_RANGE."""
     if isinstance(value, dict):
         for key, item in value.items():
@@ -160,9 +215,11 @@ def check_numbers(value: Any, name: str) -> None:
 
 def build(cls, table: dict, section: str):
     """Instantiates dataclass `cls` from `table` (keys = field names) with checked types and
-    numbers (`check_numbers`: finite floats, integers in range, seeds PRNGKey can take)."""
+    numbers (`check_numbers`: finite floats, integers in range, seeds PRNGKey can take). Old
+    spellings of renamed keys are read as the new ones (`respell`)."""
     if not isinstance(table, dict):
         raise SpecError(f"[{section}] must be a table, got {table!r}")
+    table = respell(cls, table, section)
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(table) - fields)

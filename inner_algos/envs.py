@@ -13,7 +13,7 @@ only modules importing those libraries) with this interface; callers `vmap` it t
   state.info["truncation"] (time-limit cut, not a termination: GAE bootstraps there),
   state.info["episode_metrics"]["sum_reward" | "length"] (of the episode so far, incl. this step)
 
-Randomised tasks: `randomise = {name: (low, high)}` ranges are sampled uniformly once per
+Randomised tasks: `randomize = {name: (low, high)}` ranges are sampled uniformly once per
 lifetime (`sample_params`) as traced scalars, so one compiled program serves every sample.
 """
 
@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 from inner_algos import brax_envs, gymnax_envs
-from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields
+from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields, respell
 
 SOURCES = ("brax", "gymnax")
 BACKENDS = brax_envs.BACKENDS
@@ -45,7 +45,7 @@ def randomisable(source: str, env_name: str) -> tuple[str, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """One MDP to train on, or a distribution of them when `randomise` is set.
+    """One MDP to train on, or a distribution of them when `randomize` is set.
 
     Attributes:
       source: "brax" (default) or "gymnax".
@@ -55,7 +55,7 @@ class Task:
         None -> 1000 for brax, the env's own limit for gymnax (CartPole-v1: 500).
       action_repeat: how many times one action is applied (brax only).
       reward_scale: multiplies the reward seen by the learner (returns are logged unscaled).
-      randomise: {name: [low, high]} ranges sampled once per lifetime (see `randomisable`);
+      randomize: {name: [low, high]} ranges sampled once per lifetime (see `randomisable`);
         stored as a sorted tuple of (name, (low, high)) so that the task stays hashable.
     """
 
@@ -65,7 +65,9 @@ class Task:
     action_repeat: int = 1
     reward_scale: float = 1.0
     source: str = "brax"
-    randomise: Any = ()
+    randomize: Any = ()
+
+    OLD_SPELLINGS: ClassVar[dict] = {"randomise": "randomize"}  # read by config_checks.build
 
     def __post_init__(self):
         if self.source not in SOURCES:
@@ -79,7 +81,7 @@ class Task:
         self._resolve_source_defaults()
         check_fields(self, "task", episode_length=POSITIVE_INT, action_repeat=POSITIVE_INT,
                      reward_scale=POSITIVE)
-        object.__setattr__(self, "randomise", _ranges(self.randomise, randomisable(self.source, self.env_name)))
+        object.__setattr__(self, "randomize", _ranges(self.randomize, randomisable(self.source, self.env_name)))
 
     def _resolve_source_defaults(self):
         if self.source == "brax":
@@ -111,14 +113,14 @@ class Task:
     @property
     def label(self) -> str:
         """Short human-readable name: base_label, then '~name=low..high' per randomised field."""
-        return self.base_label + "".join(f"~{k}={lo:g}..{hi:g}" for k, (lo, hi) in self.randomise)
+        return self.base_label + "".join(f"~{k}={lo:g}..{hi:g}" for k, (lo, hi) in self.randomize)
 
     def as_table(self) -> dict:
-        """The task as a spec table; `source` and `randomise` only when not the defaults, so
+        """The task as a spec table; `source` and `randomize` only when not the defaults, so
         that brax tasks resolve to the same table as before sources existed (runs resume)."""
         table = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        table["randomise"] = {k: list(v) for k, v in self.randomise}
-        for key, default in (("source", "brax"), ("randomise", {})):
+        table["randomize"] = {k: list(v) for k, v in self.randomize}
+        for key, default in (("source", "brax"), ("randomize", {})):
             if table[key] == default:
                 del table[key]
         return table
@@ -128,21 +130,21 @@ def _ranges(value: Any, valid: tuple[str, ...]) -> tuple:
     """{name: [low, high]} (or pairs of them) -> sorted ((name, (low, high)), ...), checked."""
     items = value.items() if isinstance(value, dict) else value
     if not isinstance(items, (tuple, list, type({}.items()))):
-        raise ValueError(f"task.randomise = {value!r} must be a table like {{ mass_scale = [0.5, 2.0] }}")
+        raise ValueError(f"task.randomize = {value!r} must be a table like {{ mass_scale = [0.5, 2.0] }}")
     out = []
     for item in items:
         name, bounds = item
         if name not in valid:
             raise ValueError(
-                f"task.randomise.{name} is not a randomisable field; valid fields: "
+                f"task.randomize.{name} is not a randomisable field; valid fields: "
                 f"{', '.join(valid) or 'none for this env'}"
             )
         if (not isinstance(bounds, (list, tuple)) or len(bounds) != 2
                 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
-            raise ValueError(f"task.randomise.{name} = {bounds!r} must be a range [low, high] of two numbers")
+            raise ValueError(f"task.randomize.{name} = {bounds!r} must be a range [low, high] of two numbers")
         low, high = float(bounds[0]), float(bounds[1])
         if low > high:
-            raise ValueError(f"task.randomise.{name} = {list(bounds)!r} has low > high; write [{high:g}, {low:g}]")
+            raise ValueError(f"task.randomize.{name} = {list(bounds)!r} has low > high; write [{high:g}, {low:g}]")
         out.append((name, (low, high)))
     return tuple(sorted(out))
 
@@ -173,9 +175,10 @@ def canonical_label(text: str) -> str:
 
 
 def task_from_table(table: dict) -> Task:
-    """The Task of a spec's task table (keys that are not Task fields, if any, are ignored)."""
+    """The Task of a spec's task table (keys that are not Task fields, if any, are ignored;
+    old spellings of renamed keys, e.g. in an older run directory, are read as the new ones)."""
     fields = {f.name for f in dataclasses.fields(Task)}
-    return Task(**{k: v for k, v in table.items() if k in fields})
+    return Task(**{k: v for k, v in respell(Task, table, "task").items() if k in fields})
 
 
 @functools.lru_cache(maxsize=None)
@@ -200,7 +203,7 @@ def sample_params(task: Task, key) -> dict:
 
     return {
         name: jax.random.uniform(jax.random.fold_in(key, i), (), minval=low, maxval=high)
-        for i, (name, (low, high)) in enumerate(task.randomise)
+        for i, (name, (low, high)) in enumerate(task.randomize)
     }
 
 
@@ -263,7 +266,7 @@ def random_policy_return(task: Task, key, episodes: int):
     def act(obs, k):
         return random_actions(env, k, obs.shape[0])
 
-    if not task.randomise:
+    if not task.randomize:
         run = episode_runner(task, episodes)
         return jax.jit(lambda k: run(act, k, {})[0].mean())(key)
     run_one = episode_runner(task, 1)

@@ -18,14 +18,27 @@ makes its fitness non-finite; `shaping.rank_last` then sends it to the bottom an
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from inner_algos.config_checks import POSITIVE_INT, OneOf, check_fields
 from inner_algos.rules import RULES, make_rule
 
 KINDS = ("final_return", "curve_area", "eval_return")
 NORMALISATIONS = ("none", "baseline", "paired")
+
+
+@dataclasses.dataclass(frozen=True)
+class _NonZeroEach:
+    """A list of numbers none of which is 0 (a baseline of 0 cannot normalise)."""
+
+    def problem(self, value) -> str | None:
+        return "may not contain 0" if any(b == 0 for b in value) else None
+
+
+NON_ZERO_EACH = _NonZeroEach()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +49,7 @@ class MetaObjective:
       "curve_area" (mean of `latest_returns` over all updates: the learning curve's area per
       update), or "eval_return" (deterministic evaluation of the final policy on
       `ppo.eval_envs` full episodes; exact but costs one episode of extra env steps).
-    normalise: "none", or "baseline": per task (score - b) / |b| with b the baseline's score
+    normalize: "none", or "baseline": per task (score - b) / |b| with b the baseline's score
       (0 = as good as the baseline, 1 = twice as good), so tasks with different return scales
       average fairly. "paired": every generation also trains `baseline_rule` on exactly the
       members' task draws and seed keys (one more member per generation), and a member's score on
@@ -49,42 +62,30 @@ class MetaObjective:
 
     kind: str = "final_return"
     last_k: int = 5
-    normalise: str = "none"
+    normalize: str = "none"
     baseline_rule: str = "ppo_clip"
     baseline_seeds: int = 8
     baselines: tuple[float, ...] = ()
 
+    OLD_SPELLINGS: ClassVar[dict] = {"normalise": "normalize"}  # read by config_checks.build
+
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"meta_objective.kind = {self.kind!r} is unknown; valid: {', '.join(KINDS)}")
-        if self.normalise not in NORMALISATIONS:
-            raise ValueError(
-                f"meta_objective.normalise = {self.normalise!r} is unknown; "
-                f"valid: {', '.join(NORMALISATIONS)}"
-            )
-        if self.baseline_rule not in RULES:
-            raise ValueError(
-                f"meta_objective.baseline_rule = {self.baseline_rule!r} is unknown; "
-                f"valid rules: {', '.join(sorted(RULES))}"
-            )
-        for field in ("last_k", "baseline_seeds"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"meta_objective.{field} = {getattr(self, field)!r} must be >= 1")
-        if self.normalise == "paired":
+        check_fields(self, "meta_objective", kind=OneOf(KINDS), normalize=OneOf(NORMALISATIONS),
+                     baseline_rule=OneOf(tuple(sorted(RULES))), last_k=POSITIVE_INT,
+                     baseline_seeds=POSITIVE_INT, baselines=NON_ZERO_EACH)
+        if self.normalize == "paired":
             _check_fixed_rule(self.baseline_rule)
-        if any(b == 0 for b in self.baselines):
-            raise ValueError(f"meta_objective.baselines = {list(self.baselines)!r} may not contain 0")
 
 
 def _check_fixed_rule(name: str) -> None:
-    """normalise = "paired" trains the baseline beside the members: it must be a fixed rule."""
+    """normalize = "paired" trains the baseline beside the members: it must be a fixed rule."""
     def has_meta_params(rule_name):
         return bool(jax.tree.leaves(jax.eval_shape(make_rule(rule_name).init, jax.random.PRNGKey(0))))
 
     if has_meta_params(name):
         fixed = [n for n in sorted(RULES) if not has_meta_params(n)]
         raise ValueError(
-            f"meta_objective.baseline_rule = {name!r} has meta-parameters; normalise = \"paired\" "
+            f"meta_objective.baseline_rule = {name!r} has meta-parameters; normalize = \"paired\" "
             f"trains a fixed, hand-designed rule beside the members: one of {', '.join(fixed)}")
 
 

@@ -86,7 +86,7 @@ def postfix(record: dict, evaluate_mean: bool) -> str:
     return " ".join(parts)
 
 
-def print_header(spec, devices: int, options: dict, steps_per_generation: int, generation: int,
+def print_header(spec, devices: int, steps_per_generation: int, generation: int,
                  compile_s: float | None, enabled: bool, fitness_doc: str) -> None:
     """What the job runs, where, what its fitness is, and how long compiling took (None: nothing
     left to run)."""
@@ -94,10 +94,10 @@ def print_header(spec, devices: int, options: dict, steps_per_generation: int, g
         return
     tasks = ", ".join(t.label for t in spec.tasks)
     state = f"resuming at generation {generation}" if generation else "starting"
-    size = f" population {options['population_size']}" if "population_size" in options else ""
+    size = spec.meta_optimizer_options.population_size
     print(
         f"discover run {spec.job.name!r} -> {spec.job.directory} ({state})\n"
-        f"  rule {spec.rule.name} | tasks {tasks} | {spec.meta_optimizer}{size} "
+        f"  rule {spec.rule.name} | tasks {tasks} | {spec.meta_optimizer} population {size} "
         f"x {spec.job.seeds_per_member} seed(s) on {devices} device(s)\n"
         + f"  fitness: {fitness_doc}\n"
         + f"  {steps_per_generation:,} env steps per generation; "

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from discovery.job import faults
-from discovery.spec import SpecError, dump_toml
+from discovery.spec import SpecError, dump_toml, respell_spec
 
 SPEC_FILE, METRICS_FILE, PLOT_FILE = "spec.toml", "metrics.jsonl", "fitness.png"
 RESUMABLE = ("job.generations", "job.run_dir", "job.watchdog", "job.watchdog_min_seconds",
@@ -88,8 +88,8 @@ def spec_differences(saved: dict, new: dict, ignore: tuple[str, ...] = ("job.gen
 
 def check_resumed_spec(run_dir: Path, saved: dict, resolved: dict) -> None:
     """SpecError when the run directory's spec.toml differs from the resolved spec beyond the
-    keys a resume may change."""
-    differences = spec_differences(saved, resolved, ignore=RESUMABLE)
+    keys a resume may change. Keys the saved spec spells the old way count as the new ones."""
+    differences = spec_differences(respell_spec(saved), resolved, ignore=RESUMABLE)
     if differences:
         raise SpecError(
             f"{run_dir} holds a run with a different spec; only job.generations may change "
@@ -99,8 +99,9 @@ def check_resumed_spec(run_dir: Path, saved: dict, resolved: dict) -> None:
 
 def check_checkpoint_spec(run_dir: Path, info: dict, resolved: dict) -> None:
     """SpecError when the spec differs from the one the restored checkpoint was written with
-    (e.g. spec.toml edited by hand), beyond the keys a resume may change."""
-    differences = spec_differences(info["spec"], resolved, ignore=RESUMABLE)
+    (e.g. spec.toml edited by hand), beyond the keys a resume may change. Keys the checkpoint
+    spells the old way count as the new ones."""
+    differences = spec_differences(respell_spec(info["spec"]), resolved, ignore=RESUMABLE)
     if differences:
         raise SpecError(
             f"{run_dir / SPEC_FILE} differs from the spec checkpoint {info['step']} was written "

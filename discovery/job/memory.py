@@ -69,11 +69,7 @@ def estimate(spec: JobSpec, num_devices: int) -> Estimate:
     """The lower bound of the module docstring for `spec` on `num_devices` devices."""
     import jax
 
-    from discovery.meta_opt import validate_options
-
-    options = validate_options(spec.meta_optimizer, spec.meta_optimizer_options, spec.rule,
-                               spec.ppo, spec.meta_objective)
-    members = options.population_size + int(spec.job.evaluate_mean)
+    members = spec.meta_optimizer_options.population_size + int(spec.job.evaluate_mean)
     at_once = -(-members // num_devices)
     if spec.job.population_batch:
         at_once = min(at_once, spec.job.population_batch)

@@ -8,7 +8,7 @@ hyperparams; generation_time, wall_time [s]; env_steps, env_steps_per_s; devices
 device_change on the first generation after a resume on another device count. Only when the
 estimator measures them: fitness_reliability (the population's split-half rank correlation;
 ES with job.seeds_per_member >= 2) and baseline_scores {task label: the paired baseline's raw
-score} (meta_objective.normalise = "paired"). Non-finite numbers are null.
+score} (meta_objective.normalize = "paired"). Non-finite numbers are null.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def run_from_cli(table: dict, args) -> int:
     """Runs the job; the exit code: 0 finished, 128 + signal number interrupted (130 SIGINT,
     143 SIGTERM: saved, unless a second signal cut the generation short), 1 failed (one line)."""
     try:
-        with distributed.session(distributed.settings(args)), job_console.one_line_warnings():
+        with distributed.session(distributed.settings(args)):
             return run_job(table).exit_code
     except JobInterrupted as err:
         print(f"discover {args.command}: {err}", file=sys.stderr)
@@ -167,7 +167,7 @@ class Job:
     spec: a spec table or a parsed JobSpec. progress: print the header, progress bar and closing
     line (from the primary process). stop: the signal flag the loop checks between generations
     (`run_job` installs one; by default no handler is installed and Ctrl-C raises as usual).
-    After build(): problem, optimizer, resolved (the spec as spec.toml holds it), baselines.
+    After build(): problem, optimizer, baselines (spec.table is what spec.toml holds).
     After restore(): history (the records so far), steps_per_generation.
     """
 
@@ -210,13 +210,11 @@ class Job:
         )
         self.optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options,
                                              self.problem)
-        self.resolved = {**spec.table, "meta_optimizer": {
-            "name": spec.meta_optimizer, **_plain_options(self.optimizer.options)}}
         if saved_spec is not None:
-            job_files.check_resumed_spec(self.run_dir, saved_spec, self.resolved)
+            job_files.check_resumed_spec(self.run_dir, saved_spec, self.spec.table)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.primary:
-            job_files.write_spec(self.run_dir, self.resolved)
+            job_files.write_spec(self.run_dir, self.spec.table)
         faults.hit("startup", 0)
 
     def _baselines(self, saved_info: dict | None, key) -> Any:
@@ -225,7 +223,7 @@ class Job:
         from discovery.meta_opt.problem import measure_baselines
 
         spec, objective = self.spec, self.spec.meta_objective
-        if objective.normalise == "none":
+        if objective.normalize == "none":
             return None
         if objective.baselines:
             return np.asarray(objective.baselines, np.float32)
@@ -236,7 +234,7 @@ class Job:
         return measure_baselines(spec.tasks, spec.ppo, objective, key)
 
     def _random_scores(self, saved_info: dict | None, key) -> Any:
-        """The random agent's per-task scores for normalise = "paired" (None otherwise): from
+        """The random agent's per-task scores for normalize = "paired" (None otherwise): from
         the checkpoint (`saved_info`) or measured with a key folded from `key`; the job stops
         here when the baseline does not clearly beat them (`check_paired_scale`)."""
         import jax
@@ -245,7 +243,7 @@ class Job:
         from meta_objectives import check_paired_scale
 
         spec, objective = self.spec, self.spec.meta_objective
-        if objective.normalise != "paired":
+        if objective.normalize != "paired":
             return None
         if saved_info is not None and saved_info.get("random_scores") is not None:
             return np.asarray(saved_info["random_scores"], np.float32)
@@ -276,7 +274,7 @@ class Job:
         restored = self.ckpt.restore_latest(state)
         if restored is not None:
             state, info = restored
-            job_files.check_checkpoint_spec(self.run_dir, info, self.resolved)
+            job_files.check_checkpoint_spec(self.run_dir, info, self.spec.table)
             self.history = info["fitness_history"]
         if self.primary:
             job_files.write_history(self.run_dir, self.history)
@@ -292,7 +290,7 @@ class Job:
         spec, optimizer = self.spec, self.optimizer
         self.steps_per_generation = optimizer.env_steps_per_step
         self.common = {
-            "spec": self.resolved, "versions": package_versions(),
+            "spec": self.spec.table, "versions": package_versions(),
             "baselines": None if self.baselines is None else [float(b) for b in self.baselines],
             "random_scores": (None if self.random_scores is None
                               else [float(r) for r in self.random_scores]),
@@ -325,9 +323,9 @@ class Job:
 
         step, compile_seconds = self._compile(state)
         generation = len(self.history)
-        job_console.print_header(self.spec, self.problem.num_devices, self.resolved["meta_optimizer"],
-                                 self.steps_per_generation, generation, compile_seconds,
-                                 self.progress, self.optimizer.fitness_doc)
+        job_console.print_header(self.spec, self.problem.num_devices, self.steps_per_generation,
+                                 generation, compile_seconds, self.progress,
+                                 self.optimizer.fitness_doc)
         self._watch = watchdog.JobWatchdog(self.run_dir, self.spec.job.watchdog,
                                            self.spec.job.watchdog_min_seconds, generation)
         self.stopping = distributed.any_process(self.stop.raised)  # all stop at the same generation
@@ -432,6 +430,3 @@ def _check_start(spec: JobSpec) -> dict | None:
         return load_toml(run_dir / SPEC_FILE)
     return None
 
-
-def _plain_options(options: Any) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()}

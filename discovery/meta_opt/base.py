@@ -22,16 +22,17 @@ so far). Optional keys, `OPTIONAL_METRIC_KEYS`: `task_indices` `[K]` (tasks trai
 ({name: value}; online_metagrad), `fitness_reliability` `[]` (split-half rank correlation of
 the population's fitness, Spearman-Brown corrected, `meta_objectives.reliability`; ES with >= 2
 seeds per member), `baseline_scores` `[T]` (the paired baseline's raw score on each task, seed
-mean, NaN for a task not trained; ES with meta_objective.normalise = "paired"). The job logs
+mean, NaN for a task not trained; ES with meta_objective.normalize = "paired"). The job logs
 them under these names (metrics.jsonl).
 
-Estimators register a factory `make_<name>(options: dict, problem) -> MetaOptimizer` with
-`@register("<name>", OptionsDataclass, check)` and add their module to the imports in
+Estimators register a factory `make_<name>(options: OptionsDataclass, problem) -> MetaOptimizer`
+with `@register("<name>", OptionsDataclass, check)` and add their module to the imports in
 `discovery/meta_opt/__init__.py`; a run spec picks one with `[meta_optimizer] name = "..."`, the
-other keys of that table being the options. Spec parsing validates them before any work
+other keys of that table being the options. Spec parsing validates them once, before any work
 (`validate_options`: the options dataclass, then `check(options, rule, ppo, objective)`, which
 raises ValueError for combinations the estimator cannot run, e.g. an objective it has no loss
-for). A pure gradient estimator is `<name>_estimator(...) -> Estimator`.
+for); the factory receives that typed object and parses nothing. A pure gradient estimator is
+`<name>_estimator(...) -> Estimator`.
 
 Truncated estimators (PES, truncated ES, metagrad, online metagrad) see their inner runs only
 through one `TruncatedStep` (learned_optimization's TruncatedStep, in pure functions) and become
@@ -49,7 +50,7 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from inner_algos.config_checks import SpecError
+from inner_algos.config_checks import SpecError, build
 from meta_objectives import rank_last
 
 METRIC_KEYS = ("fitness", "task_scores", "num_nonfinite", "mean_fitness", "best_fitness")
@@ -102,7 +103,7 @@ class TruncatedProblem(Protocol):
 
 # ---- the registry -----------------------------------------------------------------------------
 
-META_OPTIMIZERS: dict[str, Callable[[dict, Any], MetaOptimizer]] = {}
+META_OPTIMIZERS: dict[str, Callable[[Any, Any], MetaOptimizer]] = {}
 _OPTIONS: dict[str, tuple[type, Callable | None]] = {}  # name -> (options dataclass, check)
 
 
@@ -118,14 +119,18 @@ def register(name: str, options: type, check: Callable | None = None):
     return add
 
 
+def parse_options(name: str, options: dict):
+    """The options dataclass of estimator `name` built from a [meta_optimizer] table (without
+    `name`); a SpecError names a bad key. `validate_options` also checks the combination."""
+    _known(name)
+    return build(_OPTIONS[name][0], dict(options), "meta_optimizer")
+
+
 def validate_options(name: str, options: dict, rule, ppo, objective):
     """The validated options dataclass of estimator `name` for this rule, PPO config and
     meta-objective; every problem is a SpecError naming the key."""
-    from inner_algos.config_checks import build
-
-    _known(name)
-    cls, check = _OPTIONS[name]
-    opts = build(cls, dict(options), "meta_optimizer")
+    opts = parse_options(name, options)
+    check = _OPTIONS[name][1]
     if check is not None:
         try:
             check(opts, rule, ppo, objective)
@@ -141,10 +146,17 @@ def _known(name: str) -> None:
         )
 
 
-def make_meta_optimizer(name: str, options: dict, problem) -> MetaOptimizer:
-    """Builds the meta-optimizer registered as `name`; unknown names list the valid ones."""
+def make_meta_optimizer(name: str, options, problem) -> MetaOptimizer:
+    """Builds the meta-optimizer registered as `name` from its validated options dataclass
+    (`JobSpec.meta_optimizer_options`, or `validate_options` / `parse_options`); unknown names
+    list the valid ones."""
     _known(name)
-    return META_OPTIMIZERS[name](dict(options), problem)
+    cls = _OPTIONS[name][0]
+    if not isinstance(options, cls):
+        raise TypeError(f"make_meta_optimizer({name!r}, ...) takes options of type "
+                        f"{cls.__name__}, got {type(options).__name__}; build them with "
+                        f"parse_options({name!r}, table)")
+    return META_OPTIMIZERS[name](options, problem)
 
 
 def strong_types(tree):

@@ -23,7 +23,6 @@ import optax
 from flax import struct
 
 from discovery.meta_opt.base import LifetimeProblem, MetaOptimizer, register, strong_types
-from inner_algos.config_checks import build
 from inner_algos.config_checks import (
     NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED, Interval, OneOf, check_fields,
 )
@@ -185,7 +184,7 @@ def _es_meta_optimizer(opts: ESOptions, problem: LifetimeProblem) -> MetaOptimiz
 def _signal_metrics(evaluation, pop: int) -> dict:
     """The optional metrics on how much signal the generation's fitness holds: the population's
     split-half `fitness_reliability` (with >= 2 seeds per member) and the paired baseline's raw
-    `baseline_scores` `[T]` (normalise = "paired")."""
+    `baseline_scores` `[T]` (normalize = "paired")."""
     metrics = {}
     if evaluation.scores.shape[-1] >= 2:
         metrics["fitness_reliability"] = split_half_reliability(evaluation.scores[:pop])
@@ -195,6 +194,6 @@ def _signal_metrics(evaluation, pop: int) -> dict:
 
 
 @register("es", ESOptions)
-def make_es(options: dict, problem) -> MetaOptimizer:
-    """Factory for `[meta_optimizer] name = "es"`; options validated as ESOptions."""
-    return _es_meta_optimizer(build(ESOptions, options, "meta_optimizer"), problem)
+def make_es(options: ESOptions, problem) -> MetaOptimizer:
+    """Factory for `[meta_optimizer] name = "es"`."""
+    return _es_meta_optimizer(options, problem)

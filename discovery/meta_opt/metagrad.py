@@ -25,7 +25,6 @@ import dataclasses
 
 from discovery.meta_opt.base import MetaOptimizer, gradient_meta_optimizer, metagrad_estimator, register
 from discovery.meta_opt.truncated_ppo import SegmentOptions, check_segments, ppo_truncated_step
-from inner_algos.config_checks import build
 from inner_algos.config_checks import Interval, OneOf, check_fields
 from meta_objectives.meta_losses import META_LOSSES
 
@@ -67,6 +66,6 @@ def _metagrad_meta_optimizer(problem, opts: MetaGradOptions) -> MetaOptimizer:
 
 
 @register("metagrad", MetaGradOptions, check_segments)
-def make_metagrad(options: dict, problem) -> MetaOptimizer:
-    """Factory for `[meta_optimizer] name = "metagrad"`; options validated as MetaGradOptions."""
-    return _metagrad_meta_optimizer(problem, build(MetaGradOptions, options, "meta_optimizer"))
+def make_metagrad(options: MetaGradOptions, problem) -> MetaOptimizer:
+    """Factory for `[meta_optimizer] name = "metagrad"`."""
+    return _metagrad_meta_optimizer(problem, options)

@@ -40,7 +40,6 @@ from discovery.meta_opt.base import (
     Estimator, MetaOptimizer, gradient_meta_optimizer, metagrad_estimator, register,
 )
 from discovery.meta_opt.truncated_ppo import TruncationSchedule, ppo_truncated_step
-from inner_algos.config_checks import SpecError, build
 from inner_algos.config_checks import POSITIVE, Interval, OneOf, check_fields
 from inner_algos.ppo import lifetime_fraction
 from meta_objectives import rank_last
@@ -93,10 +92,6 @@ def _online_meta_optimizer(problem, opts: OnlineMetaGradOptions) -> MetaOptimize
     lifetime fraction. env_steps_per_step: two rollouts (tau and tau') per inner update and task.
     """
     rule = problem.rule
-    try:
-        check_rule(opts, rule, problem.ppo, problem.objective)
-    except ValueError as err:
-        raise SpecError(str(err)) from err
     # one inner update: its own rollout plus the next batch's rollout for the meta-loss
     inner = gradient_meta_optimizer(
         problem, opts, lambda t, algo, unravel, dim: online_metagrad_estimator(
@@ -135,6 +130,6 @@ def check_rule(opts: OnlineMetaGradOptions, rule, ppo, objective) -> None:
 
 
 @register("online_metagrad", OnlineMetaGradOptions, check_rule)
-def make_online_metagrad(options: dict, problem) -> MetaOptimizer:
-    """Factory for `[meta_optimizer] name = "online_metagrad"`; options as OnlineMetaGradOptions."""
-    return _online_meta_optimizer(problem, build(OnlineMetaGradOptions, options, "meta_optimizer"))
+def make_online_metagrad(options: OnlineMetaGradOptions, problem) -> MetaOptimizer:
+    """Factory for `[meta_optimizer] name = "online_metagrad"`."""
+    return _online_meta_optimizer(problem, options)

@@ -33,7 +33,6 @@ from discovery.meta_opt.base import (
     Estimator, MetaOptimizer, TruncatedStep, gradient_meta_optimizer, register,
 )
 from discovery.meta_opt.truncated_ppo import SegmentOptions, ppo_truncated_step
-from inner_algos.config_checks import build
 from inner_algos.config_checks import POSITIVE, Interval, check_fields
 from meta_objectives import SEGMENT_KINDS, task_scale
 
@@ -134,12 +133,12 @@ def _pes_meta_optimizer(problem, opts: PESOptions, persistent: bool) -> MetaOpti
 
 
 @register("pes", PESOptions, check_pes)
-def make_pes(options: dict, problem) -> MetaOptimizer:
-    """Factory for `[meta_optimizer] name = "pes"`; options validated as PESOptions."""
-    return _pes_meta_optimizer(problem, build(PESOptions, options, "meta_optimizer"), persistent=True)
+def make_pes(options: PESOptions, problem) -> MetaOptimizer:
+    """Factory for `[meta_optimizer] name = "pes"`."""
+    return _pes_meta_optimizer(problem, options, persistent=True)
 
 
 @register("truncated_es", PESOptions, check_pes)
-def make_truncated_es(options: dict, problem) -> MetaOptimizer:
-    """Factory for `[meta_optimizer] name = "truncated_es"`; options validated as PESOptions."""
-    return _pes_meta_optimizer(problem, build(PESOptions, options, "meta_optimizer"), persistent=False)
+def make_truncated_es(options: PESOptions, problem) -> MetaOptimizer:
+    """Factory for `[meta_optimizer] name = "truncated_es"`."""
+    return _pes_meta_optimizer(problem, options, persistent=False)

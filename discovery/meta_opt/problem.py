@@ -10,7 +10,7 @@ the meta-objective, the number of inner seeds per member, per-task baselines and
         vmap over seeds: InnerAlgo.train (whole lifetime) [+ evaluate] -> score
   scores `[M, T, S]` -> normalise per task by its baseline -> mean over seeds and tasks -> `[M]`
 
-With `meta_objective.normalise = "paired"` the same jitted computation also trains the baseline
+With `meta_objective.normalize = "paired"` the same jitted computation also trains the baseline
 rule (outside the member sharding, replicated) on the generation's task draws and seed keys,
 exactly those of the members, and each member's (task, seed) score is normalised against that
 run (`meta_objectives.paired_normalise`): one more member's worth of inner runs per generation.
@@ -65,7 +65,7 @@ class Problem:
     """Static description of one meta-learning problem (see module docstring).
 
     Attributes: rule, tasks `(T,)`, ppo, objective, seeds_per_member (S), baselines (`[T]` array
-    of baseline scores when objective.normalise is "baseline" or "paired", else None),
+    of baseline scores when objective.normalize is "baseline" or "paired", else None),
     random_scores (`[T]` the random agent's scores when "paired", else None), population_batch
     (0 = vmap all local members at once), evaluate_mean (meta-optimizers also score their mean
     each step), tasks_per_generation (K tasks drawn per generation; 0 = all), algos (one
@@ -89,17 +89,17 @@ class Problem:
         if not 0 <= tasks_per_generation <= len(tasks):
             raise ValueError(f"job.tasks_per_generation = {tasks_per_generation} must be in "
                              f"[0, {len(tasks)}] (0 = all {len(tasks)} tasks)")
-        if objective.normalise == "baseline" and baselines is None:
-            raise ValueError("meta_objective.normalise = 'baseline' needs per-task baselines")
-        if objective.normalise == "paired" and (baselines is None or random_scores is None):
-            raise ValueError("meta_objective.normalise = 'paired' needs per-task baseline and "
+        if objective.normalize == "baseline" and baselines is None:
+            raise ValueError("meta_objective.normalize = 'baseline' needs per-task baselines")
+        if objective.normalize == "paired" and (baselines is None or random_scores is None):
+            raise ValueError("meta_objective.normalize = 'paired' needs per-task baseline and "
                              "random-agent scores (its scale; measured at job start)")
         self.rule = rule
         self.tasks = tuple(tasks)
         self.ppo = ppo
         self.objective = objective
         self.seeds_per_member = seeds_per_member
-        self.baselines = None if objective.normalise == "none" else jnp.asarray(baselines, jnp.float32)
+        self.baselines = None if objective.normalize == "none" else jnp.asarray(baselines, jnp.float32)
         self.population_batch = population_batch
         self.evaluate_mean = evaluate_mean
         self.tasks_per_generation = tasks_per_generation or len(self.tasks)
@@ -132,7 +132,7 @@ class Problem:
     @property
     def paired(self) -> bool:
         """The baseline trains beside the members every generation (one more member's runs)."""
-        return self.objective.normalise == "paired"
+        return self.objective.normalize == "paired"
 
     @property
     def samples_tasks(self) -> bool:
@@ -259,7 +259,7 @@ def run_score(algo, objective: MetaObjective, meta_params, key: jax.Array) -> ja
 def measure_random_scores(tasks, ppo: PPOConfig, objective: MetaObjective, key: jax.Array) -> np.ndarray:
     """Per-task scores `[T]` of the random agent (uniform random actions): the mean return of
     `baseline_seeds * ppo.eval_envs` episodes, the reference `discover eval` normalises by too.
-    Run once at job start for normalise = "paired" (its scale: baseline minus random)."""
+    Run once at job start for normalize = "paired" (its scale: baseline minus random)."""
     episodes = objective.baseline_seeds * ppo.eval_envs
     return np.asarray([float(random_policy_return(task, jax.random.fold_in(key, t), episodes))
                        for t, task in enumerate(tasks)], np.float32)

@@ -30,7 +30,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from discovery.meta_opt.base import TruncatedStep, Unrolled
-from inner_algos.config_checks import POSITIVE, Interval, check_fields
+from inner_algos.config_checks import (
+    NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Noted, OneOf, check_fields,
+)
 from meta_objectives import SEGMENT_KINDS, segment_losses, segment_scores
 from meta_objectives.meta_losses import meta_loss as select_meta_loss
 
@@ -48,14 +50,11 @@ class TruncationSchedule:
     stagger: bool = True
 
     def __post_init__(self):
-        if self.kind not in SCHEDULES:
-            raise ValueError(f"truncation kind = {self.kind!r} is unknown; valid: {', '.join(SCHEDULES)}")
-        for field in ("length", "min_length", "max_length"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"truncation {field} = {getattr(self, field)!r} must be >= 1")
+        check_fields(self, "truncation", kind=OneOf(SCHEDULES), length=POSITIVE_INT,
+                     min_length=POSITIVE_INT, max_length=POSITIVE_INT)
         if self.min_length > self.max_length:
             raise ValueError(
-                f"truncation min_length = {self.min_length} must be <= max_length = {self.max_length}"
+                f"truncation.min_length = {self.min_length} must be <= max_length = {self.max_length}"
             )
 
     def sample(self, key: jax.Array) -> jax.Array:
@@ -89,17 +88,19 @@ class SegmentOptions:
     init_seed: int = 0
 
     def __post_init__(self):
-        check_fields(self, "meta_optimizer", unroll_length=Interval(1), learning_rate=POSITIVE)
-        if self.lifetime < 0:  # not check_fields: the message says what 0 means
-            raise ValueError(f"meta_optimizer.lifetime = {self.lifetime} must be >= 0 (0 = ppo.num_updates)")
+        check_fields(self, "meta_optimizer", unroll_length=POSITIVE_INT, learning_rate=POSITIVE,
+                     truncation=OneOf(SCHEDULES), min_lifetime=POSITIVE_INT,
+                     max_lifetime=POSITIVE_INT,
+                     lifetime=Noted(NON_NEGATIVE_INT, "(0 = ppo.num_updates)"))
+        if self.min_lifetime > self.max_lifetime:
+            raise ValueError(f"meta_optimizer.min_lifetime = {self.min_lifetime} must be <= "
+                             f"max_lifetime = {self.max_lifetime}")
 
     def schedule(self, num_updates: int) -> TruncationSchedule:
-        """The truncation schedule for lifetimes of at most `num_updates` (ppo.num_updates)."""
-        try:
-            schedule = TruncationSchedule(self.truncation, self.lifetime or num_updates,
-                                          self.min_lifetime, self.max_lifetime, self.stagger)
-        except ValueError as err:
-            raise ValueError(f"meta_optimizer: {err}") from err
+        """The truncation schedule for lifetimes of at most `num_updates` (ppo.num_updates);
+        ValueError naming the field when a lifetime would be longer."""
+        schedule = TruncationSchedule(self.truncation, self.lifetime or num_updates,
+                                      self.min_lifetime, self.max_lifetime, self.stagger)
         field, longest = (("lifetime", schedule.length) if self.truncation == "constant"
                           else ("max_lifetime", self.max_lifetime))
         if longest > num_updates:

@@ -21,7 +21,7 @@ from typing import ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from inner_algos.config_checks import NON_NEGATIVE_INT, check_fields
+from inner_algos.config_checks import NON_NEGATIVE_INT, Interval, Noted, check_fields
 from inner_algos.rules.base import Rule
 
 
@@ -37,6 +37,8 @@ class HyperParams(NamedTuple):
 
 UNIT_INTERVAL = ("gamma", "gae_lambda", "clip_eps")  # logit form
 POSITIVE = ("ent_coef", "learning_rate")  # log form
+IN_LOGIT_FORM = Noted(Interval(0, 1, low_open=True, high_open=True), "(logit form)")
+IN_LOG_FORM = Noted(Interval(0, None, low_open=True), "(log form)")
 HYPERPARAMS = HyperParams._fields
 
 
@@ -76,12 +78,8 @@ class LearnedHyperparams(Rule):
 
     def __post_init__(self):
         object.__setattr__(self, "learn", tuple(self.learn))
-        for name in UNIT_INTERVAL:
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"rule.{name} = {getattr(self, name)!r} must be in (0, 1) (logit form)")
-        for name in POSITIVE:
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"rule.{name} = {getattr(self, name)!r} must be > 0 (log form)")
+        check_fields(self, "rule", **{name: IN_LOGIT_FORM for name in UNIT_INTERVAL},
+                     **{name: IN_LOG_FORM for name in POSITIVE})
         unknown = [n for n in self.learn if n not in HYPERPARAMS]
         if unknown or len(set(self.learn)) != len(self.learn):
             raise ValueError(

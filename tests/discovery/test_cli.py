@@ -5,12 +5,14 @@ import subprocess
 import sys
 
 import jax
+import pytest
 
 from discovery import cli
 
 CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
 
 
+@pytest.mark.fast
 def test_compilation_cache_defaults_to_the_user_cache_and_respects_the_switches(monkeypatch, tmp_path):
     for name in ("JAX_COMPILATION_CACHE_DIR", "DISCOVER_COMPILATION_CACHE",
                  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
@@ -35,6 +37,7 @@ def test_compilation_cache_defaults_to_the_user_cache_and_respects_the_switches(
     assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
 
 
+@pytest.mark.fast
 def test_resume_of_a_directory_without_a_run_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DISCOVER_HOST_DEVICES", "1")
     monkeypatch.setenv("DISCOVER_COMPILATION_CACHE", "0")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.fast  # pure functions: part of `python -m pytest -m fast`
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("inner_algos", "meta_objectives", "discovery")
 

@@ -126,8 +126,8 @@ CASES = [
          spec_text(ppo={"ent_coef": float("nan")})),
     Case("reward_scale_inf", r"tasks\[0\].reward_scale = inf is not a finite number",
          spec_text().replace("[[tasks]]", "[[tasks]]\nreward_scale = inf", 1)),
-    Case("randomise_bound_inf", r"tasks\[0\].randomise.mass_scale\[1\] = inf is not a finite",
-         spec_text().replace("[[tasks]]", "[[tasks]]\nrandomise = { mass_scale = [0.5, inf] }", 1)),
+    Case("randomise_bound_inf", r"tasks\[0\].randomize.mass_scale\[1\] = inf is not a finite",
+         spec_text().replace("[[tasks]]", "[[tasks]]\nrandomize = { mass_scale = [0.5, inf] }", 1)),
     Case("watchdog_inf", r"job.watchdog = inf is not a finite number",
          spec_text(job={"watchdog": float("inf")})),
     Case("watchdog_min_seconds_nan", r"job.watchdog_min_seconds = nan is not a finite number",
@@ -136,7 +136,7 @@ CASES = [
     Case("baselines_nan", r"meta_objective.baselines\[0\] = nan is not a finite number",
          spec_text(meta_objective={"baselines": [float("nan")]})),
     Case("paired_baseline_learned", r"meta_objective.baseline_rule = 'lpo' has meta-parameters",
-         spec_text(meta_objective={"normalise": "paired", "baseline_rule": "lpo"})),
+         spec_text(meta_objective={"normalize": "paired", "baseline_rule": "lpo"})),
     Case("override_inf", r"ppo.learning_rate = inf is not a finite number", VALID,
          args=("--set", "ppo.learning_rate=inf")),
     # integers out of range
@@ -218,11 +218,13 @@ def _assert_refused(code: int, stderr: str, message: str) -> None:
     assert re.search(message, errors[0]), errors[0]
 
 
+@pytest.mark.fast
 def test_the_corpus_is_large_and_distinct():
     assert len(CASES) >= 40
     assert len({case.name for case in CASES}) == len(CASES)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_malformed_spec_is_refused_with_a_clear_message(case, tmp_path, cli_in_process, capsys):
     path = case.write(tmp_path)
@@ -241,6 +243,7 @@ def _unwritable(tmp_path: Path) -> Path:
     return locked
 
 
+@pytest.mark.fast
 def test_run_dir_in_a_read_only_directory_is_refused(tmp_path, cli_in_process, capsys):
     locked = _unwritable(tmp_path)
     try:
@@ -257,6 +260,7 @@ def test_run_dir_in_a_read_only_directory_is_refused(tmp_path, cli_in_process, c
         locked.chmod(0o700)
 
 
+@pytest.mark.fast
 def test_run_dir_on_a_read_only_filesystem_is_refused(tmp_path, cli_in_process, capsys):
     """/proc/sys is read-only to everyone, root included, in the usual Linux container."""
     target = Path("/proc/sys/discover-test-run")
@@ -290,6 +294,7 @@ def test_discover_run_refuses_without_a_traceback(name, tmp_path):
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.fast
 def test_a_binary_metrics_file_is_skipped_line_by_line_with_a_warning_naming_it(tmp_path, capsys):
     """A garbage metrics.jsonl (bytes that are not UTF-8, JSON that is not a record) costs its
     bad lines, not the command."""
@@ -304,6 +309,7 @@ def test_a_binary_metrics_file_is_skipped_line_by_line_with_a_warning_naming_it(
     assert re.search(r"warning: .*metrics.jsonl line 3 is not a JSON record; skipped", err)
 
 
+@pytest.mark.fast
 def test_a_binary_spec_in_a_run_directory_is_named(tmp_path):
     from discovery.evaluation.sources import read_run
     from discovery.spec import SpecError

@@ -104,7 +104,7 @@ def test_shipped_spec_runs_one_generation_at_a_tiny_size(path, tmp_path):
     table = load_toml(path)
     name = table.get("meta_optimizer", {}).get("name", "es")
     sets = TINY + TINY_ESTIMATOR[name] + [f"job.run_dir={tmp_path / 'run'}"]
-    if path.stem in IN_DEFAULT_SUITE and table.get("meta_objective", {}).get("normalise") == "baseline":
+    if path.stem in IN_DEFAULT_SUITE and table.get("meta_objective", {}).get("normalize") == "baseline":
         # given baselines skip their measurement: one compile fewer in the default suite
         sets.append(f"meta_objective.baselines={[1.0] * len(table['tasks'])}")
     result = run_job(apply_overrides(table, sets), progress=False)

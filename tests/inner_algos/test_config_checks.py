@@ -9,6 +9,8 @@ from inner_algos.config_checks import (
 )
 from inner_algos.ppo import PPOConfig
 
+pytestmark = pytest.mark.fast  # pure functions: part of `python -m pytest -m fast`
+
 
 @pytest.mark.parametrize("constraint, good, bad, words", [
     (POSITIVE, [1e-9, 3], [0, -1.0, float("nan"), "1"], "must be > 0"),

@@ -9,6 +9,8 @@ import pytest
 from inner_algos.rules import DriftInputs, make_rule
 from inner_algos.rules.drift import lpo_features
 
+pytestmark = pytest.mark.fast  # pure functions: part of `python -m pytest -m fast`
+
 
 def _random_inputs(key, n=512):
     k1, k2 = jax.random.split(key)

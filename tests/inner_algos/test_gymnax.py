@@ -28,7 +28,11 @@ def test_brax_results_are_those_of_the_code_before_sources():
     run as `run_job(tiny_job.table(dir, job={"evaluate_mean": True}), progress=False)` on 1 CPU
     device, and PPO-clip on Task(episode_length=50) with conftest's tiny_ppo, PRNGKey(1) for
     training, PRNGKey(2) for evaluation, PRNGKey(0) and 8 episodes for the random-policy return.
-    Reward normalisation, which that code did not have, is off."""
+    Reward normalisation, which that code did not have, is off.
+
+    Exact where the value is a count: inverted_pendulum pays 1 per step, so fitness, returns and
+    the evaluation are means of integer episode lengths, which move only if an episode ends at
+    another step (they reproduce on Intel Xeon and AMD EPYC). The policy loss is not a count."""
     expected = [  # (fitness_mean, fitness_max, fitness_min, mean_fitness, best_so_far)
         (10.94444465637207, 11.28888988494873, 10.777777671813965, 9.898990631103516, 11.28888988494873),
         (10.507407903671265, 10.60740852355957, 10.407407760620117, 10.857142448425293, 11.28888988494873),
@@ -48,7 +52,10 @@ def test_brax_results_are_those_of_the_code_before_sources():
     algo = make_ppo(config, task, make_rule("ppo_clip"))
     state, metrics = jax.jit(algo.train)({}, jax.random.PRNGKey(1))
     assert float(metrics["episode_return"][-1]) == 17.16666603088379
-    assert float(metrics["policy_loss"][-1]) == -5.28283417224884e-05
+    # near zero (normalised advantages nearly cancel), so it is mostly the float32 rounding of
+    # three updates, which differs between CPU models (vector width, exp/log): -5.2795e-05 on
+    # AMD EPYC, -5.2828e-05 on Intel Xeon (3e-8 apart). abs=1e-6: 30x that, 2% of the loss
+    assert float(metrics["policy_loss"][-1]) == pytest.approx(-5.28283417224884e-05, abs=1e-6)
     assert float(jax.jit(algo.evaluate)(state, jax.random.PRNGKey(2))[0]) == 50.0
     assert float(random_policy_return(task, jax.random.PRNGKey(0), 8)) == 24.875
 
@@ -89,6 +96,7 @@ def test_env_steps_as_gymnax_with_episode_bookkeeping_and_time_limit_apart():
         assert float(ours.reward) == float(reward)
 
 
+@pytest.mark.fast
 def test_unknown_names_list_valid_ones_per_source():
     with pytest.raises(ValueError, match=r"not a gymnax environment; valid names: CartPole-v1, .*Breakout-MinAtar"):
         Task(source="gymnax", env_name="Pong")
@@ -100,6 +108,7 @@ def test_unknown_names_list_valid_ones_per_source():
     assert Task() == Task(backend="spring", episode_length=1000)
 
 
+@pytest.mark.fast
 def test_labels_old_and_new():
     assert CARTPOLE.label == "gymnax:CartPole-v1"
     assert Task(env_name="hopper").label == "hopper/spring"
@@ -173,6 +182,7 @@ def test_every_rule_family_trains_on_a_discrete_minatar_task(rule_name, options)
     assert 0 < float(length) <= 20
 
 
+@pytest.mark.fast
 def test_eval_task_labels_with_sources_take_the_spec_task(tmp_path):
     from discovery.evaluation import evaluate
     from discovery.evaluation.sources import resolve_source
@@ -183,7 +193,7 @@ def test_eval_task_labels_with_sources_take_the_spec_task(tmp_path):
     run = make_run_dir(tmp_path)
     spec = (run / "spec.toml").read_text()
     (run / "spec.toml").write_text(spec.replace("[ppo]", '[[tasks]]\nsource = "gymnax"\nenv_name = "CartPole-v1"\n'
-                                                "randomise = { length = [0.3, 0.8] }\n\n[ppo]"))
+                                                "randomize = { length = [0.3, 0.8] }\n\n[ppo]"))
     source = resolve_source(str(run))
     assert source.train_tasks == ["inverted_pendulum/spring", "gymnax:CartPole-v1~length=0.3..0.8"]
     settings = evaluate.eval_settings(source, evaluate.parse_tasks("gymnax:CartPole-v1,gymnax:Asterix-MinAtar"),

@@ -1,14 +1,12 @@
 """Progress through training is the lifetime fraction of the run itself (update / its lifetime),
 for whole lifetimes and for the truncated estimators' runs alike."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery.meta_opt import make_meta_optimizer
+from discovery.meta_opt import make_meta_optimizer, parse_options
 from discovery.meta_opt.problem import Problem
 from discovery.meta_opt.truncated_ppo import TruncationSchedule, make_runs
 from inner_algos.envs import Task
@@ -52,6 +50,7 @@ def test_truncated_runs_schedule_and_anneal_over_their_own_lifetime():
     assert lr.min() >= 0.0
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("options, field", [
     ({"truncation": "constant", "lifetime": 5}, "lifetime"),
     ({"truncation": "log_uniform", "min_lifetime": 2, "max_lifetime": 5}, "max_lifetime"),
@@ -59,8 +58,8 @@ def test_truncated_runs_schedule_and_anneal_over_their_own_lifetime():
 def test_lifetimes_longer_than_num_updates_are_refused(options, field):
     problem = Problem(make_rule("hyperparams"), (TASK,), CFG, MetaObjective(kind="curve_area"))
     with pytest.raises(ValueError, match=f"meta_optimizer.{field} = 5 exceeds ppo.num_updates = 4"):
-        make_meta_optimizer("pes", options, problem)
-    make_meta_optimizer("pes", {**options, field: 4}, problem)  # at most num_updates: accepted
+        make_meta_optimizer("pes", parse_options("pes", options), problem)
+    make_meta_optimizer("pes", parse_options("pes", {**options, field: 4}), problem)  # at most num_updates: accepted
 
 
 def test_drift_rules_see_the_lifetime_fraction_of_each_update():

@@ -62,6 +62,7 @@ def test_evaluate_runs_full_episodes(tiny_task, tiny_ppo):
     np.testing.assert_allclose(ret, length)
 
 
+@pytest.mark.fast
 def test_gae_matches_a_hand_computed_example():
     """5 steps, gamma 0.9, lambda 0.5; the episode terminates at t = 1 (no bootstrap, trace cut)
     and is cut by the time limit at t = 3 (TD error zeroed, trace cut, as brax's PPO)."""
@@ -76,6 +77,7 @@ def test_gae_matches_a_hand_computed_example():
     np.testing.assert_allclose(target[:, 0], [2.35, 2.0, 4.8, 2.0, 7.7], rtol=1e-6)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "change, field",
     [
@@ -91,6 +93,7 @@ def test_bad_config_names_the_field(change, field):
         dataclasses.replace(PPOConfig(num_envs=16, rollout_length=8), **change)
 
 
+@pytest.mark.fast
 def test_unknown_environment_and_backend_list_valid_names():
     with pytest.raises(ValueError, match="valid names: .*hopper"):
         Task(env_name="cartpole")

@@ -18,6 +18,8 @@ from inner_algos.ppo.slots import ppo_clip_slot, rule_drift_slot
 from inner_algos.rules import make_rule
 from inner_algos.rules.hyperparams import HyperParams
 
+pytestmark = pytest.mark.fast  # pure functions: part of `python -m pytest -m fast`
+
 B, OBS, ACTIONS = 6, 3, 4
 
 

@@ -14,9 +14,10 @@ from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule
 
 RANDOM_CARTPOLE = Task(source="gymnax", env_name="CartPole-v1",
-                       randomise={"length": [0.2, 2.0], "gravity": [5.0, 20.0]})
+                       randomize={"length": [0.2, 2.0], "gravity": [5.0, 20.0]})
 
 
+@pytest.mark.fast
 def test_sampled_gymnax_params_are_the_env_params_gymnax_steps_with():
     """Our CartPole with length 1.7 is gymnax's CartPole built with length 1.7 (and the
     pole's mass x length that CartPole derives from it), transition for transition."""
@@ -64,23 +65,24 @@ def test_two_lifetimes_see_different_physics_and_returns_from_one_compile():
 
 def test_brax_gravity_scale_changes_the_physics():
     """An unactuated inverted pendulum falls sooner under stronger gravity."""
-    task = Task(env_name="inverted_pendulum", episode_length=300, randomise={"gravity_scale": [0.2, 3.0]})
+    task = Task(env_name="inverted_pendulum", episode_length=300, randomize={"gravity_scale": [0.2, 3.0]})
     run = jax.jit(lambda g: episode_runner(task, 4)(
         lambda obs, k: jnp.zeros((obs.shape[0], 1)), jax.random.PRNGKey(0), {"gravity_scale": g})[1])
     weak, normal, strong = (run(jnp.float32(g)) for g in (0.2, 1.0, 3.0))
     assert np.all(weak > normal) and np.all(normal > strong)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("task, message", [
-    ({"env_name": "hopper", "randomise": {"mass": [0.5, 2.0]}},
-     r"task.randomise.mass is not a randomisable field; valid fields: mass_scale, friction_scale, "
+    ({"env_name": "hopper", "randomize": {"mass": [0.5, 2.0]}},
+     r"task.randomize.mass is not a randomisable field; valid fields: mass_scale, friction_scale, "
      r"gravity_scale, actuator_scale"),
-    ({"source": "gymnax", "env_name": "CartPole-v1", "randomise": {"pole": [0.5, 2.0]}},
-     r"task.randomise.pole .*valid fields: gravity, masscart, masspole, length, force_mag, tau"),
-    ({"env_name": "hopper", "randomise": {"mass_scale": [2.0, 0.5]}},
-     r"task.randomise.mass_scale = \[2.0, 0.5\] has low > high; write \[0.5, 2\]"),
-    ({"env_name": "hopper", "randomise": {"mass_scale": 2.0}},
-     r"task.randomise.mass_scale = 2.0 must be a range \[low, high\]"),
+    ({"source": "gymnax", "env_name": "CartPole-v1", "randomize": {"pole": [0.5, 2.0]}},
+     r"task.randomize.pole .*valid fields: gravity, masscart, masspole, length, force_mag, tau"),
+    ({"env_name": "hopper", "randomize": {"mass_scale": [2.0, 0.5]}},
+     r"task.randomize.mass_scale = \[2.0, 0.5\] has low > high; write \[0.5, 2\]"),
+    ({"env_name": "hopper", "randomize": {"mass_scale": 2.0}},
+     r"task.randomize.mass_scale = 2.0 must be a range \[low, high\]"),
 ])
 def test_bad_randomise_fails_in_the_spec_naming_the_key(tmp_path, task, message):
     table = {"job": {"run_dir": str(tmp_path)}, "tasks": [task], "rule": {"name": "lpo"}}
@@ -88,14 +90,15 @@ def test_bad_randomise_fails_in_the_spec_naming_the_key(tmp_path, task, message)
         parse_job_spec(table)
 
 
+@pytest.mark.fast
 def test_randomised_spec_round_trips_through_the_resolved_toml(tmp_path):
     table = {"job": {"run_dir": str(tmp_path)},
-             "tasks": [{"source": "gymnax", "env_name": "CartPole-v1", "randomise": {"length": [0.2, 2]}},
+             "tasks": [{"source": "gymnax", "env_name": "CartPole-v1", "randomize": {"length": [0.2, 2]}},
                        {"env_name": "inverted_pendulum"}],
              "rule": {"name": "lpo"}}
     spec = parse_job_spec(table)
-    assert spec.table["tasks"][0]["randomise"] == {"length": [0.2, 2.0]}
-    assert "randomise" not in spec.table["tasks"][1] and "source" not in spec.table["tasks"][1]
+    assert spec.table["tasks"][0]["randomize"] == {"length": [0.2, 2.0]}
+    assert "randomize" not in spec.table["tasks"][1] and "source" not in spec.table["tasks"][1]
     again = parse_job_spec(tomllib.loads(dump_toml(spec.table)))
     assert again.tasks == spec.tasks and again.table == spec.table
     assert spec.tasks[0].label == "gymnax:CartPole-v1~length=0.2..2"

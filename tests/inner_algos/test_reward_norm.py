@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from discovery.meta_opt.truncated_ppo import TruncationSchedule, make_runs
 from inner_algos.envs import Task
@@ -22,6 +23,7 @@ DONES = np.array([[0, 0], [1, 0], [0, 0], [0, 1], [0, 0], [0, 0], [1, 0], [0, 0]
 RETURNS = np.array([[1, 0], [2.5, 0], [4, 3], [10, 0.5], [6, 2], [4, 1], [2, 0.5], [2, 4.25]])
 
 
+@pytest.mark.fast
 def test_statistics_equal_the_discounted_return_variance_of_a_hand_made_sequence():
     stats = ReturnStats.create(2).update(jnp.asarray(REWARDS[:4]), jnp.asarray(DONES[:4]), 0.5)
     np.testing.assert_allclose(stats.returns, [10.0, 0.0])  # env 1's episode ended at step 3
@@ -42,6 +44,7 @@ def _stream(key, scale, rollouts=3, steps=32, envs=16):
     return rewards, dones
 
 
+@pytest.mark.fast
 def test_rewards_scaled_by_1000_give_the_same_normalised_rewards_after_warm_up():
     normalised = {}
     for scale in (1.0, 1000.0):
@@ -56,6 +59,7 @@ def test_rewards_scaled_by_1000_give_the_same_normalised_rewards_after_warm_up()
     assert 0.05 < np.std(normalised[1.0]) < 1.0  # discounted returns vary more than rewards
 
 
+@pytest.mark.fast
 def test_zero_rewards_stay_zero_and_a_lone_reward_is_clipped():
     stats = ReturnStats.create(4)
     zeros = jnp.zeros((64, 4))

@@ -130,6 +130,7 @@ def test_users_own_setting_is_kept():
     assert out.strip() == f"--{FLAG}=true --xla_force_host_platform_device_count=2"
 
 
+@pytest.mark.fast
 def test_too_late_warns_and_leaves_xla_flags(monkeypatch):
     if jax.default_backend() != "cpu":  # this starts the backend of this process
         pytest.skip("the warning is about CPU programs")
@@ -139,6 +140,7 @@ def test_too_late_warns_and_leaves_xla_flags(monkeypatch):
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("flags, value", [
     ("", None),
     (f"--{FLAG}=false", "false"),
@@ -150,6 +152,7 @@ def test_flag_value(flags, value):
     assert xla_flags.flag_value(flags, FLAG) == value
 
 
+@pytest.mark.fast
 def test_with_flag_replaces_the_setting():
     flags = "--xla_force_host_platform_device_count=4 --a=1"
     assert xla_flags.with_flag(flags, "xla_force_host_platform_device_count", 2) == \

@@ -22,6 +22,8 @@ from meta_objectives import (
     task_scale,
 )
 
+pytestmark = pytest.mark.fast  # pure functions: part of `python -m pytest -m fast`
+
 NAN = float("nan")
 # one run, 4 updates: no episode, 1 episode of return 10, 3 episodes averaging 20, no episode
 RETURNS = jnp.array([NAN, 10.0, 20.0, NAN])
@@ -135,7 +137,7 @@ def test_rank_last_sends_non_finite_to_the_bottom_and_counts_them():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"kind": "median"}, "meta_objective.kind = 'median'"),
-    ({"normalise": "zscore"}, "valid: none, baseline"),
+    ({"normalize": "zscore"}, "valid: none, baseline"),
     ({"last_k": 0}, "meta_objective.last_k = 0"),
     ({"baselines": (1.0, 0.0)}, "may not contain 0"),
     ({"baseline_rule": "ppo"}, "baseline_rule = 'ppo' is unknown"),

@@ -31,11 +31,13 @@ def _cli(*argv):
     return args.func(args)
 
 
+@pytest.mark.fast
 def test_parse_tasks_defaults_the_backend():
     assert evaluate.parse_tasks("hopper, inverted_pendulum/positional,") == [
         "hopper/spring", "inverted_pendulum/positional"]
 
 
+@pytest.mark.fast
 def test_settings_take_the_run_spec_then_overrides_then_budget(tmp_path):
     source = resolve_source(str(make_run_dir(tmp_path)))
     (cfg, trained), (_, other) = evaluate.eval_settings(
@@ -50,6 +52,7 @@ def test_settings_take_the_run_spec_then_overrides_then_budget(tmp_path):
     assert cfg == PPOConfig()
 
 
+@pytest.mark.fast
 def test_a_task_budget_after_at_overrides_the_global_budget(tmp_path):
     source = resolve_source(str(make_run_dir(tmp_path)))
     labels = evaluate.parse_tasks("inverted_pendulum@4096, gymnax:CartPole-v1")
@@ -61,6 +64,7 @@ def test_a_task_budget_after_at_overrides_the_global_budget(tmp_path):
         evaluate.eval_settings(source, ["inverted_pendulum/spring@ten"], [], None)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("sets, match", [
     (["rule.eps=0.3"], "allowed: ppo.KEY, task.KEY"),
     (["ppo.num_envs=0"], "num_envs"),
@@ -73,12 +77,14 @@ def test_bad_settings_name_the_field(tmp_path, sets, match):
         evaluate.eval_settings(source, ["inverted_pendulum/spring"], sets, None)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("name, match", [("lpo", "baselines are fixed rules"), ("nope", "valid rules")])
 def test_bad_baselines_are_named(name, match):
     with pytest.raises(ValueError, match=match):
         eval_runs.baseline_entries([name])
 
 
+@pytest.mark.fast
 def test_drift_switch_is_each_rule_in_value_and_gradient():
     lpo = make_rule("lpo", hidden_size=8)
     lpo_params = dict(lpo.init(jax.random.PRNGKey(0)), out=jnp.ones(8))
@@ -94,6 +100,7 @@ def test_drift_switch_is_each_rule_in_value_and_gradient():
         np.testing.assert_allclose(grad(ratio, meta, switch.apply), grad(ratio, p, rule.apply), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.fast
 def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers():
     # 3 seeds, 2 points: every run starts at 10; random actions score 5; ppo_clip ends at
     # 20, 30, 40 (mean 30, so 1 = 30 and 0 = 5)
@@ -129,6 +136,7 @@ def test_random_policy_return_is_the_return_of_random_actions():
     assert value == float(random_policy_return(task, jax.random.PRNGKey(0), 8))
 
 
+@pytest.mark.fast
 def test_summary_figure_and_strict_json(tmp_path):
     scores = {"hopper/spring\n(held-out)": {"lpo": {"value": 1.2, "ci": [0.9, 1.5]},
                                            "ppo_clip": {"value": 1.0, "ci": [0.8, 1.1]}}}
@@ -138,6 +146,7 @@ def test_summary_figure_and_strict_json(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text()) == {"x": None, "y": [1.5]}
 
 
+@pytest.mark.fast
 def test_drift_switch_dispatches_to_the_indexed_rule():
     rules = (make_rule("ppo_clip"), make_rule("dpo"))
     switch = eval_runs.DriftSwitch(rules)

@@ -13,6 +13,8 @@ from discovery.rule_io import save_rule
 from discovery.evaluation.sources import resolve_source, rule_hash
 from inner_algos.rules import make_rule
 
+pytestmark = pytest.mark.fast  # pure functions: part of `python -m pytest -m fast`
+
 
 def _cli(*argv):
     parser = argparse.ArgumentParser()

@@ -7,6 +7,8 @@ import pytest
 
 from discovery.evaluation import stats
 
+pytestmark = pytest.mark.fast  # pure functions: part of `python -m pytest -m fast`
+
 
 def test_iqm_known_samples():
     # n=8: trims 2 at each end -> mean(3, 4, 5, 6)

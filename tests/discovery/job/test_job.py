@@ -94,6 +94,7 @@ def test_a_user_callback_sees_each_generation_as_logged_after_its_checkpoint(tmp
     jax.tree.map(np.testing.assert_array_equal, seen[-1][2]["mean"], exported)
 
 
+@pytest.mark.fast
 def test_checkpointer_falls_back_to_the_newest_intact_step(tmp_path):
     ckpt = checkpoint.Checkpointer(tmp_path)
     info = {"spec": {}, "versions": {}, "fitness_history": [], "wall_time": 0.0, "env_steps": 0}
@@ -114,6 +115,7 @@ def test_checkpointer_falls_back_to_the_newest_intact_step(tmp_path):
     ckpt.close()
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("section, values, message", [
     ("job", {"generatons": 5}, r"unknown key\(s\) job.generatons; allowed keys in \[job\]"),
     ("job", {"generations": 0}, r"job.generations = 0 must be >= 1"),
@@ -128,6 +130,7 @@ def test_bad_spec_keys_are_rejected(tmp_path, section, values, message):
         parse_job_spec(tiny_job.table(tmp_path, **{section: values}))
 
 
+@pytest.mark.fast
 def test_bad_sections_and_tasks_are_rejected(tmp_path):
     with pytest.raises(SpecError, match=r"unknown section\(s\) \[task\]; allowed sections"):
         parse_job_spec({**tiny_job.table(tmp_path), "task": {}})
@@ -136,6 +139,7 @@ def test_bad_sections_and_tasks_are_rejected(tmp_path):
         parse_job_spec(bad_task)
 
 
+@pytest.mark.fast
 def test_bad_meta_optimizer_option_is_rejected_before_compiling(tmp_path):
     spec = tiny_job.table(tmp_path / "run", meta_optimizer={"popsize": 8})
     with pytest.raises(SpecError, match=r"meta_optimizer.popsize"):

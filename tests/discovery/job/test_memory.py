@@ -17,6 +17,7 @@ def _quickstart(*overrides: str):
     return parse_job_spec(apply_overrides(load_toml(QUICKSTART), list(overrides)))
 
 
+@pytest.mark.fast
 def test_runs_at_once_are_the_device_share_of_the_population_in_batches_times_seeds():
     spec = _quickstart()  # population 16 + the ES mean = 17 members, 2 seeds each
     on_four = memory.estimate(spec, num_devices=4)
@@ -32,6 +33,7 @@ def test_runs_at_once_are_the_device_share_of_the_population_in_batches_times_se
     assert doubled.run_bytes - on_four.run_bytes >= rollout
 
 
+@pytest.mark.fast
 def test_a_job_that_cannot_fit_is_refused_naming_the_knobs():
     spec = _quickstart("ppo.num_envs=1000000")  # the quickstart with a million environments
     with pytest.raises(SpecError, match=r"at least [\d.,]+ GiB .*ppo.num_envs = 1,000,000 .*"
@@ -52,6 +54,7 @@ class _Device:
         return {"bytes_limit": self.limit}
 
 
+@pytest.mark.fast
 def test_host_memory_is_at_most_the_physical_memory():
     meminfo = Path("/proc/meminfo")
     if not meminfo.is_file():

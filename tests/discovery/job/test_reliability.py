@@ -16,7 +16,6 @@ import pytest
 from discovery.job import checkpoint
 from discovery.evaluation import results as eval_results
 from discovery.evaluation import runs as eval_runs
-from discovery.job import runner as job
 from discovery.job import files as job_files
 from discovery.job import records as job_records
 from discovery.job import signals as job_signals
@@ -63,6 +62,7 @@ def test_a_nan_rule_ranks_last_in_training_with_an_eval_return_objective(tiny_pp
     assert np.argmax(evosax_side) == 1
 
 
+@pytest.mark.fast
 def test_diverged_seeds_are_counted_and_left_out_of_the_statistics(capsys):
     # 3 seeds, 2 points; random actions score 5; lpo's seed 1 diverged, ppo_clip's did not
     ppo = np.array([[10.0, 20.0], [10.0, 30.0], [10.0, 40.0]])  # mean 30: normalised 1
@@ -83,6 +83,7 @@ def test_diverged_seeds_are_counted_and_left_out_of_the_statistics(capsys):
     assert "diverged on every seed: no score" in lines["nan"] and lines["nan"].endswith(" 3/3")
 
 
+@pytest.mark.fast
 def test_loading_a_rule_with_non_finite_meta_params_names_the_file(tmp_path):
     rule, params = _nan_lpo()
     save_rule(tmp_path / "nan", rule, params)
@@ -94,6 +95,7 @@ def test_loading_a_rule_with_non_finite_meta_params_names_the_file(tmp_path):
         load_rule(tmp_path / "inf")
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("edit", [
     lambda h: h.pop("rule"),
     lambda h: h.update(rule=3),
@@ -110,6 +112,7 @@ def test_a_header_without_a_usable_rule_names_the_file(tmp_path, edit):
         load_rule(tmp_path / "r")
 
 
+@pytest.mark.fast
 def test_a_second_signal_during_a_save_waits_for_it(capsys):
     stop = job_signals.StopFlag()
     try:
@@ -127,17 +130,11 @@ def test_a_second_signal_during_a_save_waits_for_it(capsys):
     assert err.count("received SIGINT while saving: the save finishes first") == 2
 
 
-def test_exit_codes_of_a_job_result():
-    result = job.JobResult(None, 3, [], {}, 1, 1.0, False)
-    assert result.exit_code == 0
-    assert job.JobResult(None, 3, [], {}, 1, 1.0, True, signal.SIGINT).exit_code == 130
-    assert job.JobResult(None, 3, [], {}, 1, 1.0, True, signal.SIGTERM).exit_code == 143
-
-
 def _record(generation, fitness_max):
     return {"generation": generation, "fitness_max": fitness_max}
 
 
+@pytest.mark.fast
 def test_a_job_stops_after_n_generations_without_a_finite_member():
     history = [_record(1, 2.0), _record(2, None), _record(3, 1.0)] + [_record(g, None) for g in (4, 5, 6)]
     assert job_records.diverged(history, 4) is None  # 3 in a row
@@ -155,6 +152,7 @@ def _state(value: float) -> dict:
 INFO = {"spec": {}, "versions": {}, "fitness_history": [], "wall_time": 0.0, "env_steps": 0}
 
 
+@pytest.mark.fast
 def test_a_full_disk_during_a_checkpoint_write_is_one_error_and_keeps_the_older_step(
         tmp_path, monkeypatch):
     ckpt = checkpoint.Checkpointer(tmp_path)
@@ -169,6 +167,7 @@ def test_a_full_disk_during_a_checkpoint_write_is_one_error_and_keeps_the_older_
     ckpt.close()
 
 
+@pytest.mark.fast
 def test_a_corrupt_checkpoint_gives_one_short_warning(tmp_path):
     """A truncated tensorstore manifest: orbax's error is kilobytes of JSON spec, and the reads
     it abandons report 'Event loop is closed' through sys.unraisablehook."""
@@ -194,6 +193,7 @@ def test_a_corrupt_checkpoint_gives_one_short_warning(tmp_path):
     ckpt.close()
 
 
+@pytest.mark.fast
 def test_exported_means_every_rule_of_the_generation_is_in_place(tmp_path):
     rule = make_rule("lpo", hidden_size=4)
     params = rule.init(jax.random.PRNGKey(0))

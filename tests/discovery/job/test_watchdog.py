@@ -24,6 +24,7 @@ from discovery.spec import SpecError, parse_job_spec
 from inner_algos.rules import make_rule
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("previous, factor, min_seconds, seconds", [
     ([1.0, 2.0, 30.0], 10.0, 5.0, 20.0),  # 10 x the median 2 s
     ([0.1, 0.2], 10.0, 5.0, 5.0),         # the minimum
@@ -33,10 +34,12 @@ def test_time_limit(previous, factor, min_seconds, seconds):
     assert watchdog.time_limit(previous, factor, min_seconds).seconds == pytest.approx(seconds)
 
 
+@pytest.mark.fast
 def test_factor_zero_turns_the_watchdog_off():
     assert watchdog.time_limit([1.0], 0.0, 5.0) is None
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("values, message", [
     ({"watchdog": 0.5}, "job.watchdog = 0.5 must be >= 1"),
     ({"watchdog_min_seconds": 0}, "job.watchdog_min_seconds = 0.0 must be > 0"),
@@ -109,6 +112,7 @@ def test_stalled_eval_task_ends_the_evaluation(tmp_path):
     assert not (out_dir / "results.json").exists()
 
 
+@pytest.mark.fast
 def test_bad_eval_watchdog_options_are_rejected(tmp_path):
     save_rule(tmp_path / "rule", make_rule("ppo_clip"), {})
     source = resolve_source(str(tmp_path / "rule.json"))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from discovery.job.checkpoint import INFO_KEYS, Checkpointer
-from discovery.meta_opt import META_OPTIMIZERS, make_meta_optimizer
+from discovery.meta_opt import META_OPTIMIZERS, make_meta_optimizer, parse_options
 from discovery.meta_opt.base import METRIC_KEYS, OPTIONAL_METRIC_KEYS
 from discovery.meta_opt.problem import Problem
 from discovery.rule_io import load_rule, save_rule
@@ -59,7 +59,7 @@ def run(request, tmp_path_factory):
     name = request.param
     assert name in TINY, f"meta-optimizer {name!r} is registered: add its tiny options to TINY"
     problem = Problem(RULE, (TASK,), PPO, MetaObjective(kind="curve_area"))
-    opt = make_meta_optimizer(name, TINY[name], problem)
+    opt = make_meta_optimizer(name, parse_options(name, TINY[name]), problem)
     traces = []
 
     def counted(state):
@@ -122,6 +122,7 @@ def _random_meta_params(rule, key):
     return jax.tree.unflatten(tree, [x + jax.random.normal(k, jnp.shape(x)) for x, k in zip(leaves, keys)])
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("name", sorted(RULES))
 def test_exported_rule_files_round_trip_the_rule(name, tmp_path):
     rule = make_rule(name)
@@ -133,6 +134,7 @@ def test_exported_rule_files_round_trip_the_rule(name, tmp_path):
     _assert_bit_equal(loaded_params, jax.device_get(meta_params))
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("name", sorted(n for n, cls in RULES.items() if cls.family == "drift"))
 def test_drift_is_zero_at_ratio_one_for_any_advantage(name):
     rule = make_rule(name)

@@ -45,12 +45,12 @@ def test_paired_scale_must_be_clearly_positive():
 
 def test_paired_needs_a_fixed_baseline_rule_and_es(tmp_path):
     with pytest.raises(ValueError, match="baseline_rule = 'lpo' has meta-parameters.*ppo_clip"):
-        MetaObjective(normalise="paired", baseline_rule="lpo")
-    table = tiny_job.table(tmp_path, meta_objective={"normalise": "paired"},
+        MetaObjective(normalize="paired", baseline_rule="lpo")
+    table = tiny_job.table(tmp_path, meta_objective={"normalize": "paired"},
                            meta_optimizer={"name": "pes", "num_pairs": 1})
     del table["meta_optimizer"]["population_size"], table["meta_optimizer"]["sigma_init"]
     del table["meta_optimizer"]["learning_rate"]
-    with pytest.raises(SpecError, match='normalise = "paired".*meta_optimizer.name = "es"'):
+    with pytest.raises(SpecError, match='normalize = "paired".*meta_optimizer.name = "es"'):
         parse_job_spec(table)
 
 
@@ -159,7 +159,7 @@ def test_a_tiny_paired_job_logs_the_baseline_and_the_reliability(tmp_path):
     table = {**tiny_job.table(
         run_dir, job={"generations": 2, "seeds_per_member": 2, "tasks_per_generation": 1},
         rule={"ppo_init": True}, meta_optimizer={"sigma_init": 0.1},
-        meta_objective={"normalise": "paired", "baseline_seeds": 2, "baselines": [50.0, 50.0]}),
+        meta_objective={"normalize": "paired", "baseline_seeds": 2, "baselines": [50.0, 50.0]}),
         "tasks": TASKS}
     result = run_job(table, progress=False)
     assert result.generation == 2 and result.traces == 1

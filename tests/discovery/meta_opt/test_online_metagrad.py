@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from discovery.meta_opt import make_meta_optimizer
+from discovery.meta_opt import make_meta_optimizer, validate_options
 from discovery.meta_opt.problem import Problem
 from discovery.spec import SpecError
 from inner_algos.envs import Task
@@ -29,6 +29,12 @@ UNRAVEL = ravel_pytree(RULE.init(None))[1]  # flat theta [2] -> {"gae_lambda": [
 
 def _problem(rule=RULE):
     return Problem(rule, (TASK,), CFG, MetaObjective(kind="curve_area"), evaluate_mean=False)
+
+
+def _optimizer(problem, **options):
+    """The online_metagrad meta-optimizer with `options`, validated as a run spec's are."""
+    typed = validate_options("online_metagrad", options, problem.rule, problem.ppo, problem.objective)
+    return make_meta_optimizer("online_metagrad", typed, problem)
 
 
 def _adam_gradient(before, after):
@@ -66,7 +72,7 @@ def _lookahead_fd(algo, unravel, state, h):
 @pytest.mark.slow
 def test_online_run_compiles_once_and_its_meta_gradient_matches_finite_differences():
     problem = _problem()
-    opt = make_meta_optimizer("online_metagrad", {"learning_rate": META_LR}, problem)
+    opt = _optimizer(problem, learning_rate=META_LR)
     traces = []
 
     def traced(state):
@@ -80,7 +86,7 @@ def test_online_run_compiles_once_and_its_meta_gradient_matches_finite_differenc
         states.append(state)
         gammas.append(float(metrics["hyperparams"]["gamma"]))
         lambdas.append(float(metrics["hyperparams"]["gae_lambda"]))
-    assert len(traces) == 1 and step._cache_size() == 1
+    assert len(traces) == 1  # one trace (and compile) for every outer step
     assert metrics["fitness"].shape == (1,) and bool(metrics["grad_finite"])
     assert set(metrics["hyperparams"]) == {"gamma", "gae_lambda"}
     # trajectory: finite, in (0, 1), changing every update
@@ -98,11 +104,11 @@ def test_online_run_compiles_once_and_its_meta_gradient_matches_finite_differenc
 
 
 def test_counts_two_rollouts_per_inner_update_and_rejects_bad_input():
-    opt = make_meta_optimizer("online_metagrad", {"updates_per_step": 3}, _problem())
+    opt = _optimizer(_problem(), updates_per_step=3)
     assert opt.env_steps_per_step == 3 * 2 * 16 * 8  # updates x (tau, tau') x envs x rollout length
     with pytest.raises(SpecError, match="family 'drift'"):
-        make_meta_optimizer("online_metagrad", {}, _problem(make_rule("ppo_clip")))
+        _optimizer(_problem(make_rule("ppo_clip")))
     with pytest.raises(SpecError, match="updates_per_step = 0"):
-        make_meta_optimizer("online_metagrad", {"updates_per_step": 0}, _problem())
+        _optimizer(_problem(), updates_per_step=0)
     with pytest.raises(SpecError, match="meta_loss = 'td'"):
-        make_meta_optimizer("online_metagrad", {"meta_loss": "td"}, _problem())
+        _optimizer(_problem(), meta_loss="td")

@@ -25,7 +25,7 @@ def test_one_task_per_generation_is_drawn_logged_and_compiled_once(tmp_path):
         used = record["tasks"][0]
         other = next(label for label in LABELS if label != used)
         assert record["task_scores"][other] is None  # not trained this generation
-        # fitness (normalise = "none") is the drawn task's raw score, member by member
+        # fitness (normalize = "none") is the drawn task's raw score, member by member
         assert record["fitness_mean"] == pytest.approx(record["task_scores"][used], rel=1e-6)
 
 

@@ -53,6 +53,7 @@ def _lifetime_gradient(persistent, num_pairs, theta):
     return grads.sum(0) / 3
 
 
+@pytest.mark.fast
 def test_pes_is_unbiased_and_truncated_es_is_biased():
     theta = jnp.array([0.5, 2.0])
     exact = jax.grad(_full_loss)(theta)  # [36.58, -1.38]
@@ -67,6 +68,7 @@ def test_pes_is_unbiased_and_truncated_es_is_biased():
 LR, STEPS = 0.1, 5
 
 
+@pytest.mark.fast
 def test_metagrad_matches_the_closed_form_and_finite_differences():
     """Inner: w <- w - LR exp(theta_1) (w - theta_0) for STEPS steps from w = 0 (per run);
     meta-loss mean_n (w_n - 1)^2. Closed form: w = theta_0 (1 - (1 - LR exp(theta_1))^STEPS)."""
@@ -137,6 +139,7 @@ def test_segments_reset_lifetimes_inside_the_step_with_staggered_ages():
     assert min(lengths) >= 2 and max(lengths) <= 50 and np.median(lengths) < 15  # log-uniform
 
 
+@pytest.mark.fast
 def test_a_nonfinite_pair_is_left_out_of_the_estimate():
     """1 pair of 64 with a NaN loss: the gradient is the 63 finite pairs' estimate, by hand."""
     pairs, dim, sigma, bad = 64, 3, 0.1, 17
