@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from discovery.meta_opt import META_OPTIMIZERS, make_meta_optimizer, parse_options
+from discovery.meta_opt.problem import Evaluation
 from discovery.spec import SpecError
 from meta_objectives import z_score_shaping
 
@@ -22,10 +23,16 @@ TOLERANCE = {"open_es": 0.02, "cma_es": 1e-3, "sep_cma_es": 1e-3, "snes": 1e-3, 
 DECAY = {"sigma_decay": 0.99, "sigma_limit": 0.02, "lr_decay": 0.99, "lr_limit": 0.002}  # open_es only
 
 
+def evaluation(f):
+    """One task, one seed: the fitness `[M]` is every score there is."""
+    return Evaluation(f, f[:, None], f[:, None, None], None)
+
+
 class Quadratic:
     """A duck-typed Problem: meta-params {"x": [3]}, fitness `[M]`, member 0 always NaN."""
 
     evaluate_mean = True
+    paired = False
     env_steps_per_member = 0
 
     def init_meta_params(self, key):
@@ -36,7 +43,7 @@ class Quadratic:
         del key
         f = -jnp.sum((members["x"] - OPTIMUM) ** 2, axis=-1)
         f = f.at[0].set(jnp.nan)
-        return f, f[:, None]
+        return evaluation(f)
 
     def task_indices(self, key):
         del key
@@ -87,8 +94,7 @@ def test_best_params_are_the_best_member_seen():
 def test_all_members_failing_leaves_the_mean_unchanged():
     class AllNaN(Quadratic):
         def fitness(self, members, key):
-            f = jnp.full(members["x"].shape[0], jnp.nan)
-            return f, f[:, None]
+            return evaluation(jnp.full(members["x"].shape[0], jnp.nan))
 
     optimizer = make_meta_optimizer("es", parse_options("es", {"population_size": 4}), AllNaN())
     state, metrics = jax.jit(optimizer.step)(optimizer.init(jax.random.PRNGKey(0)))
