@@ -30,12 +30,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import shutil
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
+from discovery.job import faults
 from discovery.spec import JobSettings, WandbSettings
 
 STATE_FILE, TB_DIR = "trackers.json", "tb"
@@ -78,6 +80,7 @@ class TensorBoardTracker:
         from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import SessionLog
 
+        self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         starts = len(list(directory.glob("events.out.tfevents.*")))  # names sort in start order
         self._writer = EventsWriter(str(directory / "events"), f".{starts:04d}")
@@ -93,6 +96,7 @@ class TensorBoardTracker:
     def scalars(self, step: int, values: dict[str, float]) -> None:
         from tensorboardX.proto.summary_pb2 import Summary
 
+        faults.hit("tensorboard", step, self.directory)
         self._write(step, summary=Summary(
             value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()]))
 
@@ -157,6 +161,7 @@ class WandbTracker:
                                     disable_git=True, save_code=False))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
+        faults.hit("wandb", step, self.run.dir)
         self.run.log(values, step=step)
 
     def config(self, config: dict) -> None:
@@ -229,6 +234,11 @@ class Trackers:
         self.active = []
 
 
+def new_run_id() -> str:
+    """A fresh wandb run id: 12 random lowercase hex digits."""
+    return secrets.token_hex(6)
+
+
 def open_trackers(names: Iterable[str], directory: Path, wandb: WandbSettings, name: str,
                   config: dict, job_type: str) -> Trackers:
     """Fresh trackers for `discover eval` (TensorBoard in directory/tb, wandb under directory);
@@ -239,10 +249,7 @@ def open_trackers(names: Iterable[str], directory: Path, wandb: WandbSettings, n
             if tracker_name == "tensorboard":
                 tracker = TensorBoardTracker(directory / TB_DIR)
             else:
-                import wandb as sdk
-
-                tracker = WandbTracker(directory, wandb, name, config, sdk.util.generate_id(),
-                                       job_type)
+                tracker = WandbTracker(directory, wandb, name, config, new_run_id(), job_type)
         except Exception as err:
             warnings.warn(f"the {tracker_name} logger could not start ({type(err).__name__}: "
                           f"{err}); going on without it", RuntimeWarning, stacklevel=2)
@@ -283,9 +290,7 @@ class JobTrackers:
                     tracker.config(config)
             else:
                 if "id" not in entry:  # kept before the run starts, so a killed job resumes it
-                    import wandb
-
-                    entry["id"] = wandb.util.generate_id()
+                    entry["id"] = new_run_id()
                     self._save_state()
                 tracker = WandbTracker(self.run_dir, settings.wandb, settings.name, config,
                                        entry["id"])
