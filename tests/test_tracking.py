@@ -274,5 +274,7 @@ def test_eval_logs_tables_curves_and_figures(tmp_path):
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
     assert set(acc.Tags()["images"]) == {"summary"}  # no curves PNG was drawn here
-    history, _ = wandb_history(tmp_path)
-    assert {f"{label}/table", f"{label}/return", "summary", "pooled_normalized_iqm/lpo"} <= set(history[0])
+    history, _ = wandb_history(tmp_path)  # media are logged as {key}/_type, path, ...
+    assert history[0][f"{label}/table/_type"] == history[0][f"{label}/return_table/_type"] == "table-file"
+    assert history[0]["summary/_type"] == "image-file"
+    assert history[0]["pooled_normalized_iqm/lpo"] == pytest.approx(got[0]["pooled_normalized_iqm/lpo"])
