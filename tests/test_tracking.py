@@ -130,9 +130,8 @@ def test_trackers_hold_metrics_values_across_a_failure_a_kill_and_a_resume(tmp_p
     killed = tiny_job.discover(["run", str(spec)])
     out = killed.communicate(timeout=500)[0]
     assert killed.returncode == -9, out
-    failures = [line for line in out.splitlines() if "logger failed" in line]
-    assert len(failures) == 1 and failures[0].startswith(
-        "warning: the tensorboard logger failed (OSError: [Errno 28] No space left on device"), out
+    assert out.count("logger failed") == 1, out  # the line may follow the progress bar's
+    assert "warning: the tensorboard logger failed (OSError: [Errno 28] No space left on device" in out
     state = json.loads((run_dir / "trackers.json").read_text())
     assert state["tensorboard"]["logged"] == 1 and state["wandb"]["logged"] == 4
     assert len(metrics(run_dir)) == 4

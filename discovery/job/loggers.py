@@ -167,9 +167,6 @@ class WandbTracker:
     def config(self, config: dict) -> None:
         """Given to wandb.init already."""
 
-    def text(self, tag: str, markdown: str, step: int = 0) -> None:
-        self.run.log({tag: self._wandb.Html(f"<pre>{markdown}</pre>")}, step=step)
-
     def table(self, tag: str, columns: list[str], rows: list[list], step: int = 0) -> None:
         self.run.log({tag: self._wandb.Table(columns=columns, data=rows)}, step=step)
 
@@ -206,9 +203,9 @@ class Trackers:
 
     def call(self, method: str, *args) -> None:
         for tracker in list(self.active):
-            self._guard(tracker, method, *args)
+            self.call_one(tracker, method, *args)
 
-    def _guard(self, tracker, method: str, *args) -> bool:
+    def call_one(self, tracker, method: str, *args) -> bool:
         """Calls tracker.method(*args); False (warned, dropped) when it raised."""
         try:
             getattr(tracker, method)(*args)
@@ -255,7 +252,7 @@ def open_trackers(names: Iterable[str], directory: Path, wandb: WandbSettings, n
                           f"{err}); going on without it", RuntimeWarning, stacklevel=2)
             continue
         trackers.active.append(tracker)
-        trackers._guard(tracker, "config", config)
+        trackers.call_one(tracker, "config", config)
     return trackers
 
 
@@ -308,7 +305,7 @@ class JobTrackers:
     def _log(self, tracker, record: dict) -> None:
         """The record to `tracker`, unless it holds that generation already."""
         generation, entry = record["generation"], self.state[tracker.name]
-        if generation > entry["logged"] and self.trackers._guard(
+        if generation > entry["logged"] and self.trackers.call_one(
                 tracker, "scalars", generation, scalars(record)):
             entry["logged"] = generation
 
