@@ -12,13 +12,15 @@ What a tracker receives from a job:
   - the resolved spec as the run's config (wandb config; TensorBoard text `spec` at step 0);
   - the rules exported at each checkpoint (wandb files; TensorBoard has no place for files).
 
-Resume: RUN_DIR/trackers.json keeps, per tracker, the newest generation it has logged, and the
-wandb run id, so a resumed job continues the same runs. A job resumed from checkpoint G logs
-what a tracker lacks up to G from the restored history, then the generations it runs.
-TensorBoard restarts at the first generation it may lack or the killed run may have logged
-after G (`purge_step`: TensorBoard hides the killed run's events from that step on), so its
-values are exactly metrics.jsonl's; wandb cannot drop logged steps and skips the generations
-it already holds (their fitness numbers are the recomputed ones: resume is exact).
+Resume: RUN_DIR/trackers.json keeps the newest generation TensorBoard has logged and the wandb
+run id, so a resumed job continues the same runs. A job resumed from checkpoint G logs what a
+tracker lacks up to G from the restored history, then the generations it runs. TensorBoard
+restarts at the first generation it may lack or the killed run may have logged after G
+(`purge_step`: TensorBoard hides the killed run's events from that step on), so its values are
+exactly metrics.jsonl's. wandb cannot drop logged steps: an online run skips the steps the
+server holds (their fitness numbers equal the recomputed ones: resume is exact); an offline run
+gets the whole history again in each start's offline-run directory, because a SIGKILL also
+ends wandb's writer before it writes what it buffered; the newest directory is the one to sync.
 
 A tracker that raises (a full disk under tb/, wandb failing) is warned about once and dropped
 for the rest of the process; the job goes on and its files stay as they are. Only the primary
@@ -160,6 +162,12 @@ class WandbTracker:
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
                                     disable_git=True, save_code=False))
 
+    def holds_through(self) -> int:
+        """The newest step the run holds for sure: an online run resumed from the server knows
+        its steps; an offline run (each start is a new offline-run directory, and a killed start
+        may lose what wandb had not yet written) holds none, so it gets the whole history."""
+        return max(self.run.step - 1, 0)
+
     def scalars(self, step: int, values: dict[str, float]) -> None:
         faults.hit("wandb", step, self.run.dir)
         self.run.log(values, step=step)
@@ -277,10 +285,9 @@ class JobTrackers:
     def _start(self, name: str, settings: JobSettings, config: dict, history: list) -> None:
         """Opens tracker `name` where its run stands and logs the history it lacks."""
         entry = self.state.setdefault(name, {})
-        logged = entry.get("logged", 0)
         try:
-            if name == "tensorboard":
-                logged = min(logged, len(history))  # later ones are recomputed: log them again
+            if name == "tensorboard":  # later ones are recomputed: log them again
+                logged = min(entry.get("logged", 0), len(history))
                 fresh = not any((self.run_dir / TB_DIR).glob("events.out.tfevents.*"))
                 tracker = TensorBoardTracker(self.run_dir / TB_DIR, None if fresh else logged + 1)
                 if fresh:
@@ -291,6 +298,7 @@ class JobTrackers:
                     self._save_state()
                 tracker = WandbTracker(self.run_dir, settings.wandb, settings.name, config,
                                        entry["id"])
+                logged = tracker.holds_through()
         except Exception as err:
             warnings.warn(f"the {name} logger could not start ({type(err).__name__}: {err}); the "
                           f"job goes on without it, and `discover resume` tries again",
