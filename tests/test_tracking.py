@@ -13,6 +13,7 @@ import json
 import re
 import struct
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +142,8 @@ def test_trackers_hold_metrics_values_across_a_failure_a_kill_and_a_resume(tmp_p
     assert "resuming at generation 3" in out and "Traceback" not in out and "warning" not in out
 
     assert_tensorboard_equals_metrics(run_dir)
-    assert 'name = "tiny"' in tensorboard_texts(run_dir / "tb")["spec/text_summary"]
+    config = tensorboard_texts(run_dir / "tb")["config/text_summary"]
+    assert json.loads(config.removeprefix("```json").removesuffix("```"))["job"]["name"] == "tiny"
     history, run_id = wandb_history(run_dir)
     assert run_id == json.loads((run_dir / "trackers.json").read_text())["wandb"]["id"]
     starts = sorted((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
@@ -251,8 +253,11 @@ def test_eval_logs_tables_curves_and_figures(tmp_path):
     with pytest.raises(ValueError, match=r"--loggers = \['tb'\]: 'tb' is not a logger; choose from "
                                          r"tensorboard, wandb"):
         tracking.parse_loggers("tb")
-    tracking.log_evaluation(tracking.parse_loggers("tensorboard,wandb"), tmp_path, results,
-                            {"rule": {"name": "lpo"}}, WandbSettings())
+    manifest = {"rule": {"name": "lpo"}, "train_tasks": [label], "python": "3.11", "spec": {}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no tracker may fail
+        tracking.log_evaluation(tracking.parse_loggers("tensorboard,wandb"), tmp_path, results,
+                                manifest, WandbSettings())
 
     got = tensorboard_scalars(tmp_path / "tb")
     assert {step: values[f"{label}/return/lpo"] for step, values in got.items()
@@ -260,7 +265,9 @@ def test_eval_logs_tables_curves_and_figures(tmp_path):
     assert got[0][f"{label}/return/ppo_clip"] == 10.0 and got[512][f"{label}/return/ppo_clip"] == 35.0
     assert got[0]["pooled_normalized_iqm/lpo"] == pytest.approx(
         results["pooled_normalized"]["lpo"]["iqm"]["value"])
-    table = tensorboard_texts(tmp_path / "tb")[f"{label}/table/text_summary"]
+    texts = tensorboard_texts(tmp_path / "tb")
+    assert json.loads(texts["config/text_summary"].removeprefix("```json").removesuffix("```")) == manifest
+    table = texts[f"{label}/table/text_summary"]
     assert "| lpo | 50.0 |" in table and "| 1/2 |" in table
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -9,7 +9,7 @@ gives `discover eval` the same trackers. docs/tracking.md shows how to watch and
 What a tracker receives from a job:
   - every numeric field of each generation's record (`scalars`: nested keys joined with '/',
     e.g. task_scores/inverted_pendulum/spring, hyperparams/gamma), at step = generation;
-  - the resolved spec as the run's config (wandb config; TensorBoard text `spec` at step 0);
+  - the resolved spec as the run's config (wandb config; TensorBoard text `config` at step 0);
   - the rules exported at each checkpoint (wandb files; TensorBoard has no place for files).
 
 Resume: RUN_DIR/trackers.json keeps the newest generation TensorBoard has logged and the wandb
@@ -103,10 +103,9 @@ class TensorBoardTracker:
             value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()]))
 
     def config(self, config: dict) -> None:
-        """The resolved spec as the text `spec` at step 0 (a TOML code block)."""
-        from discovery.spec import dump_toml
-
-        self.text("spec", "```toml\n" + dump_toml(config) + "```")
+        """The run's config (a job's resolved spec, an evaluation's manifest) as the text
+        `config` at step 0: a JSON code block."""
+        self.text("config", "```json\n" + json.dumps(config, indent=1, default=str) + "\n```")
 
     def text(self, tag: str, markdown: str, step: int = 0) -> None:
         from tensorboardX.summary import text
