@@ -256,8 +256,11 @@ def test_eval_logs_tables_curves_and_figures(tmp_path):
     manifest = {"rule": {"name": "lpo"}, "train_tasks": [label], "python": "3.11", "spec": {}}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no tracker may fail
-        tracking.log_evaluation(tracking.parse_loggers("tensorboard,wandb"), tmp_path, results,
-                                manifest, WandbSettings())
+        for pooled in (9.0, None):  # an evaluation again into the same --out replaces the first
+            results["pooled_normalized"] = {"lpo": {"iqm": {"value": pooled}}} if pooled else (
+                eval_results.pooled({label: task}))
+            tracking.log_evaluation(tracking.parse_loggers("tensorboard,wandb"), tmp_path, results,
+                                    manifest, WandbSettings())
 
     got = tensorboard_scalars(tmp_path / "tb")
     assert {step: values[f"{label}/return/lpo"] for step, values in got.items()

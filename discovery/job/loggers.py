@@ -245,13 +245,14 @@ def new_run_id() -> str:
 
 def open_trackers(names: Iterable[str], directory: Path, wandb: WandbSettings, name: str,
                   config: dict, job_type: str) -> Trackers:
-    """Fresh trackers for `discover eval` (TensorBoard in directory/tb, wandb under directory);
-    one that fails to start is warned about and left out."""
+    """Fresh trackers for `discover eval` (TensorBoard in directory/tb, hiding what an earlier
+    evaluation logged there; wandb: a new run under directory); one that fails to start is
+    warned about and left out."""
     trackers = Trackers()
     for tracker_name in names:
         try:
             if tracker_name == "tensorboard":
-                tracker = TensorBoardTracker(directory / TB_DIR)
+                tracker = TensorBoardTracker(directory / TB_DIR, purge_from=0)
             else:
                 tracker = WandbTracker(directory, wandb, name, config, new_run_id(), job_type)
         except Exception as err:
