@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,51 @@ AT_LEAST_ONE = Interval(1)
 
 JOB_SECTIONS = ("job", "tasks", "rule", "ppo", "meta_objective", "meta_optimizer")
 
+# Where a job's records go (`discovery.job.loggers`): name -> the Python package it needs (None:
+# always there). The trackers come with the `tracking` extra.
+LOGGERS = {"jsonl": None, "tensorboard": "tensorboardX", "wandb": "wandb"}
+TRACKING_EXTRA = "pip install -e '.[tracking]'"
+WANDB_MODES = ("offline", "online")
+
+
+def check_loggers(names, field: str, allowed=tuple(LOGGERS)) -> None:
+    """ValueError naming `field` when `names` repeats a logger, names one not in `allowed`, or
+    one whose package is not installed (then it names the extra that installs it)."""
+    for name in names:
+        if name not in allowed:
+            raise ValueError(f"{field} = {list(names)!r}: {name!r} is not a logger; choose from "
+                             f"{', '.join(allowed)}")
+    if len(set(names)) < len(names):
+        raise ValueError(f"{field} = {list(names)!r} names a logger twice")
+    missing = [n for n in names if LOGGERS[n] and importlib.util.find_spec(LOGGERS[n]) is None]
+    if missing:
+        packages = ", ".join(LOGGERS[n] for n in missing)
+        raise ValueError(f"{field} = {list(names)!r} asks for {', '.join(missing)}, but {packages} "
+                         f"is not installed: install the tracking extra ({TRACKING_EXTRA}) or "
+                         f"leave {', '.join(missing)} out of {field}")
+
+
+@dataclasses.dataclass(frozen=True)
+class WandbSettings:
+    """The [job.wandb] table: the Weights & Biases run a job with "wandb" in job.loggers logs to.
+
+    project, entity (team or user; "" = your default), group ("" = none): where the run goes.
+    mode: "offline" (default: the run is written under RUN_DIR/wandb/ and nothing leaves the
+    machine until `wandb sync`) or "online" (streams to the server; needs `wandb login`).
+    """
+
+    project: str = "rl-discovery"
+    entity: str = ""
+    group: str = ""
+    mode: str = "offline"
+
+    def __post_init__(self):
+        if self.mode not in WANDB_MODES:
+            raise ValueError(f"job.wandb.mode = {self.mode!r} must be one of {', '.join(WANDB_MODES)} "
+                             f"(offline: sync later with `wandb sync RUN_DIR/wandb/offline-run-*`)")
+        if not self.project:
+            raise ValueError('job.wandb.project = "" must name a project, e.g. "rl-discovery"')
+
 
 @dataclasses.dataclass(frozen=True)
 class JobSettings:
@@ -136,7 +182,9 @@ class JobSettings:
     tasks_per_generation: draw this many of the [[tasks]] each generation, the same for every
     member (0 = train on all of them every generation; es only). max_nonfinite_generations: stop
     the job (exit code 1, naming likely causes) when every member's fitness is non-finite for this
-    many generations in a row (0 = never).
+    many generations in a row (0 = never). loggers: where each generation's record goes besides
+    the terminal: "jsonl" (metrics.jsonl, required), "tensorboard" (RUN_DIR/tb/), "wandb"
+    ([job.wandb]); docs/tracking.md. wandb: the WandbSettings of the "wandb" logger.
     """
 
     name: str = "run"
@@ -151,8 +199,15 @@ class JobSettings:
     watchdog_min_seconds: float = 300.0
     tasks_per_generation: int = 0
     max_nonfinite_generations: int = 5
+    loggers: tuple[str, ...] = ("jsonl",)
+    wandb: WandbSettings = WandbSettings()
 
     def __post_init__(self):
+        check_loggers(self.loggers, "job.loggers")
+        if "jsonl" not in self.loggers:
+            raise ValueError(f"job.loggers = {list(self.loggers)!r} lacks 'jsonl': metrics.jsonl is "
+                             f"the run's own record (inspect and eval read it); list it too, e.g. "
+                             f"{['jsonl', *self.loggers]!r}")
         check_fields(self, "job", generations=AT_LEAST_ONE, seeds_per_member=AT_LEAST_ONE,
                      checkpoint_every=AT_LEAST_ONE, tasks_per_generation=NON_NEGATIVE,
                      max_nonfinite_generations=Noted(NON_NEGATIVE, "(0 = never stop)"),
@@ -201,7 +256,7 @@ def parse_job_spec(table: dict) -> JobSpec:
         if section not in table:  # no silent default job: what to learn, and on what, is explicit
             raise SpecError(f"run spec has no {example.split()[0]} section; add one, e.g. {example} "
                             f"(runs/quickstart.toml shows every key)")
-    job = build(JobSettings, table.get("job", {}), "job")
+    job = parse_job_settings(table.get("job", {}))
     task_tables = table["tasks"]
     if not isinstance(task_tables, list) or not task_tables:
         raise SpecError(f"tasks = {task_tables!r} must be a non-empty list of [[tasks]] tables")
@@ -227,9 +282,7 @@ def parse_job_spec(table: dict) -> JobSpec:
         raise SpecError(f"meta_objective.normalize = \"paired\" trains the baseline beside each "
                         f"generation's population, which only meta_optimizer.name = \"es\" does "
                         f"(got {name!r}); use normalize = \"baseline\" (a fixed per-task baseline)")
-    job_table = dataclasses.asdict(job)
-    if not job.tasks_per_generation:  # absent as before it existed, so older runs resume
-        del job_table["tasks_per_generation"]
+    job_table = _job_table(job)
     resolved = {
         "job": job_table,
         "tasks": [t.as_table() for t in tasks],
@@ -251,6 +304,26 @@ def respell_spec(table: dict) -> dict:
             table[section] = respell(cls, table[section], section)
     if isinstance(table.get("tasks"), list):
         table["tasks"] = [respell(Task, t, f"tasks[{i}]") for i, t in enumerate(table["tasks"])]
+    return table
+
+
+def parse_job_settings(table: dict) -> JobSettings:
+    """The [job] table (with its [job.wandb] subtable) -> JobSettings."""
+    if not isinstance(table, dict):
+        raise SpecError(f"[job] must be a table, got {table!r}")
+    table = dict(table)
+    wandb = build(WandbSettings, table.pop("wandb", {}), "job.wandb")
+    return build(JobSettings, {**table, "wandb": wandb}, "job")
+
+
+def _job_table(job: JobSettings) -> dict:
+    """The resolved [job] table; keys added later are absent while they hold their defaults, so
+    the spec.toml of older runs stays equal to theirs and they resume."""
+    table = dataclasses.asdict(job)
+    defaults = dataclasses.asdict(JobSettings())
+    for key in ("tasks_per_generation", "loggers", "wandb"):
+        if table[key] == defaults[key]:
+            del table[key]
     return table
 
 

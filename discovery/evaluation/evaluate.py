@@ -16,6 +16,8 @@ Writes to --out:
   summary.png          PPO-clip-normalised final return (IQM, 95% CI) per task and pooled
   manifest.json        rule content hash, source, spec, evaluation config, package versions,
                        command line
+  tb/, wandb/          with --loggers: the tables, curves and figures in TensorBoard / wandb
+                       (`discovery.evaluation.tracking`, docs/tracking.md)
 Normalised score = (R - R0) / (R_ppo - R0), R0 the mean return of uniform random actions (the
 random agent of Atari-style normalisation; the untrained deterministic policy is no reference:
 on hopper it stands still and collects more healthy reward than a short PPO run) and R_ppo the
@@ -32,7 +34,6 @@ import argparse
 import dataclasses
 import datetime
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -41,10 +42,13 @@ import jax
 import numpy as np
 
 from discovery.evaluation import plots
-from discovery.evaluation.results import NORMALIZER, pooled, print_task, status, task_results, write_json
+from discovery.evaluation import tracking
+from discovery.evaluation.results import (NORMALIZER, json_ready, pooled, print_task, status,
+                                          task_results, write_json)
 from discovery.evaluation.runs import Entry, baseline_entries, run_task
 from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
-from discovery.spec import SpecError, add_override_argument, apply_overrides, parse_ppo, parse_task
+from discovery.spec import (SpecError, WandbSettings, add_override_argument, apply_overrides,
+                            parse_ppo, parse_task)
 from discovery.versions import package_versions
 from discovery.job.watchdog import EvalWatchdog
 from inner_algos.envs import canonical_label, parse_label, random_policy_return, task_from_table
@@ -107,10 +111,13 @@ def eval_settings(source: Source, task_labels: list[str], sets: list[str], budge
 
 def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds: int, seed: int,
              points: int, sets: list[str], budget: int | None, out: Path, argv: list[str],
-             watchdog: tuple[float, float] = (10.0, 300.0)) -> dict:
+             watchdog: tuple[float, float] = (10.0, 300.0), loggers: tuple[str, ...] = (),
+             wandb: WandbSettings | None = None) -> dict:
     """Runs the evaluation and writes results.json, the PNGs and manifest.json; returns results.
 
     watchdog: (factor, min seconds) of the per-task time limit (`discovery.job.watchdog`).
+    loggers: trackers that also get the results ("tensorboard", "wandb" with `wandb`'s settings;
+    `discovery.evaluation.tracking`).
     """
     _check_arguments(task_labels, seeds, points, budget, watchdog)
     settings = eval_settings(source, task_labels, sets, budget)
@@ -135,7 +142,7 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         tasks[task.label] = result = task_results(curves, updates, per_update, in_training, config,
                                                   task, random_return)
         plots.learning_curves_figure(
-            out / f"curves_{re.sub(r'[^A-Za-z0-9._=-]+', '_', task.label)}.png",
+            plots.curves_file(out, task.label),
             f"{task.label} ({status(in_training)}): {seeds} seeds, 95% bootstrap CI",
             np.asarray(result["env_steps"]), curves, "return of the deterministic policy",
         )
@@ -164,8 +171,11 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         plots.scores_figure(out / "summary.png", {k: v for k, v in scores.items() if v},
                             "final return, PPO-clip-normalised (IQM, 95% CI)",
                             f"Transfer of {source.label}: 0 = random actions, 1 = PPO-clip")
-    write_json(out / "manifest.json", _manifest(source, results["rules"][source.label], settings,
-                                                baselines, seeds, seed, points, budget, sets, argv))
+    manifest = _manifest(source, results["rules"][source.label], settings, baselines, seeds, seed,
+                         points, budget, sets, argv)
+    write_json(out / "manifest.json", manifest)
+    tracking.log_evaluation(list(loggers), out, results, json_ready(manifest),
+                            wandb or WandbSettings())
     print(f"wrote {out / 'results.json'}, {out / 'manifest.json'} and PNGs to {out}")
     return results
 
@@ -236,13 +246,16 @@ def register(subparsers) -> None:
     parser.add_argument("--watchdog-min-seconds", type=float, default=300.0, metavar="S",
                         help="the task time limit is at least S seconds (default 300; the first "
                              "task gets FACTOR x S)")
+    tracking.add_arguments(parser)
     parser.set_defaults(func=main)
 
 
 def main(args) -> int:
+    loggers, wandb = tracking.parse_loggers(args.loggers), tracking.wandb_settings(args)
     source = resolve_source(args.source, args.generation, args.which)
     labels = parse_tasks(args.tasks) if args.tasks is not None else (source.train_tasks or [])
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     run_eval(source, labels, baselines, args.seeds, args.seed, args.points, args.set, args.budget,
-             Path(args.out), list(sys.argv), (args.watchdog, args.watchdog_min_seconds))
+             Path(args.out), list(sys.argv), (args.watchdog, args.watchdog_min_seconds), loggers,
+             wandb)
     return 0

@@ -7,6 +7,7 @@ Each function takes plain numpy data, draws one figure, writes it to `path` (ato
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +16,12 @@ import numpy as np
 
 from discovery.evaluation import stats
 from discovery.figures import save_figure
+
+
+def curves_file(out: Path, task_label: str) -> Path:
+    """Where `discover eval` draws a task's learning curves: OUT/curves_<label>.png, the label's
+    characters other than letters, digits and `._=-` as '_'."""
+    return Path(out) / f"curves_{re.sub(r'[^A-Za-z0-9._=-]+', '_', task_label)}.png"
 
 
 def heatmaps_figure(path: Path, x: np.ndarray, y: np.ndarray, columns: Sequence[tuple[str, dict]],

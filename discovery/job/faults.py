@@ -12,7 +12,8 @@ compile); ACTION is one of ACTIONS (default "kill"):
   sigint   / sigterm: the process sends itself the signal (a user's Ctrl-C or `kill`)
   enospc   raises OSError(ENOSPC), as a full disk does in the write at that point
 At "checkpoint_write" a kill lands in the middle of the checkpoint's write: once its
-temporary directory exists, before it is renamed into place.
+temporary directory exists, before it is renamed into place. At "tensorboard" and "wandb" the
+fault lands in that tracker's write of the generation's record (`discovery.job.loggers`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import time
 from typing import Callable
 
 VARIABLE = "DISCOVER_FAULT"
-POINTS = ("startup", "compile", "mid_generation", "checkpoint_write", "after_checkpoint", "plot")
+POINTS = ("startup", "compile", "mid_generation", "checkpoint_write", "after_checkpoint", "plot",
+          "tensorboard", "wandb")
 ACTIONS = ("kill", "sigint", "sigterm", "enospc")
 
 

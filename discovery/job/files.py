@@ -23,7 +23,8 @@ from discovery.spec import SpecError, dump_toml, respell_spec
 
 SPEC_FILE, METRICS_FILE, PLOT_FILE = "spec.toml", "metrics.jsonl", "fitness.png"
 RESUMABLE = ("job.generations", "job.run_dir", "job.watchdog", "job.watchdog_min_seconds",
-             "job.max_nonfinite_generations")
+             "job.max_nonfinite_generations", "job.loggers", "job.wandb.project", "job.wandb.entity",
+             "job.wandb.group", "job.wandb.mode")
 
 
 class JobFailed(RuntimeError):

@@ -7,9 +7,10 @@ The job is the impure host loop around one compiled meta-optimizer step, in thre
   Job.loop()     compile the step once, then per generation: step -> record -> callbacks
 
 Each generation's record (a metrics.jsonl line, `discovery.job.records`) goes to the loop's
-callbacks, `callback(record, state)`: first the job's own (append to metrics.jsonl, advance the
-progress bar, save a checkpoint every `job.checkpoint_every` generations, at the end and on
-SIGINT/SIGTERM, with its exports: `discovery.job.files`), then the caller's. From Python:
+callbacks, `callback(record, state)`: first the job's own (append to metrics.jsonl, log to the
+trackers of `job.loggers`: `discovery.job.loggers`, advance the progress bar, save a checkpoint
+every `job.checkpoint_every` generations, at the end and on SIGINT/SIGTERM, with its exports:
+`discovery.job.files`), then the caller's. From Python:
 
     result = run_job(table, callbacks=[lambda record, state: print(record["fitness_max"])])
 
@@ -35,6 +36,7 @@ from discovery.job import console as job_console
 from discovery.job import files as job_files
 from discovery.job import records as job_records
 from discovery.job import launch
+from discovery.job import loggers
 from discovery.job import watchdog
 from discovery.job.files import SPEC_FILE, JobFailed
 from discovery.job.signals import StopFlag
@@ -315,9 +317,9 @@ class Job:
         """Compiles the step (once) and runs generations until job.generations or a signal.
 
         After each generation every callback gets (record, state): the job's own (metrics.jsonl,
-        progress bar, a one-time warning when the fitness ranking stays unreliable, checkpoint
-        with exports when due) first, then `callbacks` (see `Callback`).
-        Returns the JobResult; closes the checkpointer, so a Job loops once.
+        trackers, progress bar, a one-time warning when the fitness ranking stays unreliable,
+        checkpoint with exports when due) first, then `callbacks` (see `Callback`). Returns the
+        JobResult; closes the checkpointer and the trackers, so a Job loops once.
         """
         import jax
 
@@ -329,15 +331,18 @@ class Job:
         self._watch = watchdog.JobWatchdog(self.run_dir, self.spec.job.watchdog,
                                            self.spec.job.watchdog_min_seconds, generation)
         self.stopping = distributed.any_process(self.stop.raised)  # all stop at the same generation
+        self.trackers = loggers.JobTrackers(self.run_dir, self.spec.job, self.resolved,
+                                            self.history, self.primary)
         bar = job_console.ProgressBar(generation, self.spec.job.generations,
                                       self.spec.job.evaluate_mean, self.progress)
         alarm = job_console.ReliabilityAlarm(self.history, self.primary)
         try:
-            state = self._generations(step, state,
-                                      [self._log, bar, alarm, self._checkpoint, *callbacks])
+            state = self._generations(
+                step, state, [self._log, self.trackers, bar, alarm, self._checkpoint, *callbacks])
         finally:
             bar.close()
             self.ckpt.close()
+            self.trackers.close()
         job_console.print_end(self.spec, self.history, self.stopping, self.progress, self.primary)
         return JobResult(self.run_dir, len(self.history), self.history,
                          jax.device_get(self.optimizer.params(state)), self.traces,
@@ -411,6 +416,7 @@ class Job:
             with self.stop.saving():
                 self.files.save(state, info)
             self._watch.saved = generation
+            self.trackers.exported(generation)
 
 
 def _check_start(spec: JobSpec) -> dict | None:
