@@ -331,7 +331,7 @@ class Job:
         self._watch = watchdog.JobWatchdog(self.run_dir, self.spec.job.watchdog,
                                            self.spec.job.watchdog_min_seconds, generation)
         self.stopping = distributed.any_process(self.stop.raised)  # all stop at the same generation
-        self.trackers = loggers.JobTrackers(self.run_dir, self.spec.job, self.resolved,
+        self.trackers = loggers.JobTrackers(self.run_dir, self.spec.job, self.spec.table,
                                             self.history, self.primary)
         bar = job_console.ProgressBar(generation, self.spec.job.generations,
                                       self.spec.job.evaluate_mean, self.progress)
