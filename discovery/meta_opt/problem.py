@@ -33,12 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
+from discovery.meta_opt.base import RUNS_AXIS
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import Rule, make_rule
 from meta_objectives import MetaObjective, aggregate, normalise, score
 
-POP_AXIS = "pop"
+POP_AXIS = RUNS_AXIS
 
 
 class Problem:
