@@ -150,7 +150,7 @@ def line(r: dict) -> str:
         return f"{r['spec']}: FAILED after {r['wall_s']:.0f} s: {r['error']}"
     return (f"{r['spec']} ({r['estimator']}, {r['members']} members x {r['num_envs']} envs, "
             f"{r['num_updates']} updates): compile {r['compile_s']:.1f} s, generation "
-            f"{r['generation_s']:.2f} s = {r['env_steps_per_s']:,.0f} env-steps/s; raw "
+            f"{r['generation_s']:.3g} s = {r['env_steps_per_s']:,.0f} env-steps/s; raw "
             f"{r['raw_env_steps_per_s']:,.0f} env-steps/s at {r['raw_num_envs']} envs; "
             f"generation / raw {r['generation_over_raw']:.2f}; {r['wall_s']:.0f} s in all")
 

@@ -20,7 +20,9 @@ import time
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
+from discovery.job import distributed
 from discovery.meta_opt import make_meta_optimizer
 from discovery.meta_opt.problem import Problem
 from inner_algos.envs import Task
@@ -56,8 +58,12 @@ def measure(name: str, options: dict, repeats: int) -> dict:
                       evaluate_mean=name == "es")
     opt = make_meta_optimizer(name, options, problem)
     state = jax.jit(opt.init)(jax.random.PRNGKey(0))
+    replicated = NamedSharding(problem.mesh, PartitionSpec())
+    sharding = replicated if opt.state_sharding is None else opt.state_sharding(state)
+    state = distributed.replicate(state, sharding)  # laid out over the devices as the job does
     start = time.perf_counter()
-    compiled = jax.jit(opt.step).lower(state).compile()
+    compiled = jax.jit(opt.step, in_shardings=(sharding,),
+                       out_shardings=(sharding, replicated)).lower(state).compile()
     compile_s = time.perf_counter() - start
     memory = compiled.memory_analysis()
     times = []
