@@ -15,7 +15,7 @@ SPEC_FIELDS = ("spec", "estimator", "tasks", "num_envs", "num_updates", "members
 def test_gpu_benchmark_runs_tiny_on_cpu(tmp_path):
     out = tmp_path / "gpu.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--tiny",
-                           "--out", str(out)], capture_output=True, text=True, timeout=900)
+                           "--out", str(out)], capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert {"device", "platform", "device_count", "versions", "date", "tiny"} <= report.keys()

@@ -95,6 +95,7 @@ class TruncatedProblem(Protocol):
     objective: Any  # MetaObjective
     baselines: jax.Array | None  # `[T]` when the objective is baseline-normalised
     algos: tuple  # one InnerAlgo per task
+    mesh: Any  # jax.sharding.Mesh, axis RUNS_AXIS: the devices the persistent runs are laid over
 
     def init_meta_params(self, key: jax.Array) -> Any: ...
 
@@ -366,8 +367,10 @@ def runs_sharding(state: GradientState, mesh: Mesh):
     out = jax.tree.map(lambda _: replicated, state)
     if mesh.size == 1:
         return out
-    estimators = tuple(
-        sharding.replace(runs=jax.tree.map(lambda x: split if x.shape[0] % mesh.size == 0 else replicated,
-                                           est.runs))
-        for sharding, est in zip(out.estimators, state.estimators))
+
+    def run_leaf(x):
+        return split if x.shape[0] % mesh.size == 0 else replicated
+
+    estimators = tuple(sharding.replace(runs=jax.tree.map(run_leaf, est.runs))
+                       for sharding, est in zip(out.estimators, state.estimators))
     return out.replace(estimators=estimators)
