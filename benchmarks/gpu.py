@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         if time.perf_counter() - start > args.budget_s:
             report["specs"].append({"spec": path, "error": "skipped: --budget-s spent", "wall_s": 0.0})
         else:
-            print(f"{path}: running ...", flush=True)
+            print(f"{path}: running (at {time.perf_counter() - start:.0f} s) ...", flush=True)
             report["specs"].append(bench_spec(path, args))
         Path(args.out).write_text(json.dumps(report, indent=1))
         print(line(report["specs"][-1]), flush=True)
