@@ -50,6 +50,51 @@ def assert_same(result: dict, reference: dict) -> None:
         assert np.abs(np.asarray(ref["grad"])).max() > 0, name  # a real gradient was compared
 
 
+TOY = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh
+from test_truncated import _toy_unroll, T
+from discovery.meta_opt.base import TruncatedStep, Unrolled, metagrad_estimator
+from discovery.meta_opt.pes import pes_estimator
+
+def init(theta, key):  # a state, a random age
+    return jnp.zeros(()), jax.random.randint(key, (), 0, T)
+
+def unroll(theta, w):  # 3 steps of w <- w - 0.1 exp(theta_1) (w - theta_0)
+    for _ in range(3):
+        w = w - 0.1 * jnp.exp(theta[1]) * (w - theta[0])
+    return w, Unrolled(None, jnp.zeros((1, w.shape[0]), bool), w)
+
+theta, out = jnp.array([0.5, 1.0]), []
+for devices in ([jax.devices()[0]], jax.devices()):
+    mesh = Mesh(np.asarray(devices), ("pop",))
+    pes = pes_estimator(TruncatedStep(init, _toy_unroll, None), 2, 3, 0.1, True, mesh)
+    state, grads = pes.init(theta, jax.random.PRNGKey(0)), []
+    for i in range(4):  # lifetimes of T = 10 end inside the segments of K = 3
+        grad, state, _ = jax.jit(pes.estimate)(theta, state, jax.random.PRNGKey(i))
+        grads.append(grad)
+    step = TruncatedStep(lambda th, k: jax.random.normal(k, ()), unroll, lambda th, w, k: (w - 1.0) ** 2)
+    mg = metagrad_estimator(step, 3, mesh)  # 3 runs on 2 devices: one padding run
+    grad, state, metrics = jax.jit(mg.estimate)(theta, mg.init(theta, jax.random.PRNGKey(0)),
+                                                jax.random.PRNGKey(1))
+    out.append((np.stack(grads), grad, metrics["meta_loss"], state.runs))
+assert jax.device_count() == 2
+for one, two in zip(*out):
+    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)
+print("same")
+"""
+
+
+def test_toy_estimators_split_over_two_devices_give_the_same_gradients():
+    """PES on the toy linear system and metagrad on the toy quadratic (tests/test_truncated.py)
+    with their runs over a 1-device and a 2-device mesh in one process: seconds, no PPO."""
+    env = {**os.environ, "XLA_FLAGS": xla_flags.with_flag(
+        os.environ.get("XLA_FLAGS", ""), "xla_force_host_platform_device_count", 2)}
+    proc = subprocess.run([sys.executable, "-c", TOY], cwd=Path(__file__).parent, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0 and "same" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+
+
 def test_two_host_devices_match_one_device(tmp_path):
     runs = results({"1x1": (1, 1), "1x2": (1, 2)}, tmp_path)
     assert (runs["1x1"]["devices"], runs["1x2"]["devices"]) == (1, 2)
