@@ -17,7 +17,6 @@ from typing import Any
 from inner_algos.config_checks import NON_NEGATIVE, POSITIVE, Interval, SpecError, build, check_fields
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig
-from discovery.meta_opt import validate_options
 from inner_algos.rules import RULES, Rule
 from meta_objectives import MetaObjective
 
@@ -229,6 +228,10 @@ def parse_job_spec(table: dict) -> JobSpec:
         raise SpecError(f"[meta_optimizer] must be a table, got {opt_table!r}")
     opt_table = dict(opt_table)
     name = opt_table.pop("name", "es")
+    # imported here: the estimators' modules import evosax, whose import starts XLA's backend,
+    # which a multi-process job must not do before jax.distributed.initialize
+    from discovery.meta_opt import validate_options
+
     options = validate_options(name, opt_table, rule, ppo, objective)
     _check_task_sampling(job.tasks_per_generation, tasks, name)
     job_table = dataclasses.asdict(job)
