@@ -52,10 +52,11 @@ def env_steps_per_outer_step(name: str, opts, problem: Problem) -> int:
     return opts.population_size * (opts.unroll_length + extra) * problem.algos[0].env_steps_per_update
 
 
-def measure(name: str, options: dict, repeats: int) -> dict:
-    """Compiles one outer step of estimator `name` and times `repeats` calls of it."""
+def measure(name: str, options: dict, repeats: int, split_runs: bool | None = None) -> dict:
+    """Compiles one outer step of estimator `name` and times `repeats` calls of it (split_runs:
+    `Problem`'s, the persistent runs split over the devices)."""
     problem = Problem(make_rule("hyperparams"), (TASK,), CONFIG, MetaObjective(kind="curve_area"),
-                      evaluate_mean=name == "es")
+                      evaluate_mean=name == "es", split_runs=split_runs)
     opt = make_meta_optimizer(name, options, problem)
     state = jax.jit(opt.init)(jax.random.PRNGKey(0))
     replicated = NamedSharding(problem.mesh, PartitionSpec())

@@ -4,7 +4,9 @@ estimator) with its persistent runs laid over 1 or 2 host devices, or over 2 pro
 Each layout (processes x host devices per process) runs in fresh subprocesses (own XLA device
 count; several processes join through jax.distributed as `discover run --processes N` does) and
 times `benchmarks/truncated.py`'s measurement: the compiled outer step, state laid out as the
-job lays it out (runs split over the devices), median over --repeats calls, compile excluded.
+job lays it out (runs split over the devices, CPU host devices included), median over --repeats
+calls, compile excluded. Caution: on CPU host devices the 8-pair PES step has deadlocked inside
+XLA's runtime (see `Problem`'s split_runs); a hung layout sits at 0% CPU.
 
     python benchmarks/truncated_scaling.py                         # PES, 1 and 2 host devices
     python benchmarks/truncated_scaling.py --layouts 1x1 1x2 2x1 --num-pairs 8 --k 4
@@ -39,7 +41,7 @@ def child(estimator: str, size: int, k: int, repeats: int) -> dict:
     from truncated import measure
 
     options = ({"num_runs": size} if estimator == "metagrad" else {"num_pairs": size})
-    r = measure(estimator, {**options, "unroll_length": k}, repeats)
+    r = measure(estimator, {**options, "unroll_length": k}, repeats, split_runs=True)
     return {"processes": jax.process_count(), "devices": jax.device_count(),
             "compile_s": r["compile_s"], "step_s": r["step_s"], "steps_per_s": 1.0 / r["step_s"],
             "env_steps_per_s": r["env_steps_per_s"]}

@@ -49,7 +49,7 @@ def run(name: str) -> dict:
                     learning_rate=0.01, actor_hidden=(8,), critic_hidden=(8,), eval_envs=1)
     rule = make_rule(**RULE)
     problem = Problem(rule, (Task(episode_length=16),), ppo, MetaObjective(kind="curve_area"),
-                      evaluate_mean=False)
+                      evaluate_mean=False, split_runs=True)
     opt = make_meta_optimizer(name, ESTIMATORS[name], problem)
     replicated = NamedSharding(problem.mesh, PartitionSpec())
     state = jax.jit(opt.init)(jax.random.PRNGKey(0))

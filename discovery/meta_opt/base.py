@@ -95,7 +95,8 @@ class TruncatedProblem(Protocol):
     objective: Any  # MetaObjective
     baselines: jax.Array | None  # `[T]` when the objective is baseline-normalised
     algos: tuple  # one InnerAlgo per task
-    mesh: Any  # jax.sharding.Mesh, axis RUNS_AXIS: the devices the persistent runs are laid over
+    mesh: Any  # jax.sharding.Mesh over every device, axis RUNS_AXIS
+    runs_mesh: Any  # the Mesh the persistent runs are split over, or None (not split)
 
     def init_meta_params(self, key: jax.Array) -> Any: ...
 
@@ -355,17 +356,17 @@ def gradient_meta_optimizer(problem: TruncatedProblem, opts, make_estimator: Cal
 
     env_steps = rollouts_per_step * sum(algo.env_steps_per_update for algo in problem.algos)
     return MetaOptimizer(init, step, params, opts, env_steps, fitness_doc,
-                         lambda state: runs_sharding(state, problem.mesh))
+                         lambda state: runs_sharding(state, problem.mesh, problem.runs_mesh is not None))
 
 
-def runs_sharding(state: GradientState, mesh: Mesh):
+def runs_sharding(state: GradientState, mesh: Mesh, split_runs: bool = True):
     """NamedShardings like `state`: every estimator's persistent runs `[N, ...]` split over
-    RUNS_AXIS when the mesh's devices divide N, everything else (theta, Adam, PES's noise, keys)
-    replicated; all replicated on one device."""
+    RUNS_AXIS when split_runs and the mesh's devices divide N, everything else (theta, Adam,
+    PES's noise, keys) replicated; all replicated on one device."""
     replicated = NamedSharding(mesh, PartitionSpec())
     split = NamedSharding(mesh, PartitionSpec(RUNS_AXIS))
     out = jax.tree.map(lambda _: replicated, state)
-    if mesh.size == 1:
+    if mesh.size == 1 or not split_runs:
         return out
 
     def run_leaf(x):

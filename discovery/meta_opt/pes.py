@@ -130,7 +130,7 @@ def _pes_meta_optimizer(problem, opts: PESOptions, persistent: bool) -> MetaOpti
     def make_estimator(t, algo, unravel, dim):
         step = ppo_truncated_step(algo, schedule, opts.unroll_length, unravel, problem.objective,
                                   task_scale(problem.baselines, t))
-        return pes_estimator(step, dim, opts.num_pairs, opts.sigma, persistent, problem.mesh)
+        return pes_estimator(step, dim, opts.num_pairs, opts.sigma, persistent, problem.runs_mesh)
 
     # every member advances its runs by unroll_length updates
     return gradient_meta_optimizer(problem, opts, make_estimator,

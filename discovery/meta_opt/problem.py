@@ -49,7 +49,11 @@ class Problem:
     of baseline scores when objective.normalise == "baseline", else None), population_batch
     (0 = vmap all local members at once), evaluate_mean (meta-optimizers also score their mean
     each step), tasks_per_generation (K tasks drawn per generation; 0 = all), algos (one
-    InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop").
+    InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop"), runs_mesh (the
+    mesh truncated estimators split their persistent runs over, or None: every device computes
+    all runs). split_runs (default: on accelerators only) sets runs_mesh: on CPU host devices
+    XLA's runtime deadlocked (0% CPU, every thread in a futex wait) on a quickstart-sized PES
+    step split over 2 host devices, while tiny sizes run, so CPUs split the runs only when asked.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class Problem:
         evaluate_mean: bool = True,
         devices: list | None = None,
         tasks_per_generation: int = 0,
+        split_runs: bool | None = None,
     ):
         if not 0 <= tasks_per_generation <= len(tasks):
             raise ValueError(f"job.tasks_per_generation = {tasks_per_generation} must be in "
@@ -82,6 +87,9 @@ class Problem:
         self.algos = tuple(make_ppo(ppo, task, rule) for task in self.tasks)
         # every process's devices: under jax.distributed the population spans hosts
         self.mesh = Mesh(np.asarray(devices or jax.devices()), (POP_AXIS,))
+        if split_runs is None:  # see runs_mesh
+            split_runs = self.mesh.devices.flat[0].platform != "cpu"
+        self.runs_mesh = self.mesh if split_runs else None
 
     @property
     def num_devices(self) -> int:
