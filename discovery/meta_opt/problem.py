@@ -51,9 +51,10 @@ class Problem:
     each step), tasks_per_generation (K tasks drawn per generation; 0 = all), algos (one
     InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop"), runs_mesh (the
     mesh truncated estimators split their persistent runs over, or None: every device computes
-    all runs). split_runs (default: on accelerators only) sets runs_mesh: on CPU host devices
-    XLA's runtime deadlocked (0% CPU, every thread in a futex wait) on a quickstart-sized PES
-    step split over 2 host devices, while tiny sizes run, so CPUs split the runs only when asked.
+    all runs). split_runs (default: on accelerators, and on CPUs of one device per process) sets
+    runs_mesh: XLA's CPU runtime deadlocked (0% CPU, every thread in a futex wait) on a
+    quickstart-sized PES step split over 2 host devices of one process (tiny sizes run; 2
+    processes of one CPU device each run), so several host devices split runs only when asked.
     """
 
     def __init__(
@@ -88,7 +89,7 @@ class Problem:
         # every process's devices: under jax.distributed the population spans hosts
         self.mesh = Mesh(np.asarray(devices or jax.devices()), (POP_AXIS,))
         if split_runs is None:  # see runs_mesh
-            split_runs = self.mesh.devices.flat[0].platform != "cpu"
+            split_runs = self.mesh.devices.flat[0].platform != "cpu" or jax.local_device_count() == 1
         self.runs_mesh = self.mesh if split_runs else None
 
     @property
