@@ -20,7 +20,9 @@ import time
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
+from discovery.job import distributed
 from discovery.meta_opt import make_meta_optimizer, parse_options
 from discovery.meta_opt.problem import Problem
 from inner_algos.envs import Task
@@ -50,14 +52,19 @@ def env_steps_per_outer_step(name: str, opts, problem: Problem) -> int:
     return opts.population_size * (opts.unroll_length + extra) * problem.algos[0].env_steps_per_update
 
 
-def measure(name: str, options: dict, repeats: int) -> dict:
-    """Compiles one outer step of estimator `name` and times `repeats` calls of it."""
+def measure(name: str, options: dict, repeats: int, split_runs: bool | None = None) -> dict:
+    """Compiles one outer step of estimator `name` and times `repeats` calls of it (split_runs:
+    `Problem`'s, the persistent runs split over the devices)."""
     problem = Problem(make_rule("hyperparams"), (TASK,), CONFIG, MetaObjective(kind="curve_area"),
-                      evaluate_mean=name == "es")
+                      evaluate_mean=name == "es", split_runs=split_runs)
     opt = make_meta_optimizer(name, parse_options(name, options), problem)
     state = jax.jit(opt.init)(jax.random.PRNGKey(0))
+    replicated = NamedSharding(problem.mesh, PartitionSpec())
+    sharding = replicated if opt.state_sharding is None else opt.state_sharding(state)
+    state = distributed.replicate(state, sharding)  # laid out over the devices as the job does
     start = time.perf_counter()
-    compiled = jax.jit(opt.step).lower(state).compile()
+    compiled = jax.jit(opt.step, in_shardings=(sharding,),
+                       out_shardings=(sharding, replicated)).lower(state).compile()
     compile_s = time.perf_counter() - start
     memory = compiled.memory_analysis()
     times = []

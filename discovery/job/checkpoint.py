@@ -6,8 +6,9 @@ completed generations, holding two items:
   info/   JSON: spec (resolved table), versions, generation, fitness_history (the metrics.jsonl
           records up to G), wall_time, env_steps, baselines, random_scores
 Together they continue a job bit for bit. In a multi-process job (`discovery.job.distributed`) every
-process calls save and restore (orbax coordinates the writes), and a state saved by N processes
-restores into any number of processes (it is replicated). Readers that only need the JSON
+process calls save and restore (orbax coordinates the writes; each process writes the pieces its
+devices hold, e.g. its share of a truncated estimator's persistent runs), and a state saved by
+N processes or devices restores into any number of them (laid out as the restore template is). Readers that only need the JSON
 (`read_run_info`, `available_steps`) never build the state. A missing, partial or corrupt step is reported by file
 name and skipped in favour of the newest intact one, with one short warning. A write that fails
 (a full disk) raises CheckpointWriteError naming the step; the steps before it stay intact.

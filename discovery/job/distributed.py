@@ -158,10 +158,14 @@ def any_process(flag: bool) -> bool:
 
 def replicate(tree, sharding):
     """A pytree of host or single-device arrays, equal in every process, as global arrays laid out
-    by `sharding` (replicated over the global mesh)."""
+    by `sharding`: one for every leaf (e.g. replicated over the global mesh) or a pytree of them
+    like `tree` (each process then holds the pieces its devices own)."""
     import jax
     import numpy as np
 
+    host = jax.device_get(tree)
+    if isinstance(sharding, jax.sharding.Sharding):
+        sharding = jax.tree.map(lambda _: sharding, host)
     return jax.tree.map(
-        lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda _: np.asarray(x)),
-        jax.device_get(tree))
+        lambda x, s: jax.make_array_from_callback(np.shape(x), s, lambda index: np.asarray(x)[index]),
+        host, sharding)

@@ -51,7 +51,8 @@ from discovery.spec import (
 
 # callback(record, state): record is the generation's metrics.jsonl line (a dict of plain
 # Python values, `discovery.job.records`); state is the meta-optimizer state after it (a pytree
-# replicated over the job's devices; `Job.optimizer.params(state)` -> {"mean", "best"} rules).
+# over the job's devices, replicated but for truncated estimators' persistent runs, which are
+# split over them; `Job.optimizer.params(state)` -> {"mean", "best"} rules, replicated).
 # Called in every process of the job, after the record is logged and, when due, saved.
 Callback = Callable[[dict, Any], None]
 
@@ -270,7 +271,10 @@ class Job:
         from discovery.job import checkpoint
 
         self._replicated = NamedSharding(self.problem.mesh, PartitionSpec())
-        state = distributed.replicate(jax.jit(self.optimizer.init)(self._k_init), self._replicated)
+        state = jax.jit(self.optimizer.init)(self._k_init)
+        lay_out = self.optimizer.state_sharding
+        self._sharding = self._replicated if lay_out is None else lay_out(state)
+        state = distributed.replicate(state, self._sharding)
         self.ckpt = checkpoint.Checkpointer(self.run_dir)
         self.history, self.device_change, info = [], None, None
         restored = self.ckpt.restore_latest(state)
@@ -360,8 +364,8 @@ class Job:
         faults.hit("compile", 0)
         if len(self.history) >= self.spec.job.generations:  # nothing to compile for a finished job
             return None, None
-        step = jax.jit(traced_step, in_shardings=self._replicated,
-                       out_shardings=self._replicated).lower(state).compile()
+        step = jax.jit(traced_step, in_shardings=(self._sharding,),
+                       out_shardings=(self._sharding, self._replicated)).lower(state).compile()
         return step, time.perf_counter() - start
 
     def _generations(self, step, state, callbacks: list):

@@ -49,10 +49,12 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from inner_algos.config_checks import SpecError, build
 from meta_objectives import rank_last
 
+RUNS_AXIS = "pop"  # the mesh axis that population members and persistent runs are laid over
 METRIC_KEYS = ("fitness", "task_scores", "num_nonfinite", "mean_fitness", "best_fitness")
 OPTIONAL_METRIC_KEYS = ("task_indices", "sigma", "grad_norm", "grad_finite", "nonfinite_pairs",
                         "hyperparams", "fitness_reliability", "baseline_scores")
@@ -62,7 +64,9 @@ class MetaOptimizer(NamedTuple):
     """See the module docstring. options: the validated options dataclass (with a
     `population_size`). env_steps_per_step: environment steps one `step` costs, counting every
     rollout (host-side constant, for progress and throughput logs).
-    fitness_doc: what `metrics["fitness"]` holds for this estimator (one line, for the manifest)."""
+    fitness_doc: what `metrics["fitness"]` holds for this estimator (one line, for the manifest).
+    state_sharding(state) -> a pytree of `jax.sharding.NamedSharding` like state: how the job
+    lays the state over the problem's mesh between steps and in checkpoints (None: replicated)."""
 
     init: Callable[[Any], Any]
     step: Callable[[Any], tuple[Any, dict]]
@@ -70,6 +74,7 @@ class MetaOptimizer(NamedTuple):
     options: Any
     env_steps_per_step: int
     fitness_doc: str
+    state_sharding: Callable[[Any], Any] | None = None
 
 
 class LifetimeProblem(Protocol):
@@ -97,6 +102,8 @@ class TruncatedProblem(Protocol):
     objective: Any  # MetaObjective
     baselines: jax.Array | None  # `[T]` when the objective is baseline-normalised
     algos: tuple  # one InnerAlgo per task
+    mesh: Any  # jax.sharding.Mesh over every device, axis RUNS_AXIS
+    runs_mesh: Any  # the Mesh the persistent runs are split over, or None (not split)
 
     def init_meta_params(self, key: jax.Array) -> Any: ...
 
@@ -187,8 +194,9 @@ class TruncatedStep(NamedTuple):
       gives the same run: antithetic twins rely on it).
     unroll(theta `[D]` (shared by the runs) or `[N, D]` (one per run), runs `[N]`)
       -> (runs, Unrolled): K steps of every run, lifetimes reset inside; differentiable in theta.
-    meta_loss(theta `[D]`, runs `[N]`, key) -> `[]`: a held-out meta-loss of the runs' current
-      state, for gradient estimators (None for estimators that use only the unroll's losses).
+    meta_loss(theta `[D]`, runs `[N]`, keys `[N, 2]`) -> `[N]`: each run's held-out meta-loss of
+      its current state, for gradient estimators (None for estimators that use only the unroll's
+      losses).
     """
 
     init_runs: Callable[[jax.Array, jax.Array], Any]
@@ -209,6 +217,45 @@ class Estimator(NamedTuple):
     estimate: Callable
 
 
+# ---- persistent runs over devices --------------------------------------------------------------
+
+def pad_leading(tree, multiple: int):
+    """Every leaf `[N, ...]` -> `[N + pad, ...]`, N + pad the next multiple of `multiple`, the
+    padding copies of entry 0 (their results are dropped or weighted 0 by the callers)."""
+    size = jax.tree.leaves(tree)[0].shape[0]
+    pad = -size % multiple
+    if pad == 0:
+        return tree
+    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)]), tree)
+
+
+def over_devices(fn: Callable, mesh: Mesh | None, in_specs, out_specs) -> Callable:
+    """`fn` under `jax.shard_map` over the mesh axis RUNS_AXIS (each device runs `fn` on its
+    share of the runs); `fn` itself, unchanged, when the mesh has a single device (so that one
+    device computes exactly the unsharded program)."""
+    if mesh is None or mesh.size == 1:
+        return fn
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+
+
+def unroll_over_devices(unroll: Callable, mesh: Mesh | None) -> Callable:
+    """`TruncatedStep.unroll` for one theta per run (thetas `[N, D]`, runs `[N]`) with the N runs
+    laid over the mesh's devices (padded to a multiple of them); same outputs, gathered."""
+    if mesh is None or mesh.size == 1:
+        return unroll
+    runs, per_step = PartitionSpec(RUNS_AXIS), PartitionSpec(None, RUNS_AXIS)
+    sharded = over_devices(unroll, mesh, (runs, runs), (runs, Unrolled(per_step, per_step, runs)))
+
+    def laid_out(thetas, state):
+        size = thetas.shape[0]
+        new, unrolled = sharded(*pad_leading((thetas, state), mesh.size))
+        cut = Unrolled(None if unrolled.losses is None else unrolled.losses[:, :size],
+                       unrolled.done[:, :size], unrolled.scores[:size])
+        return jax.tree.map(lambda x: x[:size], new), cut
+
+    return laid_out
+
+
 @struct.dataclass
 class MetaGradState:
     """The N persistent runs of a truncated meta-gradient."""
@@ -216,22 +263,44 @@ class MetaGradState:
     runs: Any
 
 
-def metagrad_estimator(step: TruncatedStep, num_runs: int) -> Estimator:
-    """Truncated backpropagation over `num_runs` runs sharing theta: the gradient of
-    `step.meta_loss(theta, runs after step.unroll(theta, runs), key)`; no gradient flows into the
-    state the unroll starts from. metrics: the unroll's scores and "meta_loss" `[]`."""
+def metagrad_estimator(step: TruncatedStep, num_runs: int, mesh: Mesh | None = None) -> Estimator:
+    """Truncated backpropagation over `num_runs` runs sharing theta: the gradient of the mean
+    over runs of `step.meta_loss(theta, runs after step.unroll(theta, runs), keys)`; no gradient
+    flows into the state the unroll starts from. metrics: the unroll's scores and "meta_loss" `[]`.
+
+    With a mesh of several devices, each device unrolls and differentiates its share of the runs
+    (padding runs weigh 0) and the gradient is summed over devices (`psum`) inside the step."""
 
     def init(theta, key):
         runs = jax.vmap(step.init_runs, in_axes=(None, 0))(theta, jax.random.split(key, num_runs))
         return MetaGradState(runs)
 
-    def estimate(theta, state: MetaGradState, key):
+    def local(theta, runs, keys, weights):
+        """(grad `[D]`, loss `[]`, runs, scores `[n]`) of n runs; weights `[n]` or None (mean)."""
         def loss(theta):
-            runs, unrolled = step.unroll(theta, state.runs)
-            return step.meta_loss(theta, runs, key), (runs, unrolled)
+            new, unrolled = step.unroll(theta, runs)
+            losses = step.meta_loss(theta, new, keys)
+            return (jnp.mean(losses) if weights is None else weights @ losses), (new, unrolled.scores)
 
-        (value, (runs, unrolled)), grad = jax.value_and_grad(loss, has_aux=True)(theta)
-        metrics = {"scores": unrolled.scores, "meta_loss": value}
+        (value, (new, scores)), grad = jax.value_and_grad(loss, has_aux=True)(theta)
+        if weights is None:
+            return grad, value, new, scores
+        return jax.lax.psum(grad, RUNS_AXIS), jax.lax.psum(value, RUNS_AXIS), new, scores
+
+    def estimate(theta, state: MetaGradState, key):
+        keys = jax.random.split(key, num_runs)
+        if mesh is None or mesh.size == 1:
+            grad, value, runs, scores = local(theta, state.runs, keys, None)
+        else:
+            runs_spec, shared = PartitionSpec(RUNS_AXIS), PartitionSpec()
+            sharded = over_devices(local, mesh, (shared, runs_spec, runs_spec, runs_spec),
+                                   (shared, shared, runs_spec, runs_spec))
+            padded = num_runs + -num_runs % mesh.size
+            weights = jnp.where(jnp.arange(padded) < num_runs, 1.0 / num_runs, 0.0)
+            grad, value, runs, scores = sharded(theta, *pad_leading((state.runs, keys), mesh.size),
+                                                weights)
+            runs, scores = jax.tree.map(lambda x: x[:num_runs], (runs, scores))
+        metrics = {"scores": scores, "meta_loss": value}
         return grad, MetaGradState(jax.lax.stop_gradient(runs)), metrics
 
     return Estimator(init, estimate)
@@ -304,4 +373,23 @@ def gradient_meta_optimizer(problem: TruncatedProblem, opts, make_estimator: Cal
         return {"mean": meta, "best": meta}
 
     env_steps = rollouts_per_step * sum(algo.env_steps_per_update for algo in problem.algos)
-    return MetaOptimizer(init, step, params, opts, env_steps, fitness_doc)
+    return MetaOptimizer(init, step, params, opts, env_steps, fitness_doc,
+                         lambda state: runs_sharding(state, problem.mesh, problem.runs_mesh is not None))
+
+
+def runs_sharding(state: GradientState, mesh: Mesh, split_runs: bool = True):
+    """NamedShardings like `state`: every estimator's persistent runs `[N, ...]` split over
+    RUNS_AXIS when split_runs and the mesh's devices divide N, everything else (theta, Adam,
+    PES's noise, keys) replicated; all replicated on one device."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+    split = NamedSharding(mesh, PartitionSpec(RUNS_AXIS))
+    out = jax.tree.map(lambda _: replicated, state)
+    if mesh.size == 1 or not split_runs:
+        return out
+
+    def run_leaf(x):
+        return split if x.shape[0] % mesh.size == 0 else replicated
+
+    estimators = tuple(sharding.replace(runs=jax.tree.map(run_leaf, est.runs))
+                       for sharding, est in zip(out.estimators, state.estimators))
+    return out.replace(estimators=estimators)

@@ -57,8 +57,8 @@ def _metagrad_meta_optimizer(problem, opts: MetaGradOptions) -> MetaOptimizer:
         del dim
         step = ppo_truncated_step(algo, opts.schedule(algo.config.num_updates), opts.unroll_length,
                                   unravel, problem.objective, meta_loss=opts.meta_loss,
-                                  remat=opts.remat, num_runs=opts.num_runs)
-        return metagrad_estimator(step, opts.num_runs)
+                                  remat=opts.remat)
+        return metagrad_estimator(step, opts.num_runs, problem.runs_mesh)
 
     # each run advances unroll_length updates, then one fresh rollout scores the meta-loss
     return gradient_meta_optimizer(problem, opts, make_estimator,

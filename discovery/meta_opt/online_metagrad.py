@@ -116,7 +116,8 @@ def _online_meta_optimizer(problem, opts: OnlineMetaGradOptions) -> MetaOptimize
         return state, metrics
 
     return MetaOptimizer(inner.init, step, inner.params, opts,
-                         opts.updates_per_step * inner.env_steps_per_step, FITNESS_DOC)
+                         opts.updates_per_step * inner.env_steps_per_step, FITNESS_DOC,
+                         inner.state_sharding)
 
 
 def check_rule(opts: OnlineMetaGradOptions, rule, ppo, objective) -> None:

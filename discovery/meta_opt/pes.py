@@ -28,9 +28,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.sharding import Mesh
 
 from discovery.meta_opt.base import (
-    Estimator, MetaOptimizer, TruncatedStep, gradient_meta_optimizer, register,
+    Estimator, MetaOptimizer, TruncatedStep, gradient_meta_optimizer, register, unroll_over_devices,
 )
 from discovery.meta_opt.truncated_ppo import SegmentOptions, ppo_truncated_step
 from inner_algos.config_checks import POSITIVE, Interval, check_fields
@@ -50,14 +51,17 @@ class PESState:
 
 
 def pes_estimator(step: TruncatedStep, dim: int, num_pairs: int, sigma: float,
-                  persistent: bool = True) -> Estimator:
+                  persistent: bool = True, mesh: Mesh | None = None) -> Estimator:
     """PES (persistent=True) or truncated ES (persistent=False) over antithetic pairs of runs.
 
     step.init_runs is called with the same key for both twins; step.unroll gets one theta per run
     `[2P, D]` and must give per-step losses. estimate's metrics: the unroll's `scores` `[2P]`,
     `losses` `[K, 2P]`, `done`, and `nonfinite_pairs` (pairs left out of this estimate for a
-    non-finite loss; all of them: grad 0).
+    non-finite loss; all of them: grad 0). With a mesh of several devices the 2P runs are
+    unrolled over its devices, each stepping its share (`base.unroll_over_devices`); the
+    estimate is then reduced from the gathered losses `[K, 2P]` inside the same step.
     """
+    unroll = unroll_over_devices(step.unroll, mesh)
 
     def init(theta, key):
         keys = jax.random.split(key, num_pairs)
@@ -68,7 +72,7 @@ def pes_estimator(step: TruncatedStep, dim: int, num_pairs: int, sigma: float,
     def estimate(theta, state: PESState, key):
         eps = sigma * jax.random.normal(key, (num_pairs, dim), theta.dtype)
         thetas = jnp.concatenate([theta + eps, theta - eps])
-        runs, unrolled = step.unroll(thetas, state.runs)
+        runs, unrolled = unroll(thetas, state.runs)
         losses, done = unrolled.losses, unrolled.done
         diff = losses[:, :num_pairs] - losses[:, num_pairs:]  # [K, P]
         finite = jnp.all(jnp.isfinite(diff), axis=0)  # [P]
@@ -125,7 +129,7 @@ def _pes_meta_optimizer(problem, opts: PESOptions, persistent: bool) -> MetaOpti
     def make_estimator(t, algo, unravel, dim):
         step = ppo_truncated_step(algo, schedule, opts.unroll_length, unravel, problem.objective,
                                   task_scale(problem.baselines, t))
-        return pes_estimator(step, dim, opts.num_pairs, opts.sigma, persistent)
+        return pes_estimator(step, dim, opts.num_pairs, opts.sigma, persistent, problem.runs_mesh)
 
     # every member advances its runs by unroll_length updates
     return gradient_meta_optimizer(problem, opts, make_estimator,

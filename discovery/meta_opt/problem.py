@@ -38,12 +38,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
+from discovery.meta_opt.base import RUNS_AXIS
 from inner_algos.envs import Task, random_policy_return
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import Rule, make_rule
 from meta_objectives import MetaObjective, aggregate, normalise, paired_normalise, score
 
-POP_AXIS = "pop"
+POP_AXIS = RUNS_AXIS
 
 
 class Evaluation(NamedTuple):
@@ -69,7 +70,12 @@ class Problem:
     random_scores (`[T]` the random agent's scores when "paired", else None), population_batch
     (0 = vmap all local members at once), evaluate_mean (meta-optimizers also score their mean
     each step), tasks_per_generation (K tasks drawn per generation; 0 = all), algos (one
-    InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop").
+    InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop"), runs_mesh (the
+    mesh truncated estimators split their persistent runs over, or None: every device computes
+    all runs). split_runs (default: on accelerators, and on CPUs of one device per process) sets
+    runs_mesh: XLA's CPU runtime deadlocked (0% CPU, every thread in a futex wait) on a
+    quickstart-sized PES step split over 2 host devices of one process (tiny sizes run; 2
+    processes of one CPU device each run), so several host devices split runs only when asked.
     """
 
     def __init__(
@@ -85,6 +91,7 @@ class Problem:
         devices: list | None = None,
         tasks_per_generation: int = 0,
         random_scores: Any = None,
+        split_runs: bool | None = None,
     ):
         if not 0 <= tasks_per_generation <= len(tasks):
             raise ValueError(f"job.tasks_per_generation = {tasks_per_generation} must be in "
@@ -112,6 +119,9 @@ class Problem:
             self.baseline_algos = tuple(make_ppo(ppo, task, baseline) for task in self.tasks)
         # every process's devices: under jax.distributed the population spans hosts
         self.mesh = Mesh(np.asarray(devices or jax.devices()), (POP_AXIS,))
+        if split_runs is None:  # see runs_mesh
+            split_runs = self.mesh.devices.flat[0].platform != "cpu" or jax.local_device_count() == 1
+        self.runs_mesh = self.mesh if split_runs else None
 
     @property
     def num_devices(self) -> int:

@@ -191,15 +191,15 @@ def make_runs(algo, schedule: TruncationSchedule) -> tuple[Callable, Callable]:
 
 
 def ppo_truncated_step(algo, schedule: TruncationSchedule, unroll_length: int, unravel: Callable,
-                       objective, scale=1.0, meta_loss: str | None = None, remat: bool = False,
-                       num_runs: int = 1) -> TruncatedStep:
+                       objective, scale=1.0, meta_loss: str | None = None,
+                       remat: bool = False) -> TruncatedStep:
     """The `base.TruncatedStep` of PPO lifetimes of `algo` cut into segments of `unroll_length`.
 
     unravel: flat theta `[D]` -> the rule's meta-params. objective (`MetaObjective`) and scale
     (`meta_objectives.task_scale`) give the unroll's per-update losses (`segment_losses`; None
     for kinds without a per-update form) and its scores (`segment_scores`). meta_loss: the kind
-    (`meta_objectives.meta_losses`) of the held-out loss on a fresh rollout of each of the
-    `num_runs` runs, averaged (None: no meta_loss, e.g. PES). remat: each inner update under
+    (`meta_objectives.meta_losses`) of the held-out loss on a fresh rollout of each run
+    (None: no meta_loss, e.g. PES). remat: each inner update under
     jax.checkpoint (reverse-mode memory of one InnerState per update).
     """
     init_one, advance = make_runs(algo, schedule)
@@ -215,11 +215,9 @@ def ppo_truncated_step(algo, schedule: TruncationSchedule, unroll_length: int, u
                   if objective.kind in SEGMENT_KINDS else None)
         return runs, Unrolled(losses, segment.done, segment_scores(segment))
 
-    def held_out_loss(theta, runs, key):
-        keys = jax.random.split(key, num_runs)
-        losses = jax.vmap(lambda meta, inner, k: select_meta_loss(
+    def held_out_losses(theta, runs, keys):
+        return jax.vmap(lambda meta, inner, k: select_meta_loss(
             meta_loss, *algo.rollout_loss(meta, inner, k)), in_axes=(None, 0, 0))(
             unravel(theta), runs.inner, keys)
-        return jnp.mean(losses)
 
-    return TruncatedStep(init_runs, unroll, None if meta_loss is None else held_out_loss)
+    return TruncatedStep(init_runs, unroll, None if meta_loss is None else held_out_losses)

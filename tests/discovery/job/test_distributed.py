@@ -201,3 +201,32 @@ def test_pes_two_processes_match_one_process_two_devices(tmp_path):
     assert len(one) == 3 and one[0]["fitness_mean"] != one[-1]["fitness_mean"]
     tiny_job.assert_same_history(two, one, TOLERANCE)
     tiny_job.assert_same_rule(runs[2][0], runs[1][0], TOLERANCE)
+
+
+@pytest.mark.slow
+def test_pes_killed_in_two_processes_resumes_in_one(tmp_path):
+    """PES's persistent runs, split over 2 processes' devices in the checkpoint, restore onto one
+    device (with the device-change warning) and continue the 1-device numbers to TOLERANCE."""
+    table = tiny_job.table(tmp_path / "unused", job={"generations": 1000, "evaluate_mean": False})
+    table.update(META_OPTIMIZERS["pes"])
+    spec = tmp_path / "spec.toml"
+    spec.write_text(dump_toml(table))
+    reference = tmp_path / "reference"
+    uninterrupted = tiny_job.discover(["run", str(spec), "--set", f"job.run_dir={reference}",
+                                       "--set", "job.generations=6"], devices=1)
+    run_dir = tmp_path / "run"
+    launcher = tiny_job.discover(["run", str(spec), "--set", f"job.run_dir={run_dir}",
+                                  "--processes", "2"], devices=1)
+    _wait_for_generations(run_dir, 3, launcher)
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.communicate(timeout=120)[0] and launcher.returncode == 143
+    saved = max(checkpoint.available_steps(run_dir))
+    assert saved < 6
+    resumed = tiny_job.discover(["resume", str(run_dir), "--set", "job.generations=6"], devices=1)
+    out = resumed.communicate(timeout=500)[0]
+    assert resumed.returncode == 0, out
+    assert "checkpointed on 2 device(s) and resumes on 1" in out, out
+    assert uninterrupted.communicate(timeout=500)[0] is not None and uninterrupted.returncode == 0
+    tiny_job.assert_same_history(tiny_job.fitness_history(run_dir),
+                                 tiny_job.fitness_history(reference), TOLERANCE)
+    tiny_job.assert_same_rule(run_dir, reference, TOLERANCE)

@@ -79,10 +79,10 @@ def test_metagrad_matches_the_closed_form_and_finite_differences():
             w = w - LR * jnp.exp(theta[1]) * (w - theta[0])
         return w, Unrolled(None, jnp.zeros((1, 3), bool), w)
 
-    step = TruncatedStep(lambda th, k: jnp.zeros(()), unroll, lambda th, w, k: jnp.mean((w - 1.0) ** 2))
+    step = TruncatedStep(lambda th, k: jnp.zeros(()), unroll, lambda th, w, keys: (w - 1.0) ** 2)
     est = metagrad_estimator(step, num_runs=3)
     theta = jnp.array([0.7, 0.3])
-    grad, state, metrics = est.estimate(theta, est.init(theta, jax.random.PRNGKey(0)), None)
+    grad, state, metrics = est.estimate(theta, est.init(theta, jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
 
     def closed(th):
         w = th[0] * (1 - (1 - LR * np.exp(th[1])) ** STEPS)
@@ -116,7 +116,7 @@ def test_ppo_metagrad_is_finite_and_remat_does_not_change_it():
     for remat in (True, False):
         step = ppo_truncated_step(algo, TruncationSchedule("constant", CFG.num_updates, stagger=False),
                                   2, unravel, MetaObjective(), meta_loss="inner_objective",
-                                  remat=remat, num_runs=2)
+                                  remat=remat)
         est = metagrad_estimator(step, num_runs=2)
         state = est.init(theta, jax.random.PRNGKey(1))
         grads.append(jax.jit(est.estimate)(theta, state, jax.random.PRNGKey(2))[0])
