@@ -1,6 +1,6 @@
 """Discovery jobs, meta-optimizers, evaluation and the `discover` command line.
 
-Layers, each importing only the ones before it (tests/test_layers.py checks it):
+Layers, each importing only the ones before it (tests/discovery/test_layers.py checks it):
 
 1. core modules: `figures` (figure plumbing, the fitness figure), `rule_io` (exported rule
    files), `versions`;

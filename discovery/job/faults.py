@@ -1,4 +1,4 @@
-"""Deterministic fault points for the fault-injection tests (`tests/test_faults.py`).
+"""Deterministic fault points for the fault-injection tests (`tests/discovery/job/test_faults.py`).
 
 The job calls `hit(point, generation)` at a few named points of its life. Nothing happens unless
 the environment variable DISCOVER_FAULT, read here and nowhere else, names that point and

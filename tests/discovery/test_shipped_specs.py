@@ -71,7 +71,7 @@ IN_DEFAULT_SUITE = ("study_cpu", "quickstart")  # the others are slow-marked (mi
 # The fitness histories these tiny runs gave before the code was restructured: a refactor must
 # leave every number bit-identical (same XLA programs up to fusion-neutral changes). Recorded with
 # jax 0.10.2 on the 2-core Xeon CI machine; a deliberate change of behaviour re-records them with
-# `DISCOVER_RECORD_GOLDEN=1 python -m pytest -m "slow or not slow" tests/test_shipped_specs.py`.
+# `DISCOVER_RECORD_GOLDEN=1 python -m pytest -m "slow or not slow" tests/discovery/test_shipped_specs.py`.
 GOLDEN = Path(__file__).parent / "golden_histories.json"
 TIMING_KEYS = ("generation_time", "wall_time", "env_steps_per_s", "devices", "device_change")
 

@@ -18,7 +18,7 @@ from discovery.job import launch
 from discovery.job.distributed import Settings, settings
 from discovery.spec import dump_toml
 
-TOLERANCE = 1e-4  # relative, as across device counts (tests/test_devices.py)
+TOLERANCE = 1e-4  # relative, as across device counts (tests/discovery/meta_opt/test_devices.py)
 NO_FLAGS = Namespace(coordinator=None, num_processes=None, process_id=None)
 
 

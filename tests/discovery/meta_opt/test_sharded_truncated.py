@@ -15,7 +15,7 @@ import pytest
 from discovery.job.launch import child_environment, free_port
 from inner_algos import xla_flags
 
-TOLERANCE = 1e-4  # relative, as for ES's population (tests/test_devices.py)
+TOLERANCE = 1e-4  # relative, as for ES's population (tests/discovery/meta_opt/test_devices.py)
 CHILD = Path(__file__).resolve().parents[2] / "support" / "truncated_layouts.py"
 
 
@@ -86,7 +86,7 @@ print("same")
 
 
 def test_toy_estimators_split_over_two_devices_give_the_same_gradients():
-    """PES on the toy linear system and metagrad on the toy quadratic (tests/test_truncated.py)
+    """PES on the toy linear system and metagrad on the toy quadratic (tests/discovery/meta_opt/test_truncated.py)
     with their runs over a 1-device and a 2-device mesh in one process: seconds, no PPO."""
     env = {**os.environ, "XLA_FLAGS": xla_flags.with_flag(
         os.environ.get("XLA_FLAGS", ""), "xla_force_host_platform_device_count", 2)}
