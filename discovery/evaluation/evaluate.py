@@ -8,12 +8,20 @@ final return. Drift rules (the evaluated one and the baselines) run behind one `
 traced index, so each task compiles once for all of them.
 
 Writes to --out:
+  tasks/<task>.json    each task's result with what it depends on (rule contents, seeds, inner
+                       config, task), written atomically as soon as the task ends. Rerunning the
+                       same command with the same --out reads the tasks done and runs the rest
+                       (after a kill, a watchdog stop or a crash); it refuses, naming the
+                       differences, when a task there was made with other rules or settings
   results.json         per task and rule: per-seed final returns and learning curves; mean,
                        median and IQM with 95% bootstrap CIs, raw and PPO-clip-normalised;
                        whether the task was in the rule's training set (held_out); how many
-                       seeds diverged (`diverged`)
+                       seeds diverged (`diverged`); the paired comparisons per task (`paired`)
+                       and pooled (`pooled_paired`); `score_matrix`: per rule the normalised
+                       final scores [seeds x tasks] (null: diverged), as rliable takes them
   curves_<task>.png    learning curves, mean over seeds with 95% bootstrap CI bands
   summary.png          PPO-clip-normalised final return (IQM, 95% CI) per task and pooled
+  paired.png           paired differences and P(rule > baseline) with 95% CIs, per task and pooled
   manifest.json        rule content hash, source, spec, evaluation config, package versions,
                        command line
 Normalised score = (R - R0) / (R_ppo - R0), R0 the mean return of uniform random actions (the
@@ -24,6 +32,27 @@ R0 (too small a budget) gets no normalised scores. A seed whose policy parameter
 observation statistics became non-finite diverged: its returns from then on are NaN (null in
 results.json; a NaN policy can collect the maximum return on a task whose termination it never
 triggers), it is counted under `diverged` and left out of every statistic.
+
+Paired comparisons (every rule against every baseline; a baseline against the baselines listed
+before it). Seed i of every rule is trained on the same key, so it forms a pair; a seed that
+diverged under either rule is left out of that pair's statistics and counted (`left_out`).
+  paired difference    mean over the paired seeds of d_i = R_rule,i - R_baseline,i (final
+                       returns), and the same of normalised scores; pooled over tasks: the mean
+                       over tasks of each task's mean normalised difference
+  P(rule > baseline)   the fraction of paired seeds where the rule's final return is higher,
+                       ties counting 1/2; pooled: the mean over tasks
+  95% CIs              percentile bootstrap over the pairs (2000 resamples, whole pairs drawn
+                       with replacement); pooled: stratified, pairs drawn within each task
+  verdict              `better` if the CI of the paired difference lies above 0, `worse` if
+                       below, else `no difference at 95%`. None (`no verdict`, with the reason)
+                       when the baseline's mean final return does not beat R0, or fewer than 5
+                       seeds are paired. The pooled verdict covers the tasks with a verdict and
+                       normalised scores (listed under `tasks`).
+  detectable (+-)      the CI's half-width: about the smallest true difference this many seeds
+                       could tell from none; `no difference` with a wide one means too few seeds
+                       to decide, not equal rules
+IQM = mean of the middle 50% of the seeds (floor(n/4) trimmed at each end), with a percentile
+bootstrap CI; pooled IQMs use the stratified bootstrap (docs/evaluation-statistics.md).
 """
 
 from __future__ import annotations

@@ -1,0 +1,91 @@
+"""The networks' orthogonal initialiser never runs a batched LAPACK QR, which can hang XLA's CPU
+runtime for good (jaxlib 0.10.2).
+
+Under `vmap` flax's orthogonal initialiser is one batched QR (LAPACK geqrf / orgqr custom calls).
+jaxlib's CPU kernels split a batch over XLA's intra-op thread pool and block their thread until
+the pieces are done; when every thread of that pool is inside such a call (independent layers'
+QRs run concurrently), nobody runs the pieces and the process waits forever at 0% CPU (native
+stacks: each `tf_XLAEigen` thread in `jax::ParallelBatchMap` -> `BlockingCounter::Wait` under
+`lapack_sgeqrf_ffi`). `inner_algos.networks.orthogonal` draws the matrices one at a time instead.
+
+The regression case initialises an actor and a critic under `jit(vmap)` again and again in a
+subprocess pinned to 2 CPUs (a 2-thread intra-op pool) with a CPU-bound process beside it; with
+flax's initializer it hung within 15 s in most tries on a 2-core machine.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+
+from inner_algos import networks
+
+STRESS_S = 15  # how long the child initialises, again and again
+STALL_S = 30  # no progress for this long (one initialisation takes well under a second): hung
+START_S = 600  # imports and the compile, on a busy machine
+
+STRESS = """
+    import os, sys, time
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
+    import jax, jax.numpy as jnp
+    from inner_algos.networks import MLP
+
+    actor, critic = MLP((64, 64), 6), MLP((64, 64), 1)
+
+    def init(key):
+        k_actor, k_critic = jax.random.split(key)
+        return actor.init(k_actor, jnp.zeros(17)), critic.init(k_critic, jnp.zeros(17))
+
+    run = jax.jit(jax.vmap(init))
+    print("compiled", jax.block_until_ready(run(jax.random.split(jax.random.PRNGKey(0), 8))) is not None,
+          flush=True)
+    start, i = time.monotonic(), 0
+    while time.monotonic() - start < float(sys.argv[1]):
+        i += 1
+        jax.block_until_ready(run(jax.random.split(jax.random.PRNGKey(i), 8)))
+        print(i, flush=True)
+    print("done", flush=True)
+"""
+
+
+def test_orthogonal_is_flax_orthogonal_bit_for_bit_under_nested_vmap():
+    ours, flax_init = networks.orthogonal(1.4), nn.initializers.orthogonal(1.4)
+    keys = jax.random.split(jax.random.PRNGKey(0), 6).reshape(2, 3, -1)
+    for shape in [(17, 64), (64, 6)]:
+        batched = jax.jit(jax.vmap(jax.vmap(lambda k, f: f(k, shape), in_axes=(0, None)), in_axes=(0, None)),
+                          static_argnums=1)
+        np.testing.assert_array_equal(batched(keys, ours), batched(keys, flax_init))
+        np.testing.assert_array_equal(ours(keys[0, 0], shape), flax_init(keys[0, 0], shape))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs for a 2-thread pool")
+def test_batched_network_init_beside_a_busy_cpu_never_hangs(tmp_path):
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    hog = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {cpus}); "
+                                                  "exec('while True: pass')"])
+    log = tmp_path / "stdout.txt"
+    try:
+        with open(log, "w") as out:
+            child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(STRESS), str(STRESS_S)],
+                                     stdout=out, stderr=subprocess.STDOUT, text=True)
+        seen, last, limit = "", time.monotonic(), START_S
+        while child.poll() is None:
+            time.sleep(0.5)
+            text = log.read_text()
+            if text != seen:
+                seen, last, limit = text, time.monotonic(), STALL_S if "compiled" in text else START_S
+            elif time.monotonic() - last > limit:
+                child.kill()
+                child.wait()
+                pytest.fail(f"hung: no progress for {limit} s after {seen.splitlines()[-1:]}")
+    finally:
+        hog.kill()
+        hog.wait()
+    assert child.returncode == 0, seen[-3000:]
+    assert seen.splitlines()[-1] == "done"
