@@ -275,8 +275,8 @@ def test_a_killed_evaluation_continues_where_it_stopped(tmp_path, monkeypatch):
         "gymnax_Acrobot-v1.json", "gymnax_CartPole-v1.json"]
     code, log = evaluate_into(tmp_path / "killed")
     assert code == 0, log
-    assert re.findall(r"^(\\S+): done earlier", log, re.M) == ["gymnax:CartPole-v1", "gymnax:Acrobot-v1"]
-    assert re.findall(r"^(\\S+): 2 rules x", log, re.M) == ["gymnax:MountainCar-v0", "gymnax:Pendulum-v1"]
+    assert re.findall(r"^(\S+): done earlier", log, re.M) == ["gymnax:CartPole-v1", "gymnax:Acrobot-v1"]
+    assert re.findall(r"^(\S+): 2 rules x", log, re.M) == ["gymnax:MountainCar-v0", "gymnax:Pendulum-v1"]
     assert untimed(tmp_path / "killed") == untimed(tmp_path / "whole")
     code, log = evaluate_into(tmp_path / "killed", "", "--seeds", "3")
     assert code != 0 and "seeds: 2 -> 3" in log and "Use another --out" in log
