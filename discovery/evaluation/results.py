@@ -103,20 +103,25 @@ def paired_task(result: dict, pairs: list[tuple[str, str]]) -> list[dict]:
             if result["normalized"]:
                 entry["normalized_difference"] = stats.paired_bootstrap([d / _scale(result)])["difference"]
             entry["detectable"] = stats.half_width(entry["difference"]["ci"])
-        base_mean = float(np.mean(_finals(result, base)[np.isfinite(_finals(result, base))])) if d.size else math.nan
-        if not d.size:
-            reason = "no seed ran to the end under both rules"
-        elif not base_mean > result["random_return"]:
-            reason = (f"{base} does not beat the random agent (mean final return {base_mean:.4g} <= "
-                      f"{result['random_return']:.4g}): raise --budget")
-        elif d.size < stats.MIN_PAIRS:
-            reason = f"{d.size} paired seeds; a verdict needs {stats.MIN_PAIRS} (raise --seeds)"
-        else:
-            reason = None
+        reason = _no_verdict(result, base, d.size)
         entry["verdict"] = None if reason else stats.verdict(entry["difference"]["ci"])
         entry["no_verdict"] = reason
         out.append(entry)
     return out
+
+
+def _no_verdict(result: dict, baseline: str, pairs: int) -> str | None:
+    """Why a comparison on this task gets no verdict, or None when it gets one."""
+    if not pairs:
+        return "no seed ran to the end under both rules"
+    finals = _finals(result, baseline)
+    mean = float(np.mean(finals[np.isfinite(finals)]))
+    if not mean > result["random_return"]:
+        return (f"{baseline} does not beat the random agent (mean final return {mean:.4g} <= "
+                f"{result['random_return']:.4g}): raise --budget")
+    if pairs < stats.MIN_PAIRS:
+        return f"{pairs} paired seeds; a verdict needs {stats.MIN_PAIRS} (raise --seeds)"
+    return None
 
 
 def paired_pooled(tasks: dict[str, dict], pairs: list[tuple[str, str]]) -> list[dict]:
@@ -208,13 +213,14 @@ def _interval(entry: dict | None, digits: int) -> str:
 
 def print_paired(entries: list[dict], key: str = "difference", digits: int = 1) -> None:
     """The paired comparisons (`paired_task` / `paired_pooled` entries), one line each: the
-    paired difference `key` with its CI, P(rule > baseline) with its CI, the verdict with the
-    smallest detectable difference (the CI's half-width) and the paired / all seeds."""
+    paired difference `key` with its CI, P(rule > baseline) with its CI, the paired / all seeds
+    and the verdict with the smallest detectable difference (the CI's half-width)."""
     print(f"  {'paired: rule - baseline':<36} {'difference [95% CI]':>30} {'P(rule > base.) [95% CI]':>25}"
-          f"   verdict (detectable +-)   pairs")
+          f" {'pairs':>6}   verdict (detectable +-)")
     for e in entries:
         verdict = (f"{e['verdict']} (+-{e['detectable']:.{digits}f})" if e["verdict"]
                    else f"no verdict: {e['no_verdict']}")
         name = f"{e['rule']} - {e['baseline']}"
+        seeds = f"{e['pairs']}/{e['pairs'] + e['left_out']}"
         print(f"  {name:<36} {_interval(e.get(key), digits):>30} {_interval(e.get('p_improvement'), 2):>25}"
-              f"   {verdict}   {e['pairs']}/{e['pairs'] + e['left_out']}")
+              f" {seeds:>6}   {verdict}")
