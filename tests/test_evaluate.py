@@ -11,13 +11,11 @@ import pytest
 import tiny_job
 from fabricate import make_run_dir
 
+from discovery.evaluation import evaluate, plots, stats
 from discovery.evaluation import results as eval_results
 from discovery.evaluation import runs as eval_runs
-from discovery.evaluation import evaluate
-from discovery.evaluation import plots
-from discovery.evaluation import stats
-from discovery.rule_io import save_rule
 from discovery.evaluation.sources import resolve_source, rule_hash
+from discovery.rule_io import save_rule
 from inner_algos.envs import Task, random_policy_return
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import DriftInputs, make_rule
@@ -275,8 +273,8 @@ def test_a_killed_evaluation_continues_where_it_stopped(tmp_path, monkeypatch):
         "gymnax_Acrobot-v1.json", "gymnax_CartPole-v1.json"]
     code, log = evaluate_into(tmp_path / "killed")
     assert code == 0, log
-    assert re.findall(r"^(\S+): done earlier", log, re.M) == ["gymnax:CartPole-v1", "gymnax:Acrobot-v1"]
-    assert re.findall(r"^(\S+): 2 rules x", log, re.M) == ["gymnax:MountainCar-v0", "gymnax:Pendulum-v1"]
+    assert re.findall(r"^(\S+): done earlier", log, re.MULTILINE) == ["gymnax:CartPole-v1", "gymnax:Acrobot-v1"]
+    assert re.findall(r"^(\S+): 2 rules x", log, re.MULTILINE) == ["gymnax:MountainCar-v0", "gymnax:Pendulum-v1"]
     assert untimed(tmp_path / "killed") == untimed(tmp_path / "whole")
     code, log = evaluate_into(tmp_path / "killed", "", "--seeds", "3")
     assert code != 0 and "seeds: 2 -> 3" in log and "Use another --out" in log

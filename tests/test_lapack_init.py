@@ -58,17 +58,19 @@ def test_orthogonal_is_flax_orthogonal_bit_for_bit_under_nested_vmap():
     ours, flax_init = networks.orthogonal(1.4), nn.initializers.orthogonal(1.4)
     keys = jax.random.split(jax.random.PRNGKey(0), 6).reshape(2, 3, -1)
     for shape in [(17, 64), (64, 6)]:
-        batched = jax.jit(jax.vmap(jax.vmap(lambda k, f: f(k, shape), in_axes=(0, None)), in_axes=(0, None)),
-                          static_argnums=1)
+        def draw(key, init, shape=shape):
+            return init(key, shape)
+
+        batched = jax.jit(jax.vmap(jax.vmap(draw, in_axes=(0, None)), in_axes=(0, None)), static_argnums=1)
         np.testing.assert_array_equal(batched(keys, ours), batched(keys, flax_init))
-        np.testing.assert_array_equal(ours(keys[0, 0], shape), flax_init(keys[0, 0], shape))
+        np.testing.assert_array_equal(draw(keys[0, 0], ours), draw(keys[0, 0], flax_init))
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs for a 2-thread pool")
 def test_batched_network_init_beside_a_busy_cpu_never_hangs(tmp_path):
     cpus = sorted(os.sched_getaffinity(0))[:2]
-    hog = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {cpus}); "
-                                                  "exec('while True: pass')"])
+    busy = f"import os; os.sched_setaffinity(0, {cpus}); exec('while True: pass')"
+    hog = subprocess.Popen([sys.executable, "-c", busy])
     log = tmp_path / "stdout.txt"
     try:
         with open(log, "w") as out:

@@ -77,11 +77,11 @@ from discovery.evaluation.results import (
 )
 from discovery.evaluation.runs import Entry, baseline_entries, run_task
 from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
-from discovery.spec import SpecError, add_override_argument, apply_overrides, parse_ppo, parse_task
-from discovery.versions import package_versions
 from discovery.job import faults
 from discovery.job.files import spec_differences
 from discovery.job.watchdog import EvalWatchdog
+from discovery.spec import SpecError, add_override_argument, apply_overrides, parse_ppo, parse_task
+from discovery.versions import package_versions
 from inner_algos.envs import canonical_label, parse_label, random_policy_return, task_from_table
 
 TASKS_DIR = "tasks"  # OUT/tasks/<task>.json: each task's result, written as soon as it ends
