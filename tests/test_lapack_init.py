@@ -9,8 +9,11 @@ stacks: each `tf_XLAEigen` thread in `jax::ParallelBatchMap` -> `BlockingCounter
 `lapack_sgeqrf_ffi`). `inner_algos.networks.orthogonal` draws the matrices one at a time instead.
 
 The regression case initialises an actor and a critic under `jit(vmap)` again and again in a
-subprocess pinned to 2 CPUs (a 2-thread intra-op pool) with a CPU-bound process beside it; with
-flax's initializer it hung within 15 s in most tries on a 2-core machine.
+subprocess pinned to 2 CPUs (a 2-thread intra-op pool) with a CPU-bound process beside it, under
+XLA's concurrency-optimised scheduler (which runs independent thunks, here the layers' QRs, at
+once; the package turns it off by default against another hang, but the cure must not depend on
+that: whole PPO programs hung without it). With flax's initializer it hung within 15 s in 5 of 6
+tries on a 2-core machine; with `inner_algos.networks.orthogonal` it never did.
 """
 
 import os
@@ -24,7 +27,7 @@ import jax
 import numpy as np
 import pytest
 
-from inner_algos import networks
+from inner_algos import networks, xla_flags
 
 STRESS_S = 15  # how long the child initialises, again and again
 STALL_S = 30  # no progress for this long (one initialisation takes well under a second): hung
@@ -54,6 +57,12 @@ STRESS = """
 """
 
 
+def _concurrent_env() -> dict:
+    """os.environ with XLA's concurrency-optimised CPU scheduler on (a user's setting, kept)."""
+    flags = xla_flags.with_flag(os.environ.get("XLA_FLAGS", ""), xla_flags.CPU_SCHEDULER_FLAG, "true")
+    return {**os.environ, "XLA_FLAGS": flags}
+
+
 def test_orthogonal_is_flax_orthogonal_bit_for_bit_under_nested_vmap():
     ours, flax_init = networks.orthogonal(1.4), nn.initializers.orthogonal(1.4)
     keys = jax.random.split(jax.random.PRNGKey(0), 6).reshape(2, 3, -1)
@@ -75,7 +84,7 @@ def test_batched_network_init_beside_a_busy_cpu_never_hangs(tmp_path):
     try:
         with open(log, "w") as out:
             child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(STRESS), str(STRESS_S)],
-                                     stdout=out, stderr=subprocess.STDOUT, text=True)
+                                     stdout=out, stderr=subprocess.STDOUT, text=True, env=_concurrent_env())
         seen, last, limit = "", time.monotonic(), START_S
         while child.poll() is None:
             time.sleep(0.5)
