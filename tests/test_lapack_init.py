@@ -39,11 +39,11 @@ STRESS = """
     import jax, jax.numpy as jnp
     from inner_algos.networks import MLP
 
-    actor, critic = MLP((64, 64), 6), MLP((64, 64), 1)
+    actor, critic = MLP((64, 64, 64), 64), MLP((64, 64, 64), 64)  # 64 x 64 QRs: big enough to be split
 
     def init(key):
         k_actor, k_critic = jax.random.split(key)
-        return actor.init(k_actor, jnp.zeros(17)), critic.init(k_critic, jnp.zeros(17))
+        return actor.init(k_actor, jnp.zeros(48)), critic.init(k_critic, jnp.zeros(48))
 
     run = jax.jit(jax.vmap(init))
     print("compiled", jax.block_until_ready(run(jax.random.split(jax.random.PRNGKey(0), 8))) is not None,
