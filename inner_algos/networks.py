@@ -24,6 +24,27 @@ from flax import struct
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish, "elu": nn.elu}
 
 
+def orthogonal(scale: float) -> Callable:
+    """flax's orthogonal initializer, drawn one matrix at a time under `vmap`.
+
+    `init(key, shape, dtype) -> [*shape]`, the same numbers as `nn.initializers.orthogonal(scale)`
+    (tested bit for bit). Under `vmap` (population x tasks x seeds) flax's version becomes one
+    batched LAPACK QR (geqrf / orgqr). jaxlib 0.10.2's CPU LAPACK kernels split a batch over
+    XLA's intra-op thread pool and block their thread until the pieces are done; when every
+    thread of that pool is inside such a call (two layers' QRs run concurrently on a 2-thread
+    pool), nobody is left to run the pieces and the process waits forever at 0% CPU. Drawing the
+    matrices in a loop (`jax.custom_batching.sequential_vmap`) gives LAPACK batches of one,
+    which run on the calling thread. The `--xla_cpu_multi_thread_eigen=false` flag does not
+    avoid this hang.
+    """
+    base = nn.initializers.orthogonal(scale)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.custom_batching.sequential_vmap(lambda k: base(k, shape, dtype))(key)
+
+    return init
+
+
 class MLP(nn.Module):
     """Orthogonally initialised MLP: `[..., in] -> [..., out_size]`."""
 
@@ -36,8 +57,8 @@ class MLP(nn.Module):
     def __call__(self, x):
         act = ACTIVATIONS[self.activation]
         for width in self.hidden:
-            x = act(nn.Dense(width, kernel_init=nn.initializers.orthogonal(jnp.sqrt(2.0)))(x))
-        return nn.Dense(self.out_size, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+            x = act(nn.Dense(width, kernel_init=orthogonal(jnp.sqrt(2.0)))(x))
+        return nn.Dense(self.out_size, kernel_init=orthogonal(self.out_scale))(x)
 
 
 class Actor(nn.Module):

@@ -8,12 +8,20 @@ final return. Drift rules (the evaluated one and the baselines) run behind one `
 traced index, so each task compiles once for all of them.
 
 Writes to --out:
+  tasks/<task>.json    each task's result with what it depends on (rule contents, seeds, inner
+                       config, task), written atomically as soon as the task ends. Rerunning the
+                       same command with the same --out reads the tasks done and runs the rest
+                       (after a kill, a watchdog stop or a crash); it refuses, naming the
+                       differences, when a task there was made with other rules or settings
   results.json         per task and rule: per-seed final returns and learning curves; mean,
                        median and IQM with 95% bootstrap CIs, raw and PPO-clip-normalised;
                        whether the task was in the rule's training set (held_out); how many
-                       seeds diverged (`diverged`)
+                       seeds diverged (`diverged`); the paired comparisons per task (`paired`)
+                       and pooled (`pooled_paired`); `score_matrix`: per rule the normalised
+                       final scores [seeds x tasks] (null: diverged), as rliable takes them
   curves_<task>.png    learning curves, mean over seeds with 95% bootstrap CI bands
   summary.png          PPO-clip-normalised final return (IQM, 95% CI) per task and pooled
+  paired.png           paired differences and P(rule > baseline) with 95% CIs, per task and pooled
   manifest.json        rule content hash, source, spec, evaluation config, package versions,
                        command line
   tb/, wandb/          with --loggers: the tables, curves and figures in TensorBoard / wandb
@@ -26,6 +34,27 @@ R0 (too small a budget) gets no normalised scores. A seed whose policy parameter
 observation statistics became non-finite diverged: its returns from then on are NaN (null in
 results.json; a NaN policy can collect the maximum return on a task whose termination it never
 triggers), it is counted under `diverged` and left out of every statistic.
+
+Paired comparisons (every rule against every baseline; a baseline against the baselines listed
+before it). Seed i of every rule is trained on the same key, so it forms a pair; a seed that
+diverged under either rule is left out of that pair's statistics and counted (`left_out`).
+  paired difference    mean over the paired seeds of d_i = R_rule,i - R_baseline,i (final
+                       returns), and the same of normalised scores; pooled over tasks: the mean
+                       over tasks of each task's mean normalised difference
+  P(rule > baseline)   the fraction of paired seeds where the rule's final return is higher,
+                       ties counting 1/2; pooled: the mean over tasks
+  95% CIs              percentile bootstrap over the pairs (2000 resamples, whole pairs drawn
+                       with replacement); pooled: stratified, pairs drawn within each task
+  verdict              `better` if the CI of the paired difference lies above 0, `worse` if
+                       below, else `no difference at 95%`. None (`no verdict`, with the reason)
+                       when the baseline's mean final return does not beat R0, or fewer than 5
+                       seeds are paired. The pooled verdict covers the tasks with a verdict and
+                       normalised scores (listed under `tasks`).
+  detectable (+-)      the CI's half-width: about the smallest true difference this many seeds
+                       could tell from none; `no difference` with a wide one means too few seeds
+                       to decide, not equal rules
+IQM = mean of the middle 50% of the seeds (floor(n/4) trimmed at each end), with a percentile
+bootstrap CI; pooled IQMs use the stratified bootstrap (docs/evaluation-statistics.md).
 """
 
 from __future__ import annotations
@@ -33,6 +62,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import json
 import platform
 import sys
 import time
@@ -43,15 +73,22 @@ import numpy as np
 
 from discovery.evaluation import plots
 from discovery.evaluation import tracking
-from discovery.evaluation.results import (NORMALIZER, json_ready, pooled, print_task, status,
-                                          task_results, write_json)
+from discovery.evaluation.results import (
+    NORMALIZER, comparisons, json_ready, paired_pooled, paired_task, pooled, print_paired, print_task,
+    score_matrix, status, task_results, write_json,
+)
 from discovery.evaluation.runs import Entry, baseline_entries, run_task
 from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
+from discovery.job import faults
+from discovery.job.files import spec_differences
+from discovery.job.watchdog import EvalWatchdog
 from discovery.spec import (SpecError, WandbSettings, add_override_argument, apply_overrides,
                             parse_ppo, parse_task)
 from discovery.versions import package_versions
-from discovery.job.watchdog import EvalWatchdog
 from inner_algos.envs import canonical_label, parse_label, random_policy_return, task_from_table
+
+TASKS_DIR = "tasks"  # OUT/tasks/<task>.json: each task's result, written as soon as it ends
+
 
 def parse_tasks(text: str) -> list[str]:
     """'hopper/spring,ant,gymnax:Breakout-MinAtar@500000,brax:walker2d' -> ['hopper/spring',
@@ -115,6 +152,8 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
              wandb: WandbSettings | None = None) -> dict:
     """Runs the evaluation and writes results.json, the PNGs and manifest.json; returns results.
 
+    Each task's result is written to OUT/tasks/<task>.json as soon as it ends; a task whose file
+    is there, made with the same rules, seeds and settings, is read instead of run again.
     watchdog: (factor, min seconds) of the per-task time limit (`discovery.job.watchdog`).
     loggers: trackers that also get the results ("tensorboard", "wandb" with `wandb`'s settings;
     `discovery.evaluation.tracking`).
@@ -126,43 +165,107 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
     if len(set(labels)) < len(labels):
         raise ValueError(f"--baselines repeat a rule: {labels}")
     keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
-    train_tasks = source.train_tasks
-    out.mkdir(parents=True, exist_ok=True)
+    rules = {e.label: {"name": e.rule.name, "family": e.rule.family, "options": e.rule.options(),
+                       "sha256": rule_hash(e.rule, e.meta_params), "baseline": e.baseline}
+             for e in entries}
+    pairs = comparisons(labels, [e.baseline for e in entries])
+    (out / TASKS_DIR).mkdir(parents=True, exist_ok=True)
     tasks, timings = {}, {}
     watch = EvalWatchdog(out, *watchdog)
-    for config, task in settings:
-        start = time.perf_counter()
-        print(f"{task.label}: {len(entries)} rules x {seeds} seeds x {config.num_updates} updates", flush=True)
-        with watch.task(task.label, list(timings.values())):
-            curves, updates, per_update = run_task(config, task, entries, keys, points)
-            random_return = float(random_policy_return(task, jax.random.fold_in(keys[0], 1),
-                                                       seeds * config.eval_envs))
-        timings[task.label] = time.perf_counter() - start
-        in_training = None if train_tasks is None else task.label in train_tasks
-        tasks[task.label] = result = task_results(curves, updates, per_update, in_training, config,
-                                                  task, random_return)
-        plots.learning_curves_figure(
-            plots.curves_file(out, task.label),
-            f"{task.label} ({status(in_training)}): {seeds} seeds, 95% bootstrap CI",
-            np.asarray(result["env_steps"]), curves, "return of the deterministic policy",
-        )
-        print_task(result, timings[task.label])
-        if not result["normalized"]:
-            print(f"  no normalised scores on {task.label}: needs the {NORMALIZER} baseline with a "
-                  "final return above the random agent's (raise --budget)")
+    for number, (config, task) in enumerate(settings, start=1):
+        key = _task_key(rules, seeds, seed, points, config, task)
+        path = out / TASKS_DIR / f"{plots.task_file_name(task.label)}.json"
+        done = _finished_task(path, key)
+        if done is None:
+            done = _run_task(config, task, entries, keys, points, source.train_tasks, watch, timings)
+            done["result"]["paired"] = paired_task(done["result"], pairs)
+            faults.hit("eval_task", number)
+            write_json(path, {"key": key, **done})
+        else:
+            print(f"{task.label}: done earlier, read from {path}", flush=True)
+        tasks[task.label], timings[task.label] = done["result"], done["seconds"]
+        _report_task(out, task.label, done["result"], done["seconds"])
     results = {
-        "evaluated": source.label,
-        "rules": {e.label: {"name": e.rule.name, "family": e.rule.family, "options": e.rule.options(),
-                            "sha256": rule_hash(e.rule, e.meta_params), "baseline": e.baseline}
-                  for e in entries},
-        "seeds": seeds, "seed": seed, "points": points,
+        "evaluated": source.label, "rules": rules, "seeds": seeds, "seed": seed, "points": points,
         "normalization": "(R - R0) / (R_ppo_clip - R0); R0 mean return of uniform random actions, "
                          "R_ppo_clip mean final return of ppo_clip on the same task",
         "tasks": tasks,
         "pooled_normalized": pooled(tasks),
+        "pooled_paired": paired_pooled(tasks, pairs),
+        "score_matrix": score_matrix(tasks),
         "wall_seconds": timings,
     }
     write_json(out / "results.json", results)
+    print("all tasks pooled (normalised paired difference: PPO-clip's gain over random actions = 1):")
+    print_paired(results["pooled_paired"], key="normalized_difference", digits=3)
+    _summary_figures(out, source.label, results)
+    manifest = _manifest(source, rules[source.label], settings, baselines, seeds, seed, points,
+                         budget, sets, argv)
+    write_json(out / "manifest.json", manifest)
+    tracking.log_evaluation(list(loggers), out, results, json_ready(manifest), wandb or WandbSettings())
+    print(f"wrote {out / 'results.json'}, {out / 'manifest.json'} and PNGs to {out}")
+    return results
+
+
+def _task_key(rules: dict, seeds: int, seed: int, points: int, config, task) -> dict:
+    """What a task's result depends on (rule contents, seeds, inner config, task), JSON-ready,
+    as stored in OUT/tasks/<task>.json and compared on a rerun."""
+    return json_ready({"rules": {label: r["sha256"] for label, r in rules.items()}, "seeds": seeds,
+                       "seed": seed, "points": points, "ppo": dataclasses.asdict(config),
+                       "task": dataclasses.asdict(task)})
+
+
+def _finished_task(path: Path, key: dict) -> dict | None:
+    """{"result", "seconds"} of the task stored at `path` by an earlier run with the same `key`;
+    None when there is none; ValueError naming the differences when its key differs."""
+    if not path.exists():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+        saved_key = stored["key"]
+        done = {"result": stored["result"], "seconds": stored["seconds"]}
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a task result of discover eval ({error}); delete it or "
+                         "choose another --out") from None
+    differences = spec_differences(saved_key, json.loads(json.dumps(key)), ignore=())
+    if differences:
+        raise ValueError(f"{path} holds this task evaluated with other settings, so --out "
+                         f"{path.parent.parent} cannot be continued: {'; '.join(differences)} "
+                         "(stored -> now). Use another --out, or delete that file to rerun the task.")
+    return done
+
+
+def _run_task(config, task, entries: list[Entry], keys, points: int, train_tasks, watch, timings) -> dict:
+    """Trains every rule on one task under the watchdog: {"result": task_results(...), "seconds"}."""
+    start = time.perf_counter()
+    print(f"{task.label}: {len(entries)} rules x {keys.shape[0]} seeds x {config.num_updates} updates",
+          flush=True)
+    with watch.task(task.label, list(timings.values())):
+        curves, updates, per_update = run_task(config, task, entries, keys, points)
+        random_return = float(random_policy_return(task, jax.random.fold_in(keys[0], 1),
+                                                   keys.shape[0] * config.eval_envs))
+    in_training = None if train_tasks is None else task.label in train_tasks
+    result = task_results(curves, updates, per_update, in_training, config, task, random_return)
+    return {"result": json_ready(result), "seconds": time.perf_counter() - start}
+
+
+def _report_task(out: Path, label: str, result: dict, seconds: float) -> None:
+    """A task's learning-curve figure and its printed tables."""
+    curves = {rule: np.array(e["curves"], dtype=float) for rule, e in result["rules"].items()}
+    plots.learning_curves_figure(
+        plots.curves_file(out, label),
+        f"{label} ({status(result['in_training_set'])}): {len(next(iter(curves.values())))} seeds, "
+        "95% bootstrap CI", np.asarray(result["env_steps"]), curves, "return of the deterministic policy")
+    print_task(result, seconds)
+    print_paired(result["paired"])
+    if not result["normalized"]:
+        print(f"  no normalised scores on {label}: needs the {NORMALIZER} baseline with a "
+              "final return above the random agent's (raise --budget)")
+
+
+def _summary_figures(out: Path, evaluated: str, results: dict) -> None:
+    """summary.png (normalised IQMs per task and pooled) and paired.png (paired differences)."""
+    tasks = results["tasks"]
     scores = {f"{name}\n({status(r['in_training_set'])})":
               {label: e["normalized"]["iqm"] for label, e in r["rules"].items() if "normalized" in e}
               for name, r in tasks.items()}
@@ -170,14 +273,12 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
     if any(scores.values()):
         plots.scores_figure(out / "summary.png", {k: v for k, v in scores.items() if v},
                             "final return, PPO-clip-normalised (IQM, 95% CI)",
-                            f"Transfer of {source.label}: 0 = random actions, 1 = PPO-clip")
-    manifest = _manifest(source, results["rules"][source.label], settings, baselines, seeds, seed,
-                         points, budget, sets, argv)
-    write_json(out / "manifest.json", manifest)
-    tracking.log_evaluation(list(loggers), out, results, json_ready(manifest),
-                            wandb or WandbSettings())
-    print(f"wrote {out / 'results.json'}, {out / 'manifest.json'} and PNGs to {out}")
-    return results
+                            f"Transfer of {evaluated}: 0 = random actions, 1 = PPO-clip")
+    rows = {name: [e for e in r["paired"] if "normalized_difference" in e] for name, r in tasks.items()}
+    rows["all tasks (pooled)"] = [e for e in results["pooled_paired"] if "normalized_difference" in e]
+    if any(rows.values()):
+        plots.paired_figure(out / "paired.png", {k: v for k, v in rows.items() if v},
+                            f"Paired comparison of {evaluated} (rule - baseline, seed by seed; 95% CI)")
 
 
 def _manifest(source: Source, rule: dict, settings: list, baselines: list[str], seeds: int,

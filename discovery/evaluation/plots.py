@@ -18,10 +18,15 @@ from discovery.evaluation import stats
 from discovery.figures import save_figure
 
 
+def task_file_name(label: str) -> str:
+    """A task label as a file name: characters other than letters, digits and `._=-` as '_'
+    ('gymnax:Pendulum-v1' -> 'gymnax_Pendulum-v1')."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", label)
+
+
 def curves_file(out: Path, task_label: str) -> Path:
-    """Where `discover eval` draws a task's learning curves: OUT/curves_<label>.png, the label's
-    characters other than letters, digits and `._=-` as '_'."""
-    return Path(out) / f"curves_{re.sub(r'[^A-Za-z0-9._=-]+', '_', task_label)}.png"
+    """Where `discover eval` draws a task's learning curves: OUT/curves_<label>.png."""
+    return Path(out) / f"curves_{task_file_name(task_label)}.png"
 
 
 def heatmaps_figure(path: Path, x: np.ndarray, y: np.ndarray, columns: Sequence[tuple[str, dict]],
@@ -141,4 +146,46 @@ def scores_figure(path: Path, scores: dict[str, dict[str, dict]], y_label: str, 
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def paired_figure(path: Path, groups: dict[str, list[dict]], title: str) -> Path:
+    """Interval estimates of paired comparisons, drawn as rliable draws them: one row of panels
+    per group (task, or all tasks pooled), one horizontal CI bar with a tick at the point
+    estimate per comparison; left the normalised paired difference (reference line at 0), right
+    P(rule > baseline) (reference line at 1/2).
+
+    groups: {group: [{"rule", "baseline", "normalized_difference": {"value", "ci"},
+    "p_improvement": {"value", "ci"}, "verdict"}]} (`results.paired_task` entries).
+    """
+    names = list(groups)
+    height = sum(0.45 * len(groups[g]) + 0.7 for g in names)
+    fig, axes = plt.subplots(len(names), 2, figsize=(10, 0.6 + height), squeeze=False,
+                             sharex="col", layout="constrained",
+                             gridspec_kw={"height_ratios": [len(groups[g]) + 1 for g in names]})
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for row, group in enumerate(names):
+        entries = groups[group]
+        labels = [f"{e['rule']} - {e['baseline']}" for e in entries]
+        for col, (key, ref) in enumerate((("normalized_difference", 0.0), ("p_improvement", 0.5))):
+            ax = axes[row, col]
+            for i, e in enumerate(entries):
+                lo, hi = e[key]["ci"]
+                colour = colours[i % len(colours)]
+                ax.barh(i, hi - lo, left=lo, height=0.6, color=colour, alpha=0.75)
+                ax.vlines(e[key]["value"], i - 0.3, i + 0.3, color="k", lw=1.5)
+            ax.axvline(ref, color="k", ls="--", lw=0.8)
+            ax.set_yticks(range(len(entries)), labels if col == 0 else [""] * len(entries), fontsize=8)
+            ax.set_ylim(-0.7, len(entries) - 0.3)
+            ax.invert_yaxis()
+            ax.grid(axis="x", alpha=0.3)
+            if col == 1:
+                verdicts = [e.get("verdict") or "no verdict" for e in entries]
+                twin = ax.twinx()
+                twin.set_ylim(ax.get_ylim())
+                twin.set_yticks(range(len(entries)), verdicts, fontsize=8)
+        axes[row, 0].set_title(group, loc="left", fontsize=9)
+    axes[-1, 0].set_xlabel("paired difference, PPO-clip-normalised (rule - baseline)")
+    axes[-1, 1].set_xlabel("P(rule > baseline) on the same seed")
+    fig.suptitle(title)
     return save_figure(fig, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,104 @@ def pooled(tasks: dict[str, dict]) -> dict[str, dict]:
     return {label: stats.summarize_pooled(v) for label, v in scores.items()}
 
 
+def comparisons(labels: list[str], baseline: list[bool]) -> list[tuple[str, str]]:
+    """The (rule, baseline) pairs to compare, in order: every rule against every baseline, a
+    baseline only against the baselines listed before it (no pair twice, mirrored)."""
+    return [(rule, base) for i, rule in enumerate(labels) for j, base in enumerate(labels)
+            if baseline[j] and i != j and not (baseline[i] and i < j)]
+
+
+def _finals(result: dict, label: str) -> np.ndarray:
+    """A rule's final returns `[N]` on a task, NaN (null in JSON) for diverged seeds."""
+    return np.array([np.nan if v is None else v for v in result["rules"][label]["final_returns"]], float)
+
+
+def _scale(result: dict) -> float:
+    """R_ppo_clip - R0 of a normalised task (a normalised score is (R - R0) / this)."""
+    return result["ppo_clip_final_return"] - result["random_return"]
+
+
+def paired_task(result: dict, pairs: list[tuple[str, str]]) -> list[dict]:
+    """Paired statistics of one task (`task_results`' output) for each (rule, baseline) of `pairs`.
+
+    Per pair: the seeds where both ran to the end (`pairs`; `left_out` the others); the mean
+    paired difference of final returns (`difference`) and of normalised scores
+    (`normalized_difference`, on normalised tasks) with 95% bootstrap CIs; P(rule > baseline)
+    over the paired seeds, ties one half (`p_improvement`); `verdict` from the difference's CI and
+    `detectable`, its half-width. No verdict (null, with `no_verdict` saying why) when the
+    baseline's mean final return does not beat the random agent's or fewer than
+    `stats.MIN_PAIRS` seeds are paired.
+    """
+    out = []
+    for rule, base in pairs:
+        d, left_out = stats.paired_differences(_finals(result, rule), _finals(result, base))
+        entry = {"rule": rule, "baseline": base, "pairs": int(d.size), "left_out": left_out}
+        if d.size:
+            entry.update(stats.paired_bootstrap([d]))
+            if result["normalized"]:
+                entry["normalized_difference"] = stats.paired_bootstrap([d / _scale(result)])["difference"]
+            entry["detectable"] = stats.half_width(entry["difference"]["ci"])
+        reason = _no_verdict(result, base, d.size)
+        entry["verdict"] = None if reason else stats.verdict(entry["difference"]["ci"])
+        entry["no_verdict"] = reason
+        out.append(entry)
+    return out
+
+
+def _no_verdict(result: dict, baseline: str, pairs: int) -> str | None:
+    """Why a comparison on this task gets no verdict, or None when it gets one."""
+    if not pairs:
+        return "no seed ran to the end under both rules"
+    finals = _finals(result, baseline)
+    mean = float(np.mean(finals[np.isfinite(finals)]))
+    if not mean > result["random_return"]:
+        return (f"{baseline} does not beat the random agent (mean final return {mean:.4g} <= "
+                f"{result['random_return']:.4g}): raise --budget")
+    if pairs < stats.MIN_PAIRS:
+        return f"{pairs} paired seeds; a verdict needs {stats.MIN_PAIRS} (raise --seeds)"
+    return None
+
+
+def paired_pooled(tasks: dict[str, dict], pairs: list[tuple[str, str]]) -> list[dict]:
+    """Paired statistics pooled over the tasks that have a per-task verdict and normalised
+    scores, for each (rule, baseline): the normalised paired difference (mean over tasks of each
+    task's mean) and P(rule > baseline) (mean over tasks), with stratified bootstrap CIs (pairs
+    resampled within each task), the verdict from the difference's CI and its half-width. The
+    pooled difference is in units of PPO-clip's gain over random actions."""
+    out = []
+    for rule, base in pairs:
+        names, strata, left_out = [], [], 0
+        for name, result in tasks.items():
+            entry = next(e for e in result["paired"] if (e["rule"], e["baseline"]) == (rule, base))
+            if entry["verdict"] is not None and result["normalized"]:
+                d, dropped = stats.paired_differences(_finals(result, rule), _finals(result, base))
+                names.append(name)
+                strata.append(d / _scale(result))
+                left_out += dropped
+        pooled = {"rule": rule, "baseline": base, "tasks": names,
+                  "pairs": int(sum(d.size for d in strata)), "left_out": left_out}
+        if strata:
+            boot = stats.paired_bootstrap(strata)
+            pooled.update(normalized_difference=boot["difference"], p_improvement=boot["p_improvement"],
+                          verdict=stats.verdict(boot["difference"]["ci"]),
+                          detectable=stats.half_width(boot["difference"]["ci"]), no_verdict=None)
+        else:
+            pooled.update(verdict=None, no_verdict="no task has a verdict and normalised scores")
+        out.append(pooled)
+    return out
+
+
+def score_matrix(tasks: dict[str, dict]) -> dict:
+    """Per rule, the normalised final scores `[seeds, tasks]` of the normalised tasks (NaN, null
+    in JSON, for a diverged seed): {"tasks": [names], "scores": {rule: [[...]]}}, the
+    {name: array[runs x tasks]} that rliable's aggregate functions take."""
+    names = [name for name, r in tasks.items() if r["normalized"]]
+    labels = list(next(iter(tasks.values()))["rules"]) if tasks else []
+    scores = {label: np.stack([(_finals(tasks[n], label) - tasks[n]["random_return"]) / _scale(tasks[n])
+                               for n in names], axis=1).tolist() if names else [] for label in labels}
+    return {"tasks": names, "scores": scores}
+
+
 def json_ready(value):
     """Non-finite floats become null (strict JSON); numpy scalars become Python numbers."""
     if isinstance(value, dict):
@@ -79,7 +178,11 @@ def json_ready(value):
 
 
 def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(json_ready(data), indent=1, default=str, allow_nan=False))
+    """`data` as strict JSON at `path`, atomically (a temporary file renamed into place), so a
+    kill leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(json_ready(data), indent=1, default=str, allow_nan=False))
+    os.replace(tmp, path)
 
 
 def status(in_training: bool | None) -> str:
@@ -98,3 +201,26 @@ def print_task(result: dict, seconds: float) -> None:
         norm = e.get("normalized", {}).get("iqm", {}).get("value", math.nan)
         print(f"  {label:<28} {mean['value']:>9.1f} [{mean['ci'][0]:>7.1f}, {mean['ci'][1]:>7.1f}]"
               f" {e['final']['iqm']['value']:>9.1f} {norm:>10.2f} {seeds:>9}")
+
+
+def _interval(entry: dict | None, digits: int) -> str:
+    """'value [lo, hi]' of a {"value", "ci"} entry ('-' when absent)."""
+    if entry is None:
+        return "-"
+    lo, hi = entry["ci"]
+    return f"{entry['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def print_paired(entries: list[dict], key: str = "difference", digits: int = 1) -> None:
+    """The paired comparisons (`paired_task` / `paired_pooled` entries), one line each: the
+    paired difference `key` with its CI, P(rule > baseline) with its CI, the paired / all seeds
+    and the verdict with the smallest detectable difference (the CI's half-width)."""
+    print(f"  {'paired: rule - baseline':<36} {'difference [95% CI]':>30} {'P(rule > base.) [95% CI]':>25}"
+          f" {'pairs':>6}   verdict (detectable +-)")
+    for e in entries:
+        verdict = (f"{e['verdict']} (+-{e['detectable']:.{digits}f})" if e["verdict"]
+                   else f"no verdict: {e['no_verdict']}")
+        name = f"{e['rule']} - {e['baseline']}"
+        seeds = f"{e['pairs']}/{e['pairs'] + e['left_out']}"
+        print(f"  {name:<36} {_interval(e.get(key), digits):>30} {_interval(e.get('p_improvement'), 2):>25}"
+              f" {seeds:>6}   {verdict}")

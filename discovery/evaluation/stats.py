@@ -126,3 +126,79 @@ def summarize_pooled(
         lo, hi = stratified_bootstrap_ci(samples, fn, confidence, num_resamples, seed)
         out[name] = {"value": float(fn(pooled)), "ci": [float(lo), float(hi)]}
     return out
+
+
+# Paired comparisons. Every rule is trained on the same seed keys, so seed i of a rule and seed i
+# of a baseline form a pair; the statistics below work on the paired differences
+# d_i = rule_i - baseline_i `[n]`.
+
+VERDICTS = ("better", "worse", "no difference at 95%")
+MIN_PAIRS = 5  # fewer paired seeds get no verdict: the percentile bootstrap is far too narrow there
+
+
+def paired_differences(rule: np.ndarray, baseline: np.ndarray) -> tuple[np.ndarray, int]:
+    """Seed-by-seed differences of two samples of the same seeds, diverged seeds left out pairwise.
+
+    rule, baseline: `[n]` (e.g. final returns; seed i of both was trained on the same key).
+    Returns (d `[m]` = rule - baseline over the m seeds where both are finite, n - m left out).
+    """
+    rule, baseline = np.asarray(rule, dtype=float), np.asarray(baseline, dtype=float)
+    if rule.ndim != 1 or rule.shape != baseline.shape:
+        raise ValueError(f"paired samples need the same seeds: shapes {rule.shape} and {baseline.shape}")
+    kept = np.isfinite(rule) & np.isfinite(baseline)
+    return rule[kept] - baseline[kept], int(rule.size - kept.sum())
+
+
+def improvement(d: np.ndarray) -> np.ndarray:
+    """Per-pair indicator of improvement, ties counting one half: `[n, ...] -> [n, ...]`,
+    1 where d > 0, 1/2 where d == 0, 0 where d < 0. Its mean over pairs is P(rule > baseline)."""
+    d = np.asarray(d, dtype=float)
+    return (d > 0) + 0.5 * (d == 0)
+
+
+def probability_of_improvement(d: np.ndarray) -> np.ndarray:
+    """P(rule > baseline) over paired seeds, ties counted one half: mean of `improvement(d)`
+    over axis 0, `[n, ...] -> [...]`. (rliable's probability of improvement compares every run of
+    one algorithm with every run of the other; here only runs on the same seed are compared.)"""
+    return mean(improvement(d))
+
+
+def paired_bootstrap(strata: list[np.ndarray], confidence: float = 0.95, num_resamples: int = 2000,
+                     seed: int = 0) -> dict[str, dict]:
+    """Paired difference and probability of improvement with percentile-bootstrap CIs.
+
+    strata: the paired differences d `[n_t]` of each task (one stratum for a single task). The
+    statistics average over tasks, each task weighing the same: difference = mean over tasks of
+    the mean of d_t; P(improvement) = mean over tasks of `probability_of_improvement(d_t)`. A
+    resample draws n_t pairs with replacement within every task (the stratified bootstrap:
+    whole pairs are resampled, so the pairing is kept). Deterministic for a given `seed`.
+    Returns {"difference": {"value", "ci": [lo, hi]}, "p_improvement": {...}} as floats.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence = {confidence!r} must be in (0, 1)")
+    strata = [np.asarray(d, dtype=float) for d in strata]
+    if not strata or any(d.ndim != 1 or d.size == 0 for d in strata):
+        raise ValueError(f"paired_bootstrap needs non-empty 1-D differences; got shapes "
+                         f"{[d.shape for d in strata]}")
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, d.size, size=(num_resamples, d.size)) for d in strata]
+    alpha = (1.0 - confidence) / 2.0
+    out = {}
+    for name, values in (("difference", strata), ("p_improvement", [improvement(d) for d in strata])):
+        resampled = np.mean([v[i].mean(axis=1) for v, i in zip(values, draws)], axis=0)  # [B]
+        lo, hi = np.quantile(resampled, [alpha, 1.0 - alpha])
+        out[name] = {"value": float(np.mean([v.mean() for v in values])), "ci": [float(lo), float(hi)]}
+    return out
+
+
+def verdict(ci: tuple[float, float]) -> str:
+    """'better' when the CI of the paired difference lies above 0, 'worse' when below, else
+    'no difference at 95%' (the CI holds 0)."""
+    lo, hi = ci
+    return VERDICTS[0] if lo > 0 else VERDICTS[1] if hi < 0 else VERDICTS[2]
+
+
+def half_width(ci: tuple[float, float]) -> float:
+    """Half the width of a CI: roughly the smallest true difference the run could have told
+    apart from none (a difference that size puts the CI's near end at about 0)."""
+    return float(ci[1] - ci[0]) / 2.0

@@ -1,13 +1,14 @@
 """Deterministic fault points for the fault-injection tests (`tests/discovery/job/test_faults.py`).
 
-The job calls `hit(point, generation)` at a few named points of its life. Nothing happens unless
-the environment variable DISCOVER_FAULT, read here and nowhere else, names that point and
-generation:
+The job calls `hit(point, generation)` at a few named points of its life; `discover eval` calls
+`hit("eval_task", n)` when its n-th task (from 1) has run, before its result is written. Nothing
+happens unless the environment variable DISCOVER_FAULT, read here and nowhere else, names that
+point and generation:
 
   DISCOVER_FAULT=POINT:GENERATION[:ACTION][,POINT:GENERATION[:ACTION]...]
 
 POINT is one of POINTS; GENERATION is the generation being run or saved (0 for start-up and
-compile); ACTION is one of ACTIONS (default "kill"):
+compile; for "eval_task", the task's number); ACTION is one of ACTIONS (default "kill"):
   kill     the process SIGKILLs itself (nothing runs after it: no finally, no atexit)
   sigint   / sigterm: the process sends itself the signal (a user's Ctrl-C or `kill`)
   enospc   raises OSError(ENOSPC), as a full disk does in the write at that point
@@ -27,7 +28,7 @@ from typing import Callable
 
 VARIABLE = "DISCOVER_FAULT"
 POINTS = ("startup", "compile", "mid_generation", "checkpoint_write", "after_checkpoint", "plot",
-          "tensorboard", "wandb")
+          "tensorboard", "wandb", "eval_task")
 ACTIONS = ("kill", "sigint", "sigterm", "enospc")
 
 

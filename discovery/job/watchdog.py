@@ -143,8 +143,9 @@ class EvalWatchdog(Watchdog):
 
     def task(self, label: str, previous: Sequence[float]):
         """Guards the evaluation of task `label`; previous: the earlier tasks' durations [s]."""
-        advice = ("Nothing of this evaluation was written (results.json comes at the end); run "
-                  "the same command again. If a task really takes this long, raise the limit with "
+        advice = ("The tasks finished before it are kept in the output folder's tasks/; run the same "
+                  "command again to continue from this task. If a task really takes this long, raise "
+                  "the limit with "
                   "--watchdog FACTOR or --watchdog-min-seconds S (--watchdog 0 turns it off).")
         return self.guard(f"task {label}", time_limit(previous, self.factor, self.min_seconds),
                           "waiting for its compiled training runs to return", advice)

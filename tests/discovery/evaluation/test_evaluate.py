@@ -2,19 +2,20 @@
 
 import argparse
 import json
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tests.support import tiny_job
 from tests.support.fabricate import make_run_dir
 
+from discovery.evaluation import evaluate, plots, stats
 from discovery.evaluation import results as eval_results
 from discovery.evaluation import runs as eval_runs
-from discovery.evaluation import evaluate
-from discovery.evaluation import plots
-from discovery.rule_io import save_rule
 from discovery.evaluation.sources import resolve_source, rule_hash
+from discovery.rule_io import save_rule
 from inner_algos.envs import Task, random_policy_return
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import DriftInputs, make_rule
@@ -127,6 +128,72 @@ def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers()
     assert worse["normalized"] is False
 
 
+def _finals_result(finals: dict[str, list[float]], random_return: float) -> dict:
+    """`task_results` of final returns given per rule (2 points: a start at 0, then the finals)."""
+    curves = {k: np.stack([np.zeros(len(v)), np.asarray(v, float)], axis=1) for k, v in finals.items()}
+    return eval_results.json_ready(eval_results.task_results(
+        curves, np.array([0, 4]), 128, True, PPOConfig(), Task(), random_return=random_return))
+
+
+def test_paired_task_compares_seed_by_seed_with_a_verdict():
+    """ppo_clip 10..50 (mean 30), random 10: the rule gains 1..5 on the same seeds (better, though
+    the unpaired spreads overlap); dpo loses on every seed but one, which diverged."""
+    ppo = [10.0, 20.0, 30.0, 40.0, 50.0]
+    result = _finals_result({"rule": [11.0, 22.0, 33.0, 44.0, 55.0], "ppo_clip": ppo,
+                             "dpo": [9.0, 19.0, np.nan, 38.0, 45.0]}, random_return=10.0)
+    pairs = eval_results.comparisons(["rule", "ppo_clip", "dpo"], [False, True, True])
+    assert pairs == [("rule", "ppo_clip"), ("rule", "dpo"), ("dpo", "ppo_clip")]
+    rule, rule_dpo, dpo = eval_results.paired_task(result, pairs)
+    assert rule["verdict"] == "better" and rule["no_verdict"] is None
+    assert rule["difference"]["value"] == pytest.approx(3.0)
+    assert rule["p_improvement"] == {"value": 1.0, "ci": [1.0, 1.0]}
+    assert rule["normalized_difference"]["ci"] == pytest.approx(np.array(rule["difference"]["ci"]) / 20.0)
+    assert rule["detectable"] == pytest.approx(stats.half_width(rule["difference"]["ci"]))
+    assert (dpo["pairs"], dpo["left_out"]) == (4, 1)
+    assert dpo["verdict"] is None and "a verdict needs 5" in dpo["no_verdict"]
+    assert rule_dpo["pairs"] == 4 and rule_dpo["verdict"] is None
+
+
+def test_no_verdict_where_the_baseline_does_not_beat_random_actions():
+    result = _finals_result({"rule": [11.0, 12.0, 13.0, 14.0, 15.0], "ppo_clip": [1.0, 2.0, 3.0, 4.0, 5.0]},
+                            random_return=10.0)
+    (entry,) = eval_results.paired_task(result, [("rule", "ppo_clip")])
+    assert entry["verdict"] is None and "does not beat the random agent" in entry["no_verdict"]
+    assert entry["difference"]["value"] == pytest.approx(10.0) and "normalized_difference" not in entry
+    result["paired"] = [entry]
+    (pooled,) = eval_results.paired_pooled({"t": result}, [("rule", "ppo_clip")])
+    assert pooled["verdict"] is None and pooled["tasks"] == []
+
+
+def test_pooled_comparison_and_score_matrix_over_tasks():
+    """Two tasks, the rule +0.5 PPO-clip units on every seed of one, -0.25 on the other; a
+    diverged seed is NaN in the [seeds x tasks] score matrix."""
+    ppo = [10.0, 20.0, 30.0, 40.0, 50.0]  # mean 30 -> scale 20 over random 10
+    a = _finals_result({"rule": [20.0, 30.0, 40.0, 50.0, 60.0], "ppo_clip": ppo}, 10.0)
+    b = _finals_result({"rule": [5.0, 15.0, 25.0, 35.0, np.nan], "ppo_clip": ppo}, 10.0)
+    tasks = {"a": a, "b": b}
+    for r in tasks.values():
+        r["paired"] = eval_results.paired_task(r, [("rule", "ppo_clip")])
+    (pooled,) = eval_results.paired_pooled(tasks, [("rule", "ppo_clip")])
+    assert pooled["tasks"] == ["a"]  # b has 4 paired seeds: no verdict, not pooled
+    assert pooled["normalized_difference"]["value"] == pytest.approx(0.5)
+    matrix = eval_results.score_matrix(tasks)
+    assert matrix["tasks"] == ["a", "b"]
+    scores = np.array(matrix["scores"]["rule"], dtype=float)
+    assert scores.shape == (5, 2)
+    np.testing.assert_allclose(scores[:, 0], [0.5, 1.0, 1.5, 2.0, 2.5])
+    assert np.isnan(scores[4, 1])
+    np.testing.assert_allclose(np.array(matrix["scores"]["ppo_clip"])[:, 1], [0.0, 0.5, 1.0, 1.5, 2.0])
+
+
+def test_paired_figure(tmp_path):
+    entry = {"rule": "lpo", "baseline": "ppo_clip", "verdict": "worse",
+             "normalized_difference": {"value": -0.2, "ci": [-0.3, -0.1]},
+             "p_improvement": {"value": 0.1, "ci": [0.0, 0.3]}}
+    plots.paired_figure(tmp_path / "p.png", {"hopper": [entry], "pooled": [entry, dict(entry, verdict=None)]}, "t")
+    assert (tmp_path / "p.png").stat().st_size > 5_000
+
+
 def test_random_policy_return_is_the_return_of_random_actions():
     """inverted_pendulum pays 1 per step until the pole falls: random actions drop it in ~tens of
     steps, far from the 1000-step limit; the value is deterministic in the key."""
@@ -183,3 +250,40 @@ def test_eval_end_to_end_lpo_at_init_equals_ppo_clip(tmp_path, monkeypatch):
     assert manifest["evaluation"]["ppo"]["inverted_pendulum/spring"]["num_updates"] == 3
     assert manifest["evaluation"]["budget"] == 384
 
+
+
+def test_a_killed_evaluation_continues_where_it_stopped(tmp_path, monkeypatch):
+    """4 tiny tasks, SIGKILLed in the third (DISCOVER_FAULT=eval_task:3, after it ran, before its
+    result was written), then the same command again: only tasks 3 and 4 run, and results.json
+    equals an uninterrupted run's but for wall-clock times. Other settings in the same --out are
+    refused, naming the difference."""
+    rule = make_rule("lpo", hidden_size=8)
+    save_rule(tmp_path / "lpo", rule, rule.init(jax.random.PRNGKey(0)), train_tasks=["gymnax:CartPole-v1"])
+    tasks = "gymnax:CartPole-v1,gymnax:Acrobot-v1,gymnax:MountainCar-v0,gymnax:Pendulum-v1"
+
+    def evaluate_into(out, fault="", *extra):
+        args = ["eval", tmp_path / "lpo.json", "--tasks", tasks, "--baselines", "ppo_clip", "--seeds", "2",
+                "--budget", "256", "--points", "2", "--out", out, *TINY, *extra]
+        monkeypatch.setenv("DISCOVER_FAULT", fault)
+        proc = tiny_job.discover([str(a) for a in args])
+        log = proc.communicate(timeout=600)[0]
+        return proc.returncode, log
+
+    def untimed(out):
+        results = json.loads((out / "results.json").read_text())
+        del results["wall_seconds"]
+        return results
+
+    code, log = evaluate_into(tmp_path / "whole")
+    assert code == 0, log
+    code, log = evaluate_into(tmp_path / "killed", "eval_task:3")
+    assert code == -9, log
+    assert sorted(p.name for p in (tmp_path / "killed" / "tasks").iterdir()) == [
+        "gymnax_Acrobot-v1.json", "gymnax_CartPole-v1.json"]
+    code, log = evaluate_into(tmp_path / "killed")
+    assert code == 0, log
+    assert re.findall(r"^(\S+): done earlier", log, re.MULTILINE) == ["gymnax:CartPole-v1", "gymnax:Acrobot-v1"]
+    assert re.findall(r"^(\S+): 2 rules x", log, re.MULTILINE) == ["gymnax:MountainCar-v0", "gymnax:Pendulum-v1"]
+    assert untimed(tmp_path / "killed") == untimed(tmp_path / "whole")
+    code, log = evaluate_into(tmp_path / "killed", "", "--seeds", "3")
+    assert code != 0 and "seeds: 2 -> 3" in log and "Use another --out" in log

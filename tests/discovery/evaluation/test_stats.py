@@ -103,3 +103,62 @@ def test_bad_input_is_named():
         stats.bootstrap_ci(np.ones(3), stats.mean, confidence=95)
     with pytest.raises(ValueError, match="shape"):
         stats.bootstrap_ci(np.ones(0), stats.mean)
+
+
+def _exact_quantiles(values: np.ndarray, qs=(0.025, 0.975)) -> list[float]:
+    """Quantiles (inverse CDF: the smallest v with P(X <= v) >= q) of equally likely `values`."""
+    v = np.sort(values)
+    cdf = np.arange(1, v.size + 1) / v.size
+    return [float(v[np.searchsorted(cdf, q - 1e-12)]) for q in qs]
+
+
+def test_paired_differences_leave_diverged_seeds_out_pairwise():
+    d, left_out = stats.paired_differences([1.0, np.nan, 3.0, 4.0], [0.0, 1.0, np.inf, 2.5])
+    np.testing.assert_array_equal(d, [1.0, 1.5])
+    assert left_out == 2
+    with pytest.raises(ValueError, match="same seeds"):
+        stats.paired_differences([1.0, 2.0], [1.0])
+
+
+def test_probability_of_improvement_counts_ties_one_half():
+    assert stats.probability_of_improvement(np.array([0.0, 0.0, 1.0, -1.0])) == 0.5
+    assert stats.probability_of_improvement(np.array([2.0, 3.0, -1.0, 0.0])) == 0.625
+
+
+def test_paired_bootstrap_matches_the_enumerated_resampling_distribution():
+    """4 pairs: all 4^4 = 256 equally likely resamples enumerated. P(improvement) by hand: the
+    resample holds k ~ Binomial(4, 3/4) of the three improving pairs, P(k = 0) = 1/256 and
+    P(k <= 1) = 13/256 = 0.051, P(k = 4) = 81/256: so its 95% CI is exactly [1/4, 1]."""
+    d = np.array([-1.0, 2.0, 3.5, 7.0])
+    draws = np.array(list(itertools.product(range(4), repeat=4)))  # [256, 4]
+    exact_lo, exact_hi = _exact_quantiles(d[draws].mean(axis=1))
+    out = stats.paired_bootstrap([d], num_resamples=40000)
+    assert out["difference"]["value"] == pytest.approx(2.875)
+    assert out["difference"]["ci"] == pytest.approx([exact_lo, exact_hi], abs=0.01)
+    assert out["p_improvement"]["value"] == 0.75
+    assert out["p_improvement"]["ci"] == [0.25, 1.0]
+
+
+def test_pooled_paired_bootstrap_resamples_pairs_within_each_task():
+    """Tasks of 3 and 4 pairs: all 27 x 256 stratified resamples enumerated; the statistic is the
+    mean over tasks of each task's statistic (tasks weigh the same whatever their seed counts)."""
+    tasks = [np.array([-0.3, 0.1, 0.4]), np.array([0.2, 0.5, 1.1, 0.7])]
+    resamples = [np.array(list(itertools.product(range(t.size), repeat=t.size))) for t in tasks]
+    pairs = itertools.product(*(t[r].mean(axis=1) for t, r in zip(tasks, resamples)))
+    exact = np.array([np.mean(p) for p in pairs])  # [27 * 256]
+    wins = [stats.improvement(t)[r].mean(axis=1) for t, r in zip(tasks, resamples)]
+    exact_p = np.add.outer(wins[0], wins[1]).ravel() / 2
+    out = stats.paired_bootstrap(tasks, num_resamples=40000)
+    assert out["difference"]["value"] == pytest.approx((0.2 / 3 + 2.5 / 4) / 2)
+    assert out["difference"]["ci"] == pytest.approx(_exact_quantiles(exact), abs=0.01)
+    assert out["p_improvement"]["value"] == pytest.approx((2 / 3 + 1.0) / 2)
+    assert out["p_improvement"]["ci"] == pytest.approx(_exact_quantiles(exact_p), abs=1e-9)
+
+
+def test_verdict_reads_the_ci_of_the_paired_difference():
+    assert stats.verdict((0.1, 2.0)) == "better"
+    assert stats.verdict((-2.0, -0.1)) == "worse"
+    assert stats.verdict((-0.1, 2.0)) == "no difference at 95%"
+    assert stats.half_width((-0.1, 2.0)) == pytest.approx(1.05)
+    with pytest.raises(ValueError, match="non-empty"):
+        stats.paired_bootstrap([np.array([])])

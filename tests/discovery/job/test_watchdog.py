@@ -106,7 +106,7 @@ def test_stalled_eval_task_ends_the_evaluation(tmp_path):
     assert time.monotonic() - start < watchdog.STALL_SECONDS / 4
     ran, limit = report(done.stderr)
     assert limit == 6 and 6 <= ran <= 11
-    assert "Nothing of this evaluation was written" in done.stderr
+    assert "run the same command again to continue from this task" in done.stderr
     dump = (out_dir / "stalled_task_inverted_pendulum_spring.txt").read_text()
     assert "most recent call first" in dump and "in run_eval" in dump
     assert not (out_dir / "results.json").exists()
