@@ -39,14 +39,23 @@ TRUNCATED = ("pes", "truncated_es", "metagrad", "online_metagrad")
 TINY = {  # section -> overrides, applied to the keys a spec has
     "tasks": [{"env_name": "inverted_pendulum", "backend": "spring", "episode_length": 50}],
     "rule": {"hidden_size": 4},
-    "ppo": {"num_envs": 8, "rollout_length": 4, "num_updates": 4, "num_epochs": 1,
-            "num_minibatches": 2, "actor_hidden": [8], "critic_hidden": [8], "eval_envs": 2},
+    "ppo": {
+        "num_envs": 8,
+        "rollout_length": 4,
+        "num_updates": 4,
+        "num_epochs": 1,
+        "num_minibatches": 2,
+        "actor_hidden": [8],
+        "critic_hidden": [8],
+        "eval_envs": 2,
+    },
     "meta_optimizer": {"unroll_length": 2, "min_lifetime": 2, "max_lifetime": 4},
 }
 
 
-def shrunk_table(path: str, population: int, generations: int, num_updates: int, tiny: bool,
-                 run_dir: str) -> dict:
+def shrunk_table(
+    path: str, population: int, generations: int, num_updates: int, tiny: bool, run_dir: str
+) -> dict:
     """The spec table at `path` shrunk for the benchmark (module docstring)."""
     from discovery.spec import load_toml
 
@@ -119,8 +128,9 @@ def bench_spec(path: str, args) -> dict:
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory() as run_dir:
-            table = shrunk_table(path, args.population, args.generations, args.num_updates,
-                                 args.tiny, run_dir)
+            table = shrunk_table(
+                path, args.population, args.generations, args.num_updates, args.tiny, run_dir
+            )
             result, tasks = run_generations(table)
         raw_envs = result["members"] * result["num_envs"]
         raw = raw_figures(tasks, raw_envs, args.min_seconds)
@@ -140,42 +150,60 @@ def machine() -> dict:
     from discovery.versions import package_versions
 
     device = jax.devices()[0]
-    return {"device": device.device_kind, "platform": device.platform,
-            "device_count": jax.device_count(), "versions": package_versions(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    return {
+        "device": device.device_kind,
+        "platform": device.platform,
+        "device_count": jax.device_count(),
+        "versions": package_versions(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
 
 
 def line(r: dict) -> str:
     if "error" in r:
         return f"{r['spec']}: FAILED after {r['wall_s']:.0f} s: {r['error']}"
-    return (f"{r['spec']} ({r['estimator']}, {r['members']} members x {r['num_envs']} envs, "
-            f"{r['num_updates']} updates): compile {r['compile_s']:.1f} s, generation "
-            f"{r['generation_s']:.3g} s = {r['env_steps_per_s']:,.0f} env-steps/s; raw "
-            f"{r['raw_env_steps_per_s']:,.0f} env-steps/s at {r['raw_num_envs']} envs; "
-            f"generation / raw {r['generation_over_raw']:.2f}; {r['wall_s']:.0f} s in all")
+    return (
+        f"{r['spec']} ({r['estimator']}, {r['members']} members x {r['num_envs']} envs, "
+        f"{r['num_updates']} updates): compile {r['compile_s']:.1f} s, generation "
+        f"{r['generation_s']:.3g} s = {r['env_steps_per_s']:,.0f} env-steps/s; raw "
+        f"{r['raw_env_steps_per_s']:,.0f} env-steps/s at {r['raw_num_envs']} envs; "
+        f"generation / raw {r['generation_over_raw']:.2f}; {r['wall_s']:.0f} s in all"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", nargs="+", default=list(SPECS))
-    parser.add_argument("--population", type=int, default=8,
-                        help="ES members (mean excluded), or PES persistent runs (2 x num_pairs)")
+    parser.add_argument(
+        "--population",
+        type=int,
+        default=8,
+        help="ES members (mean excluded), or PES persistent runs (2 x num_pairs)",
+    )
     parser.add_argument("--generations", type=int, default=3, help="per spec (the first is not timed)")
-    parser.add_argument("--num-updates", type=int, default=48,
-                        help="lifetime of whole-lifetime ES specs (0: the spec's)")
+    parser.add_argument(
+        "--num-updates", type=int, default=48, help="lifetime of whole-lifetime ES specs (0: the spec's)"
+    )
     parser.add_argument("--min-seconds", type=float, default=2.0, help="raw stepping timing window")
-    parser.add_argument("--budget-s", type=float, default=330.0,
-                        help="start no further spec after this many seconds")
+    parser.add_argument(
+        "--budget-s", type=float, default=330.0, help="start no further spec after this many seconds"
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, for a CPU (see above)")
     parser.add_argument("--out", default="gpu_benchmark.json")
     args = parser.parse_args(argv)
     if args.tiny:
         args.population, args.generations, args.min_seconds = 2, 2, 0.1
     start = time.perf_counter()
-    report = {**machine(), "tiny": args.tiny, "population": args.population,
-              "generations": args.generations, "specs": []}
-    print(f"device: {report['device']} x {report['device_count']}; jax {report['versions']['jax']}",
-          flush=True)
+    report = {
+        **machine(),
+        "tiny": args.tiny,
+        "population": args.population,
+        "generations": args.generations,
+        "specs": [],
+    }
+    print(
+        f"device: {report['device']} x {report['device_count']}; jax {report['versions']['jax']}", flush=True
+    )
     for path in args.specs:
         if time.perf_counter() - start > args.budget_s:
             report["specs"].append({"spec": path, "error": "skipped: --budget-s spent", "wall_s": 0.0})

@@ -77,25 +77,35 @@ def ppo_training(task, num_envs: int, population: int, min_seconds: float) -> tu
     from inner_algos.ppo import PPOConfig, make_ppo
     from inner_algos.rules import make_rule
 
-    config = PPOConfig(num_envs=num_envs, rollout_length=ROLLOUT, num_updates=UPDATES,
-                       num_epochs=4, num_minibatches=8)
+    config = PPOConfig(
+        num_envs=num_envs, rollout_length=ROLLOUT, num_updates=UPDATES, num_epochs=4, num_minibatches=8
+    )
     rule = make_rule("ppo_clip" if population == 0 else "lpo")
     algo = make_ppo(config, task, rule)
 
     def run(meta, key):
         state = algo.init(meta, key)
         return jax.lax.scan(lambda s, _: algo.step(meta, s), state, None, length=UPDATES)[1][
-            "policy_loss"].sum()
+            "policy_loss"
+        ].sum()
 
     if population == 0:
         compile_s, seconds = timed(run, {}, jax.random.PRNGKey(0), min_seconds=min_seconds)
         return compile_s, algo.env_steps_per_update * UPDATES / seconds
     keys = jax.random.split(jax.random.PRNGKey(0), population)
-    metas = jax.vmap(lambda k: jax.tree.map(lambda x: x + 0.01 * jax.random.normal(k, x.shape),
-                                            rule.init(jax.random.PRNGKey(1))))(keys)
+    metas = jax.vmap(
+        lambda k: jax.tree.map(
+            lambda x: x + 0.01 * jax.random.normal(k, x.shape), rule.init(jax.random.PRNGKey(1))
+        )
+    )(keys)
     mesh = Mesh(np.asarray(jax.local_devices()), ("pop",))
-    sharded = jax.shard_map(jax.vmap(run), mesh=mesh, in_specs=PartitionSpec("pop"),
-                            out_specs=PartitionSpec("pop"), check_vma=False)
+    sharded = jax.shard_map(
+        jax.vmap(run),
+        mesh=mesh,
+        in_specs=PartitionSpec("pop"),
+        out_specs=PartitionSpec("pop"),
+        check_vma=False,
+    )
     compile_s, seconds = timed(sharded, metas, keys, min_seconds=min_seconds)
     return compile_s, population * algo.env_steps_per_update * UPDATES / seconds
 
@@ -114,9 +124,15 @@ def measure(label: str, num_envs: int, population: int, min_seconds: float) -> d
     ppo_compile, ppo_sps = ppo_training(task, num_envs, 0, min_seconds)
     pop_compile, pop_sps = ppo_training(task, num_envs, population, min_seconds) if population else (0, 0)
     return {
-        "env": task.label, "num_envs": num_envs, "devices": jax.local_device_count(),
-        "raw_steps_per_s": raw_sps, "ppo_steps_per_s": ppo_sps, "ratio": ppo_sps / raw_sps,
-        "pop_steps_per_s": pop_sps, "raw_compile_s": raw_compile, "ppo_compile_s": ppo_compile,
+        "env": task.label,
+        "num_envs": num_envs,
+        "devices": jax.local_device_count(),
+        "raw_steps_per_s": raw_sps,
+        "ppo_steps_per_s": ppo_sps,
+        "ratio": ppo_sps / raw_sps,
+        "pop_steps_per_s": pop_sps,
+        "raw_compile_s": raw_compile,
+        "ppo_compile_s": ppo_compile,
         "pop_compile_s": pop_compile,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -124,38 +140,63 @@ def measure(label: str, num_envs: int, population: int, min_seconds: float) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--envs", default="inverted_pendulum,hopper,gymnax:CartPole-v1,gymnax:Breakout-MinAtar",
-                        help="task labels, [source:]env[/backend], comma-separated")
+    parser.add_argument(
+        "--envs",
+        default="inverted_pendulum,hopper,gymnax:CartPole-v1,gymnax:Breakout-MinAtar",
+        help="task labels, [source:]env[/backend], comma-separated",
+    )
     parser.add_argument("--num-envs", default="64,512", help="environments per run, comma-separated")
     parser.add_argument("--devices", default="1,2", help="host device counts, comma-separated")
     parser.add_argument("--population", type=int, default=16, help="members of the pop run (0: skip)")
-    parser.add_argument("--min-seconds", type=float, default=3.0,
-                        help="steady-state timing window per measurement")
+    parser.add_argument(
+        "--min-seconds", type=float, default=3.0, help="steady-state timing window per measurement"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         label, num_envs = args.child.rsplit("@", 1)
         print(json.dumps(measure(label, int(num_envs), args.population, args.min_seconds)))
         return
-    header = (f"{'env':<24} {'envs':>5} {'dev':>3} {'raw steps/s':>12} {'PPO steps/s':>12} {'PPO/raw':>8} "
-              f"{'pop x' + str(args.population) + ' steps/s':>18} {'compile raw/PPO/pop':>20} {'peak RSS':>9}")
+    header = (
+        f"{'env':<24} {'envs':>5} {'dev':>3} {'raw steps/s':>12} {'PPO steps/s':>12} {'PPO/raw':>8} "
+        f"{'pop x' + str(args.population) + ' steps/s':>18} {'compile raw/PPO/pop':>20} {'peak RSS':>9}"
+    )
     print(header)
     print("-" * len(header))
     for label in args.envs.split(","):
         for num_envs in args.num_envs.split(","):
             for devices in args.devices.split(","):
-                env = {**os.environ, "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") +
-                       f" --xla_force_host_platform_device_count={devices}").strip()}
+                env = {
+                    **os.environ,
+                    "XLA_FLAGS": (
+                        os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}"
+                    ).strip(),
+                }
                 out = subprocess.run(
-                    [sys.executable, __file__, "--child", f"{label}@{num_envs}", "--population",
-                     str(args.population), "--min-seconds", str(args.min_seconds)],
-                    capture_output=True, text=True, check=True, env=env, timeout=3600,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        f"{label}@{num_envs}",
+                        "--population",
+                        str(args.population),
+                        "--min-seconds",
+                        str(args.min_seconds),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=env,
+                    timeout=3600,
                 )
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 compiles = f"{r['raw_compile_s']:.0f}/{r['ppo_compile_s']:.0f}/{r['pop_compile_s']:.0f}s"
-                print(f"{r['env']:<24} {r['num_envs']:>5} {r['devices']:>3} {r['raw_steps_per_s']:>12,.0f} "
-                      f"{r['ppo_steps_per_s']:>12,.0f} {r['ratio']:>8.0%} {r['pop_steps_per_s']:>18,.0f} "
-                      f"{compiles:>20} {r['peak_rss_mb']:>7.0f}MB", flush=True)
+                print(
+                    f"{r['env']:<24} {r['num_envs']:>5} {r['devices']:>3} {r['raw_steps_per_s']:>12,.0f} "
+                    f"{r['ppo_steps_per_s']:>12,.0f} {r['ratio']:>8.0%} {r['pop_steps_per_s']:>18,.0f} "
+                    f"{compiles:>20} {r['peak_rss_mb']:>7.0f}MB",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,17 @@ from inner_algos.ppo import PPOConfig
 from inner_algos.rules import make_rule
 from meta_objectives import MetaObjective
 
-CONFIG = PPOConfig(num_envs=32, rollout_length=16, num_updates=30, num_epochs=4, num_minibatches=4,
-                   learning_rate=3e-3, actor_hidden=(32, 32), critic_hidden=(32, 32), eval_envs=4)
+CONFIG = PPOConfig(
+    num_envs=32,
+    rollout_length=16,
+    num_updates=30,
+    num_epochs=4,
+    num_minibatches=4,
+    learning_rate=3e-3,
+    actor_hidden=(32, 32),
+    critic_hidden=(32, 32),
+    eval_envs=4,
+)
 TASK = Task(env_name="inverted_pendulum", episode_length=200)
 ESTIMATORS = {
     "es": {"population_size": 4},
@@ -40,8 +49,12 @@ ESTIMATORS = {
     "metagrad": {"num_runs": 4, "remat": True},
     "online_metagrad": {},
 }
-K_OPTION = {"pes": "unroll_length", "truncated_es": "unroll_length", "metagrad": "unroll_length",
-            "online_metagrad": "updates_per_step"}
+K_OPTION = {
+    "pes": "unroll_length",
+    "truncated_es": "unroll_length",
+    "metagrad": "unroll_length",
+    "online_metagrad": "updates_per_step",
+}
 
 
 def env_steps_per_outer_step(name: str, opts, problem: Problem) -> int:
@@ -55,16 +68,25 @@ def env_steps_per_outer_step(name: str, opts, problem: Problem) -> int:
 def measure(name: str, options: dict, repeats: int, split_runs: bool | None = None) -> dict:
     """Compiles one outer step of estimator `name` and times `repeats` calls of it (split_runs:
     `Problem`'s, the persistent runs split over the devices)."""
-    problem = Problem(make_rule("hyperparams"), (TASK,), CONFIG, MetaObjective(kind="curve_area"),
-                      evaluate_mean=name == "es", split_runs=split_runs)
+    problem = Problem(
+        make_rule("hyperparams"),
+        (TASK,),
+        CONFIG,
+        MetaObjective(kind="curve_area"),
+        evaluate_mean=name == "es",
+        split_runs=split_runs,
+    )
     opt = make_meta_optimizer(name, parse_options(name, options), problem)
     state = jax.jit(opt.init)(jax.random.PRNGKey(0))
     replicated = NamedSharding(problem.mesh, PartitionSpec())
     sharding = replicated if opt.state_sharding is None else opt.state_sharding(state)
     state = distributed.replicate(state, sharding)  # laid out over the devices as the job does
     start = time.perf_counter()
-    compiled = jax.jit(opt.step, in_shardings=(sharding,),
-                       out_shardings=(sharding, replicated)).lower(state).compile()
+    compiled = (
+        jax.jit(opt.step, in_shardings=(sharding,), out_shardings=(sharding, replicated))
+        .lower(state)
+        .compile()
+    )
     compile_s = time.perf_counter() - start
     memory = compiled.memory_analysis()
     times = []
@@ -74,12 +96,20 @@ def measure(name: str, options: dict, repeats: int, split_runs: bool | None = No
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - t0)
     seconds = float(np.median(times))
-    peak = (memory.argument_size_in_bytes + memory.output_size_in_bytes
-            + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
-    return {"compile_s": compile_s, "step_s": seconds, "temp_MiB": memory.temp_size_in_bytes / 2**20,
-            "peak_MiB": peak / 2**20,
-            "env_steps_per_s": (opt.env_steps_per_step
-                                or env_steps_per_outer_step(name, opt.options, problem)) / seconds}
+    peak = (
+        memory.argument_size_in_bytes
+        + memory.output_size_in_bytes
+        + memory.temp_size_in_bytes
+        - memory.alias_size_in_bytes
+    )
+    return {
+        "compile_s": compile_s,
+        "step_s": seconds,
+        "temp_MiB": memory.temp_size_in_bytes / 2**20,
+        "peak_MiB": peak / 2**20,
+        "env_steps_per_s": (opt.env_steps_per_step or env_steps_per_outer_step(name, opt.options, problem))
+        / seconds,
+    }
 
 
 def main() -> None:
@@ -106,8 +136,11 @@ def main() -> None:
     for remat in (True, False) if args.noremat else (True,):
         for k in args.ks:
             r = get("metagrad", {**ESTIMATORS["metagrad"], "unroll_length": k, "remat": remat})
-            print(f"| {k} | {remat} | {r['step_s']:.3f} | {r['compile_s']:.0f} | {r['temp_MiB']:.1f} "
-                  f"| {r['peak_MiB']:.1f} |", flush=True)
+            print(
+                f"| {k} | {remat} | {r['step_s']:.3f} | {r['compile_s']:.0f} | {r['temp_MiB']:.1f} "
+                f"| {r['peak_MiB']:.1f} |",
+                flush=True,
+            )
     print(f"\nestimators at K = {args.k}")
     print("| estimator | s / outer step | env steps / s |")
     print("| --- | --- | --- |")

@@ -14,10 +14,8 @@ import argparse
 import os
 import sys
 
-from discovery.evaluation import evaluate
-from discovery.evaluation import inspect
+from discovery.evaluation import evaluate, inspect, train
 from discovery.job import runner as job
-from discovery.evaluation import train
 from discovery.job.console import one_line_warnings
 from discovery.job.launch import launches
 from inner_algos import xla_flags
@@ -54,8 +52,10 @@ def configure_compilation_cache() -> None:
     import jax
 
     jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs",
-                      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+    jax.config.update(
+        "jax_persistent_cache_min_compile_time_secs",
+        float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,8 +29,12 @@ def save_figure(fig, path: Path, **savefig) -> Path:
     return path
 
 
-def fitness_figure(path: Path, histories: dict[str, dict[str, tuple]],
-                   reliability: dict[str, tuple] | None = None, floor: float | None = None) -> Path:
+def fitness_figure(
+    path: Path,
+    histories: dict[str, dict[str, tuple]],
+    reliability: dict[str, tuple] | None = None,
+    floor: float | None = None,
+) -> Path:
     """Fitness per generation: a colour per source, a line style per series; below it, when
     `reliability` has a source, a panel of the fitness reliability per generation (same colours)
     with `floor` (the warning's threshold) dashed.
@@ -41,14 +45,16 @@ def fitness_figure(path: Path, histories: dict[str, dict[str, tuple]],
     styles = ["-", "--", ":", "-."]
     colours = {label: f"C{i}" for i, label in enumerate(histories)}
     if reliability:
-        fig, (ax, low) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 1.4]})
+        fig, (ax, low) = plt.subplots(
+            2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.4]}
+        )
     else:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, series in histories.items():
         for style, (name, (x, y)) in zip(styles, series.items()):
-            ax.plot(x, y, ls=style, color=colours[label],
-                    label=f"{label}: {name}" if len(histories) > 1 else name)
+            ax.plot(
+                x, y, ls=style, color=colours[label], label=f"{label}: {name}" if len(histories) > 1 else name
+            )
     ax.set_ylabel("fitness")
     title = "Meta-training fitness" if len(histories) > 1 else f"Meta-training fitness of {label}"
     ax.set_title(title)
@@ -69,8 +75,12 @@ def fitness_figure(path: Path, histories: dict[str, dict[str, tuple]],
     return save_figure(fig, path)
 
 
-FITNESS_SERIES = {"fitness_mean": "population mean", "fitness_max": "population max",
-                  "mean_fitness": "ES mean", "best_so_far": "best so far"}
+FITNESS_SERIES = {
+    "fitness_mean": "population mean",
+    "fitness_max": "population max",
+    "mean_fitness": "ES mean",
+    "best_so_far": "best so far",
+}
 
 
 def fitness_series(history: list[dict]) -> dict[str, tuple]:
@@ -80,8 +90,7 @@ def fitness_series(history: list[dict]) -> dict[str, tuple]:
     gens = np.asarray([h.get("generation", i) for i, h in enumerate(history)])
     series = {}
     for key, name in FITNESS_SERIES.items():
-        y = np.asarray([float(h[key]) if isinstance(h.get(key), (int, float)) else np.nan
-                        for h in history])
+        y = np.asarray([float(h[key]) if isinstance(h.get(key), (int, float)) else np.nan for h in history])
         if np.isfinite(y).any():
             series[name] = (gens, y)
     return series
@@ -91,6 +100,12 @@ def reliability_series(history: list[dict]) -> tuple | None:
     """(generation `[G]`, fitness_reliability `[G]`) of a job's metrics.jsonl records (null ->
     NaN), or None when no record has a finite one (one seed per member, or not ES)."""
     gens = np.asarray([h.get("generation", i) for i, h in enumerate(history)])
-    y = np.asarray([float(h["fitness_reliability"]) if isinstance(h.get("fitness_reliability"), (int, float))
-                    else np.nan for h in history])
+    y = np.asarray(
+        [
+            float(h["fitness_reliability"])
+            if isinstance(h.get("fitness_reliability"), (int, float))
+            else np.nan
+            for h in history
+        ]
+    )
     return (gens, y) if np.isfinite(y).any() else None

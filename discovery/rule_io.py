@@ -109,8 +109,9 @@ def load_rule(path: str | os.PathLike) -> tuple[Rule, dict, dict]:
             f"{arrays_path}: meta-parameter shapes {got} do not match rule {rule.name!r} "
             f"with options {header.get('options')}: expected {expected}"
         )
-    nonfinite = sorted(k for k, v in flat.items()
-                       if np.issubdtype(v.dtype, np.inexact) and not np.all(np.isfinite(v)))
+    nonfinite = sorted(
+        k for k, v in flat.items() if np.issubdtype(v.dtype, np.inexact) and not np.all(np.isfinite(v))
+    )
     if nonfinite:
         raise ValueError(
             f"{arrays_path}: meta-parameters {nonfinite} hold non-finite values (NaN or inf): the "
@@ -123,10 +124,13 @@ def _header_rule(header: dict, header_path: Path) -> Rule:
     """The rule a header names (keys "rule" and "options"); ValueError naming the file if not."""
     name, options = header.get("rule"), header.get("options", {})
     if not isinstance(name, str) or not isinstance(options, dict):
-        raise ValueError(f"{header_path} lacks the rule's name (key \"rule\", a string) or its "
-                         f"options (key \"options\", a table); re-export the rule")
+        raise ValueError(
+            f'{header_path} lacks the rule\'s name (key "rule", a string) or its '
+            f'options (key "options", a table); re-export the rule'
+        )
     try:
         return make_rule(name, **options)
     except (TypeError, ValueError, KeyError) as err:
-        raise ValueError(f"{header_path} names rule {name!r} with options {options}, which "
-                         f"cannot be built: {err}") from err
+        raise ValueError(
+            f"{header_path} names rule {name!r} with options {options}, which cannot be built: {err}"
+        ) from err

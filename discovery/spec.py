@@ -15,12 +15,20 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from discovery.meta_opt import validate_options
 from inner_algos.config_checks import (
-    FACTOR_OR_OFF, NON_NEGATIVE, POSITIVE, Interval, Noted, SpecError, build, check_fields, respell,
+    FACTOR_OR_OFF,
+    NON_NEGATIVE,
+    POSITIVE,
+    Interval,
+    Noted,
+    SpecError,
+    build,
+    check_fields,
+    respell,
 )
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig
-from discovery.meta_opt import validate_options
 from inner_algos.rules import RULES, Rule
 from meta_objectives import MetaObjective
 
@@ -36,9 +44,11 @@ def load_toml(path: str | Path) -> dict:
     try:
         return tomllib.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as err:
-        raise SpecError(f"run spec {path} is not UTF-8 text (byte {err.start} is "
-                        f"{err.object[err.start]:#04x}); a run spec is a TOML file such as "
-                        f"runs/quickstart.toml") from err
+        raise SpecError(
+            f"run spec {path} is not UTF-8 text (byte {err.start} is "
+            f"{err.object[err.start]:#04x}); a run spec is a TOML file such as "
+            f"runs/quickstart.toml"
+        ) from err
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"run spec {path} is not valid TOML: {err}") from err
 
@@ -76,7 +86,7 @@ def _set_path(node: dict, path: list[str], value: Any, item: str) -> None:
         child = node.setdefault(part, {})
         if isinstance(child, list) and child and all(isinstance(c, dict) for c in child):
             for entry in child:
-                _set_path(entry, path[i + 1:], value, item)
+                _set_path(entry, path[i + 1 :], value, item)
             return
         if not isinstance(child, dict):
             raise SpecError(f"override {item!r}: {part!r} is not a table in the spec")
@@ -95,7 +105,7 @@ def parse_ppo(table: dict, section: str = "ppo") -> PPOConfig:
 def parse_rule(table: dict, section: str = "rule") -> Rule:
     """`{name = "lpo", hidden_size = 128, ...}` -> the rule; options are checked by the rule."""
     if not isinstance(table, dict) or "name" not in table:
-        raise SpecError(f"[{section}] needs a `name` key, e.g. name = \"lpo\"")
+        raise SpecError(f'[{section}] needs a `name` key, e.g. name = "lpo"')
     name = table["name"]
     if name not in RULES:
         raise SpecError(f"{section}.name = {name!r} is unknown; valid rules: {', '.join(sorted(RULES))}")
@@ -109,8 +119,10 @@ class RunName:
     def problem(self, value: Any) -> str | None:
         if value not in ("", ".", "..") and not any(c in value for c in "/\\\0"):
             return None
-        return ("must be a name, not a path: the run directory defaults to out/<name>; use e.g. "
-                "letters, digits, '-' and '_' (no '/', '\\', and not '.' or '..'), or set job.run_dir")
+        return (
+            "must be a name, not a path: the run directory defaults to out/<name>; use e.g. "
+            "letters, digits, '-' and '_' (no '/', '\\', and not '.' or '..'), or set job.run_dir"
+        )
 
 
 AT_LEAST_ONE = Interval(1)
@@ -131,16 +143,19 @@ def check_loggers(names, field: str, allowed=tuple(LOGGERS)) -> None:
     one whose package is not installed (then it names the extra that installs it)."""
     for name in names:
         if name not in allowed:
-            raise ValueError(f"{field} = {list(names)!r}: {name!r} is not a logger; choose from "
-                             f"{', '.join(allowed)}")
+            raise ValueError(
+                f"{field} = {list(names)!r}: {name!r} is not a logger; choose from {', '.join(allowed)}"
+            )
     if len(set(names)) < len(names):
         raise ValueError(f"{field} = {list(names)!r} names a logger twice")
     missing = [n for n in names if LOGGERS[n] and importlib.util.find_spec(LOGGERS[n]) is None]
     if missing:
         packages = ", ".join(LOGGERS[n] for n in missing)
-        raise ValueError(f"{field} = {list(names)!r} asks for {', '.join(missing)}, but {packages} "
-                         f"is not installed: install the tracking extra ({TRACKING_EXTRA}) or "
-                         f"leave {', '.join(missing)} out of {field}")
+        raise ValueError(
+            f"{field} = {list(names)!r} asks for {', '.join(missing)}, but {packages} "
+            f"is not installed: install the tracking extra ({TRACKING_EXTRA}) or "
+            f"leave {', '.join(missing)} out of {field}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +174,10 @@ class WandbSettings:
 
     def __post_init__(self):
         if self.mode not in WANDB_MODES:
-            raise ValueError(f"job.wandb.mode = {self.mode!r} must be one of {', '.join(WANDB_MODES)} "
-                             f"(offline: sync later with `wandb sync RUN_DIR/wandb/offline-run-*`)")
+            raise ValueError(
+                f"job.wandb.mode = {self.mode!r} must be one of {', '.join(WANDB_MODES)} "
+                f"(offline: sync later with `wandb sync RUN_DIR/wandb/offline-run-*`)"
+            )
         if not self.project:
             raise ValueError('job.wandb.project = "" must name a project, e.g. "rl-discovery"')
 
@@ -205,14 +222,24 @@ class JobSettings:
     def __post_init__(self):
         check_loggers(self.loggers, "job.loggers")
         if "jsonl" not in self.loggers:
-            raise ValueError(f"job.loggers = {list(self.loggers)!r} lacks 'jsonl': metrics.jsonl is "
-                             f"the run's own record (inspect and eval read it); list it too, e.g. "
-                             f"{['jsonl', *self.loggers]!r}")
-        check_fields(self, "job", generations=AT_LEAST_ONE, seeds_per_member=AT_LEAST_ONE,
-                     checkpoint_every=AT_LEAST_ONE, tasks_per_generation=NON_NEGATIVE,
-                     max_nonfinite_generations=Noted(NON_NEGATIVE, "(0 = never stop)"),
-                     population_batch=NON_NEGATIVE, watchdog=FACTOR_OR_OFF,
-                     watchdog_min_seconds=POSITIVE, name=RunName())
+            raise ValueError(
+                f"job.loggers = {list(self.loggers)!r} lacks 'jsonl': metrics.jsonl is "
+                f"the run's own record (inspect and eval read it); list it too, e.g. "
+                f"{['jsonl', *self.loggers]!r}"
+            )
+        check_fields(
+            self,
+            "job",
+            generations=AT_LEAST_ONE,
+            seeds_per_member=AT_LEAST_ONE,
+            checkpoint_every=AT_LEAST_ONE,
+            tasks_per_generation=NON_NEGATIVE,
+            max_nonfinite_generations=Noted(NON_NEGATIVE, "(0 = never stop)"),
+            population_batch=NON_NEGATIVE,
+            watchdog=FACTOR_OR_OFF,
+            watchdog_min_seconds=POSITIVE,
+            name=RunName(),
+        )
 
     @property
     def directory(self) -> Path:
@@ -251,11 +278,15 @@ def parse_job_spec(table: dict) -> JobSpec:
             f"unknown section(s) {', '.join(f'[{k}]' for k in unknown)}; "
             f"allowed sections: {', '.join(JOB_SECTIONS)}"
         )
-    for section, example in (("tasks", '[[tasks]] with env_name = "inverted_pendulum"'),
-                             ("rule", '[rule] with name = "lpo"')):
+    for section, example in (
+        ("tasks", '[[tasks]] with env_name = "inverted_pendulum"'),
+        ("rule", '[rule] with name = "lpo"'),
+    ):
         if section not in table:  # no silent default job: what to learn, and on what, is explicit
-            raise SpecError(f"run spec has no {example.split()[0]} section; add one, e.g. {example} "
-                            f"(runs/quickstart.toml shows every key)")
+            raise SpecError(
+                f"run spec has no {example.split()[0]} section; add one, e.g. {example} "
+                f"(runs/quickstart.toml shows every key)"
+            )
     job = parse_job_settings(table.get("job", {}))
     task_tables = table["tasks"]
     if not isinstance(task_tables, list) or not task_tables:
@@ -279,9 +310,11 @@ def parse_job_spec(table: dict) -> JobSpec:
     options = validate_options(name, opt_table, rule, ppo, objective)
     _check_task_sampling(job.tasks_per_generation, tasks, name)
     if objective.normalize == "paired" and name != "es":
-        raise SpecError(f"meta_objective.normalize = \"paired\" trains the baseline beside each "
-                        f"generation's population, which only meta_optimizer.name = \"es\" does "
-                        f"(got {name!r}); use normalize = \"baseline\" (a fixed per-task baseline)")
+        raise SpecError(
+            f'meta_objective.normalize = "paired" trains the baseline beside each '
+            f'generation\'s population, which only meta_optimizer.name = "es" does '
+            f'(got {name!r}); use normalize = "baseline" (a fixed per-task baseline)'
+        )
     job_table = _job_table(job)
     resolved = {
         "job": job_table,
@@ -329,11 +362,15 @@ def _job_table(job: JobSettings) -> dict:
 
 def _check_task_sampling(k: int, tasks: tuple, meta_optimizer: str) -> None:
     if k > len(tasks):
-        raise SpecError(f"job.tasks_per_generation = {k} exceeds the {len(tasks)} [[tasks]] listed; "
-                        f"choose at most {len(tasks)} (0 = all)")
+        raise SpecError(
+            f"job.tasks_per_generation = {k} exceeds the {len(tasks)} [[tasks]] listed; "
+            f"choose at most {len(tasks)} (0 = all)"
+        )
     if 0 < k < len(tasks) and meta_optimizer != "es":
-        raise SpecError(f"job.tasks_per_generation = {k} samples tasks, which only meta_optimizer.name "
-                        f"= \"es\" supports (got {meta_optimizer!r}); set it to 0 or {len(tasks)}")
+        raise SpecError(
+            f"job.tasks_per_generation = {k} samples tasks, which only meta_optimizer.name "
+            f'= "es" supports (got {meta_optimizer!r}); set it to 0 or {len(tasks)}'
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -5,8 +5,21 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 
-PACKAGES = ("rl-discovery", "jax", "jaxlib", "brax", "gymnax", "evosax", "optax", "orbax-checkpoint", "flax",
-            "distrax", "chex", "numpy", "matplotlib")
+PACKAGES = (
+    "rl-discovery",
+    "jax",
+    "jaxlib",
+    "brax",
+    "gymnax",
+    "evosax",
+    "optax",
+    "orbax-checkpoint",
+    "flax",
+    "distrax",
+    "chex",
+    "numpy",
+    "matplotlib",
+)
 
 
 def package_versions() -> dict[str, str]:

@@ -41,7 +41,7 @@ def _brax_envs():
     return envs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def env_names() -> tuple[str, ...]:
     """All environment names brax registers (e.g. 'ant', 'hopper', 'inverted_pendulum')."""
     return tuple(sorted(_brax_envs()._envs.keys()))

@@ -45,8 +45,10 @@ class Interval:
             return f"{'>' if self.low_open else '>='} {_num(self.low)}"
         if self.low is None:
             return f"{'<' if self.high_open else '<='} {_num(self.high)}"
-        return (f"in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}"
-                f"{')' if self.high_open else ']'}")
+        return (
+            f"in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}"
+            f"{')' if self.high_open else ']'}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +128,7 @@ def _num(x: float) -> str:
 
 # ---- spec tables into dataclasses ------------------------------------------------------------
 
+
 class SpecError(ValueError):
     """A run spec (file or override) is invalid; the message names the key and the fix."""
 
@@ -149,12 +152,18 @@ def respell(cls, table: dict, section: str) -> dict:
         if old not in table:
             continue
         if new in table:
-            raise SpecError(f"{section}.{old} and {section}.{new} are one key in two spellings; "
-                            f"keep only {section}.{new}")
+            raise SpecError(
+                f"{section}.{old} and {section}.{new} are one key in two spellings; keep only {section}.{new}"
+            )
         if old not in _NOTED:
             _NOTED.add(old)
-            warnings.warn_explicit(f"spec key `{old}` is the old spelling of `{new}`; it is read as "
-                                   f"`{new}` (write `{new}` in new specs)", OldSpelling, "run spec", 0)
+            warnings.warn_explicit(
+                f"spec key `{old}` is the old spelling of `{new}`; it is read as "
+                f"`{new}` (write `{new}` in new specs)",
+                OldSpelling,
+                "run spec",
+                0,
+            )
         table[new] = table.pop(old)
     return table
 
@@ -184,7 +193,7 @@ def _type_name(annotation: Any) -> str:
 
 
 # Every integer of a spec is a size, a count or an index that ends up in an int32 array or shape.
-INT_RANGE = (-2**31, 2**31)
+INT_RANGE = (-(2**31), 2**31)
 # jax.random.PRNGKey keeps 32 bits of a seed (without jax_enable_x64): 2**32 would repeat seed 0.
 SEED_RANGE = (0, 2**32)
 
@@ -206,11 +215,15 @@ def check_numbers(value: Any, name: str) -> None:
         if leaf == "seed" or leaf.endswith("_seed"):
             low, high = SEED_RANGE
             if not low <= value < high:
-                raise SpecError(f"{name} = {value!r} is out of range for a seed: jax.random.PRNGKey "
-                                f"uses 32 bits of it, so seeds must be in [{low}, {high})")
+                raise SpecError(
+                    f"{name} = {value!r} is out of range for a seed: jax.random.PRNGKey "
+                    f"uses 32 bits of it, so seeds must be in [{low}, {high})"
+                )
         elif not INT_RANGE[0] <= value < INT_RANGE[1]:
-            raise SpecError(f"{name} = {value!r} is out of range; integers in a spec must be in "
-                            f"[{INT_RANGE[0]}, {INT_RANGE[1]}) (they become int32 sizes and counts)")
+            raise SpecError(
+                f"{name} = {value!r} is out of range; integers in a spec must be in "
+                f"[{INT_RANGE[0]}, {INT_RANGE[1]}) (they become int32 sizes and counts)"
+            )
 
 
 def build(cls, table: dict, section: str):

@@ -79,9 +79,12 @@ class Task:
                 f"valid names: {', '.join(names)}"
             )
         self._resolve_source_defaults()
-        check_fields(self, "task", episode_length=POSITIVE_INT, action_repeat=POSITIVE_INT,
-                     reward_scale=POSITIVE)
-        object.__setattr__(self, "randomize", _ranges(self.randomize, randomisable(self.source, self.env_name)))
+        check_fields(
+            self, "task", episode_length=POSITIVE_INT, action_repeat=POSITIVE_INT, reward_scale=POSITIVE
+        )
+        object.__setattr__(
+            self, "randomize", _ranges(self.randomize, randomisable(self.source, self.env_name))
+        )
 
     def _resolve_source_defaults(self):
         if self.source == "brax":
@@ -139,12 +142,17 @@ def _ranges(value: Any, valid: tuple[str, ...]) -> tuple:
                 f"task.randomize.{name} is not a randomisable field; valid fields: "
                 f"{', '.join(valid) or 'none for this env'}"
             )
-        if (not isinstance(bounds, (list, tuple)) or len(bounds) != 2
-                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
+        if (
+            not isinstance(bounds, (list, tuple))
+            or len(bounds) != 2
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+        ):
             raise ValueError(f"task.randomize.{name} = {bounds!r} must be a range [low, high] of two numbers")
         low, high = float(bounds[0]), float(bounds[1])
         if low > high:
-            raise ValueError(f"task.randomize.{name} = {list(bounds)!r} has low > high; write [{high:g}, {low:g}]")
+            raise ValueError(
+                f"task.randomize.{name} = {list(bounds)!r} has low > high; write [{high:g}, {low:g}]"
+            )
         out.append((name, (low, high)))
     return tuple(sorted(out))
 
@@ -169,8 +177,11 @@ def canonical_label(text: str) -> str:
     -> 'hopper/spring', 'gymnax:CartPole-v1' unchanged; a '~...' suffix is kept."""
     table = parse_label(text)
     suffix = text.strip().partition("~")[2]
-    base = (f"{table['env_name']}/{table['backend']}" if table["source"] == "brax"
-            else f"gymnax:{table['env_name']}")
+    base = (
+        f"{table['env_name']}/{table['backend']}"
+        if table["source"] == "brax"
+        else f"gymnax:{table['env_name']}"
+    )
     return base + (f"~{suffix}" if suffix else "")
 
 
@@ -181,7 +192,7 @@ def task_from_table(table: dict) -> Task:
     return Task(**{k: v for k, v in respell(Task, table, "task").items() if k in fields})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_env(task: Task, auto_reset: bool = True):
     """Single (unbatched) env for `task` (module docstring), auto-resetting unless told not to
     (brax only: gymnax always auto-resets; the episode runner stops counting at `done`).

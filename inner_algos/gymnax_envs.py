@@ -24,19 +24,27 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-CLASSIC_CONTROL = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
-                   "MountainCarContinuous-v0")
-MINATAR = ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar",
-           "Seaquest-MinAtar")
+CLASSIC_CONTROL = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0")
+MINATAR = (
+    "Asterix-MinAtar",
+    "Breakout-MinAtar",
+    "Freeway-MinAtar",
+    "SpaceInvaders-MinAtar",
+    "Seaquest-MinAtar",
+)
 ENV_NAMES = CLASSIC_CONTROL + MINATAR
 
 # env params some envs compute from others once, at construction: recomputed after sampling
 _DERIVED = {
-    "CartPole-v1": lambda p: p.replace(total_mass=p.masspole + p.masscart,
-                                       polemass_length=p.masspole * p.length),
+    "CartPole-v1": lambda p: p.replace(
+        total_mass=p.masspole + p.masscart, polemass_length=p.masspole * p.length
+    ),
 }
-_NOT_RANDOMISABLE = {"max_steps_in_episode": "the time limit is the task's episode_length",
-                     "total_mass": "derived", "polemass_length": "derived"}
+_NOT_RANDOMISABLE = {
+    "max_steps_in_episode": "the time limit is the task's episode_length",
+    "total_mass": "derived",
+    "polemass_length": "derived",
+}
 
 
 def env_names() -> tuple[str, ...]:
@@ -44,7 +52,7 @@ def env_names() -> tuple[str, ...]:
     return ENV_NAMES
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _make(env_name: str):
     import gymnax
 
@@ -111,8 +119,9 @@ class GymnaxEnv:
         """gymnax EnvParams with the sampled `params` set (ints rounded) and derived fields redone."""
         if not params:
             return self._params
-        values = {k: jnp.round(v).astype(jnp.int32) if self._fields[k] is int else v
-                  for k, v in params.items()}
+        values = {
+            k: jnp.round(v).astype(jnp.int32) if self._fields[k] is int else v for k, v in params.items()
+        }
         return _DERIVED.get(self._env_name, lambda p: p)(self._params.replace(**values))
 
     def _action(self, action):
@@ -139,10 +148,13 @@ class GymnaxEnv:
         done = jnp.maximum(terminated, jnp.asarray(truncated, jnp.float32))
         ret = state.episode_return + reward
         length = state.episode_length + 1.0
-        info = {"truncation": done * (1.0 - terminated),
-                "episode_metrics": {"sum_reward": ret, "length": length}}
-        return GymnaxState(env_state, _flat(obs), reward, done, info, key,
-                           ret * (1.0 - done), length * (1.0 - done))
+        info = {
+            "truncation": done * (1.0 - terminated),
+            "episode_metrics": {"sum_reward": ret, "length": length},
+        }
+        return GymnaxState(
+            env_state, _flat(obs), reward, done, info, key, ret * (1.0 - done), length * (1.0 - done)
+        )
 
 
 def _flat(obs) -> jax.Array:

@@ -13,7 +13,8 @@ tanh-squashing keeps log-probabilities exact and cheap.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import distrax
 import flax.linen as nn
@@ -72,9 +73,7 @@ class Actor(nn.Module):
     @nn.compact
     def __call__(self, obs):
         mean = MLP(self.hidden, self.action_size, self.activation, out_scale=0.01)(obs)
-        log_std = self.param(
-            "log_std", nn.initializers.constant(self.init_log_std), (self.action_size,)
-        )
+        log_std = self.param("log_std", nn.initializers.constant(self.init_log_std), (self.action_size,))
         return mean, log_std
 
 
@@ -115,8 +114,9 @@ class Policy(NamedTuple):
     mode: Callable
 
 
-def make_policy(discrete: bool, action_size: int, hidden: Sequence[int], activation: str,
-                init_log_std: float = 0.0) -> Policy:
+def make_policy(
+    discrete: bool, action_size: int, hidden: Sequence[int], activation: str, init_log_std: float = 0.0
+) -> Policy:
     """Categorical policy for a discrete action space, diagonal Gaussian for a continuous one."""
     if discrete:
         actor = CategoricalActor(tuple(hidden), action_size, activation)
@@ -147,10 +147,10 @@ class RunningStats:
     var: jax.Array
 
     @classmethod
-    def create(cls, size: int) -> "RunningStats":
+    def create(cls, size: int) -> RunningStats:
         return cls(count=jnp.zeros(()), mean=jnp.zeros((size,)), var=jnp.ones((size,)))
 
-    def update(self, batch: jax.Array) -> "RunningStats":
+    def update(self, batch: jax.Array) -> RunningStats:
         """Merges a batch `[..., obs_size]` into the statistics."""
         batch = batch.reshape(-1, batch.shape[-1])
         n = batch.shape[0]

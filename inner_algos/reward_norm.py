@@ -34,10 +34,10 @@ class ReturnStats:
     stats: RunningStats
 
     @classmethod
-    def create(cls, num_envs: int) -> "ReturnStats":
+    def create(cls, num_envs: int) -> ReturnStats:
         return cls(returns=jnp.zeros((num_envs,)), stats=RunningStats.create(1))
 
-    def update(self, rewards: jax.Array, dones: jax.Array, gamma: float) -> "ReturnStats":
+    def update(self, rewards: jax.Array, dones: jax.Array, gamma: float) -> ReturnStats:
         """Merges a rollout: rewards and dones (1.0 where an episode ended) `[T, N]`."""
 
         def accumulate(returns, step):

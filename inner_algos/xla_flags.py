@@ -21,8 +21,12 @@ import warnings
 
 CPU_SCHEDULER_FLAG = "xla_cpu_enable_concurrency_optimized_scheduler"
 # name -> (value, why: said in the warning when the flag comes too late)
-DEFAULTS = {CPU_SCHEDULER_FLAG: (
-    "false", "Without it, some vmapped programs can hang forever on a CPU (an XLA deadlock).")}
+DEFAULTS = {
+    CPU_SCHEDULER_FLAG: (
+        "false",
+        "Without it, some vmapped programs can hang forever on a CPU (an XLA deadlock).",
+    )
+}
 
 
 def flag_value(flags: str, name: str) -> str | None:

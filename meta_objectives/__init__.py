@@ -11,16 +11,15 @@
 """
 
 import inner_algos  # noqa: F401  (sets XLA's default flags before jax starts)
-
 from meta_objectives.objectives import (
     KINDS,
     NORMALISATIONS,
     MetaObjective,
     aggregate,
+    check_paired_scale,
     curve_area,
     final_return,
     latest_returns,
-    check_paired_scale,
     normalise,
     paired_normalise,
     score,
@@ -29,7 +28,25 @@ from meta_objectives.reliability import spearman, spearman_brown, split_half_rel
 from meta_objectives.segments import SEGMENT_KINDS, segment_losses, segment_scores, task_scale
 from meta_objectives.shaping import rank_last, z_score_shaping
 
-__all__ = ["KINDS", "NORMALISATIONS", "SEGMENT_KINDS", "MetaObjective", "aggregate",
-           "check_paired_scale", "curve_area", "final_return", "latest_returns", "normalise",
-           "paired_normalise", "rank_last", "score", "segment_losses", "segment_scores", "spearman",
-           "spearman_brown", "split_half_reliability", "task_scale", "z_score_shaping"]
+__all__ = [
+    "KINDS",
+    "NORMALISATIONS",
+    "SEGMENT_KINDS",
+    "MetaObjective",
+    "aggregate",
+    "check_paired_scale",
+    "curve_area",
+    "final_return",
+    "latest_returns",
+    "normalise",
+    "paired_normalise",
+    "rank_last",
+    "score",
+    "segment_losses",
+    "segment_scores",
+    "spearman",
+    "spearman_brown",
+    "split_half_reliability",
+    "task_scale",
+    "z_score_shaping",
+]

@@ -70,23 +70,32 @@ class MetaObjective:
     OLD_SPELLINGS: ClassVar[dict] = {"normalise": "normalize"}  # read by config_checks.build
 
     def __post_init__(self):
-        check_fields(self, "meta_objective", kind=OneOf(KINDS), normalize=OneOf(NORMALISATIONS),
-                     baseline_rule=OneOf(tuple(sorted(RULES))), last_k=POSITIVE_INT,
-                     baseline_seeds=POSITIVE_INT, baselines=NON_ZERO_EACH)
+        check_fields(
+            self,
+            "meta_objective",
+            kind=OneOf(KINDS),
+            normalize=OneOf(NORMALISATIONS),
+            baseline_rule=OneOf(tuple(sorted(RULES))),
+            last_k=POSITIVE_INT,
+            baseline_seeds=POSITIVE_INT,
+            baselines=NON_ZERO_EACH,
+        )
         if self.normalize == "paired":
             _check_fixed_rule(self.baseline_rule)
 
 
 def _check_fixed_rule(name: str) -> None:
     """normalize = "paired" trains the baseline beside the members: it must be a fixed rule."""
+
     def has_meta_params(rule_name):
         return bool(jax.tree.leaves(jax.eval_shape(make_rule(rule_name).init, jax.random.PRNGKey(0))))
 
     if has_meta_params(name):
         fixed = [n for n in sorted(RULES) if not has_meta_params(n)]
         raise ValueError(
-            f"meta_objective.baseline_rule = {name!r} has meta-parameters; normalize = \"paired\" "
-            f"trains a fixed, hand-designed rule beside the members: one of {', '.join(fixed)}")
+            f'meta_objective.baseline_rule = {name!r} has meta-parameters; normalize = "paired" '
+            f"trains a fixed, hand-designed rule beside the members: one of {', '.join(fixed)}"
+        )
 
 
 def latest_returns(episode_return: jnp.ndarray, num_episodes: jnp.ndarray):
@@ -138,8 +147,9 @@ def normalise(scores: jnp.ndarray, baseline: jnp.ndarray | float | None) -> jnp.
     return (scores - baseline) / jnp.abs(baseline)
 
 
-def paired_normalise(scores: jnp.ndarray, baseline: jnp.ndarray, baseline_mean: jnp.ndarray,
-                     random: jnp.ndarray) -> jnp.ndarray:
+def paired_normalise(
+    scores: jnp.ndarray, baseline: jnp.ndarray, baseline_mean: jnp.ndarray, random: jnp.ndarray
+) -> jnp.ndarray:
     """Members' scores `[M, K, S]` (member, task, seed) relative to the baseline's runs on the
     same task draws and seeds, baseline `[K, S]`: (x - b) / (B - R) per task.
 
@@ -165,10 +175,11 @@ def check_paired_scale(baseline_mean, random, labels) -> None:
     for b, r, label in zip(baseline_mean, random, labels):
         if not b - r > 0 or b - r < MIN_PAIRED_GAP * max(abs(b), abs(r)):
             raise ValueError(
-                f"meta_objective.normalise = \"paired\" divides by the baseline's gain over the "
+                f'meta_objective.normalise = "paired" divides by the baseline\'s gain over the '
                 f"random agent, which on {label} is {b:.4g} - {r:.4g}: too small to normalise by. "
                 f"Give the inner runs enough budget for the baseline to learn there (ppo.num_updates, "
-                f"ppo.learning_rate), give meta_objective.baselines, or use normalise = \"baseline\"")
+                f'ppo.learning_rate), give meta_objective.baselines, or use normalise = "baseline"'
+            )
 
 
 def aggregate(scores: jnp.ndarray) -> jnp.ndarray:

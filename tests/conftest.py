@@ -13,5 +13,13 @@ def tiny_task():
 
 @pytest.fixture
 def tiny_ppo():
-    return PPOConfig(num_envs=16, rollout_length=8, num_updates=3, num_minibatches=2,
-                     num_epochs=1, actor_hidden=(16,), critic_hidden=(16,), eval_envs=2)
+    return PPOConfig(
+        num_envs=16,
+        rollout_length=8,
+        num_updates=3,
+        num_minibatches=2,
+        num_epochs=1,
+        actor_hidden=(16,),
+        critic_hidden=(16,),
+        eval_envs=2,
+    )

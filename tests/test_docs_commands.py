@@ -27,7 +27,7 @@ def _commands() -> list[tuple[str, str]]:
                 for part in line.split("#")[0].split("&&"):
                     part = part.strip()
                     if "discover " in part and not part.startswith("discover "):  # srun ... discover
-                        part = part[part.index("discover "):]
+                        part = part[part.index("discover ") :]
                     if part.startswith("discover "):
                         found.append((path.relative_to(ROOT).as_posix(), part))
     return found

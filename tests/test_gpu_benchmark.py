@@ -7,15 +7,35 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-SPEC_FIELDS = ("spec", "estimator", "tasks", "num_envs", "num_updates", "members", "generations",
-               "compile_s", "generation_s", "env_steps_per_generation", "env_steps_per_s",
-               "raw_num_envs", "raw_env_steps_per_s", "raw", "generation_over_raw", "wall_s")
+SPEC_FIELDS = (
+    "spec",
+    "estimator",
+    "tasks",
+    "num_envs",
+    "num_updates",
+    "members",
+    "generations",
+    "compile_s",
+    "generation_s",
+    "env_steps_per_generation",
+    "env_steps_per_s",
+    "raw_num_envs",
+    "raw_env_steps_per_s",
+    "raw",
+    "generation_over_raw",
+    "wall_s",
+)
 
 
 def test_gpu_benchmark_runs_tiny_on_cpu(tmp_path):
     out = tmp_path / "gpu.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--tiny",
-                           "--out", str(out)], capture_output=True, text=True, timeout=900, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--tiny", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert {"device", "platform", "device_count", "versions", "date", "tiny"} <= report.keys()

@@ -71,19 +71,34 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from discovery.evaluation import plots
-from discovery.evaluation import tracking
+from discovery.evaluation import plots, tracking
 from discovery.evaluation.results import (
-    NORMALIZER, comparisons, json_ready, paired_pooled, paired_task, pooled, print_paired, print_task,
-    score_matrix, status, task_results, write_json,
+    NORMALIZER,
+    comparisons,
+    json_ready,
+    paired_pooled,
+    paired_task,
+    pooled,
+    print_paired,
+    print_task,
+    score_matrix,
+    status,
+    task_results,
+    write_json,
 )
 from discovery.evaluation.runs import Entry, baseline_entries, run_task
 from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
 from discovery.job import faults
 from discovery.job.files import spec_differences
 from discovery.job.watchdog import EvalWatchdog
-from discovery.spec import (SpecError, WandbSettings, add_override_argument, apply_overrides,
-                            parse_ppo, parse_task)
+from discovery.spec import (
+    SpecError,
+    WandbSettings,
+    add_override_argument,
+    apply_overrides,
+    parse_ppo,
+    parse_task,
+)
 from discovery.versions import package_versions
 from inner_algos.envs import canonical_label, parse_label, random_policy_return, task_from_table
 
@@ -107,8 +122,10 @@ def split_budget(label: str) -> tuple[str, int | None]:
     if not at:
         return label, None
     if not steps.isdigit() or int(steps) < 1:
-        raise ValueError(f"--tasks {label}@{steps}: the budget after '@' must be a positive number "
-                         "of env steps, e.g. gymnax:Pendulum-v1@262144")
+        raise ValueError(
+            f"--tasks {label}@{steps}: the budget after '@' must be a positive number "
+            "of env steps, e.g. gymnax:Pendulum-v1@262144"
+        )
     return label, int(steps)
 
 
@@ -135,7 +152,8 @@ def eval_settings(source: Source, task_labels: list[str], sets: list[str], budge
         wanted = parse_label(label)
         base_label = canonical_label(label).partition("~")[0]
         match = next((t for t in trained if t.label == label), None) or next(
-            (t for t in trained if t.base_label == base_label), None)
+            (t for t in trained if t.base_label == base_label), None
+        )
         base = match.as_table() if match is not None else {}
         task = parse_task({**base, **wanted, **table["task"]})
         cfg = config
@@ -146,10 +164,21 @@ def eval_settings(source: Source, task_labels: list[str], sets: list[str], budge
     return settings
 
 
-def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds: int, seed: int,
-             points: int, sets: list[str], budget: int | None, out: Path, argv: list[str],
-             watchdog: tuple[float, float] = (10.0, 300.0), loggers: tuple[str, ...] = (),
-             wandb: WandbSettings | None = None) -> dict:
+def run_eval(
+    source: Source,
+    task_labels: list[str],
+    baselines: list[str],
+    seeds: int,
+    seed: int,
+    points: int,
+    sets: list[str],
+    budget: int | None,
+    out: Path,
+    argv: list[str],
+    watchdog: tuple[float, float] = (10.0, 300.0),
+    loggers: tuple[str, ...] = (),
+    wandb: WandbSettings | None = None,
+) -> dict:
     """Runs the evaluation and writes results.json, the PNGs and manifest.json; returns results.
 
     Each task's result is written to OUT/tasks/<task>.json as soon as it ends; a task whose file
@@ -165,9 +194,16 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
     if len(set(labels)) < len(labels):
         raise ValueError(f"--baselines repeat a rule: {labels}")
     keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
-    rules = {e.label: {"name": e.rule.name, "family": e.rule.family, "options": e.rule.options(),
-                       "sha256": rule_hash(e.rule, e.meta_params), "baseline": e.baseline}
-             for e in entries}
+    rules = {
+        e.label: {
+            "name": e.rule.name,
+            "family": e.rule.family,
+            "options": e.rule.options(),
+            "sha256": rule_hash(e.rule, e.meta_params),
+            "baseline": e.baseline,
+        }
+        for e in entries
+    }
     pairs = comparisons(labels, [e.baseline for e in entries])
     (out / TASKS_DIR).mkdir(parents=True, exist_ok=True)
     tasks, timings = {}, {}
@@ -186,9 +222,13 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
         tasks[task.label], timings[task.label] = done["result"], done["seconds"]
         _report_task(out, task.label, done["result"], done["seconds"])
     results = {
-        "evaluated": source.label, "rules": rules, "seeds": seeds, "seed": seed, "points": points,
+        "evaluated": source.label,
+        "rules": rules,
+        "seeds": seeds,
+        "seed": seed,
+        "points": points,
         "normalization": "(R - R0) / (R_ppo_clip - R0); R0 mean return of uniform random actions, "
-                         "R_ppo_clip mean final return of ppo_clip on the same task",
+        "R_ppo_clip mean final return of ppo_clip on the same task",
         "tasks": tasks,
         "pooled_normalized": pooled(tasks),
         "pooled_paired": paired_pooled(tasks, pairs),
@@ -199,8 +239,9 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
     print("all tasks pooled (normalised paired difference: PPO-clip's gain over random actions = 1):")
     print_paired(results["pooled_paired"], key="normalized_difference", digits=3)
     _summary_figures(out, source.label, results)
-    manifest = _manifest(source, rules[source.label], settings, baselines, seeds, seed, points,
-                         budget, sets, argv)
+    manifest = _manifest(
+        source, rules[source.label], settings, baselines, seeds, seed, points, budget, sets, argv
+    )
     write_json(out / "manifest.json", manifest)
     tracking.log_evaluation(list(loggers), out, results, json_ready(manifest), wandb or WandbSettings())
     print(f"wrote {out / 'results.json'}, {out / 'manifest.json'} and PNGs to {out}")
@@ -210,9 +251,16 @@ def run_eval(source: Source, task_labels: list[str], baselines: list[str], seeds
 def _task_key(rules: dict, seeds: int, seed: int, points: int, config, task) -> dict:
     """What a task's result depends on (rule contents, seeds, inner config, task), JSON-ready,
     as stored in OUT/tasks/<task>.json and compared on a rerun."""
-    return json_ready({"rules": {label: r["sha256"] for label, r in rules.items()}, "seeds": seeds,
-                       "seed": seed, "points": points, "ppo": dataclasses.asdict(config),
-                       "task": dataclasses.asdict(task)})
+    return json_ready(
+        {
+            "rules": {label: r["sha256"] for label, r in rules.items()},
+            "seeds": seeds,
+            "seed": seed,
+            "points": points,
+            "ppo": dataclasses.asdict(config),
+            "task": dataclasses.asdict(task),
+        }
+    )
 
 
 def _finished_task(path: Path, key: dict) -> dict | None:
@@ -225,25 +273,31 @@ def _finished_task(path: Path, key: dict) -> dict | None:
         saved_key = stored["key"]
         done = {"result": stored["result"], "seconds": stored["seconds"]}
     except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is not a task result of discover eval ({error}); delete it or "
-                         "choose another --out") from None
+        raise ValueError(
+            f"{path} is not a task result of discover eval ({error}); delete it or choose another --out"
+        ) from None
     differences = spec_differences(saved_key, json.loads(json.dumps(key)), ignore=())
     if differences:
-        raise ValueError(f"{path} holds this task evaluated with other settings, so --out "
-                         f"{path.parent.parent} cannot be continued: {'; '.join(differences)} "
-                         "(stored -> now). Use another --out, or delete that file to rerun the task.")
+        raise ValueError(
+            f"{path} holds this task evaluated with other settings, so --out "
+            f"{path.parent.parent} cannot be continued: {'; '.join(differences)} "
+            "(stored -> now). Use another --out, or delete that file to rerun the task."
+        )
     return done
 
 
 def _run_task(config, task, entries: list[Entry], keys, points: int, train_tasks, watch, timings) -> dict:
     """Trains every rule on one task under the watchdog: {"result": task_results(...), "seconds"}."""
     start = time.perf_counter()
-    print(f"{task.label}: {len(entries)} rules x {keys.shape[0]} seeds x {config.num_updates} updates",
-          flush=True)
+    print(
+        f"{task.label}: {len(entries)} rules x {keys.shape[0]} seeds x {config.num_updates} updates",
+        flush=True,
+    )
     with watch.task(task.label, list(timings.values())):
         curves, updates, per_update = run_task(config, task, entries, keys, points)
-        random_return = float(random_policy_return(task, jax.random.fold_in(keys[0], 1),
-                                                   keys.shape[0] * config.eval_envs))
+        random_return = float(
+            random_policy_return(task, jax.random.fold_in(keys[0], 1), keys.shape[0] * config.eval_envs)
+        )
     in_training = None if train_tasks is None else task.label in train_tasks
     result = task_results(curves, updates, per_update, in_training, config, task, random_return)
     return {"result": json_ready(result), "seconds": time.perf_counter() - start}
@@ -255,56 +309,93 @@ def _report_task(out: Path, label: str, result: dict, seconds: float) -> None:
     plots.learning_curves_figure(
         plots.curves_file(out, label),
         f"{label} ({status(result['in_training_set'])}): {len(next(iter(curves.values())))} seeds, "
-        "95% bootstrap CI", np.asarray(result["env_steps"]), curves, "return of the deterministic policy")
+        "95% bootstrap CI",
+        np.asarray(result["env_steps"]),
+        curves,
+        "return of the deterministic policy",
+    )
     print_task(result, seconds)
     print_paired(result["paired"])
     if not result["normalized"]:
-        print(f"  no normalised scores on {label}: needs the {NORMALIZER} baseline with a "
-              "final return above the random agent's (raise --budget)")
+        print(
+            f"  no normalised scores on {label}: needs the {NORMALIZER} baseline with a "
+            "final return above the random agent's (raise --budget)"
+        )
 
 
 def _summary_figures(out: Path, evaluated: str, results: dict) -> None:
     """summary.png (normalised IQMs per task and pooled) and paired.png (paired differences)."""
     tasks = results["tasks"]
-    scores = {f"{name}\n({status(r['in_training_set'])})":
-              {label: e["normalized"]["iqm"] for label, e in r["rules"].items() if "normalized" in e}
-              for name, r in tasks.items()}
+    scores = {
+        f"{name}\n({status(r['in_training_set'])})": {
+            label: e["normalized"]["iqm"] for label, e in r["rules"].items() if "normalized" in e
+        }
+        for name, r in tasks.items()
+    }
     scores["all tasks (pooled)"] = {label: s["iqm"] for label, s in results["pooled_normalized"].items()}
     if any(scores.values()):
-        plots.scores_figure(out / "summary.png", {k: v for k, v in scores.items() if v},
-                            "final return, PPO-clip-normalised (IQM, 95% CI)",
-                            f"Transfer of {evaluated}: 0 = random actions, 1 = PPO-clip")
+        plots.scores_figure(
+            out / "summary.png",
+            {k: v for k, v in scores.items() if v},
+            "final return, PPO-clip-normalised (IQM, 95% CI)",
+            f"Transfer of {evaluated}: 0 = random actions, 1 = PPO-clip",
+        )
     rows = {name: [e for e in r["paired"] if "normalized_difference" in e] for name, r in tasks.items()}
     rows["all tasks (pooled)"] = [e for e in results["pooled_paired"] if "normalized_difference" in e]
     if any(rows.values()):
-        plots.paired_figure(out / "paired.png", {k: v for k, v in rows.items() if v},
-                            f"Paired comparison of {evaluated} (rule - baseline, seed by seed; 95% CI)")
+        plots.paired_figure(
+            out / "paired.png",
+            {k: v for k, v in rows.items() if v},
+            f"Paired comparison of {evaluated} (rule - baseline, seed by seed; 95% CI)",
+        )
 
 
-def _manifest(source: Source, rule: dict, settings: list, baselines: list[str], seeds: int,
-              seed: int, points: int, budget: int | None, sets: list[str], argv: list[str]) -> dict:
+def _manifest(
+    source: Source,
+    rule: dict,
+    settings: list,
+    baselines: list[str],
+    seeds: int,
+    seed: int,
+    points: int,
+    budget: int | None,
+    sets: list[str],
+    argv: list[str],
+) -> dict:
     """manifest.json: the evaluated rule and its source, the evaluation's settings, versions."""
     return {
         "rule": rule,
-        "source": {"text": source.text, "kind": source.kind, "rule_file": str(source.rule_path),
-                   "run_dir": None if source.run_dir is None else str(source.run_dir),
-                   "header": source.header},
+        "source": {
+            "text": source.text,
+            "kind": source.kind,
+            "rule_file": str(source.rule_path),
+            "run_dir": None if source.run_dir is None else str(source.run_dir),
+            "header": source.header,
+        },
         "spec": source.spec,
         "train_tasks": source.train_tasks,
-        "evaluation": {"tasks": [dataclasses.asdict(t) for _, t in settings],
-                       "ppo": {t.label: dataclasses.asdict(c) for c, t in settings},
-                       "baselines": baselines, "seeds": seeds, "seed": seed, "points": points,
-                       "budget": budget, "set": sets},
+        "evaluation": {
+            "tasks": [dataclasses.asdict(t) for _, t in settings],
+            "ppo": {t.label: dataclasses.asdict(c) for c, t in settings},
+            "baselines": baselines,
+            "seeds": seeds,
+            "seed": seed,
+            "points": points,
+            "budget": budget,
+            "set": sets,
+        },
         "versions": package_versions(),
-        "python": sys.version.split()[0], "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
         "jax_backend": jax.default_backend(),
         "command": argv,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
-def _check_arguments(task_labels: list[str], seeds: int, points: int, budget: int | None,
-                     watchdog: tuple[float, float]) -> None:
+def _check_arguments(
+    task_labels: list[str], seeds: int, points: int, budget: int | None, watchdog: tuple[float, float]
+) -> None:
     """ValueError naming the `discover eval` option when one of them is out of range."""
     if seeds < 1:
         raise ValueError(f"--seeds = {seeds} must be >= 1")
@@ -313,40 +404,69 @@ def _check_arguments(task_labels: list[str], seeds: int, points: int, budget: in
     if points < 1:
         raise ValueError(f"--points = {points} must be >= 1")
     if watchdog[0] != 0 and watchdog[0] < 1 or watchdog[1] <= 0:
-        raise ValueError(f"--watchdog = {watchdog[0]:g} must be >= 1 (a factor) or 0 (off), and "
-                         f"--watchdog-min-seconds = {watchdog[1]:g} > 0")
+        raise ValueError(
+            f"--watchdog = {watchdog[0]:g} must be >= 1 (a factor) or 0 (off), and "
+            f"--watchdog-min-seconds = {watchdog[1]:g} > 0"
+        )
     if not task_labels:
-        raise ValueError("no tasks: the rule's training tasks are unknown, give --tasks [source:]env[/backend],...")
+        raise ValueError(
+            "no tasks: the rule's training tasks are unknown, give --tasks [source:]env[/backend],..."
+        )
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "eval", help="evaluate a rule against baselines on tasks with many seeds",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "eval",
+        help="evaluate a rule against baselines on tasks with many seeds",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_arguments(parser)
-    parser.add_argument("--tasks", default=None,
-                        help="[source:]env[/backend][@STEPS],... e.g. gymnax:Asterix-MinAtar@500000,"
-                             "brax:hopper/spring,inverted_pendulum (source defaults to brax, backend to "
-                             "spring; @STEPS: that task's env steps per lifetime, else --budget; "
-                             "default: the rule's training tasks)")
+    parser.add_argument(
+        "--tasks",
+        default=None,
+        help="[source:]env[/backend][@STEPS],... e.g. gymnax:Asterix-MinAtar@500000,"
+        "brax:hopper/spring,inverted_pendulum (source defaults to brax, backend to "
+        "spring; @STEPS: that task's env steps per lifetime, else --budget; "
+        "default: the rule's training tasks)",
+    )
     parser.add_argument("--seeds", type=int, default=5, help="seeds per task and rule (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    parser.add_argument("--baselines", default="ppo_clip,dpo",
-                        help="fixed rules to compare with, comma-separated ('' for none)")
-    parser.add_argument("--budget", type=int, default=None, metavar="STEPS",
-                        help="env steps per lifetime (sets ppo.num_updates) of tasks without @STEPS")
-    parser.add_argument("--points", type=int, default=10,
-                        help="evaluations along each learning curve, after update 0 (default 10)")
-    add_override_argument(parser, "override the inner config: ppo.KEY=VALUE or task.KEY=VALUE "
-                                  "(repeatable)")
+    parser.add_argument(
+        "--baselines",
+        default="ppo_clip,dpo",
+        help="fixed rules to compare with, comma-separated ('' for none)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="env steps per lifetime (sets ppo.num_updates) of tasks without @STEPS",
+    )
+    parser.add_argument(
+        "--points",
+        type=int,
+        default=10,
+        help="evaluations along each learning curve, after update 0 (default 10)",
+    )
+    add_override_argument(parser, "override the inner config: ppo.KEY=VALUE or task.KEY=VALUE (repeatable)")
     parser.add_argument("--out", default="discover_eval", help="output folder (default discover_eval)")
-    parser.add_argument("--watchdog", type=float, default=10.0, metavar="FACTOR",
-                        help="stop (exit 75, stacks in --out) when a task runs FACTOR x longer than "
-                             "the median earlier task (0 = off; default 10)")
-    parser.add_argument("--watchdog-min-seconds", type=float, default=300.0, metavar="S",
-                        help="the task time limit is at least S seconds (default 300; the first "
-                             "task gets FACTOR x S)")
+    parser.add_argument(
+        "--watchdog",
+        type=float,
+        default=10.0,
+        metavar="FACTOR",
+        help="stop (exit 75, stacks in --out) when a task runs FACTOR x longer than "
+        "the median earlier task (0 = off; default 10)",
+    )
+    parser.add_argument(
+        "--watchdog-min-seconds",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="the task time limit is at least S seconds (default 300; the first task gets FACTOR x S)",
+    )
     tracking.add_arguments(parser)
     parser.set_defaults(func=main)
 
@@ -356,7 +476,19 @@ def main(args) -> int:
     source = resolve_source(args.source, args.generation, args.which)
     labels = parse_tasks(args.tasks) if args.tasks is not None else (source.train_tasks or [])
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
-    run_eval(source, labels, baselines, args.seeds, args.seed, args.points, args.set, args.budget,
-             Path(args.out), list(sys.argv), (args.watchdog, args.watchdog_min_seconds), loggers,
-             wandb)
+    run_eval(
+        source,
+        labels,
+        baselines,
+        args.seeds,
+        args.seed,
+        args.points,
+        args.set,
+        args.budget,
+        Path(args.out),
+        list(sys.argv),
+        (args.watchdog, args.watchdog_min_seconds),
+        loggers,
+        wandb,
+    )
     return 0

@@ -26,8 +26,8 @@ import numpy as np
 
 from discovery import figures
 from discovery.evaluation import plots
-from discovery.job.records import RELIABILITY_FLOOR
 from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, spec_tasks
+from discovery.job.records import RELIABILITY_FLOOR
 from inner_algos.envs import task_from_table
 from inner_algos.rules import DriftInputs, Rule, make_rule
 
@@ -42,8 +42,9 @@ class DriftGrid(NamedTuple):
     weight: np.ndarray
 
 
-def drift_grid(rule: Rule, meta_params, ratio_range=(0.5, 1.5), adv_range=(-2.0, 2.0), num=101,
-               progress: float = 0.0) -> DriftGrid:
+def drift_grid(
+    rule: Rule, meta_params, ratio_range=(0.5, 1.5), adv_range=(-2.0, 2.0), num=101, progress: float = 0.0
+) -> DriftGrid:
     """Tabulates a drift rule on `num` x `num` evenly spaced points (the grid of the picture), at
     lifetime fraction `progress` (only temporally-aware rules depend on it)."""
     ratio = jnp.linspace(*ratio_range, num)
@@ -75,8 +76,9 @@ class OptimizerGrid(NamedTuple):
     update: np.ndarray
 
 
-def optimizer_grid(rule: Rule, meta_params, grad_range=(-1.0, 1.0), num=41, history=10,
-                   progress=0.5) -> OptimizerGrid:
+def optimizer_grid(
+    rule: Rule, meta_params, grad_range=(-1.0, 1.0), num=41, history=10, progress=0.5
+) -> OptimizerGrid:
     """Feeds every grid point as one parameter element: `history` steps of gradient m, then g.
 
     Uses only the optimizer family's `init_state(params)` and `apply(meta_params, inputs)`; each
@@ -105,30 +107,45 @@ def _drift_picture(path: Path, sources: list[Source]) -> Path:
     columns = []
     for s in sources:
         fractions = LIFETIME_FRACTIONS if s.rule.options().get("temporal") else (None,)
-        columns += [(s.label if p is None else f"{s.label}\nn/N = {p:g}", s.rule, s.meta_params, p or 0.0)
-                    for p in fractions]
-    columns += [(f"ppo_clip (eps={eps:g})", make_rule("ppo_clip", eps=eps), {}, 0.0),
-                ("dpo", make_rule("dpo"), {}, 0.0)]
+        columns += [
+            (s.label if p is None else f"{s.label}\nn/N = {p:g}", s.rule, s.meta_params, p or 0.0)
+            for p in fractions
+        ]
+    columns += [
+        (f"ppo_clip (eps={eps:g})", make_rule("ppo_clip", eps=eps), {}, 0.0),
+        ("dpo", make_rule("dpo"), {}, 0.0),
+    ]
     grids = [(title, drift_grid(rule, meta, progress=p)) for title, rule, meta, p in columns]
     first = grids[0][1]
     return plots.heatmaps_figure(
-        path, first.ratio, first.advantage,
+        path,
+        first.ratio,
+        first.advantage,
         [(title, {"drift": g.drift, "weight": g.weight}) for title, g in grids],
         [("drift", "drift(r, A)", "sequential"), ("weight", "d/dr [r·A − drift]", "diverging")],
-        "probability ratio r = π / π_old", "advantage A",
-        "Policy-objective drift (top) and implied policy-gradient weight (bottom)", x_mark=1.0,
+        "probability ratio r = π / π_old",
+        "advantage A",
+        "Policy-objective drift (top) and implied policy-gradient weight (bottom)",
+        x_mark=1.0,
     )
 
 
 def _hyperparams_picture(path: Path, sources: list[Source]) -> Path:
     panels: dict[str, dict] = {}
     for s in sources:
-        for label, meta in ((s.label, s.meta_params), (f"{s.label}: initial", s.rule.init(jax.random.PRNGKey(0)))):
+        for label, meta in (
+            (s.label, s.meta_params),
+            (f"{s.label}: initial", s.rule.init(jax.random.PRNGKey(0))),
+        ):
             progress, values = hyperparams_curve(s.rule, meta)
             for name, v in values.items():
                 panels.setdefault(name, {})[label] = (progress, v)
-    return plots.lines_figure(path, "lifetime fraction (update / lifetime)", panels,
-                              "Meta-learned hyperparameters over the inner lifetime")
+    return plots.lines_figure(
+        path,
+        "lifetime fraction (update / lifetime)",
+        panels,
+        "Meta-learned hyperparameters over the inner lifetime",
+    )
 
 
 def _optimizer_picture(path: Path, sources: list[Source]) -> Path:
@@ -136,9 +153,13 @@ def _optimizer_picture(path: Path, sources: list[Source]) -> Path:
     grids = [(title, optimizer_grid(rule, meta)) for title, rule, meta in columns]
     first = grids[0][1]
     return plots.heatmaps_figure(
-        path, first.grad, first.momentum, [(title, {"update": g.update}) for title, g in grids],
+        path,
+        first.grad,
+        first.momentum,
+        [(title, {"update": g.update}) for title, g in grids],
         [("update", "update direction (params −= lr × this)", "diverging")],
-        "current gradient g", "gradient of the previous 10 steps m",
+        "current gradient g",
+        "gradient of the previous 10 steps m",
         "Optimizer update for one parameter (lifetime fraction 0.5)",
     )
 
@@ -192,15 +213,22 @@ def _signal_lines(history: list[dict]) -> list[str]:
     reliability = np.asarray([_num(h.get("fitness_reliability")) for h in history])
     if np.isfinite(reliability).any():
         low = np.sum(reliability < RELIABILITY_FLOOR)
-        lines.append(f"fitness reliability (split-half, Spearman-Brown): mean "
-                     f"{np.nanmean(reliability):.3f} over {np.isfinite(reliability).sum()} "
-                     f"generations, {low} below {RELIABILITY_FLOOR:g}")
+        lines.append(
+            f"fitness reliability (split-half, Spearman-Brown): mean "
+            f"{np.nanmean(reliability):.3f} over {np.isfinite(reliability).sum()} "
+            f"generations, {low} below {RELIABILITY_FLOOR:g}"
+        )
     baselines = [h["baseline_scores"] for h in history if h.get("baseline_scores")]
     if baselines:
         scores = {label: [_num(b.get(label)) for b in baselines] for label in baselines[0]}
-        lines.append("paired baseline, mean raw score: " + ", ".join(
-            f"{label} {np.mean([v for v in values if np.isfinite(v)]):.4g}"
-            for label, values in scores.items() if np.isfinite(values).any()))
+        lines.append(
+            "paired baseline, mean raw score: "
+            + ", ".join(
+                f"{label} {np.mean([v for v in values if np.isfinite(v)]):.4g}"
+                for label, values in scores.items()
+                if np.isfinite(values).any()
+            )
+        )
     return lines
 
 
@@ -240,8 +268,10 @@ def run_inspect(sources: list[Source], out: Path) -> list[Path]:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "inspect", help="summarise a run or exported rule and draw its fitness curve and rule",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "inspect",
+        help="summarise a run or exported rule and draw its fitness curve and rule",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_arguments(parser, nargs="+")
     parser.add_argument("--out", default="discover_inspect", help="folder for the PNGs")

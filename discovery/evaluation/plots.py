@@ -8,8 +8,8 @@ Each function takes plain numpy data, draws one figure, writes it to `path` (ato
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,17 +29,33 @@ def curves_file(out: Path, task_label: str) -> Path:
     return Path(out) / f"curves_{task_file_name(task_label)}.png"
 
 
-def heatmaps_figure(path: Path, x: np.ndarray, y: np.ndarray, columns: Sequence[tuple[str, dict]],
-                    rows: Sequence[tuple[str, str, str]], x_label: str, y_label: str, title: str,
-                    x_mark: float = 0.0) -> Path:
+def heatmaps_figure(
+    path: Path,
+    x: np.ndarray,
+    y: np.ndarray,
+    columns: Sequence[tuple[str, dict]],
+    rows: Sequence[tuple[str, str, str]],
+    x_label: str,
+    y_label: str,
+    title: str,
+    x_mark: float = 0.0,
+) -> Path:
     """A grid of heatmaps: one column per source, one row per quantity, shared scale per row.
 
     x `[X]`, y `[Y]`; columns: [(column title, {row key: values `[Y, X]`})]; rows: [(row key,
-    colourbar label, "sequential" (from 0 when the row is >= 0) or "diverging" (symmetric))]. Dotted reference lines at x = x_mark and y = 0.
+    colourbar label, "sequential" (from 0 when the row is >= 0) or "diverging" (symmetric))].
+    Dotted reference lines at x = x_mark and y = 0.
     """
     n = len(columns)
-    fig, axes = plt.subplots(len(rows), n, figsize=(3.4 * n + 1.2, 3.2 * len(rows) + 0.4),
-                             squeeze=False, sharex=True, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(
+        len(rows),
+        n,
+        figsize=(3.4 * n + 1.2, 3.2 * len(rows) + 0.4),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        layout="constrained",
+    )
     extent = (x[0], x[-1], y[0], y[-1])
     for row, (key, label, kind) in enumerate(rows):
         values = [np.asarray(c[key], dtype=float) for _, c in columns]
@@ -106,8 +122,9 @@ def seed_curves_figure(path: Path, env_steps: np.ndarray, curves: np.ndarray, ti
     return save_figure(fig, path, dpi=120, bbox_inches=None)
 
 
-def learning_curves_figure(path: Path, title: str, env_steps: np.ndarray,
-                           curves: dict[str, np.ndarray], y_label: str) -> Path:
+def learning_curves_figure(
+    path: Path, title: str, env_steps: np.ndarray, curves: dict[str, np.ndarray], y_label: str
+) -> Path:
     """Mean over seeds (line) and its 95% bootstrap CI (band) of each rule's curves `[seeds, P]`."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, curve in curves.items():
@@ -160,9 +177,15 @@ def paired_figure(path: Path, groups: dict[str, list[dict]], title: str) -> Path
     """
     names = list(groups)
     height = sum(0.45 * len(groups[g]) + 0.7 for g in names)
-    fig, axes = plt.subplots(len(names), 2, figsize=(10, 0.6 + height), squeeze=False,
-                             sharex="col", layout="constrained",
-                             gridspec_kw={"height_ratios": [len(groups[g]) + 1 for g in names]})
+    fig, axes = plt.subplots(
+        len(names),
+        2,
+        figsize=(10, 0.6 + height),
+        squeeze=False,
+        sharex="col",
+        layout="constrained",
+        gridspec_kw={"height_ratios": [len(groups[g]) + 1 for g in names]},
+    )
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for row, group in enumerate(names):
         entries = groups[group]

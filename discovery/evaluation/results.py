@@ -18,23 +18,34 @@ from inner_algos.ppo import PPOConfig
 NORMALIZER = "ppo_clip"
 
 
-def task_results(curves: dict[str, np.ndarray], updates, per_update, in_training: bool | None,
-                 config: PPOConfig, task: Task, random_return: float) -> dict:
+def task_results(
+    curves: dict[str, np.ndarray],
+    updates,
+    per_update,
+    in_training: bool | None,
+    config: PPOConfig,
+    task: Task,
+    random_return: float,
+) -> dict:
     """Statistics of one task's curves `{label: [N, P+1]}` as a JSON-ready dict; scores are
     normalised between `random_return` (0) and PPO-clip's mean final return (1). Seeds whose
     curve holds NaN diverged: counted (`diverged`), left out of the statistics."""
     finals = {label: curve[np.all(np.isfinite(curve), axis=1), -1] for label, curve in curves.items()}
     initial = float(np.mean([c[:, 0] for c in curves.values()]))
-    reference = (float(np.mean(finals[NORMALIZER])) if NORMALIZER in curves and finals[NORMALIZER].size
-                 else math.nan)
+    reference = (
+        float(np.mean(finals[NORMALIZER])) if NORMALIZER in curves and finals[NORMALIZER].size else math.nan
+    )
     scale = reference - random_return
     normalizable = bool(scale > 1e-8)  # PPO-clip must beat the random agent (nan: False)
     per_rule = {}
     for label, curve in curves.items():
         final = finals[label]
-        entry = {"final_returns": curve[:, -1].tolist(), "curves": curve.tolist(),
-                 "diverged": int(curve.shape[0] - final.size),
-                 "final": stats.summarize(final) if final.size else None}
+        entry = {
+            "final_returns": curve[:, -1].tolist(),
+            "curves": curve.tolist(),
+            "diverged": int(curve.shape[0] - final.size),
+            "final": stats.summarize(final) if final.size else None,
+        }
         if normalizable and final.size:
             normalized = (final - random_return) / scale
             entry.update(normalized_scores=normalized.tolist(), normalized=stats.summarize(normalized))
@@ -69,8 +80,12 @@ def pooled(tasks: dict[str, dict]) -> dict[str, dict]:
 def comparisons(labels: list[str], baseline: list[bool]) -> list[tuple[str, str]]:
     """The (rule, baseline) pairs to compare, in order: every rule against every baseline, a
     baseline only against the baselines listed before it (no pair twice, mirrored)."""
-    return [(rule, base) for i, rule in enumerate(labels) for j, base in enumerate(labels)
-            if baseline[j] and i != j and not (baseline[i] and i < j)]
+    return [
+        (rule, base)
+        for i, rule in enumerate(labels)
+        for j, base in enumerate(labels)
+        if baseline[j] and i != j and not (baseline[i] and i < j)
+    ]
 
 
 def _finals(result: dict, label: str) -> np.ndarray:
@@ -117,8 +132,10 @@ def _no_verdict(result: dict, baseline: str, pairs: int) -> str | None:
     finals = _finals(result, baseline)
     mean = float(np.mean(finals[np.isfinite(finals)]))
     if not mean > result["random_return"]:
-        return (f"{baseline} does not beat the random agent (mean final return {mean:.4g} <= "
-                f"{result['random_return']:.4g}): raise --budget")
+        return (
+            f"{baseline} does not beat the random agent (mean final return {mean:.4g} <= "
+            f"{result['random_return']:.4g}): raise --budget"
+        )
     if pairs < stats.MIN_PAIRS:
         return f"{pairs} paired seeds; a verdict needs {stats.MIN_PAIRS} (raise --seeds)"
     return None
@@ -140,13 +157,22 @@ def paired_pooled(tasks: dict[str, dict], pairs: list[tuple[str, str]]) -> list[
                 names.append(name)
                 strata.append(d / _scale(result))
                 left_out += dropped
-        pooled = {"rule": rule, "baseline": base, "tasks": names,
-                  "pairs": int(sum(d.size for d in strata)), "left_out": left_out}
+        pooled = {
+            "rule": rule,
+            "baseline": base,
+            "tasks": names,
+            "pairs": int(sum(d.size for d in strata)),
+            "left_out": left_out,
+        }
         if strata:
             boot = stats.paired_bootstrap(strata)
-            pooled.update(normalized_difference=boot["difference"], p_improvement=boot["p_improvement"],
-                          verdict=stats.verdict(boot["difference"]["ci"]),
-                          detectable=stats.half_width(boot["difference"]["ci"]), no_verdict=None)
+            pooled.update(
+                normalized_difference=boot["difference"],
+                p_improvement=boot["p_improvement"],
+                verdict=stats.verdict(boot["difference"]["ci"]),
+                detectable=stats.half_width(boot["difference"]["ci"]),
+                no_verdict=None,
+            )
         else:
             pooled.update(verdict=None, no_verdict="no task has a verdict and normalised scores")
         out.append(pooled)
@@ -159,8 +185,14 @@ def score_matrix(tasks: dict[str, dict]) -> dict:
     {name: array[runs x tasks]} that rliable's aggregate functions take."""
     names = [name for name, r in tasks.items() if r["normalized"]]
     labels = list(next(iter(tasks.values()))["rules"]) if tasks else []
-    scores = {label: np.stack([(_finals(tasks[n], label) - tasks[n]["random_return"]) / _scale(tasks[n])
-                               for n in names], axis=1).tolist() if names else [] for label in labels}
+    scores = {
+        label: np.stack(
+            [(_finals(tasks[n], label) - tasks[n]["random_return"]) / _scale(tasks[n]) for n in names], axis=1
+        ).tolist()
+        if names
+        else []
+        for label in labels
+    }
     return {"tasks": names, "scores": scores}
 
 
@@ -190,8 +222,10 @@ def status(in_training: bool | None) -> str:
 
 
 def print_task(result: dict, seconds: float) -> None:
-    print(f"  {'rule':<28} {'mean [95% CI]':>26} {'IQM':>9} {'norm. IQM':>10} {'diverged':>9}"
-          f"   ({seconds:.0f} s)")
+    print(
+        f"  {'rule':<28} {'mean [95% CI]':>26} {'IQM':>9} {'norm. IQM':>10} {'diverged':>9}"
+        f"   ({seconds:.0f} s)"
+    )
     for label, e in result["rules"].items():
         seeds = f"{e['diverged']}/{len(e['final_returns'])}"
         if e["final"] is None:
@@ -199,8 +233,10 @@ def print_task(result: dict, seconds: float) -> None:
             continue
         mean = e["final"]["mean"]
         norm = e.get("normalized", {}).get("iqm", {}).get("value", math.nan)
-        print(f"  {label:<28} {mean['value']:>9.1f} [{mean['ci'][0]:>7.1f}, {mean['ci'][1]:>7.1f}]"
-              f" {e['final']['iqm']['value']:>9.1f} {norm:>10.2f} {seeds:>9}")
+        print(
+            f"  {label:<28} {mean['value']:>9.1f} [{mean['ci'][0]:>7.1f}, {mean['ci'][1]:>7.1f}]"
+            f" {e['final']['iqm']['value']:>9.1f} {norm:>10.2f} {seeds:>9}"
+        )
 
 
 def _interval(entry: dict | None, digits: int) -> str:
@@ -215,12 +251,19 @@ def print_paired(entries: list[dict], key: str = "difference", digits: int = 1) 
     """The paired comparisons (`paired_task` / `paired_pooled` entries), one line each: the
     paired difference `key` with its CI, P(rule > baseline) with its CI, the paired / all seeds
     and the verdict with the smallest detectable difference (the CI's half-width)."""
-    print(f"  {'paired: rule - baseline':<36} {'difference [95% CI]':>30} {'P(rule > base.) [95% CI]':>25}"
-          f" {'pairs':>6}   verdict (detectable +-)")
+    print(
+        f"  {'paired: rule - baseline':<36} {'difference [95% CI]':>30} {'P(rule > base.) [95% CI]':>25}"
+        f" {'pairs':>6}   verdict (detectable +-)"
+    )
     for e in entries:
-        verdict = (f"{e['verdict']} (+-{e['detectable']:.{digits}f})" if e["verdict"]
-                   else f"no verdict: {e['no_verdict']}")
+        verdict = (
+            f"{e['verdict']} (+-{e['detectable']:.{digits}f})"
+            if e["verdict"]
+            else f"no verdict: {e['no_verdict']}"
+        )
         name = f"{e['rule']} - {e['baseline']}"
         seeds = f"{e['pairs']}/{e['pairs'] + e['left_out']}"
-        print(f"  {name:<36} {_interval(e.get(key), digits):>30} {_interval(e.get('p_improvement'), 2):>25}"
-              f" {seeds:>6}   {verdict}")
+        print(
+            f"  {name:<36} {_interval(e.get(key), digits):>30} {_interval(e.get('p_improvement'), 2):>25}"
+            f" {seeds:>6}   {verdict}"
+        )

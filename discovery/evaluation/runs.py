@@ -38,8 +38,9 @@ class DriftSwitch(Rule):
     rules: tuple[Rule, ...] = ()
 
     def apply(self, meta_params, inputs):
-        branches = [lambda params, x, i=i, rule=rule: rule.apply(params[i], x)
-                    for i, rule in enumerate(self.rules)]
+        branches = [
+            lambda params, x, i=i, rule=rule: rule.apply(params[i], x) for i, rule in enumerate(self.rules)
+        ]
         return jax.lax.switch(meta_params["index"], branches, meta_params["params"], inputs)
 
 

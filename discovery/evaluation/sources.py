@@ -193,10 +193,17 @@ def resolve_source(text: str, generation: int | None = None, which: str = "mean"
 def add_source_arguments(parser, nargs=None) -> None:
     """Adds SOURCE (nargs as given), --generation and --which to an argparse parser."""
     parser.add_argument(
-        "source", nargs=nargs, metavar="SOURCE",
+        "source",
+        nargs=nargs,
+        metavar="SOURCE",
         help="exported rule (stem, .json or .npz), run directory, or RUN_DIR/checkpoints/<G>",
     )
-    parser.add_argument("--generation", type=int, default=None,
-                        help="generation to read from a run directory (default: newest intact)")
-    parser.add_argument("--which", choices=WHICH, default="mean",
-                        help="the ES mean or the best member seen (default: mean)")
+    parser.add_argument(
+        "--generation",
+        type=int,
+        default=None,
+        help="generation to read from a run directory (default: newest intact)",
+    )
+    parser.add_argument(
+        "--which", choices=WHICH, default="mean", help="the ES mean or the best member seen (default: mean)"
+    )

@@ -12,7 +12,7 @@ floor(n/4) values from each end (as `scipy.stats.trim_mean(x, 0.25)`).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -90,11 +90,13 @@ def stratified_bootstrap_ci(
         raise ValueError(f"confidence = {confidence!r} must be in (0, 1)")
     samples = [np.asarray(x, dtype=float) for x in samples]
     if not samples or any(x.ndim != 1 or x.size == 0 for x in samples):
-        raise ValueError(f"stratified_bootstrap_ci needs non-empty 1-D samples; got shapes "
-                         f"{[x.shape for x in samples]}")
+        raise ValueError(
+            f"stratified_bootstrap_ci needs non-empty 1-D samples; got shapes {[x.shape for x in samples]}"
+        )
     rng = np.random.default_rng(seed)
     resampled = np.concatenate(
-        [x[rng.integers(0, x.size, size=(num_resamples, x.size))] for x in samples], axis=1)
+        [x[rng.integers(0, x.size, size=(num_resamples, x.size))] for x in samples], axis=1
+    )
     values = np.stack([statistic(row) for row in resampled])  # [num_resamples]
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(values, [alpha, 1.0 - alpha], axis=0)
@@ -163,8 +165,9 @@ def probability_of_improvement(d: np.ndarray) -> np.ndarray:
     return mean(improvement(d))
 
 
-def paired_bootstrap(strata: list[np.ndarray], confidence: float = 0.95, num_resamples: int = 2000,
-                     seed: int = 0) -> dict[str, dict]:
+def paired_bootstrap(
+    strata: list[np.ndarray], confidence: float = 0.95, num_resamples: int = 2000, seed: int = 0
+) -> dict[str, dict]:
     """Paired difference and probability of improvement with percentile-bootstrap CIs.
 
     strata: the paired differences d `[n_t]` of each task (one stratum for a single task). The
@@ -178,8 +181,9 @@ def paired_bootstrap(strata: list[np.ndarray], confidence: float = 0.95, num_res
         raise ValueError(f"confidence = {confidence!r} must be in (0, 1)")
     strata = [np.asarray(d, dtype=float) for d in strata]
     if not strata or any(d.ndim != 1 or d.size == 0 for d in strata):
-        raise ValueError(f"paired_bootstrap needs non-empty 1-D differences; got shapes "
-                         f"{[d.shape for d in strata]}")
+        raise ValueError(
+            f"paired_bootstrap needs non-empty 1-D differences; got shapes {[d.shape for d in strata]}"
+        )
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, d.size, size=(num_resamples, d.size)) for d in strata]
     alpha = (1.0 - confidence) / 2.0

@@ -33,23 +33,33 @@ def parse_loggers(text: str) -> list[str]:
 def add_arguments(parser) -> None:
     """The tracker options of `discover eval`."""
     group = parser.add_argument_group("trackers (docs/tracking.md)")
-    group.add_argument("--loggers", default="", metavar="NAMES",
-                       help="also log the results to these trackers: tensorboard (OUT/tb), wandb "
-                            "(OUT/wandb), comma-separated (needs pip install -e '.[tracking]')")
+    group.add_argument(
+        "--loggers",
+        default="",
+        metavar="NAMES",
+        help="also log the results to these trackers: tensorboard (OUT/tb), wandb "
+        "(OUT/wandb), comma-separated (needs pip install -e '.[tracking]')",
+    )
     defaults = WandbSettings()
     for field in ("project", "entity", "group"):
-        group.add_argument(f"--wandb-{field}", default=getattr(defaults, field),
-                           help=f"wandb {field} (default {getattr(defaults, field)!r})")
-    group.add_argument("--wandb-mode", default=defaults.mode, choices=WANDB_MODES,
-                       help=f"offline: sync later with `wandb sync` (default {defaults.mode})")
+        group.add_argument(
+            f"--wandb-{field}",
+            default=getattr(defaults, field),
+            help=f"wandb {field} (default {getattr(defaults, field)!r})",
+        )
+    group.add_argument(
+        "--wandb-mode",
+        default=defaults.mode,
+        choices=WANDB_MODES,
+        help=f"offline: sync later with `wandb sync` (default {defaults.mode})",
+    )
 
 
 def wandb_settings(args) -> WandbSettings:
     return WandbSettings(args.wandb_project, args.wandb_entity, args.wandb_group, args.wandb_mode)
 
 
-def log_evaluation(names: list[str], out: Path, results: dict, manifest: dict,
-                   wandb: WandbSettings) -> None:
+def log_evaluation(names: list[str], out: Path, results: dict, manifest: dict, wandb: WandbSettings) -> None:
     """Logs `results` (results.json's content) with the PNGs in `out` to the trackers `names`;
     a tracker that fails is warned about and skipped (results.json and the PNGs stay)."""
     if not names:
@@ -65,14 +75,20 @@ def _log(trackers: Trackers, out: Path, results: dict) -> None:
     for task, result in results["tasks"].items():
         rows = [_row(label, entry) for label, entry in result["rules"].items()]
         trackers.call("table", f"{task}/table", TABLE_COLUMNS, rows, 0)
-        trackers.call("curves", f"{task}/return", result["env_steps"],
-                      {label: _mean_curve(entry["curves"]) for label, entry in result["rules"].items()},
-                      "env steps")
+        trackers.call(
+            "curves",
+            f"{task}/return",
+            result["env_steps"],
+            {label: _mean_curve(entry["curves"]) for label, entry in result["rules"].items()},
+            "env steps",
+        )
         png = curves_file(out, task)
         if png.is_file():
             trackers.call("image", f"{task}/curves", png, 0)
-    pooled = {f"pooled_normalized_iqm/{label}": s["iqm"]["value"]
-              for label, s in results["pooled_normalized"].items()}
+    pooled = {
+        f"pooled_normalized_iqm/{label}": s["iqm"]["value"]
+        for label, s in results["pooled_normalized"].items()
+    }
     if pooled:
         trackers.call("scalars", 0, pooled)
     if (out / "summary.png").is_file():
@@ -86,8 +102,14 @@ def _row(label: str, entry: dict) -> list:
         return [label, None, None, None, None, seeds]
     mean, iqm = entry["final"]["mean"], entry["final"]["iqm"]["value"]
     normalized = entry.get("normalized", {}).get("iqm", {}).get("value")
-    return [label, round(mean["value"], 3), f"[{mean['ci'][0]:.3g}, {mean['ci'][1]:.3g}]",
-            round(iqm, 3), None if normalized is None else round(normalized, 3), seeds]
+    return [
+        label,
+        round(mean["value"], 3),
+        f"[{mean['ci'][0]:.3g}, {mean['ci'][1]:.3g}]",
+        round(iqm, 3),
+        None if normalized is None else round(normalized, 3),
+        seeds,
+    ]
 
 
 def _mean_curve(curves: list) -> list[float]:

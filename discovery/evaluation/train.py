@@ -88,8 +88,11 @@ def main(args) -> int:
 
     meta_params = rule.init(jax.random.PRNGKey(settings.seed))
     total = ppo_config.num_updates * ppo_config.num_envs * ppo_config.rollout_length
-    print(f"training PPO with rule {rule.name!r} on {task.label}: {settings.seeds} seeds x "
-          f"{total * task.action_repeat:,} env steps (compiling first, ~10-60 s)", flush=True)
+    print(
+        f"training PPO with rule {rule.name!r} on {task.label}: {settings.seeds} seeds x "
+        f"{total * task.action_repeat:,} env steps (compiling first, ~10-60 s)",
+        flush=True,
+    )
     curves, eval_returns, wall, algo = run_training(
         task, ppo_config, rule, meta_params, settings.seeds, settings.seed
     )
@@ -98,15 +101,18 @@ def main(args) -> int:
     print(f"{'env steps':>12} {'mean return':>12}")
     for i in np.unique(np.linspace(0, len(env_steps) - 1, 11).astype(int)):
         print(f"{env_steps[i]:>12,} {mean_curve[i]:>12.1f}")
-    print("evaluation return per seed (deterministic, full episodes):",
-          ", ".join(f"{r:.1f}" for r in eval_returns))
+    print(
+        "evaluation return per seed (deterministic, full episodes):",
+        ", ".join(f"{r:.1f}" for r in eval_returns),
+    )
     steps_per_s = settings.seeds * env_steps[-1] / wall
     print(f"wall {wall:.1f} s (compile included), {steps_per_s:,.0f} env-steps/s")
 
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
-    seed_curves_figure(out / "learning_curve.png", env_steps, curves["episode_return"],
-                       f"PPO + {rule.name} on {task.label}")
+    seed_curves_figure(
+        out / "learning_curve.png", env_steps, curves["episode_return"], f"PPO + {rule.name} on {task.label}"
+    )
     results = {
         "task": dataclasses.asdict(task),
         "ppo": dataclasses.asdict(ppo_config),

@@ -8,10 +8,10 @@ completed generations, holding two items:
 Together they continue a job bit for bit. In a multi-process job (`discovery.job.distributed`) every
 process calls save and restore (orbax coordinates the writes; each process writes the pieces its
 devices hold, e.g. its share of a truncated estimator's persistent runs), and a state saved by
-N processes or devices restores into any number of them (laid out as the restore template is). Readers that only need the JSON
-(`read_run_info`, `available_steps`) never build the state. A missing, partial or corrupt step is reported by file
-name and skipped in favour of the newest intact one, with one short warning. A write that fails
-(a full disk) raises CheckpointWriteError naming the step; the steps before it stay intact.
+N processes or devices restores into any number of them (laid out as the restore template is).
+Readers that only need the JSON (`read_run_info`, `available_steps`) never build the state. A
+missing, partial or corrupt step is reported by file name and skipped in favour of the newest
+intact one, with one short warning. A write that fails (a full disk) raises CheckpointWriteError naming the step; the steps before it stay intact.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ TMP_MARK = ".orbax-checkpoint-tmp"  # orbax writes step G into `G.orbax-checkpoi
 
 class CheckpointWriteError(RuntimeError):
     """A checkpoint step could not be written (disk full, read-only, ...); older steps are intact."""
+
+
 INFO_KEYS = ("spec", "versions", "generation", "fitness_history", "wall_time", "env_steps")
 
 
@@ -109,12 +111,17 @@ class Checkpointer:
         """
         root = checkpoint_dir(self.run_dir)
         try:
-            faults.hit("checkpoint_write", step, root / str(step), under_way=lambda: any(
-                p.name.startswith(f"{step}{TMP_MARK}") for p in root.iterdir()))
+            faults.hit(
+                "checkpoint_write",
+                step,
+                root / str(step),
+                under_way=lambda: any(p.name.startswith(f"{step}{TMP_MARK}") for p in root.iterdir()),
+            )
             self.manager.save(
                 step,
-                args=ocp.args.Composite(**{STATE: ocp.args.StandardSave(state),
-                                           INFO: ocp.args.JsonSave(info)}),
+                args=ocp.args.Composite(
+                    **{STATE: ocp.args.StandardSave(state), INFO: ocp.args.JsonSave(info)}
+                ),
                 force=True,
             )
             self.manager.wait_until_finished()
@@ -148,8 +155,9 @@ class Checkpointer:
             return restored[STATE], info
         except Exception as err:  # orbax/tensorstore raise many types; name the step either way
             path = checkpoint_dir(self.run_dir) / str(step)
-            warnings.warn(f"checkpoint {path} cannot be restored ({_short(err)}); trying an older step",
-                          stacklevel=3)
+            warnings.warn(
+                f"checkpoint {path} cannot be restored ({_short(err)}); trying an older step", stacklevel=3
+            )
             if jax.process_index() == 0:  # one process renames; all skip the step
                 path.rename(path.with_name(f"{step}.corrupt-{time.time_ns()}"))
             self.manager.reload()
@@ -163,7 +171,7 @@ def _short(err: BaseException, limit: int = 200) -> str:
     """The first line of an error's message without tensorstore's JSON spec, cut to its last
     `limit` characters (tensorstore chains its drivers' messages, the cause last)."""
     text = (str(err).strip().splitlines() or [type(err).__name__])[0].split(" [tensorstore_spec")[0]
-    return text if len(text) <= limit else "..." + text[3 - limit:]
+    return text if len(text) <= limit else "..." + text[3 - limit :]
 
 
 @contextlib.contextmanager
@@ -173,8 +181,10 @@ def _quiet_closed_event_loops():
     previous = sys.unraisablehook
 
     def hook(unraisable):
-        if not (isinstance(unraisable.exc_value, RuntimeError)
-                and str(unraisable.exc_value) == "Event loop is closed"):
+        if not (
+            isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == "Event loop is closed"
+        ):
             previous(unraisable)
 
     sys.unraisablehook = hook

@@ -38,8 +38,7 @@ class ProgressBar:
         from tqdm import tqdm
 
         self.evaluate_mean = evaluate_mean
-        self.bar = tqdm(total=total, initial=generation, unit="gen", disable=not enabled,
-                        dynamic_ncols=True)
+        self.bar = tqdm(total=total, initial=generation, unit="gen", disable=not enabled, dynamic_ncols=True)
 
     def __call__(self, record: dict, state) -> None:
         del state
@@ -86,8 +85,15 @@ def postfix(record: dict, evaluate_mean: bool) -> str:
     return " ".join(parts)
 
 
-def print_header(spec, devices: int, steps_per_generation: int, generation: int,
-                 compile_s: float | None, enabled: bool, fitness_doc: str) -> None:
+def print_header(
+    spec,
+    devices: int,
+    steps_per_generation: int,
+    generation: int,
+    compile_s: float | None,
+    enabled: bool,
+    fitness_doc: str,
+) -> None:
     """What the job runs, where, what its fitness is, and how long compiling took (None: nothing
     left to run)."""
     if not enabled:
@@ -102,7 +108,8 @@ def print_header(spec, devices: int, steps_per_generation: int, generation: int,
         + f"  fitness: {fitness_doc}\n"
         + f"  {steps_per_generation:,} env steps per generation; "
         + (f"compiled in {compile_s:.1f} s" if compile_s is not None else "nothing left to run"),
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
 
 
@@ -113,33 +120,52 @@ def print_end(spec, history: list, stopped: bool, progress: bool, primary: bool)
     if generation >= spec.job.generations and history and progress:
         last = history[-1]
         mean = f", ES mean {fmt(last['mean_fitness'])}" if spec.job.evaluate_mean else ""
-        print(f"done: {generation} generations in {run_dir}; best member {fmt(last['best_so_far'])}"
-              f"{mean}; rules in {run_dir / 'rules'}, curve in "
-              f"{run_dir / PLOT_FILE}. More generations: `discover resume {run_dir} "
-              f"--set job.generations=N`", file=sys.stderr)
+        print(
+            f"done: {generation} generations in {run_dir}; best member {fmt(last['best_so_far'])}"
+            f"{mean}; rules in {run_dir / 'rules'}, curve in "
+            f"{run_dir / PLOT_FILE}. More generations: `discover resume {run_dir} "
+            f"--set job.generations=N`",
+            file=sys.stderr,
+        )
     if stopped and primary:
         saved = f"saved generation {generation}" if generation else "nothing to save yet"
-        print(f"interrupted: {saved} in {run_dir}; continue with `discover resume {run_dir}`",
-              file=sys.stderr)
+        print(
+            f"interrupted: {saved} in {run_dir}; continue with `discover resume {run_dir}`", file=sys.stderr
+        )
 
 
 def warn_device_change(saved: int, devices: int, generation: int) -> None:
-    print(f"warning: this run was checkpointed on {saved} device(s) and resumes on {devices}: "
-          f"from generation {generation + 1} on its numbers differ slightly from an "
-          f"uninterrupted run on {saved} (reductions are summed in another order); "
-          f"recorded in {METRICS_FILE}", file=sys.stderr, flush=True)
+    print(
+        f"warning: this run was checkpointed on {saved} device(s) and resumes on {devices}: "
+        f"from generation {generation + 1} on its numbers differ slightly from an "
+        f"uninterrupted run on {saved} (reductions are summed in another order); "
+        f"recorded in {METRICS_FILE}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def announce_reexport(generation: int) -> None:
-    print(f"generation {generation}'s rules were not exported (the job stopped between its "
-          f"checkpoint and its export); exporting them now", file=sys.stderr, flush=True)
+    print(
+        f"generation {generation}'s rules were not exported (the job stopped between its "
+        f"checkpoint and its export); exporting them now",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def announce_baselines(objective, num_tasks: int) -> None:
-    print(f"measuring baselines: {objective.baseline_rule} on {num_tasks} task(s) x "
-          f"{objective.baseline_seeds} seeds", file=sys.stderr, flush=True)
+    print(
+        f"measuring baselines: {objective.baseline_rule} on {num_tasks} task(s) x "
+        f"{objective.baseline_seeds} seeds",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def announce_random_scores(episodes: int, num_tasks: int) -> None:
-    print(f"measuring the random agent (the paired scale): {num_tasks} task(s) x {episodes} "
-          f"episodes", file=sys.stderr, flush=True)
+    print(
+        f"measuring the random agent (the paired scale): {num_tasks} task(s) x {episodes} episodes",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -30,8 +30,11 @@ import os
 import sys
 
 FAULT_TIMEOUT = 60
-FLAG_ENV = (("coordinator", "DISCOVER_COORDINATOR"), ("num_processes", "DISCOVER_NUM_PROCESSES"),
-            ("process_id", "DISCOVER_PROCESS_ID"))
+FLAG_ENV = (
+    ("coordinator", "DISCOVER_COORDINATOR"),
+    ("num_processes", "DISCOVER_NUM_PROCESSES"),
+    ("process_id", "DISCOVER_PROCESS_ID"),
+)
 CLUSTER_SIZE_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
 
 
@@ -48,14 +51,24 @@ class Settings:
 def add_arguments(parser) -> None:
     """The multi-process flags of `run` and `resume`."""
     group = parser.add_argument_group("many processes (docs/scale-out.md)")
-    group.add_argument("--processes", type=int, default=1, metavar="N",
-                       help="start N local processes that run the job together (default 1)")
-    group.add_argument("--coordinator", metavar="HOST:PORT",
-                       help="address of process 0's coordinator (env DISCOVER_COORDINATOR)")
-    group.add_argument("--num-processes", type=int, metavar="N",
-                       help="processes in the job (env DISCOVER_NUM_PROCESSES)")
-    group.add_argument("--process-id", type=int, metavar="I",
-                       help="this process's index, 0..N-1 (env DISCOVER_PROCESS_ID)")
+    group.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="start N local processes that run the job together (default 1)",
+    )
+    group.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="address of process 0's coordinator (env DISCOVER_COORDINATOR)",
+    )
+    group.add_argument(
+        "--num-processes", type=int, metavar="N", help="processes in the job (env DISCOVER_NUM_PROCESSES)"
+    )
+    group.add_argument(
+        "--process-id", type=int, metavar="I", help="this process's index, 0..N-1 (env DISCOVER_PROCESS_ID)"
+    )
 
 
 def settings(args, environ=os.environ) -> Settings | None:
@@ -80,8 +93,7 @@ def settings(args, environ=os.environ) -> Settings | None:
             raise ValueError(f"a multi-process job needs {', '.join(missing)} as well")
         count, index = int(given["num_processes"]), int(given["process_id"])
         if count < 1 or not 0 <= index < count:
-            raise ValueError(f"--process-id {index} must be in 0..{count - 1} "
-                             f"(--num-processes {count})")
+            raise ValueError(f"--process-id {index} must be in 0..{count - 1} (--num-processes {count})")
         return Settings(str(given["coordinator"]), count, index, timeout)
     if any(int(environ.get(name, "1") or 1) > 1 for name in CLUSTER_SIZE_ENV):
         return Settings(fault_timeout=timeout)
@@ -127,10 +139,14 @@ def session(config: Settings | None):
         yield
     except jax.errors.JaxRuntimeError as err:
         first_line = str(err).strip().splitlines()[0]
-        print(f"discover: process {jax.process_index()} of {jax.process_count()} stopped: "
-              f"{first_line}. A failed collective means another process died or became "
-              f"unreachable (see its output). Continue from the last checkpoint with `discover "
-              f"resume RUN_DIR` (any number of processes).", file=sys.stderr, flush=True)
+        print(
+            f"discover: process {jax.process_index()} of {jax.process_count()} stopped: "
+            f"{first_line}. A failed collective means another process died or became "
+            f"unreachable (see its output). Continue from the last checkpoint with `discover "
+            f"resume RUN_DIR` (any number of processes).",
+            file=sys.stderr,
+            flush=True,
+        )
         os._exit(1)  # skips jax.distributed's shutdown barrier, which the dead peer never reaches
 
 
@@ -168,4 +184,6 @@ def replicate(tree, sharding):
         sharding = jax.tree.map(lambda _: sharding, host)
     return jax.tree.map(
         lambda x, s: jax.make_array_from_callback(np.shape(x), s, lambda index: np.asarray(x)[index]),
-        host, sharding)
+        host,
+        sharding,
+    )

@@ -24,11 +24,20 @@ import os
 import signal
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 VARIABLE = "DISCOVER_FAULT"
-POINTS = ("startup", "compile", "mid_generation", "checkpoint_write", "after_checkpoint", "plot",
-          "tensorboard", "wandb", "eval_task")
+POINTS = (
+    "startup",
+    "compile",
+    "mid_generation",
+    "checkpoint_write",
+    "after_checkpoint",
+    "plot",
+    "tensorboard",
+    "wandb",
+    "eval_task",
+)
 ACTIONS = ("kill", "sigint", "sigterm", "enospc")
 
 
@@ -37,16 +46,23 @@ def _faults() -> list[tuple[str, int, str]]:
     faults = []
     for item in filter(None, os.environ.get(VARIABLE, "").split(",")):
         parts = item.strip().split(":")
-        if len(parts) not in (2, 3) or parts[0] not in POINTS or not parts[1].isdigit() or (
-                len(parts) == 3 and parts[2] not in ACTIONS):
-            raise ValueError(f"{VARIABLE} = {item!r} must be POINT:GENERATION[:ACTION] with POINT in "
-                             f"{', '.join(POINTS)} and ACTION in {', '.join(ACTIONS)}")
+        if (
+            len(parts) not in (2, 3)
+            or parts[0] not in POINTS
+            or not parts[1].isdigit()
+            or (len(parts) == 3 and parts[2] not in ACTIONS)
+        ):
+            raise ValueError(
+                f"{VARIABLE} = {item!r} must be POINT:GENERATION[:ACTION] with POINT in "
+                f"{', '.join(POINTS)} and ACTION in {', '.join(ACTIONS)}"
+            )
         faults.append((parts[0], int(parts[1]), parts[2] if len(parts) == 3 else "kill"))
     return faults
 
 
-def hit(point: str, generation: int, path: object = None,
-        under_way: Callable[[], bool] | None = None) -> None:
+def hit(
+    point: str, generation: int, path: object = None, under_way: Callable[[], bool] | None = None
+) -> None:
     """Performs the fault DISCOVER_FAULT sets at (point, generation), if any.
 
     path: the file or directory written at this point (the filename of an injected OSError).

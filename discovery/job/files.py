@@ -13,8 +13,9 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +23,18 @@ from discovery.job import faults
 from discovery.spec import SpecError, dump_toml, respell_spec
 
 SPEC_FILE, METRICS_FILE, PLOT_FILE = "spec.toml", "metrics.jsonl", "fitness.png"
-RESUMABLE = ("job.generations", "job.run_dir", "job.watchdog", "job.watchdog_min_seconds",
-             "job.max_nonfinite_generations", "job.loggers", "job.wandb.project", "job.wandb.entity",
-             "job.wandb.group", "job.wandb.mode")
+RESUMABLE = (
+    "job.generations",
+    "job.run_dir",
+    "job.watchdog",
+    "job.watchdog_min_seconds",
+    "job.max_nonfinite_generations",
+    "job.loggers",
+    "job.wandb.project",
+    "job.wandb.entity",
+    "job.wandb.group",
+    "job.wandb.mode",
+)
 
 
 class JobFailed(RuntimeError):
@@ -58,8 +68,10 @@ def check_run_dir(path: Path) -> None:
         where = "is a file" if existing == path else f"is under {existing}, which is a file"
         raise SpecError(f"job.run_dir = {str(path)!r} {where}; choose a directory (new or a run's)")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise SpecError(f"job.run_dir = {str(path)!r} cannot be written: {existing} is read-only or "
-                        f"not writable by this user; choose another job.run_dir")
+        raise SpecError(
+            f"job.run_dir = {str(path)!r} cannot be written: {existing} is read-only or "
+            f"not writable by this user; choose another job.run_dir"
+        )
 
 
 def flatten(table: dict, prefix: str = "") -> dict[str, Any]:
@@ -139,8 +151,10 @@ class RunFiles:
             self.ckpt.save(generation, state, info)
         except CheckpointWriteError as err:
             kept = "no earlier checkpoint" if previous is None else f"checkpoint {previous} is intact"
-            raise JobFailed(f"{err}; {kept}. Free space (or fix the directory) and continue with "
-                            f"`discover resume {self.run_dir}`") from err
+            raise JobFailed(
+                f"{err}; {kept}. Free space (or fix the directory) and continue with "
+                f"`discover resume {self.run_dir}`"
+            ) from err
         self.export(state, info)
 
     def export(self, state, info: dict) -> None:
@@ -158,7 +172,8 @@ class RunFiles:
             raise JobFailed(
                 f"cannot write {err.filename or self.run_dir}: {err.strerror or err}; checkpoint "
                 f"{generation} is saved and intact, and `discover resume {self.run_dir}` exports "
-                f"its rules and plot once there is room") from err
+                f"its rules and plot once there is room"
+            ) from err
 
     def _write_exports(self, params: dict, info: dict) -> None:
         from discovery.figures import fitness_figure, fitness_series, reliability_series
@@ -178,12 +193,22 @@ class RunFiles:
         faults.hit("plot", generation, run_dir / PLOT_FILE)
         history = info["fitness_history"]
         reliability = reliability_series(history)
-        fitness_figure(run_dir / PLOT_FILE, {self.title: fitness_series(history)},
-                       {self.title: reliability} if reliability else None, RELIABILITY_FLOOR)
+        fitness_figure(
+            run_dir / PLOT_FILE,
+            {self.title: fitness_series(history)},
+            {self.title: reliability} if reliability else None,
+            RELIABILITY_FLOOR,
+        )
         for kind, fitness in (("mean", last["mean_fitness"]), ("best", last["best_so_far"])):
             for stem in (f"gen_{generation:06d}_{kind}", f"latest_{kind}"):  # latest last: `exported`
-                save_rule(run_dir / "rules" / stem, self.rule, params[kind], kind=kind,
-                          fitness=fitness, **provenance)
+                save_rule(
+                    run_dir / "rules" / stem,
+                    self.rule,
+                    params[kind],
+                    kind=kind,
+                    fitness=fitness,
+                    **provenance,
+                )
 
 
 def exported(run_dir: Path, generation: int) -> bool:
@@ -191,8 +216,11 @@ def exported(run_dir: Path, generation: int) -> bool:
     and latest_{mean,best} readable with headers at G (`RunFiles` writes them in that order,
     each rule's .npz before its .json)."""
     rules = run_dir / "rules"
-    stems = [rules / f"{prefix}_{kind}" for prefix in (f"gen_{generation:06d}", "latest")
-             for kind in ("mean", "best")]
+    stems = [
+        rules / f"{prefix}_{kind}"
+        for prefix in (f"gen_{generation:06d}", "latest")
+        for kind in ("mean", "best")
+    ]
     for stem in stems:
         try:
             header = json.loads(stem.with_suffix(".json").read_text())

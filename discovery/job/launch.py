@@ -30,8 +30,11 @@ POLL_SECONDS = 0.2
 def launches(argv: list[str]) -> bool:
     """True if the command line `argv` asks for the local launcher (`--processes N`, N > 1)."""
     for i, arg in enumerate(argv):
-        value = arg.partition("=")[2] if arg.startswith("--processes=") else (
-            argv[i + 1] if arg == "--processes" and i + 1 < len(argv) else None)
+        value = (
+            arg.partition("=")[2]
+            if arg.startswith("--processes=")
+            else (argv[i + 1] if arg == "--processes" and i + 1 < len(argv) else None)
+        )
         if value is not None:
             return value.strip().isdigit() and int(value) > 1
     return False
@@ -51,8 +54,12 @@ def free_port() -> int:
 
 def child_environment(index: int, processes: int, port: int, environ=os.environ) -> dict:
     """The environment of child `index`: the launcher's plus the multi-process settings."""
-    env = {**environ, "DISCOVER_COORDINATOR": f"127.0.0.1:{port}",
-           "DISCOVER_NUM_PROCESSES": str(processes), "DISCOVER_PROCESS_ID": str(index)}
+    env = {
+        **environ,
+        "DISCOVER_COORDINATOR": f"127.0.0.1:{port}",
+        "DISCOVER_NUM_PROCESSES": str(processes),
+        "DISCOVER_PROCESS_ID": str(index),
+    }
     if "xla_force_host_platform_device_count" not in env.get("XLA_FLAGS", ""):
         env.setdefault("DISCOVER_HOST_DEVICES", str(max(1, (os.cpu_count() or 1) // processes)))
     return env
@@ -65,8 +72,11 @@ def launch_local(command: list[str], processes: int) -> int:
     """
     port = free_port()
     children = [
-        subprocess.Popen([sys.executable, "-m", "discovery.cli", *command],
-                         env=child_environment(i, processes, port), start_new_session=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "discovery.cli", *command],
+            env=child_environment(i, processes, port),
+            start_new_session=True,
+        )
         for i in range(processes)
     ]
 
@@ -105,10 +115,13 @@ def _watch(children: list[subprocess.Popen]) -> int:
                 child.kill()
             for child in alive:
                 child.wait()
-            print(f"discover: process {index} of {len(children)} {_describe(code)}; stopped "
-                  f"the other {len(alive)} process(es). The job continues from its last "
-                  f"checkpoint with `discover resume RUN_DIR` (any --processes).",
-                  file=sys.stderr, flush=True)
+            print(
+                f"discover: process {index} of {len(children)} {_describe(code)}; stopped "
+                f"the other {len(alive)} process(es). The job continues from its last "
+                f"checkpoint with `discover resume RUN_DIR` (any --processes).",
+                file=sys.stderr,
+                flush=True,
+            )
             return 128 - code if code < 0 else code
         if all(code is not None for code in codes):
             return max(codes)

@@ -36,8 +36,9 @@ import secrets
 import shutil
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from discovery.job import faults
 from discovery.spec import JobSettings, WandbSettings
@@ -99,8 +100,12 @@ class TensorBoardTracker:
         from tensorboardX.proto.summary_pb2 import Summary
 
         faults.hit("tensorboard", step, self.directory)
-        self._write(step, summary=Summary(
-            value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()]))
+        self._write(
+            step,
+            summary=Summary(
+                value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()]
+            ),
+        )
 
     def config(self, config: dict) -> None:
         """The run's config (a job's resolved spec, an evaluation's manifest) as the text
@@ -115,8 +120,7 @@ class TensorBoardTracker:
     def table(self, tag: str, columns: list[str], rows: list[list], step: int = 0) -> None:
         self.text(tag, markdown_table(columns, rows), step)
 
-    def curves(self, tag: str, steps: list[int], series: dict[str, list[float]],
-               x_name: str) -> None:
+    def curves(self, tag: str, steps: list[int], series: dict[str, list[float]], x_name: str) -> None:
         """One scalar curve per series, `tag/label`, at the given steps (x_name: what they count)."""
         del x_name
         for label, values in series.items():
@@ -148,18 +152,35 @@ class WandbTracker:
 
     name = "wandb"
 
-    def __init__(self, directory: Path, settings: WandbSettings, name: str, config: dict,
-                 run_id: str, job_type: str = "discovery"):
+    def __init__(
+        self,
+        directory: Path,
+        settings: WandbSettings,
+        name: str,
+        config: dict,
+        run_id: str,
+        job_type: str = "discovery",
+    ):
         import wandb
 
         directory.mkdir(parents=True, exist_ok=True)
         self._wandb = wandb
         self.run = wandb.init(
-            project=settings.project, entity=settings.entity or None, group=settings.group or None,
-            name=name, id=run_id, resume="allow", dir=str(directory), mode=settings.mode,
-            config=config, job_type=job_type, reinit="create_new",
-            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
-                                    disable_git=True, save_code=False))
+            project=settings.project,
+            entity=settings.entity or None,
+            group=settings.group or None,
+            name=name,
+            id=run_id,
+            resume="allow",
+            dir=str(directory),
+            mode=settings.mode,
+            config=config,
+            job_type=job_type,
+            reinit="create_new",
+            settings=wandb.Settings(
+                silent=True, console="off", x_disable_stats=True, disable_git=True, save_code=False
+            ),
+        )
 
     def holds_through(self) -> int:
         """The newest step the run holds for sure: an online run resumed from the server knows
@@ -177,13 +198,16 @@ class WandbTracker:
     def table(self, tag: str, columns: list[str], rows: list[list], step: int = 0) -> None:
         self.run.log({tag: self._wandb.Table(columns=columns, data=rows)}, step=step)
 
-    def curves(self, tag: str, steps: list[int], series: dict[str, list[float]],
-               x_name: str) -> None:
+    def curves(self, tag: str, steps: list[int], series: dict[str, list[float]], x_name: str) -> None:
         """A line chart of every series against `steps` (wandb steps only rise, so the curves
         of several tasks are charts, not scalars)."""
         chart = self._wandb.plot.line_series(
-            xs=[list(steps)] * len(series), ys=[list(v) for v in series.values()],
-            keys=list(series), title=tag, xname=x_name)
+            xs=[list(steps)] * len(series),
+            ys=[list(v) for v in series.values()],
+            keys=list(series),
+            title=tag,
+            xname=x_name,
+        )
         self.run.log({tag: chart}, step=0)
 
     def image(self, tag: str, png: Path, step: int = 0) -> None:
@@ -225,9 +249,13 @@ class Trackers:
         """Warns that `tracker` failed with `err` and stops using it."""
         if tracker in self.active:
             self.active.remove(tracker)
-        warnings.warn(f"the {tracker.name} logger failed ({type(err).__name__}: {err}); going on "
-                      f"without it (a job's metrics.jsonl holds every record, and `discover resume` "
-                      f"logs what the tracker missed)", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"the {tracker.name} logger failed ({type(err).__name__}: {err}); going on "
+            f"without it (a job's metrics.jsonl holds every record, and `discover resume` "
+            f"logs what the tracker missed)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         try:
             tracker.close()
         except Exception:  # already failing: its close may fail too
@@ -243,8 +271,9 @@ def new_run_id() -> str:
     return secrets.token_hex(6)
 
 
-def open_trackers(names: Iterable[str], directory: Path, wandb: WandbSettings, name: str,
-                  config: dict, job_type: str) -> Trackers:
+def open_trackers(
+    names: Iterable[str], directory: Path, wandb: WandbSettings, name: str, config: dict, job_type: str
+) -> Trackers:
     """Fresh trackers for `discover eval` (TensorBoard in directory/tb, hiding what an earlier
     evaluation logged there; wandb: a new run under directory); one that fails to start is
     warned about and left out."""
@@ -256,8 +285,12 @@ def open_trackers(names: Iterable[str], directory: Path, wandb: WandbSettings, n
             else:
                 tracker = WandbTracker(directory, wandb, name, config, new_run_id(), job_type)
         except Exception as err:
-            warnings.warn(f"the {tracker_name} logger could not start ({type(err).__name__}: "
-                          f"{err}); going on without it", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"the {tracker_name} logger could not start ({type(err).__name__}: "
+                f"{err}); going on without it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             continue
         trackers.active.append(tracker)
         trackers.call_one(tracker, "config", config)
@@ -272,8 +305,9 @@ class JobTrackers:
     whether this process logs (the others get an empty, silent callback).
     """
 
-    def __init__(self, run_dir: Path, settings: JobSettings, config: dict, history: list,
-                 primary: bool = True):
+    def __init__(
+        self, run_dir: Path, settings: JobSettings, config: dict, history: list, primary: bool = True
+    ):
         self.run_dir = Path(run_dir)
         self.trackers = Trackers()
         names = [n for n in settings.loggers if n in TRACKERS] if primary else []
@@ -296,13 +330,15 @@ class JobTrackers:
                 if "id" not in entry:  # kept before the run starts, so a killed job resumes it
                     entry["id"] = new_run_id()
                     self._save_state()
-                tracker = WandbTracker(self.run_dir, settings.wandb, settings.name, config,
-                                       entry["id"])
+                tracker = WandbTracker(self.run_dir, settings.wandb, settings.name, config, entry["id"])
                 logged = tracker.holds_through()
         except Exception as err:
-            warnings.warn(f"the {name} logger could not start ({type(err).__name__}: {err}); the "
-                          f"job goes on without it, and `discover resume` tries again",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"the {name} logger could not start ({type(err).__name__}: {err}); the "
+                f"job goes on without it, and `discover resume` tries again",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             return
         entry["logged"] = logged
         self.trackers.active.append(tracker)
@@ -314,7 +350,8 @@ class JobTrackers:
         """The record to `tracker`, unless it holds that generation already."""
         generation, entry = record["generation"], self.state[tracker.name]
         if generation > entry["logged"] and self.trackers.call_one(
-                tracker, "scalars", generation, scalars(record)):
+            tracker, "scalars", generation, scalars(record)
+        ):
             entry["logged"] = generation
 
     def __call__(self, record: dict, state) -> None:
@@ -328,8 +365,11 @@ class JobTrackers:
     def exported(self, generation: int) -> None:
         """The rules exported with the checkpoint of `generation`, to the trackers that keep files."""
         rules = self.run_dir / "rules"
-        paths = [rules / f"gen_{generation:06d}_{kind}{suffix}"
-                 for kind in ("mean", "best") for suffix in (".json", ".npz")]
+        paths = [
+            rules / f"gen_{generation:06d}_{kind}{suffix}"
+            for kind in ("mean", "best")
+            for suffix in (".json", ".npz")
+        ]
         self.trackers.call("files", paths, self.run_dir)
 
     def close(self) -> None:
@@ -343,8 +383,12 @@ class JobTrackers:
             os.replace(tmp, self.run_dir / STATE_FILE)
         except OSError as err:
             if not self._state_failed:
-                warnings.warn(f"cannot write {self.run_dir / STATE_FILE} ({err}); a resume may log "
-                              f"some generations to the trackers twice", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"cannot write {self.run_dir / STATE_FILE} ({err}); a resume may log "
+                    f"some generations to the trackers twice",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             self._state_failed = True
 
 

@@ -23,13 +23,12 @@ def finite(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def generation_record(generation, metrics, seconds, wall, env_steps, steps_per_generation,
-                      labels) -> dict:
+def generation_record(generation, metrics, seconds, wall, env_steps, steps_per_generation, labels) -> dict:
     """One metrics.jsonl line from the meta-optimizer's metrics (host numpy); non-finite
     numbers become null. labels: the task labels, in the spec's order."""
     fitness = np.asarray(metrics["fitness"], np.float64)
     finite_fitness = fitness[np.isfinite(fitness)]
-    stats = (lambda f: finite(f(finite_fitness)) if finite_fitness.size else None)
+    stats = lambda f: finite(f(finite_fitness)) if finite_fitness.size else None
     used = metrics.get("task_indices", range(len(labels)))
     record = {
         "generation": generation,
@@ -60,18 +59,25 @@ def generation_record(generation, metrics, seconds, wall, env_steps, steps_per_g
 
 def _per_label(scores, labels) -> dict:
     """{label: finite mean of scores[t]} of per-task scores `[T, ...]`; null where none is finite."""
-    return {label: finite(np.nanmean(np.where(np.isfinite(col), col, np.nan)))
-            if np.isfinite(col).any() else None for label, col in zip(labels, scores)}
+    return {
+        label: finite(np.nanmean(np.where(np.isfinite(col), col, np.nan))) if np.isfinite(col).any() else None
+        for label, col in zip(labels, scores)
+    }
 
 
 RELIABILITY_FLOOR = 0.2  # a fitness ranking this unreliable is mostly seed noise
 RELIABILITY_PATIENCE = 5  # generations in a row below the floor before the job warns
-RELIABILITY_KEYS = ("job.seeds_per_member", "meta_optimizer.sigma_init", "ppo.num_updates",
-                    "job.tasks_per_generation")
+RELIABILITY_KEYS = (
+    "job.seeds_per_member",
+    "meta_optimizer.sigma_init",
+    "ppo.num_updates",
+    "job.tasks_per_generation",
+)
 
 
-def unreliable(history: list, floor: float = RELIABILITY_FLOOR,
-               patience: int = RELIABILITY_PATIENCE) -> str | None:
+def unreliable(
+    history: list, floor: float = RELIABILITY_FLOOR, patience: int = RELIABILITY_PATIENCE
+) -> str | None:
     """The warning for a job whose fitness_reliability was below `floor` in each of the last
     `patience` generations (a null or absent value ends the streak), else None."""
     streak = []
@@ -83,12 +89,14 @@ def unreliable(history: list, floor: float = RELIABILITY_FLOOR,
     if len(streak) < patience:
         return None
     last = history[-1]["generation"]
-    return (f"the fitness ranking is mostly seed noise: its split-half reliability stayed below "
-            f"{floor:g} for {len(streak)} generations ({last - len(streak) + 1}-{last}; mean "
-            f"{np.mean(streak):.2f}), so ES follows luck more than the rule. Raise it with more "
-            f"seeds per member ({RELIABILITY_KEYS[0]}), larger perturbations "
-            f"({RELIABILITY_KEYS[1]}), a longer lifetime ({RELIABILITY_KEYS[2]}) or more tasks per "
-            f"generation ({RELIABILITY_KEYS[3]})")
+    return (
+        f"the fitness ranking is mostly seed noise: its split-half reliability stayed below "
+        f"{floor:g} for {len(streak)} generations ({last - len(streak) + 1}-{last}; mean "
+        f"{np.mean(streak):.2f}), so ES follows luck more than the rule. Raise it with more "
+        f"seeds per member ({RELIABILITY_KEYS[0]}), larger perturbations "
+        f"({RELIABILITY_KEYS[1]}), a longer lifetime ({RELIABILITY_KEYS[2]}) or more tasks per "
+        f"generation ({RELIABILITY_KEYS[3]})"
+    )
 
 
 def diverged(history: list, limit: int) -> str | None:
@@ -102,11 +110,13 @@ def diverged(history: list, limit: int) -> str | None:
     if not limit or streak < limit:
         return None
     last = history[-1]["generation"]
-    return (f"every member's fitness was non-finite in the last {streak} generations "
-            f"({last - streak + 1}-{last}): the inner runs diverge. Likely causes: ppo.learning_rate "
-            f"too large, the search step too large (meta_optimizer.sigma_init, or its learning_rate), "
-            f"or rewards on a large scale (tasks[].reward_scale, ppo.normalize_rewards). Generation {last} "
-            f"is saved; job.max_nonfinite_generations = 0 never stops")
+    return (
+        f"every member's fitness was non-finite in the last {streak} generations "
+        f"({last - streak + 1}-{last}): the inner runs diverge. Likely causes: ppo.learning_rate "
+        f"too large, the search step too large (meta_optimizer.sigma_init, or its learning_rate), "
+        f"or rewards on a large scale (tasks[].reward_scale, ppo.normalize_rewards). Generation {last} "
+        f"is saved; job.max_nonfinite_generations = 0 never stops"
+    )
 
 
 def device_change(info: dict, devices: int, generation: int) -> dict | None:

@@ -25,19 +25,16 @@ import dataclasses
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
-from discovery.job import distributed
-from discovery.job import faults
 from discovery.job import console as job_console
+from discovery.job import distributed, faults, launch, loggers, watchdog
 from discovery.job import files as job_files
 from discovery.job import records as job_records
-from discovery.job import launch
-from discovery.job import loggers
-from discovery.job import watchdog
 from discovery.job.files import SPEC_FILE, JobFailed
 from discovery.job.signals import StopFlag
 from discovery.spec import (
@@ -79,19 +76,21 @@ def main_run(args) -> int:
         return launch.launch_local(["run", args.spec, *launch.set_flags(args.set)], args.processes)
     table = load_toml(args.spec)
     if not table:
-        raise SpecError(f"run spec {args.spec} is empty; a discovery spec needs [[tasks]] and "
-                        f"[rule] at least (runs/quickstart.toml shows every key)")
+        raise SpecError(
+            f"run spec {args.spec} is empty; a discovery spec needs [[tasks]] and "
+            f"[rule] at least (runs/quickstart.toml shows every key)"
+        )
     return run_from_cli(apply_overrides(table, args.set), args)
 
 
 def main_resume(args) -> int:
     if args.processes > 1:
-        return launch.launch_local(["resume", args.run_dir, *launch.set_flags(args.set)],
-                                   args.processes)
+        return launch.launch_local(["resume", args.run_dir, *launch.set_flags(args.set)], args.processes)
     run_dir = Path(args.run_dir)
     if not (run_dir / SPEC_FILE).exists():
-        raise SpecError(f"{run_dir} is not a run directory: it holds no {SPEC_FILE}; start a job "
-                        f"with `discover run SPEC`")
+        raise SpecError(
+            f"{run_dir} is not a run directory: it holds no {SPEC_FILE}; start a job with `discover run SPEC`"
+        )
     table = apply_overrides(load_toml(run_dir / SPEC_FILE), args.set)
     table.setdefault("job", {})["run_dir"] = str(run_dir)
     return run_from_cli(table, args)
@@ -159,7 +158,9 @@ def run_job(table: dict, progress: bool = True, callbacks: Iterable[Callback] = 
         run_dir = spec.job.directory
         raise JobInterrupted(
             f"interrupted before saving the current generation; {run_dir} keeps its newest "
-            f"checkpoint, continue with `discover resume {run_dir}`", stop.signum) from None
+            f"checkpoint, continue with `discover resume {run_dir}`",
+            stop.signum,
+        ) from None
     finally:
         stop.restore()
 
@@ -207,12 +208,18 @@ class Job:
         self.baselines = self._baselines(saved_info, k_baseline)
         self.random_scores = self._random_scores(saved_info, k_baseline)
         self.problem = Problem(
-            spec.rule, spec.tasks, spec.ppo, spec.meta_objective, spec.job.seeds_per_member,
-            self.baselines, spec.job.population_batch, spec.job.evaluate_mean,
-            tasks_per_generation=spec.job.tasks_per_generation, random_scores=self.random_scores,
+            spec.rule,
+            spec.tasks,
+            spec.ppo,
+            spec.meta_objective,
+            spec.job.seeds_per_member,
+            self.baselines,
+            spec.job.population_batch,
+            spec.job.evaluate_mean,
+            tasks_per_generation=spec.job.tasks_per_generation,
+            random_scores=self.random_scores,
         )
-        self.optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options,
-                                             self.problem)
+        self.optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, self.problem)
         if saved_spec is not None:
             job_files.check_resumed_spec(self.run_dir, saved_spec, self.spec.table)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -251,10 +258,10 @@ class Job:
         if saved_info is not None and saved_info.get("random_scores") is not None:
             return np.asarray(saved_info["random_scores"], np.float32)
         if self.primary:
-            job_console.announce_random_scores(objective.baseline_seeds * spec.ppo.eval_envs,
-                                               len(spec.tasks))
-        scores = measure_random_scores(spec.tasks, spec.ppo, objective,
-                                       jax.random.fold_in(key, len(spec.tasks)))
+            job_console.announce_random_scores(objective.baseline_seeds * spec.ppo.eval_envs, len(spec.tasks))
+        scores = measure_random_scores(
+            spec.tasks, spec.ppo, objective, jax.random.fold_in(key, len(spec.tasks))
+        )
         try:
             check_paired_scale(self.baselines, scores, [t.label for t in spec.tasks])
         except ValueError as err:
@@ -296,16 +303,22 @@ class Job:
         spec, optimizer = self.spec, self.optimizer
         self.steps_per_generation = optimizer.env_steps_per_step
         self.common = {
-            "spec": self.spec.table, "versions": package_versions(),
+            "spec": self.spec.table,
+            "versions": package_versions(),
             "baselines": None if self.baselines is None else [float(b) for b in self.baselines],
-            "random_scores": (None if self.random_scores is None
-                              else [float(r) for r in self.random_scores]),
+            "random_scores": (None if self.random_scores is None else [float(r) for r in self.random_scores]),
             "devices": self.problem.num_devices,
             "fitness": optimizer.fitness_doc,  # what metrics.jsonl's fitness_* and best_so_far are
         }
         self.files = job_files.RunFiles(
-            self.run_dir, self.ckpt, spec.rule, spec.job.name, [t.label for t in spec.tasks],
-            optimizer.params, self.primary)
+            self.run_dir,
+            self.ckpt,
+            spec.rule,
+            spec.job.name,
+            [t.label for t in spec.tasks],
+            optimizer.params,
+            self.primary,
+        )
 
     def _resumed(self, state, info: dict) -> None:
         """After a restore: note a device-count change, redo the checkpoint's missing export."""
@@ -329,28 +342,45 @@ class Job:
 
         step, compile_seconds = self._compile(state)
         generation = len(self.history)
-        job_console.print_header(self.spec, self.problem.num_devices, self.steps_per_generation,
-                                 generation, compile_seconds, self.progress,
-                                 self.optimizer.fitness_doc)
-        self._watch = watchdog.JobWatchdog(self.run_dir, self.spec.job.watchdog,
-                                           self.spec.job.watchdog_min_seconds, generation)
+        job_console.print_header(
+            self.spec,
+            self.problem.num_devices,
+            self.steps_per_generation,
+            generation,
+            compile_seconds,
+            self.progress,
+            self.optimizer.fitness_doc,
+        )
+        self._watch = watchdog.JobWatchdog(
+            self.run_dir, self.spec.job.watchdog, self.spec.job.watchdog_min_seconds, generation
+        )
         self.stopping = distributed.any_process(self.stop.raised)  # all stop at the same generation
-        self.trackers = loggers.JobTrackers(self.run_dir, self.spec.job, self.spec.table,
-                                            self.history, self.primary)
-        bar = job_console.ProgressBar(generation, self.spec.job.generations,
-                                      self.spec.job.evaluate_mean, self.progress)
+        self.trackers = loggers.JobTrackers(
+            self.run_dir, self.spec.job, self.spec.table, self.history, self.primary
+        )
+        bar = job_console.ProgressBar(
+            generation, self.spec.job.generations, self.spec.job.evaluate_mean, self.progress
+        )
         alarm = job_console.ReliabilityAlarm(self.history, self.primary)
         try:
             state = self._generations(
-                step, state, [self._log, self.trackers, bar, alarm, self._checkpoint, *callbacks])
+                step, state, [self._log, self.trackers, bar, alarm, self._checkpoint, *callbacks]
+            )
         finally:
             bar.close()
             self.ckpt.close()
             self.trackers.close()
         job_console.print_end(self.spec, self.history, self.stopping, self.progress, self.primary)
-        return JobResult(self.run_dir, len(self.history), self.history,
-                         jax.device_get(self.optimizer.params(state)), self.traces,
-                         compile_seconds, self.stopping, self.stop.signum if self.stopping else None)
+        return JobResult(
+            self.run_dir,
+            len(self.history),
+            self.history,
+            jax.device_get(self.optimizer.params(state)),
+            self.traces,
+            compile_seconds,
+            self.stopping,
+            self.stop.signum if self.stopping else None,
+        )
 
     def _compile(self, state):
         """(the compiled step, seconds) or (None, None) when the job has no generation left."""
@@ -364,8 +394,13 @@ class Job:
         faults.hit("compile", 0)
         if len(self.history) >= self.spec.job.generations:  # nothing to compile for a finished job
             return None, None
-        step = jax.jit(traced_step, in_shardings=(self._sharding,),
-                       out_shardings=(self._sharding, self._replicated)).lower(state).compile()
+        step = (
+            jax.jit(
+                traced_step, in_shardings=(self._sharding,), out_shardings=(self._sharding, self._replicated)
+            )
+            .lower(state)
+            .compile()
+        )
         return step, time.perf_counter() - start
 
     def _generations(self, step, state, callbacks: list):
@@ -395,9 +430,14 @@ class Job:
             metrics = jax.device_get(metrics)
         seconds = time.perf_counter() - t0
         record = job_records.generation_record(
-            generation, metrics, seconds, previous["wall_time"] + seconds,
-            previous["env_steps"] + self.steps_per_generation, self.steps_per_generation,
-            [t.label for t in self.spec.tasks])
+            generation,
+            metrics,
+            seconds,
+            previous["wall_time"] + seconds,
+            previous["env_steps"] + self.steps_per_generation,
+            self.steps_per_generation,
+            [t.label for t in self.spec.tasks],
+        )
         record["devices"] = self.common["devices"]
         if self.device_change is not None:
             record["device_change"], self.device_change = self.device_change, None
@@ -413,10 +453,19 @@ class Job:
         """Callback: a checkpoint with its exports every job.checkpoint_every generations, at
         the last one, and when stopping (a signal, or divergence); a signal waits for it."""
         generation, job = record["generation"], self.spec.job
-        if (generation % job.checkpoint_every == 0 or generation == job.generations
-                or self.stopping or self.failure):
-            info = {**self.common, "generation": generation, "fitness_history": self.history,
-                    "wall_time": record["wall_time"], "env_steps": record["env_steps"]}
+        if (
+            generation % job.checkpoint_every == 0
+            or generation == job.generations
+            or self.stopping
+            or self.failure
+        ):
+            info = {
+                **self.common,
+                "generation": generation,
+                "fitness_history": self.history,
+                "wall_time": record["wall_time"],
+                "env_steps": record["env_steps"],
+            }
             with self.stop.saving():
                 self.files.save(state, info)
             self._watch.saved = generation
@@ -430,8 +479,7 @@ def _check_start(spec: JobSpec) -> dict | None:
     a spec.toml without one (a start that failed) is started afresh."""
     import jax
 
-    from discovery.job import checkpoint
-    from discovery.job import memory
+    from discovery.job import checkpoint, memory
 
     run_dir = spec.job.directory
     job_files.check_run_dir(run_dir)
@@ -439,4 +487,3 @@ def _check_start(spec: JobSpec) -> dict | None:
     if (run_dir / SPEC_FILE).is_file() and checkpoint.available_steps(run_dir):
         return load_toml(run_dir / SPEC_FILE)
     return None
-

@@ -17,20 +17,30 @@ class StopFlag:
         self.raised = False
         self.signum = int(signal.SIGINT)  # the first signal received
         self._saving = False
-        self._previous = ({sig: signal.signal(sig, self._handle)
-                           for sig in (signal.SIGINT, signal.SIGTERM)} if install else {})
+        self._previous = (
+            {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+            if install
+            else {}
+        )
 
     def _handle(self, signum, frame):
         del frame
         name = signal.Signals(signum).name
         if self._saving:
-            print(f"\nreceived {name} while saving: the save finishes first, then the job stops",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\nreceived {name} while saving: the save finishes first, then the job stops",
+                file=sys.stderr,
+                flush=True,
+            )
         elif self.raised:  # a second signal: stop now
             raise KeyboardInterrupt
         else:
-            print(f"\nreceived {name}: finishing this generation (or compiling) and saving; a "
-                  f"second signal stops at once without saving it", file=sys.stderr, flush=True)
+            print(
+                f"\nreceived {name}: finishing this generation (or compiling) and saving; a "
+                f"second signal stops at once without saving it",
+                file=sys.stderr,
+                flush=True,
+            )
         if not self.raised:
             self.raised, self.signum = True, int(signum)
 

@@ -27,8 +27,8 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 EXIT_CODE = 75  # EX_TEMPFAIL (sysexits.h): a temporary failure, retrying may succeed
 GRACE_SECONDS = 60.0
@@ -52,9 +52,10 @@ def time_limit(previous: Sequence[float], factor: float, min_seconds: float) -> 
     if not previous:
         return Limit(factor * min_seconds, f"{factor:g} x {min_seconds:g} s: no earlier timing")
     median = statistics.median(previous)
-    return Limit(max(min_seconds, factor * median),
-                 f"{factor:g} x the median {median:.2f} s of {len(previous)} earlier, "
-                 f"at least {min_seconds:g} s")
+    return Limit(
+        max(min_seconds, factor * median),
+        f"{factor:g} x the median {median:.2f} s of {len(previous)} earlier, at least {min_seconds:g} s",
+    )
 
 
 class Watchdog:
@@ -122,16 +123,20 @@ class JobWatchdog(Watchdog):
         """Guards generation `number`; previous: the durations of the earlier generations [s]."""
         run_dir = self.directory
         if self.saved:
-            advice = (f"The last checkpoint (generation {self.saved}) in {run_dir} is intact; "
-                      f"continue with `discover resume {run_dir}`.")
+            advice = (
+                f"The last checkpoint (generation {self.saved}) in {run_dir} is intact; "
+                f"continue with `discover resume {run_dir}`."
+            )
         else:
-            advice = (f"No checkpoint was saved yet: `discover resume {run_dir}` starts from "
-                      f"generation 1.")
-        advice += (" If generations really take this long, raise the limit with --set "
-                   "job.watchdog=FACTOR or job.watchdog_min_seconds=S (job.watchdog=0 turns it off).")
+            advice = f"No checkpoint was saved yet: `discover resume {run_dir}` starts from generation 1."
+        advice += (
+            " If generations really take this long, raise the limit with --set "
+            "job.watchdog=FACTOR or job.watchdog_min_seconds=S (job.watchdog=0 turns it off)."
+        )
         limit = time_limit(previous, self.factor, self.min_seconds)
-        return self.guard(f"generation {number}", limit,
-                          "waiting for the compiled generation step to return", advice)
+        return self.guard(
+            f"generation {number}", limit, "waiting for the compiled generation step to return", advice
+        )
 
 
 class EvalWatchdog(Watchdog):
@@ -143,9 +148,15 @@ class EvalWatchdog(Watchdog):
 
     def task(self, label: str, previous: Sequence[float]):
         """Guards the evaluation of task `label`; previous: the earlier tasks' durations [s]."""
-        advice = ("The tasks finished before it are kept in the output folder's tasks/; run the same "
-                  "command again to continue from this task. If a task really takes this long, raise "
-                  "the limit with "
-                  "--watchdog FACTOR or --watchdog-min-seconds S (--watchdog 0 turns it off).")
-        return self.guard(f"task {label}", time_limit(previous, self.factor, self.min_seconds),
-                          "waiting for its compiled training runs to return", advice)
+        advice = (
+            "The tasks finished before it are kept in the output folder's tasks/; run the same "
+            "command again to continue from this task. If a task really takes this long, raise "
+            "the limit with "
+            "--watchdog FACTOR or --watchdog-min-seconds S (--watchdog 0 turns it off)."
+        )
+        return self.guard(
+            f"task {label}",
+            time_limit(previous, self.factor, self.min_seconds),
+            "waiting for its compiled training runs to return",
+            advice,
+        )

@@ -12,9 +12,21 @@ Importing an estimator's module registers it; add new estimators to the import l
 
 from discovery.meta_opt import es, metagrad, online_metagrad, pes  # noqa: F401  (register them)
 from discovery.meta_opt.base import (
-    META_OPTIMIZERS, METRIC_KEYS, MetaOptimizer, make_meta_optimizer, parse_options, register,
+    META_OPTIMIZERS,
+    METRIC_KEYS,
+    MetaOptimizer,
+    make_meta_optimizer,
+    parse_options,
+    register,
     validate_options,
 )
 
-__all__ = ["META_OPTIMIZERS", "METRIC_KEYS", "MetaOptimizer", "make_meta_optimizer", "parse_options",
-           "register", "validate_options"]
+__all__ = [
+    "META_OPTIMIZERS",
+    "METRIC_KEYS",
+    "MetaOptimizer",
+    "make_meta_optimizer",
+    "parse_options",
+    "register",
+    "validate_options",
+]

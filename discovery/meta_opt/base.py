@@ -42,7 +42,8 @@ vector of meta-parameters).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -56,8 +57,16 @@ from meta_objectives import rank_last
 
 RUNS_AXIS = "pop"  # the mesh axis that population members and persistent runs are laid over
 METRIC_KEYS = ("fitness", "task_scores", "num_nonfinite", "mean_fitness", "best_fitness")
-OPTIONAL_METRIC_KEYS = ("task_indices", "sigma", "grad_norm", "grad_finite", "nonfinite_pairs",
-                        "hyperparams", "fitness_reliability", "baseline_scores")
+OPTIONAL_METRIC_KEYS = (
+    "task_indices",
+    "sigma",
+    "grad_norm",
+    "grad_finite",
+    "nonfinite_pairs",
+    "hyperparams",
+    "fitness_reliability",
+    "baseline_scores",
+)
 
 
 class MetaOptimizer(NamedTuple):
@@ -160,9 +169,11 @@ def make_meta_optimizer(name: str, options, problem) -> MetaOptimizer:
     _known(name)
     cls = _OPTIONS[name][0]
     if not isinstance(options, cls):
-        raise TypeError(f"make_meta_optimizer({name!r}, ...) takes options of type "
-                        f"{cls.__name__}, got {type(options).__name__}; build them with "
-                        f"parse_options({name!r}, table)")
+        raise TypeError(
+            f"make_meta_optimizer({name!r}, ...) takes options of type "
+            f"{cls.__name__}, got {type(options).__name__}; build them with "
+            f"parse_options({name!r}, table)"
+        )
     return META_OPTIMIZERS[name](options, problem)
 
 
@@ -172,6 +183,7 @@ def strong_types(tree):
 
 
 # ---- the truncated-step contract --------------------------------------------------------------
+
 
 class Unrolled(NamedTuple):
     """What `TruncatedStep.unroll` produced over K steps of N runs.
@@ -219,6 +231,7 @@ class Estimator(NamedTuple):
 
 # ---- persistent runs over devices --------------------------------------------------------------
 
+
 def pad_leading(tree, multiple: int):
     """Every leaf `[N, ...]` -> `[N + pad, ...]`, N + pad the next multiple of `multiple`, the
     padding copies of entry 0 (their results are dropped or weighted 0 by the callers)."""
@@ -249,8 +262,11 @@ def unroll_over_devices(unroll: Callable, mesh: Mesh | None) -> Callable:
     def laid_out(thetas, state):
         size = thetas.shape[0]
         new, unrolled = sharded(*pad_leading((thetas, state), mesh.size))
-        cut = Unrolled(None if unrolled.losses is None else unrolled.losses[:, :size],
-                       unrolled.done[:, :size], unrolled.scores[:size])
+        cut = Unrolled(
+            None if unrolled.losses is None else unrolled.losses[:, :size],
+            unrolled.done[:, :size],
+            unrolled.scores[:size],
+        )
         return jax.tree.map(lambda x: x[:size], new), cut
 
     return laid_out
@@ -277,6 +293,7 @@ def metagrad_estimator(step: TruncatedStep, num_runs: int, mesh: Mesh | None = N
 
     def local(theta, runs, keys, weights):
         """(grad `[D]`, loss `[]`, runs, scores `[n]`) of n runs; weights `[n]` or None (mean)."""
+
         def loss(theta):
             new, unrolled = step.unroll(theta, runs)
             losses = step.meta_loss(theta, new, keys)
@@ -293,12 +310,12 @@ def metagrad_estimator(step: TruncatedStep, num_runs: int, mesh: Mesh | None = N
             grad, value, runs, scores = local(theta, state.runs, keys, None)
         else:
             runs_spec, shared = PartitionSpec(RUNS_AXIS), PartitionSpec()
-            sharded = over_devices(local, mesh, (shared, runs_spec, runs_spec, runs_spec),
-                                   (shared, shared, runs_spec, runs_spec))
+            sharded = over_devices(
+                local, mesh, (shared, runs_spec, runs_spec, runs_spec), (shared, shared, runs_spec, runs_spec)
+            )
             padded = num_runs + -num_runs % mesh.size
             weights = jnp.where(jnp.arange(padded) < num_runs, 1.0 / num_runs, 0.0)
-            grad, value, runs, scores = sharded(theta, *pad_leading((state.runs, keys), mesh.size),
-                                                weights)
+            grad, value, runs, scores = sharded(theta, *pad_leading((state.runs, keys), mesh.size), weights)
             runs, scores = jax.tree.map(lambda x: x[:num_runs], (runs, scores))
         metrics = {"scores": scores, "meta_loss": value}
         return grad, MetaGradState(jax.lax.stop_gradient(runs)), metrics
@@ -307,6 +324,7 @@ def metagrad_estimator(step: TruncatedStep, num_runs: int, mesh: Mesh | None = N
 
 
 # ---- gradient estimators as meta-optimizers ---------------------------------------------------
+
 
 @struct.dataclass
 class GradientState:
@@ -319,8 +337,9 @@ class GradientState:
     best_fitness: jax.Array
 
 
-def gradient_meta_optimizer(problem: TruncatedProblem, opts, make_estimator: Callable,
-                            rollouts_per_step: int, fitness_doc: str) -> MetaOptimizer:
+def gradient_meta_optimizer(
+    problem: TruncatedProblem, opts, make_estimator: Callable, rollouts_per_step: int, fitness_doc: str
+) -> MetaOptimizer:
     """MetaOptimizer from a per-task estimator factory and an Adam outer update.
 
     opts: has `init_seed` and `learning_rate`. make_estimator(t, algo, unravel, dim) -> the
@@ -373,8 +392,15 @@ def gradient_meta_optimizer(problem: TruncatedProblem, opts, make_estimator: Cal
         return {"mean": meta, "best": meta}
 
     env_steps = rollouts_per_step * sum(algo.env_steps_per_update for algo in problem.algos)
-    return MetaOptimizer(init, step, params, opts, env_steps, fitness_doc,
-                         lambda state: runs_sharding(state, problem.mesh, problem.runs_mesh is not None))
+    return MetaOptimizer(
+        init,
+        step,
+        params,
+        opts,
+        env_steps,
+        fitness_doc,
+        lambda state: runs_sharding(state, problem.mesh, problem.runs_mesh is not None),
+    )
 
 
 def runs_sharding(state: GradientState, mesh: Mesh, split_runs: bool = True):
@@ -390,6 +416,8 @@ def runs_sharding(state: GradientState, mesh: Mesh, split_runs: bool = True):
     def run_leaf(x):
         return split if x.shape[0] % mesh.size == 0 else replicated
 
-    estimators = tuple(sharding.replace(runs=jax.tree.map(run_leaf, est.runs))
-                       for sharding, est in zip(out.estimators, state.estimators))
+    estimators = tuple(
+        sharding.replace(runs=jax.tree.map(run_leaf, est.runs))
+        for sharding, est in zip(out.estimators, state.estimators)
+    )
     return out.replace(estimators=estimators)

@@ -24,7 +24,12 @@ from flax import struct
 
 from discovery.meta_opt.base import LifetimeProblem, MetaOptimizer, register, strong_types
 from inner_algos.config_checks import (
-    NON_NEGATIVE, POSITIVE, UNIT_OPEN_CLOSED, Interval, OneOf, check_fields,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT_OPEN_CLOSED,
+    Interval,
+    OneOf,
+    check_fields,
 )
 from meta_objectives import rank_last, split_half_reliability, z_score_shaping
 
@@ -32,13 +37,17 @@ STRATEGIES = ("open_es", "cma_es", "sep_cma_es", "snes", "pgpe")
 _EVEN_POPULATION = ("open_es", "pgpe")
 FITNESS_SHAPINGS = ("centered_rank", "z_score")
 _SHAPED = ("open_es", "pgpe")  # strategies whose update takes a fitness-shaping function
-FITNESS_DOC = ("meta-objective score of each population member over whole lifetimes: mean over "
-               "the generation's tasks and seeds of its (baseline-normalised, when so configured) "
-               "score; higher is better")
-PAIRED_FITNESS_DOC = ("each population member's improvement over the baseline rule trained on the "
-                      "same task draws and seeds in the same generation, per task in units of the "
-                      "baseline's gain over the random agent, mean over tasks and seeds: 0 = as "
-                      "good as the baseline, > 0 better; higher is better")
+FITNESS_DOC = (
+    "meta-objective score of each population member over whole lifetimes: mean over "
+    "the generation's tasks and seeds of its (baseline-normalised, when so configured) "
+    "score; higher is better"
+)
+PAIRED_FITNESS_DOC = (
+    "each population member's improvement over the baseline rule trained on the "
+    "same task draws and seeds in the same generation, per task in units of the "
+    "baseline's gain over the random agent, mean over tasks and seeds: 0 = as "
+    "good as the baseline, > 0 better; higher is better"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +75,19 @@ class ESOptions:
     init_seed: int = 0
 
     def __post_init__(self):
-        check_fields(self, "meta_optimizer", strategy=OneOf(STRATEGIES), population_size=Interval(2),
-                     fitness_shaping=OneOf(FITNESS_SHAPINGS), sigma_init=POSITIVE,
-                     learning_rate=POSITIVE, sigma_decay=UNIT_OPEN_CLOSED, lr_decay=UNIT_OPEN_CLOSED,
-                     sigma_limit=NON_NEGATIVE, lr_limit=NON_NEGATIVE)
+        check_fields(
+            self,
+            "meta_optimizer",
+            strategy=OneOf(STRATEGIES),
+            population_size=Interval(2),
+            fitness_shaping=OneOf(FITNESS_SHAPINGS),
+            sigma_init=POSITIVE,
+            learning_rate=POSITIVE,
+            sigma_decay=UNIT_OPEN_CLOSED,
+            lr_decay=UNIT_OPEN_CLOSED,
+            sigma_limit=NON_NEGATIVE,
+            lr_limit=NON_NEGATIVE,
+        )
         if self.strategy in _EVEN_POPULATION and self.population_size % 2:
             raise ValueError(
                 f"meta_optimizer.population_size = {self.population_size} must be even for "
@@ -114,8 +132,7 @@ def _strategy(opts: ESOptions, solution):
     from evosax.core.optimizer import clipup
 
     pop = opts.population_size
-    shaping = (_z_score if opts.fitness_shaping == "z_score"
-               else centered_rank_fitness_shaping_fn)
+    shaping = _z_score if opts.fitness_shaping == "z_score" else centered_rank_fitness_shaping_fn
     if opts.strategy == "open_es":
         es = Open_ES(
             pop,
@@ -127,8 +144,12 @@ def _strategy(opts: ESOptions, solution):
         )
         return es, es.default_params
     if opts.strategy == "pgpe":
-        es = PGPE(pop, solution, optimizer=clipup(opts.learning_rate, 2 * opts.learning_rate),
-                  fitness_shaping_fn=shaping)
+        es = PGPE(
+            pop,
+            solution,
+            optimizer=clipup(opts.learning_rate, 2 * opts.learning_rate),
+            fitness_shaping_fn=shaping,
+        )
     else:
         es = {"cma_es": CMA_ES, "sep_cma_es": Sep_CMA_ES, "snes": SNES}[opts.strategy](pop, solution)
     return es, es.default_params.replace(std_init=jnp.asarray(opts.sigma_init))

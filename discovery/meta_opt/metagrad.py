@@ -28,9 +28,11 @@ from discovery.meta_opt.truncated_ppo import SegmentOptions, check_segments, ppo
 from inner_algos.config_checks import Interval, OneOf, check_fields
 from meta_objectives.meta_losses import META_LOSSES
 
-FITNESS_DOC = ("learning-curve area of each of the num_runs persistent runs over this step's "
-               "segment (mean over its K updates of the latest ended episodes' return), averaged "
-               "over tasks, not baseline-normalised; higher is better")
+FITNESS_DOC = (
+    "learning-curve area of each of the num_runs persistent runs over this step's "
+    "segment (mean over its K updates of the latest ended episodes' return), averaged "
+    "over tasks, not baseline-normalised; higher is better"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,14 +57,21 @@ def _metagrad_meta_optimizer(problem, opts: MetaGradOptions) -> MetaOptimizer:
 
     def make_estimator(t, algo, unravel, dim):
         del dim
-        step = ppo_truncated_step(algo, opts.schedule(algo.config.num_updates), opts.unroll_length,
-                                  unravel, problem.objective, meta_loss=opts.meta_loss,
-                                  remat=opts.remat)
+        step = ppo_truncated_step(
+            algo,
+            opts.schedule(algo.config.num_updates),
+            opts.unroll_length,
+            unravel,
+            problem.objective,
+            meta_loss=opts.meta_loss,
+            remat=opts.remat,
+        )
         return metagrad_estimator(step, opts.num_runs, problem.runs_mesh)
 
     # each run advances unroll_length updates, then one fresh rollout scores the meta-loss
-    return gradient_meta_optimizer(problem, opts, make_estimator,
-                                   opts.num_runs * (opts.unroll_length + 1), FITNESS_DOC)
+    return gradient_meta_optimizer(
+        problem, opts, make_estimator, opts.num_runs * (opts.unroll_length + 1), FITNESS_DOC
+    )
 
 
 @register("metagrad", MetaGradOptions, check_segments)

@@ -16,8 +16,8 @@ sample), so every inner update costs two rollouts of env steps.
 
 This is the truncated meta-gradient (`base.metagrad_estimator` over `truncated_ppo.ppo_truncated_step`)
 with K = 1 inner update, one run per task, no staggering, and `updates_per_step` meta-updates per
-outer step (a `lax.scan` of the shared Adam adapter `base.gradient_meta_optimizer`). When a lifetime of ppo.num_updates
-updates ends, a fresh agent starts and eta carries on.
+outer step (a `lax.scan` of the shared Adam adapter `base.gradient_meta_optimizer`). When a
+lifetime of ppo.num_updates updates ends, a fresh agent starts and eta carries on.
 
 What is stopped (see also inner_algos.ppo.make_ppo):
 - both rollouts run on stop_gradient(params): environment dynamics, sampled actions, behaviour
@@ -37,7 +37,11 @@ import jax
 import jax.numpy as jnp
 
 from discovery.meta_opt.base import (
-    Estimator, MetaOptimizer, gradient_meta_optimizer, metagrad_estimator, register,
+    Estimator,
+    MetaOptimizer,
+    gradient_meta_optimizer,
+    metagrad_estimator,
+    register,
 )
 from discovery.meta_opt.truncated_ppo import TruncationSchedule, ppo_truncated_step
 from inner_algos.config_checks import POSITIVE, Interval, OneOf, check_fields
@@ -45,9 +49,11 @@ from inner_algos.ppo import lifetime_fraction
 from meta_objectives import rank_last
 from meta_objectives.meta_losses import META_LOSSES
 
-FITNESS_DOC = ("learning-curve value of the one lifetime (the latest ended episodes' return at "
-               "each inner update), averaged over tasks and over this step's updates_per_step "
-               "updates (NaN-mean), not baseline-normalised; higher is better")
+FITNESS_DOC = (
+    "learning-curve value of the one lifetime (the latest ended episodes' return at "
+    "each inner update), averaged over tasks and over this step's updates_per_step "
+    "updates (NaN-mean), not baseline-normalised; higher is better"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +71,13 @@ class OnlineMetaGradOptions:
     init_seed: int = 0
 
     def __post_init__(self):
-        check_fields(self, "meta_optimizer", updates_per_step=Interval(1),
-                     meta_loss=OneOf(META_LOSSES), learning_rate=POSITIVE)
+        check_fields(
+            self,
+            "meta_optimizer",
+            updates_per_step=Interval(1),
+            meta_loss=OneOf(META_LOSSES),
+            learning_rate=POSITIVE,
+        )
 
     @property
     def population_size(self) -> int:
@@ -94,12 +105,15 @@ def _online_meta_optimizer(problem, opts: OnlineMetaGradOptions) -> MetaOptimize
     rule = problem.rule
     # one inner update: its own rollout plus the next batch's rollout for the meta-loss
     inner = gradient_meta_optimizer(
-        problem, opts, lambda t, algo, unravel, dim: online_metagrad_estimator(
-            algo, opts, unravel, problem.objective), 2, FITNESS_DOC)
+        problem,
+        opts,
+        lambda t, algo, unravel, dim: online_metagrad_estimator(algo, opts, unravel, problem.objective),
+        2,
+        FITNESS_DOC,
+    )
 
     def step(state):
-        state, stacked = jax.lax.scan(lambda s, _: inner.step(s), state, None,
-                                      length=opts.updates_per_step)
+        state, stacked = jax.lax.scan(lambda s, _: inner.step(s), state, None, length=opts.updates_per_step)
         fitness = jnp.nanmean(stacked["fitness"], axis=0)
         run = jax.tree.map(lambda x: x[0], state.estimators[0].runs.inner)
         hp = rule.apply(inner.params(state)["mean"], lifetime_fraction(run))
@@ -115,9 +129,15 @@ def _online_meta_optimizer(problem, opts: OnlineMetaGradOptions) -> MetaOptimize
         }
         return state, metrics
 
-    return MetaOptimizer(inner.init, step, inner.params, opts,
-                         opts.updates_per_step * inner.env_steps_per_step, FITNESS_DOC,
-                         inner.state_sharding)
+    return MetaOptimizer(
+        inner.init,
+        step,
+        inner.params,
+        opts,
+        opts.updates_per_step * inner.env_steps_per_step,
+        FITNESS_DOC,
+        inner.state_sharding,
+    )
 
 
 def check_rule(opts: OnlineMetaGradOptions, rule, ppo, objective) -> None:

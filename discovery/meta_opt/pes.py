@@ -31,15 +31,22 @@ from flax import struct
 from jax.sharding import Mesh
 
 from discovery.meta_opt.base import (
-    Estimator, MetaOptimizer, TruncatedStep, gradient_meta_optimizer, register, unroll_over_devices,
+    Estimator,
+    MetaOptimizer,
+    TruncatedStep,
+    gradient_meta_optimizer,
+    register,
+    unroll_over_devices,
 )
 from discovery.meta_opt.truncated_ppo import SegmentOptions, ppo_truncated_step
 from inner_algos.config_checks import POSITIVE, Interval, check_fields
 from meta_objectives import SEGMENT_KINDS, task_scale
 
-FITNESS_DOC = ("learning-curve area of each of the 2 x num_pairs perturbed runs over this step's "
-               "segment (mean over its K updates of the latest ended episodes' return), averaged "
-               "over tasks, not baseline-normalised; higher is better")
+FITNESS_DOC = (
+    "learning-curve area of each of the 2 x num_pairs perturbed runs over this step's "
+    "segment (mean over its K updates of the latest ended episodes' return), averaged "
+    "over tasks, not baseline-normalised; higher is better"
+)
 
 
 @struct.dataclass
@@ -50,8 +57,14 @@ class PESState:
     xi: jax.Array
 
 
-def pes_estimator(step: TruncatedStep, dim: int, num_pairs: int, sigma: float,
-                  persistent: bool = True, mesh: Mesh | None = None) -> Estimator:
+def pes_estimator(
+    step: TruncatedStep,
+    dim: int,
+    num_pairs: int,
+    sigma: float,
+    persistent: bool = True,
+    mesh: Mesh | None = None,
+) -> Estimator:
     """PES (persistent=True) or truncated ES (persistent=False) over antithetic pairs of runs.
 
     step.init_runs is called with the same key for both twins; step.unroll gets one theta per run
@@ -82,7 +95,9 @@ def pes_estimator(step: TruncatedStep, dim: int, num_pairs: int, sigma: float,
         # started inside the segment and has seen eps only
         after = jnp.cumsum(ended, axis=0) - ended > 0
         old = state.xi + eps if persistent else eps
-        grad = old.T @ jnp.sum(jnp.where(after, 0.0, diff), 0) + eps.T @ jnp.sum(jnp.where(after, diff, 0.0), 0)
+        grad = old.T @ jnp.sum(jnp.where(after, 0.0, diff), 0) + eps.T @ jnp.sum(
+            jnp.where(after, diff, 0.0), 0
+        )
         grad = grad / (2 * jnp.maximum(jnp.sum(finite), 1) * sigma**2)
         if persistent:
             xi = jnp.where(ended[-1][:, None], 0.0, jnp.where(ended.any(0)[:, None], eps, old))
@@ -127,13 +142,15 @@ def _pes_meta_optimizer(problem, opts: PESOptions, persistent: bool) -> MetaOpti
     schedule = opts.schedule(problem.ppo.num_updates)
 
     def make_estimator(t, algo, unravel, dim):
-        step = ppo_truncated_step(algo, schedule, opts.unroll_length, unravel, problem.objective,
-                                  task_scale(problem.baselines, t))
+        step = ppo_truncated_step(
+            algo, schedule, opts.unroll_length, unravel, problem.objective, task_scale(problem.baselines, t)
+        )
         return pes_estimator(step, dim, opts.num_pairs, opts.sigma, persistent, problem.runs_mesh)
 
     # every member advances its runs by unroll_length updates
-    return gradient_meta_optimizer(problem, opts, make_estimator,
-                                   opts.population_size * opts.unroll_length, FITNESS_DOC)
+    return gradient_meta_optimizer(
+        problem, opts, make_estimator, opts.population_size * opts.unroll_length, FITNESS_DOC
+    )
 
 
 @register("pes", PESOptions, check_pes)

@@ -31,6 +31,7 @@ their meta-parameters; seed keys depend on the seed index only, never on the dev
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -94,13 +95,17 @@ class Problem:
         split_runs: bool | None = None,
     ):
         if not 0 <= tasks_per_generation <= len(tasks):
-            raise ValueError(f"job.tasks_per_generation = {tasks_per_generation} must be in "
-                             f"[0, {len(tasks)}] (0 = all {len(tasks)} tasks)")
+            raise ValueError(
+                f"job.tasks_per_generation = {tasks_per_generation} must be in "
+                f"[0, {len(tasks)}] (0 = all {len(tasks)} tasks)"
+            )
         if objective.normalize == "baseline" and baselines is None:
             raise ValueError("meta_objective.normalize = 'baseline' needs per-task baselines")
         if objective.normalize == "paired" and (baselines is None or random_scores is None):
-            raise ValueError("meta_objective.normalize = 'paired' needs per-task baseline and "
-                             "random-agent scores (its scale; measured at job start)")
+            raise ValueError(
+                "meta_objective.normalize = 'paired' needs per-task baseline and "
+                "random-agent scores (its scale; measured at job start)"
+            )
         self.rule = rule
         self.tasks = tuple(tasks)
         self.ppo = ppo
@@ -153,8 +158,12 @@ class Problem:
         all `arange(T)` when every task runs every generation."""
         if not self.samples_tasks:
             return jnp.arange(len(self.tasks))
-        draw = jax.random.choice(jax.random.fold_in(key, len(self.tasks)), len(self.tasks),
-                                 (self.tasks_per_generation,), replace=False)
+        draw = jax.random.choice(
+            jax.random.fold_in(key, len(self.tasks)),
+            len(self.tasks),
+            (self.tasks_per_generation,),
+            replace=False,
+        )
         return jnp.sort(draw)
 
     def scores(self, members, key: jax.Array) -> jax.Array:
@@ -213,8 +222,9 @@ class Problem:
         if not self.samples_tasks:
             return jnp.stack([one_task(t, seed_keys) for t in range(len(self.tasks))])
         branches = [lambda k, t=t: one_task(t, k) for t in range(len(self.tasks))]
-        _, scores = jax.lax.scan(lambda c, t: (c, jax.lax.switch(t, branches, seed_keys)), None,
-                                 self.task_indices(key))
+        _, scores = jax.lax.scan(
+            lambda c, t: (c, jax.lax.switch(t, branches, seed_keys)), None, self.task_indices(key)
+        )
         return scores
 
     def fitness(self, members, key: jax.Array) -> Evaluation:
@@ -227,7 +237,9 @@ class Problem:
         """
         raw = self.scores(members, key)
         indices = self.task_indices(key)
-        per_task = jnp.full((raw.shape[0], len(self.tasks)), jnp.nan).at[:, indices].set(jnp.mean(raw, axis=-1))
+        per_task = (
+            jnp.full((raw.shape[0], len(self.tasks)), jnp.nan).at[:, indices].set(jnp.mean(raw, axis=-1))
+        )
         if self.paired:
             base = self.baseline_scores(key)
             scores = paired_normalise(raw, base, self.baselines[indices], self.random_scores[indices])
@@ -271,8 +283,13 @@ def measure_random_scores(tasks, ppo: PPOConfig, objective: MetaObjective, key: 
     `baseline_seeds * ppo.eval_envs` episodes, the reference `discover eval` normalises by too.
     Run once at job start for normalize = "paired" (its scale: baseline minus random)."""
     episodes = objective.baseline_seeds * ppo.eval_envs
-    return np.asarray([float(random_policy_return(task, jax.random.fold_in(key, t), episodes))
-                       for t, task in enumerate(tasks)], np.float32)
+    return np.asarray(
+        [
+            float(random_policy_return(task, jax.random.fold_in(key, t), episodes))
+            for t, task in enumerate(tasks)
+        ],
+        np.float32,
+    )
 
 
 def measure_baselines(tasks, ppo: PPOConfig, objective: MetaObjective, key: jax.Array) -> np.ndarray:
@@ -286,7 +303,7 @@ def measure_baselines(tasks, ppo: PPOConfig, objective: MetaObjective, key: jax.
     for t, task in enumerate(tasks):
         algo = make_ppo(ppo, task, rule)
         keys = jax.random.split(jax.random.fold_in(key, t), objective.baseline_seeds)
-        scores = jax.jit(jax.vmap(lambda k: run_score(algo, objective, meta_params, k)))(keys)
+        scores = jax.jit(jax.vmap(functools.partial(run_score, algo, objective, meta_params)))(keys)
         value = float(jnp.mean(scores))
         if not np.isfinite(value) or value == 0.0:
             raise ValueError(

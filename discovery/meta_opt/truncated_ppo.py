@@ -23,7 +23,8 @@ only, so two runs initialised from the same key stay identical under identical m
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +32,12 @@ from flax import struct
 
 from discovery.meta_opt.base import TruncatedStep, Unrolled
 from inner_algos.config_checks import (
-    NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Noted, OneOf, check_fields,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    Noted,
+    OneOf,
+    check_fields,
 )
 from meta_objectives import SEGMENT_KINDS, segment_losses, segment_scores
 from meta_objectives.meta_losses import meta_loss as select_meta_loss
@@ -50,8 +56,14 @@ class TruncationSchedule:
     stagger: bool = True
 
     def __post_init__(self):
-        check_fields(self, "truncation", kind=OneOf(SCHEDULES), length=POSITIVE_INT,
-                     min_length=POSITIVE_INT, max_length=POSITIVE_INT)
+        check_fields(
+            self,
+            "truncation",
+            kind=OneOf(SCHEDULES),
+            length=POSITIVE_INT,
+            min_length=POSITIVE_INT,
+            max_length=POSITIVE_INT,
+        )
         if self.min_length > self.max_length:
             raise ValueError(
                 f"truncation.min_length = {self.min_length} must be <= max_length = {self.max_length}"
@@ -88,21 +100,33 @@ class SegmentOptions:
     init_seed: int = 0
 
     def __post_init__(self):
-        check_fields(self, "meta_optimizer", unroll_length=POSITIVE_INT, learning_rate=POSITIVE,
-                     truncation=OneOf(SCHEDULES), min_lifetime=POSITIVE_INT,
-                     max_lifetime=POSITIVE_INT,
-                     lifetime=Noted(NON_NEGATIVE_INT, "(0 = ppo.num_updates)"))
+        check_fields(
+            self,
+            "meta_optimizer",
+            unroll_length=POSITIVE_INT,
+            learning_rate=POSITIVE,
+            truncation=OneOf(SCHEDULES),
+            min_lifetime=POSITIVE_INT,
+            max_lifetime=POSITIVE_INT,
+            lifetime=Noted(NON_NEGATIVE_INT, "(0 = ppo.num_updates)"),
+        )
         if self.min_lifetime > self.max_lifetime:
-            raise ValueError(f"meta_optimizer.min_lifetime = {self.min_lifetime} must be <= "
-                             f"max_lifetime = {self.max_lifetime}")
+            raise ValueError(
+                f"meta_optimizer.min_lifetime = {self.min_lifetime} must be <= "
+                f"max_lifetime = {self.max_lifetime}"
+            )
 
     def schedule(self, num_updates: int) -> TruncationSchedule:
         """The truncation schedule for lifetimes of at most `num_updates` (ppo.num_updates);
         ValueError naming the field when a lifetime would be longer."""
-        schedule = TruncationSchedule(self.truncation, self.lifetime or num_updates,
-                                      self.min_lifetime, self.max_lifetime, self.stagger)
-        field, longest = (("lifetime", schedule.length) if self.truncation == "constant"
-                          else ("max_lifetime", self.max_lifetime))
+        schedule = TruncationSchedule(
+            self.truncation, self.lifetime or num_updates, self.min_lifetime, self.max_lifetime, self.stagger
+        )
+        field, longest = (
+            ("lifetime", schedule.length)
+            if self.truncation == "constant"
+            else ("max_lifetime", self.max_lifetime)
+        )
         if longest > num_updates:
             raise ValueError(
                 f"meta_optimizer.{field} = {longest} exceeds ppo.num_updates = {num_updates}; "
@@ -190,9 +214,16 @@ def make_runs(algo, schedule: TruncationSchedule) -> tuple[Callable, Callable]:
     return init_one, advance
 
 
-def ppo_truncated_step(algo, schedule: TruncationSchedule, unroll_length: int, unravel: Callable,
-                       objective, scale=1.0, meta_loss: str | None = None,
-                       remat: bool = False) -> TruncatedStep:
+def ppo_truncated_step(
+    algo,
+    schedule: TruncationSchedule,
+    unroll_length: int,
+    unravel: Callable,
+    objective,
+    scale=1.0,
+    meta_loss: str | None = None,
+    remat: bool = False,
+) -> TruncatedStep:
     """The `base.TruncatedStep` of PPO lifetimes of `algo` cut into segments of `unroll_length`.
 
     unravel: flat theta `[D]` -> the rule's meta-params. objective (`MetaObjective`) and scale
@@ -211,13 +242,17 @@ def ppo_truncated_step(algo, schedule: TruncationSchedule, unroll_length: int, u
         shared = theta.ndim == 1
         meta = unravel(theta) if shared else jax.vmap(unravel)(theta)
         runs, segment = advance(meta, runs, unroll_length, shared=shared, remat=remat)
-        losses = (segment_losses(segment, objective.kind, objective.last_k, scale)
-                  if objective.kind in SEGMENT_KINDS else None)
+        losses = (
+            segment_losses(segment, objective.kind, objective.last_k, scale)
+            if objective.kind in SEGMENT_KINDS
+            else None
+        )
         return runs, Unrolled(losses, segment.done, segment_scores(segment))
 
     def held_out_losses(theta, runs, keys):
-        return jax.vmap(lambda meta, inner, k: select_meta_loss(
-            meta_loss, *algo.rollout_loss(meta, inner, k)), in_axes=(None, 0, 0))(
-            unravel(theta), runs.inner, keys)
+        return jax.vmap(
+            lambda meta, inner, k: select_meta_loss(meta_loss, *algo.rollout_loss(meta, inner, k)),
+            in_axes=(None, 0, 0),
+        )(unravel(theta), runs.inner, keys)
 
     return TruncatedStep(init_runs, unroll, None if meta_loss is None else held_out_losses)

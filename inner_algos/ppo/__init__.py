@@ -14,11 +14,30 @@ from inner_algos.ppo.config import PPOConfig
 from inner_algos.ppo.losses import gae, ppo_loss
 from inner_algos.ppo.slots import RuleSlots, rule_slots
 from inner_algos.ppo.types import (
-    Batch, InnerAlgo, InnerState, Networks, PPOAlgo, Transition, lifetime_fraction,
+    Batch,
+    InnerAlgo,
+    InnerState,
+    Networks,
+    PPOAlgo,
+    Transition,
+    lifetime_fraction,
 )
 from inner_algos.ppo.update import make_ppo
 from inner_algos.rules.hyperparams import HyperParams
 
-
-__all__ = ["Batch", "HyperParams", "InnerAlgo", "InnerState", "Networks", "PPOAlgo", "PPOConfig",
-           "RuleSlots", "Transition", "gae", "lifetime_fraction", "make_ppo", "ppo_loss", "rule_slots"]
+__all__ = [
+    "Batch",
+    "HyperParams",
+    "InnerAlgo",
+    "InnerState",
+    "Networks",
+    "PPOAlgo",
+    "PPOConfig",
+    "RuleSlots",
+    "Transition",
+    "gae",
+    "lifetime_fraction",
+    "make_ppo",
+    "ppo_loss",
+    "rule_slots",
+]

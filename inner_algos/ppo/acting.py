@@ -68,7 +68,11 @@ def collect(parts: PPOParts, state: InnerState, key: jax.Array, hp: HyperParams)
     """
     config = parts.config
     env_state, traj, last_value = rollout(
-        parts, jax.lax.stop_gradient(state.params), state.obs_stats, state.env_state, state.env_params,
+        parts,
+        jax.lax.stop_gradient(state.params),
+        state.obs_stats,
+        state.env_state,
+        state.env_params,
         key,
     )
     return_stats, rewards = state.return_stats, traj.reward
@@ -76,13 +80,19 @@ def collect(parts: PPOParts, state: InnerState, key: jax.Array, hp: HyperParams)
         return_stats = return_stats.update(rewards, traj.episode_done, config.gamma)
         rewards = return_stats.normalize(rewards)
     adv, target = gae(
-        rewards, traj.value, last_value, traj.termination, traj.truncation,
-        hp.gamma, hp.gae_lambda,
+        rewards,
+        traj.value,
+        last_value,
+        traj.termination,
+        traj.truncation,
+        hp.gamma,
+        hp.gae_lambda,
     )
     batch = jax.tree.map(
         lambda x: x.reshape((-1,) + x.shape[2:]),
-        Batch(normalize(config, state.obs_stats, traj.obs), traj.action, traj.log_prob, traj.value,
-              adv, target),
+        Batch(
+            normalize(config, state.obs_stats, traj.obs), traj.action, traj.log_prob, traj.value, adv, target
+        ),
     )
     return env_state, return_stats, traj, batch
 
@@ -92,8 +102,9 @@ def evaluate(parts: PPOParts, state: InnerState, key: jax.Array):
     action (Gaussian mean, most likely category), in the lifetime's env params."""
 
     def act(obs, _):
-        return parts.networks.policy.mode(state.params["actor"], normalize(parts.config, state.obs_stats, obs))
+        return parts.networks.policy.mode(
+            state.params["actor"], normalize(parts.config, state.obs_stats, obs)
+        )
 
     total, length = parts.eval_episodes(act, key, state.env_params)
     return total.mean(), length.mean()
-

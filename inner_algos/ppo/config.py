@@ -5,7 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 from inner_algos.config_checks import (
-    NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT, UNIT_OPEN_CLOSED, Interval, OneOf, Widths, check_fields,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    UNIT,
+    UNIT_OPEN_CLOSED,
+    Interval,
+    OneOf,
+    Widths,
+    check_fields,
 )
 from inner_algos.networks import ACTIVATIONS
 
@@ -45,8 +53,21 @@ class PPOConfig:
     eval_envs: int = 8
 
     def __post_init__(self):
-        check_fields(self, "ppo", **{f: POSITIVE_INT for f in (
-            "num_envs", "rollout_length", "num_updates", "num_epochs", "num_minibatches", "eval_envs")})
+        check_fields(
+            self,
+            "ppo",
+            **{
+                f: POSITIVE_INT
+                for f in (
+                    "num_envs",
+                    "rollout_length",
+                    "num_updates",
+                    "num_epochs",
+                    "num_minibatches",
+                    "eval_envs",
+                )
+            },
+        )
         batch = self.num_envs * self.rollout_length
         if batch % self.num_minibatches:
             raise ValueError(
@@ -54,10 +75,20 @@ class PPOConfig:
                 f"num_envs x rollout_length = {self.num_envs} x {self.rollout_length} = {batch}; "
                 f"choose a divisor of {batch}"
             )
-        check_fields(self, "ppo", learning_rate=POSITIVE, max_grad_norm=POSITIVE, vf_coef=NON_NEGATIVE,
-                     ent_coef=NON_NEGATIVE, gamma=UNIT_OPEN_CLOSED, gae_lambda=UNIT,
-                     clip_eps=Interval(0, 1, low_open=True, high_open=True),
-                     activation=OneOf(ACTIVATIONS), actor_hidden=Widths(), critic_hidden=Widths())
+        check_fields(
+            self,
+            "ppo",
+            learning_rate=POSITIVE,
+            max_grad_norm=POSITIVE,
+            vf_coef=NON_NEGATIVE,
+            ent_coef=NON_NEGATIVE,
+            gamma=UNIT_OPEN_CLOSED,
+            gae_lambda=UNIT,
+            clip_eps=Interval(0, 1, low_open=True, high_open=True),
+            activation=OneOf(ACTIVATIONS),
+            actor_hidden=Widths(),
+            critic_hidden=Widths(),
+        )
         for field in ("actor_hidden", "critic_hidden"):
             object.__setattr__(self, field, tuple(getattr(self, field)))
 

@@ -78,8 +78,9 @@ def rule_direction(rule: Rule) -> optax.GradientTransformationExtraArgs:
     return optax.GradientTransformationExtraArgs(rule.init_state, update)
 
 
-def rule_slots(config: PPOConfig, rule: Rule,
-               optimizer: optax.GradientTransformation | None = None) -> RuleSlots:
+def rule_slots(
+    config: PPOConfig, rule: Rule, optimizer: optax.GradientTransformation | None = None
+) -> RuleSlots:
     """The slots for `rule`, by its family; raises ValueError for a family PPO has no slot for,
     or an optimizer rule together with an explicit `optimizer`."""
     default_hyperparams = functools.partial(config_hyperparams, config)

@@ -30,7 +30,14 @@ from inner_algos.ppo.config import PPOConfig
 from inner_algos.ppo.losses import ppo_loss
 from inner_algos.ppo.slots import rule_slots
 from inner_algos.ppo.types import (
-    Batch, InnerState, Metrics, Networks, PPOAlgo, PPOParts, Transition, lifetime_fraction,
+    Batch,
+    InnerState,
+    Metrics,
+    Networks,
+    PPOAlgo,
+    PPOParts,
+    Transition,
+    lifetime_fraction,
 )
 from inner_algos.reward_norm import ReturnStats
 from inner_algos.rules import Rule
@@ -46,9 +53,7 @@ def init_state(parts: PPOParts, meta_params: Any, key: jax.Array) -> InnerState:
     dummy = jnp.zeros((env.observation_size,))
     params = {"actor": networks.policy.init(k_actor, dummy), "critic": networks.critic.init(k_critic, dummy)}
     env_params = sample_params(parts.task, jax.random.fold_in(key, 1))  # once per lifetime
-    env_state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(k_env, config.num_envs), env_params
-    )
+    env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_env, config.num_envs), env_params)
     return InnerState(
         params=params,
         opt_state=parts.tx.init(params),
@@ -65,8 +70,13 @@ def init_state(parts: PPOParts, meta_params: Any, key: jax.Array) -> InnerState:
 def loss_of(parts: PPOParts):
     """`ppo_loss` with this PPO's networks, drift slot and config flags bound:
     (params, batch, meta_params, hp, progress) -> (total, stats)."""
-    return functools.partial(ppo_loss, networks=parts.networks, drift=parts.slots.drift,
-                             vf_coef=parts.config.vf_coef, value_clip=parts.config.value_clip)
+    return functools.partial(
+        ppo_loss,
+        networks=parts.networks,
+        drift=parts.slots.drift,
+        vf_coef=parts.config.vf_coef,
+        value_clip=parts.config.value_clip,
+    )
 
 
 def sgd_step(parts: PPOParts, carry, batch: Batch, meta_params: Any, hp: HyperParams, progress):
@@ -74,17 +84,23 @@ def sgd_step(parts: PPOParts, carry, batch: Batch, meta_params: Any, hp: HyperPa
     (carry, loss stats + grad_norm). The direction slot's output is scaled by -hp.learning_rate."""
     params, opt_state = carry
     grads, stats = jax.grad(loss_of(parts), has_aux=True)(params, batch, meta_params, hp, progress)
-    updates, opt_state = parts.tx.update(
-        grads, opt_state, params, meta_params=meta_params, progress=progress
-    )
+    updates, opt_state = parts.tx.update(grads, opt_state, params, meta_params=meta_params, progress=progress)
     updates = jax.tree.map(lambda u: -hp.learning_rate * u, updates)
     params = optax.apply_updates(params, updates)
     stats["grad_norm"] = optax.global_norm(grads)
     return (params, opt_state), stats
 
 
-def train_epochs(parts: PPOParts, params, opt_state, flat: Batch, key: jax.Array, meta_params: Any,
-                 hp: HyperParams, progress):
+def train_epochs(
+    parts: PPOParts,
+    params,
+    opt_state,
+    flat: Batch,
+    key: jax.Array,
+    meta_params: Any,
+    hp: HyperParams,
+    progress,
+):
     """config.num_epochs passes over the batch `flat` (`[T * N, ...]`), each a fresh permutation
     cut into num_minibatches. Returns ((params, opt_state), stats `[num_epochs, M]` per name)."""
     config = parts.config
@@ -94,9 +110,7 @@ def train_epochs(parts: PPOParts, params, opt_state, flat: Batch, key: jax.Array
         minibatches = jax.tree.map(
             lambda x: x[perm].reshape((config.num_minibatches, -1) + x.shape[1:]), flat
         )
-        return jax.lax.scan(
-            lambda c, b: sgd_step(parts, c, b, meta_params, hp, progress), carry, minibatches
-        )
+        return jax.lax.scan(lambda c, b: sgd_step(parts, c, b, meta_params, hp, progress), carry, minibatches)
 
     return jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, config.num_epochs))
 
@@ -187,8 +201,9 @@ def make_ppo(
     """
     env = make_env(task)
     eval_episodes = episode_runner(task, config.eval_envs)
-    policy = make_policy(env.discrete, env.action_size, config.actor_hidden, config.activation,
-                         config.init_log_std)
+    policy = make_policy(
+        env.discrete, env.action_size, config.actor_hidden, config.activation, config.init_log_std
+    )
     networks = Networks(policy, Critic(config.critic_hidden, config.activation))
     slots = rule_slots(config, rule, optimizer)
     tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), slots.direction)

@@ -78,8 +78,12 @@ class LearnedHyperparams(Rule):
 
     def __post_init__(self):
         object.__setattr__(self, "learn", tuple(self.learn))
-        check_fields(self, "rule", **{name: IN_LOGIT_FORM for name in UNIT_INTERVAL},
-                     **{name: IN_LOG_FORM for name in POSITIVE})
+        check_fields(
+            self,
+            "rule",
+            **{name: IN_LOGIT_FORM for name in UNIT_INTERVAL},
+            **{name: IN_LOG_FORM for name in POSITIVE},
+        )
         unknown = [n for n in self.learn if n not in HYPERPARAMS]
         if unknown or len(set(self.learn)) != len(self.learn):
             raise ValueError(

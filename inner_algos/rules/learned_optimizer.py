@@ -122,11 +122,9 @@ class LearnedOptimizer(Rule):
         return LearnedOptimizerState(_adam(self.b1, self.b2, self.eps).init(params), momenta)
 
     def apply(self, meta_params: dict, inputs: OptimizerInputs):
-        adam_dir, adam_state = _adam(self.b1, self.b2, self.eps).update(
-            inputs.grads, inputs.state.adam
-        )
+        adam_dir, adam_state = _adam(self.b1, self.b2, self.eps).update(inputs.grads, inputs.state.adam)
         betas = jnp.asarray(self.betas)
-        nu_correction = 1.0 - self.b2 ** adam_state.count
+        nu_correction = 1.0 - self.b2**adam_state.count
 
         def one_leaf(g, momenta, nu, adam_d):
             expand = (slice(None),) + (None,) * g.ndim
@@ -135,17 +133,18 @@ class LearnedOptimizer(Rule):
             x = jnp.concatenate([g[None], momenta]) / scale  # [1 + len(betas), ...]
             x = jnp.moveaxis(x, 0, -1)
             feats = jnp.concatenate(
-                [jnp.log(jnp.abs(x) + 1e-8), jnp.sign(x),
-                 jnp.broadcast_to(inputs.progress, g.shape)[..., None]],
+                [
+                    jnp.log(jnp.abs(x) + 1e-8),
+                    jnp.sign(x),
+                    jnp.broadcast_to(inputs.progress, g.shape)[..., None],
+                ],
                 axis=-1,
             )
             hidden = jnp.tanh(feats @ meta_params["w1"] + meta_params["b1"])
             out = hidden @ meta_params["w2"]
             return jnp.exp(out[..., 1]) * adam_d + out[..., 0], momenta
 
-        leaves = jax.tree.map(
-            one_leaf, inputs.grads, inputs.state.momenta, adam_state.nu, adam_dir
-        )
+        leaves = jax.tree.map(one_leaf, inputs.grads, inputs.state.momenta, adam_state.nu, adam_dir)
         direction = jax.tree.map(lambda _, pair: pair[0], inputs.grads, leaves)
         momenta = jax.tree.map(lambda _, pair: pair[1], inputs.grads, leaves)
         return direction, LearnedOptimizerState(adam_state, momenta)

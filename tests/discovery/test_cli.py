@@ -14,8 +14,11 @@ CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_
 
 @pytest.mark.fast
 def test_compilation_cache_defaults_to_the_user_cache_and_respects_the_switches(monkeypatch, tmp_path):
-    for name in ("JAX_COMPILATION_CACHE_DIR", "DISCOVER_COMPILATION_CACHE",
-                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+    for name in (
+        "JAX_COMPILATION_CACHE_DIR",
+        "DISCOVER_COMPILATION_CACHE",
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     before = {name: getattr(jax.config, name) for name in CACHE_OPTIONS}
@@ -53,11 +56,16 @@ def test_resume_of_a_directory_without_a_run_says_so(tmp_path, monkeypatch, caps
 
 def test_the_command_line_process_fills_the_compilation_cache(tmp_path):
     """jax is imported with the commands, before the cache is configured: it must still be used."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("JAX_COMPILATION_CACHE_DIR", "DISCOVER_COMPILATION_CACHE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JAX_COMPILATION_CACHE_DIR", "DISCOVER_COMPILATION_CACHE")
+    }
     env.update(XDG_CACHE_HOME=str(tmp_path), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
-    program = ("from discovery import cli; cli.configure_compilation_cache(); import jax; "
-               "jax.jit(lambda x: x * 2 + 1)(1.0).block_until_ready()")
+    program = (
+        "from discovery import cli; cli.configure_compilation_cache(); import jax; "
+        "jax.jit(lambda x: x * 2 + 1)(1.0).block_until_ready()"
+    )
     subprocess.run([sys.executable, "-c", program], env=env, check=True, timeout=300)
     assert any((tmp_path / "rl-discovery" / "jax").iterdir())
 
@@ -68,9 +76,11 @@ def test_importing_the_commands_leaves_jax_distributed_initialisable():
     (evosax's import does, so it is imported when a strategy is built)."""
     from discovery.job.launch import free_port
 
-    program = ("import discovery.cli, discovery.spec, jax; "
-               f"jax.distributed.initialize('127.0.0.1:{free_port()}', num_processes=1, process_id=0); "
-               "print(jax.process_count())")
+    program = (
+        "import discovery.cli, discovery.spec, jax; "
+        f"jax.distributed.initialize('127.0.0.1:{free_port()}', num_processes=1, process_id=0); "
+        "print(jax.process_count())"
+    )
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("1")

@@ -66,9 +66,12 @@ def project_graph() -> dict[str, set[str]]:
 
 
 def test_no_module_imports_a_higher_layer():
-    bad = [f"{m} (layer {layer_of(m)}) imports {d} (layer {layer_of(d)})"
-           for m, deps in project_graph().items() for d in deps
-           if layer_of(d) > layer_of(m) and not m.startswith(d + ".")]
+    bad = [
+        f"{m} (layer {layer_of(m)}) imports {d} (layer {layer_of(d)})"
+        for m, deps in project_graph().items()
+        for d in deps
+        if layer_of(d) > layer_of(m) and not m.startswith(d + ".")
+    ]
     assert not bad, "imports against the layers:\n" + "\n".join(sorted(bad))
 
 
@@ -84,7 +87,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if node.startswith(dep + "."):
                 continue
             if colour.get(dep) == "grey":
-                return stack[stack.index(dep):] + [dep]
+                return stack[stack.index(dep) :] + [dep]
             if dep not in colour and (cycle := visit(dep)):
                 return cycle
         stack.pop()
@@ -102,10 +105,13 @@ def test_no_import_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-@pytest.mark.parametrize("graph, expected", [
-    ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),
-    ({"a": {"b"}, "b": {"c"}, "c": set()}, None),
-])
+@pytest.mark.parametrize(
+    "graph, expected",
+    [
+        ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),
+        ({"a": {"b"}, "b": {"c"}, "c": set()}, None),
+    ],
+)
 def test_cycle_finder_on_known_graphs(graph, expected):
     assert find_cycle(graph) == expected
 

@@ -12,16 +12,16 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from tests.support import tiny_job
 from discovery import cli
 from discovery.job import memory
 from discovery.meta_opt import problem
 from discovery.spec import dump_toml
+from tests.support import tiny_job
 
 RUN_DIR, RUN_FILE = "RUN_DIR", "RUN_FILE"  # replaced by tmp/run and tmp/run_file in a spec's text
 MACHINE_BYTES = 16 * 2**30  # the memory of the machine the in-process cases pretend to run on
@@ -65,6 +65,7 @@ def _spec_dir(tmp: Path) -> Path:
 def _file_at(name: str) -> Callable[[Path], None]:
     def setup(tmp: Path) -> None:
         (tmp / name).write_text("not a directory\n")
+
     return setup
 
 
@@ -87,110 +88,237 @@ CASES = [
     Case("binary_file", r"run spec .*spec.toml is not UTF-8 text", b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01"),
     Case("invalid_toml", r"run spec .*spec.toml is not valid TOML", "[job\nname = 1"),
     Case("spec_is_a_directory", r"run spec .*a_directory is a directory", VALID, setup=_spec_dir),
-    Case("spec_missing", r"run spec .*missing.toml does not exist", VALID,
-         setup=lambda tmp: tmp / "missing.toml"),
+    Case(
+        "spec_missing",
+        r"run spec .*missing.toml does not exist",
+        VALID,
+        setup=lambda tmp: tmp / "missing.toml",
+    ),
     Case("comments_only", r"run spec .*spec.toml is empty", "# nothing here\n"),
     # required sections
     Case("no_tasks", r"no \[\[tasks\]\]", spec_text(drop=("tasks",))),
     Case("no_rule", r"no \[rule\]", spec_text(drop=("rule",))),
-    Case("tasks_empty_list", r"tasks = \[\] must be a non-empty list",
-         "tasks = []\n" + spec_text(drop=("tasks",))),
-    Case("tasks_a_table", r"tasks = .* must be a non-empty list of \[\[tasks\]\]",
-         spec_text().replace("[[tasks]]", "[tasks]")),
-    Case("meta_optimizer_not_a_table", r"\[meta_optimizer\] must be a table, got 5",
-         "meta_optimizer = 5\n" + spec_text(drop=("meta_optimizer",))),
-    Case("meta_optimizer_a_string", r"\[meta_optimizer\] must be a table, got 'es'",
-         'meta_optimizer = "es"\n' + spec_text(drop=("meta_optimizer",))),
+    Case(
+        "tasks_empty_list",
+        r"tasks = \[\] must be a non-empty list",
+        "tasks = []\n" + spec_text(drop=("tasks",)),
+    ),
+    Case(
+        "tasks_a_table",
+        r"tasks = .* must be a non-empty list of \[\[tasks\]\]",
+        spec_text().replace("[[tasks]]", "[tasks]"),
+    ),
+    Case(
+        "meta_optimizer_not_a_table",
+        r"\[meta_optimizer\] must be a table, got 5",
+        "meta_optimizer = 5\n" + spec_text(drop=("meta_optimizer",)),
+    ),
+    Case(
+        "meta_optimizer_a_string",
+        r"\[meta_optimizer\] must be a table, got 'es'",
+        'meta_optimizer = "es"\n' + spec_text(drop=("meta_optimizer",)),
+    ),
     Case("job_not_a_table", r"\[job\] must be a table, got 5", "job = 5\n" + spec_text(drop=("job",))),
-    Case("ppo_not_a_table", r"\[ppo\] must be a table, got 'fast'",
-         'ppo = "fast"\n' + spec_text(drop=("ppo",))),
+    Case(
+        "ppo_not_a_table", r"\[ppo\] must be a table, got 'fast'", 'ppo = "fast"\n' + spec_text(drop=("ppo",))
+    ),
     Case("rule_a_string", r"\[rule\] needs a `name` key", 'rule = "lpo"\n' + spec_text(drop=("rule",))),
-    Case("task_not_a_table", r"\[tasks\[0\]\] must be a table, got 1",
-         "tasks = [1]\n" + spec_text(drop=("tasks",))),
+    Case(
+        "task_not_a_table",
+        r"\[tasks\[0\]\] must be a table, got 1",
+        "tasks = [1]\n" + spec_text(drop=("tasks",)),
+    ),
     # non-finite floats, in every section
-    Case("sigma_limit_inf", r"meta_optimizer.sigma_limit = inf is not a finite number",
-         spec_text(meta_optimizer={"sigma_limit": float("inf")})),
-    Case("sigma_init_nan", r"meta_optimizer.sigma_init = nan is not a finite number",
-         spec_text(meta_optimizer={"sigma_init": float("nan")})),
-    Case("es_learning_rate_inf", r"meta_optimizer.learning_rate = inf is not a finite",
-         spec_text(meta_optimizer={"learning_rate": float("inf")})),
-    Case("ppo_learning_rate_inf", r"ppo.learning_rate = inf is not a finite number",
-         spec_text(ppo={"learning_rate": float("inf")})),
-    Case("ppo_learning_rate_nan", r"ppo.learning_rate = nan is not a finite number",
-         spec_text(ppo={"learning_rate": float("nan")})),
-    Case("ppo_gamma_minus_inf", r"ppo.gamma = -inf is not a finite number",
-         spec_text(ppo={"gamma": float("-inf")})),
-    Case("ppo_max_grad_norm_inf", r"ppo.max_grad_norm = inf is not a finite number",
-         spec_text(ppo={"max_grad_norm": float("inf")})),
-    Case("ppo_ent_coef_nan", r"ppo.ent_coef = nan is not a finite number",
-         spec_text(ppo={"ent_coef": float("nan")})),
-    Case("reward_scale_inf", r"tasks\[0\].reward_scale = inf is not a finite number",
-         spec_text().replace("[[tasks]]", "[[tasks]]\nreward_scale = inf", 1)),
-    Case("randomise_bound_inf", r"tasks\[0\].randomize.mass_scale\[1\] = inf is not a finite",
-         spec_text().replace("[[tasks]]", "[[tasks]]\nrandomize = { mass_scale = [0.5, inf] }", 1)),
-    Case("watchdog_inf", r"job.watchdog = inf is not a finite number",
-         spec_text(job={"watchdog": float("inf")})),
-    Case("watchdog_min_seconds_nan", r"job.watchdog_min_seconds = nan is not a finite number",
-         spec_text(job={"watchdog_min_seconds": float("nan")})),
+    Case(
+        "sigma_limit_inf",
+        r"meta_optimizer.sigma_limit = inf is not a finite number",
+        spec_text(meta_optimizer={"sigma_limit": float("inf")}),
+    ),
+    Case(
+        "sigma_init_nan",
+        r"meta_optimizer.sigma_init = nan is not a finite number",
+        spec_text(meta_optimizer={"sigma_init": float("nan")}),
+    ),
+    Case(
+        "es_learning_rate_inf",
+        r"meta_optimizer.learning_rate = inf is not a finite",
+        spec_text(meta_optimizer={"learning_rate": float("inf")}),
+    ),
+    Case(
+        "ppo_learning_rate_inf",
+        r"ppo.learning_rate = inf is not a finite number",
+        spec_text(ppo={"learning_rate": float("inf")}),
+    ),
+    Case(
+        "ppo_learning_rate_nan",
+        r"ppo.learning_rate = nan is not a finite number",
+        spec_text(ppo={"learning_rate": float("nan")}),
+    ),
+    Case(
+        "ppo_gamma_minus_inf",
+        r"ppo.gamma = -inf is not a finite number",
+        spec_text(ppo={"gamma": float("-inf")}),
+    ),
+    Case(
+        "ppo_max_grad_norm_inf",
+        r"ppo.max_grad_norm = inf is not a finite number",
+        spec_text(ppo={"max_grad_norm": float("inf")}),
+    ),
+    Case(
+        "ppo_ent_coef_nan",
+        r"ppo.ent_coef = nan is not a finite number",
+        spec_text(ppo={"ent_coef": float("nan")}),
+    ),
+    Case(
+        "reward_scale_inf",
+        r"tasks\[0\].reward_scale = inf is not a finite number",
+        spec_text().replace("[[tasks]]", "[[tasks]]\nreward_scale = inf", 1),
+    ),
+    Case(
+        "randomise_bound_inf",
+        r"tasks\[0\].randomize.mass_scale\[1\] = inf is not a finite",
+        spec_text().replace("[[tasks]]", "[[tasks]]\nrandomize = { mass_scale = [0.5, inf] }", 1),
+    ),
+    Case(
+        "watchdog_inf",
+        r"job.watchdog = inf is not a finite number",
+        spec_text(job={"watchdog": float("inf")}),
+    ),
+    Case(
+        "watchdog_min_seconds_nan",
+        r"job.watchdog_min_seconds = nan is not a finite number",
+        spec_text(job={"watchdog_min_seconds": float("nan")}),
+    ),
     Case("rule_eps_nan", r"rule.eps = nan is not a finite number", spec_text(rule={"eps": float("nan")})),
-    Case("baselines_nan", r"meta_objective.baselines\[0\] = nan is not a finite number",
-         spec_text(meta_objective={"baselines": [float("nan")]})),
-    Case("paired_baseline_learned", r"meta_objective.baseline_rule = 'lpo' has meta-parameters",
-         spec_text(meta_objective={"normalize": "paired", "baseline_rule": "lpo"})),
-    Case("override_inf", r"ppo.learning_rate = inf is not a finite number", VALID,
-         args=("--set", "ppo.learning_rate=inf")),
+    Case(
+        "baselines_nan",
+        r"meta_objective.baselines\[0\] = nan is not a finite number",
+        spec_text(meta_objective={"baselines": [float("nan")]}),
+    ),
+    Case(
+        "paired_baseline_learned",
+        r"meta_objective.baseline_rule = 'lpo' has meta-parameters",
+        spec_text(meta_objective={"normalize": "paired", "baseline_rule": "lpo"}),
+    ),
+    Case(
+        "override_inf",
+        r"ppo.learning_rate = inf is not a finite number",
+        VALID,
+        args=("--set", "ppo.learning_rate=inf"),
+    ),
     # integers out of range
-    Case("num_envs_float_1e9", r"ppo.num_envs = 1000000000.0 has the wrong type; expected int",
-         spec_text(ppo={"num_envs": 1e9})),
-    Case("num_envs_10_to_12", r"ppo.num_envs = 1000000000000 is out of range",
-         spec_text(ppo={"num_envs": 10**12})),
-    Case("generations_2_to_63", r"job.generations = 9223372036854775808 is out of range",
-         spec_text(job={"generations": 2**63})),
-    Case("episode_length_2_to_31", r"tasks\[0\].episode_length = 2147483648 is out of range",
-         spec_text().replace("episode_length = 50", f"episode_length = {2**31}")),
-    Case("hidden_width_huge", r"ppo.actor_hidden\[1\] = 1099511627776 is out of range",
-         spec_text(ppo={"actor_hidden": [16, 2**40]})),
-    Case("seed_2_to_70", r"job.seed = 1180591620717411303424 .*PRNGKey.*\[0, 4294967296\)",
-         spec_text(job={"seed": 2**70})),
+    Case(
+        "num_envs_float_1e9",
+        r"ppo.num_envs = 1000000000.0 has the wrong type; expected int",
+        spec_text(ppo={"num_envs": 1e9}),
+    ),
+    Case(
+        "num_envs_10_to_12",
+        r"ppo.num_envs = 1000000000000 is out of range",
+        spec_text(ppo={"num_envs": 10**12}),
+    ),
+    Case(
+        "generations_2_to_63",
+        r"job.generations = 9223372036854775808 is out of range",
+        spec_text(job={"generations": 2**63}),
+    ),
+    Case(
+        "episode_length_2_to_31",
+        r"tasks\[0\].episode_length = 2147483648 is out of range",
+        spec_text().replace("episode_length = 50", f"episode_length = {2**31}"),
+    ),
+    Case(
+        "hidden_width_huge",
+        r"ppo.actor_hidden\[1\] = 1099511627776 is out of range",
+        spec_text(ppo={"actor_hidden": [16, 2**40]}),
+    ),
+    Case(
+        "seed_2_to_70",
+        r"job.seed = 1180591620717411303424 .*PRNGKey.*\[0, 4294967296\)",
+        spec_text(job={"seed": 2**70}),
+    ),
     Case("seed_2_to_32", r"job.seed = 4294967296 .*\[0, 4294967296\)", spec_text(job={"seed": 2**32})),
     Case("seed_negative", r"job.seed = -1 .*\[0, 4294967296\)", spec_text(job={"seed": -1})),
-    Case("init_seed_2_to_40", r"meta_optimizer.init_seed = 1099511627776 .*PRNGKey",
-         spec_text(meta_optimizer={"init_seed": 2**40})),
-    Case("override_seed_huge", r"job.seed = 99999999999999999999999 ", VALID,
-         args=("--set", "job.seed=99999999999999999999999")),
+    Case(
+        "init_seed_2_to_40",
+        r"meta_optimizer.init_seed = 1099511627776 .*PRNGKey",
+        spec_text(meta_optimizer={"init_seed": 2**40}),
+    ),
+    Case(
+        "override_seed_huge",
+        r"job.seed = 99999999999999999999999 ",
+        VALID,
+        args=("--set", "job.seed=99999999999999999999999"),
+    ),
     # sizes that cannot fit in memory: refused before compiling, naming the knobs
-    Case("num_envs_1e6", r"memory.*job.population_batch.*ppo.num_envs", VALID,  # quickstart's sizes
-         args=("--set", "ppo.num_envs=1000000", "--set", "meta_optimizer.population_size=16",
-               "--set", "job.seeds_per_member=2")),
-    Case("num_envs_10_to_9", r"memory.*job.population_batch.*ppo.num_envs", VALID,
-         args=("--set", "ppo.num_envs=1000000000")),
-    Case("population_10_to_9", r"memory.*population of 1,000,000,001 members", VALID,
-         args=("--set", "meta_optimizer.population_size=1000000000")),
-    Case("seeds_per_member_10_to_8", r"memory.*job.seeds_per_member", VALID,
-         args=("--set", "job.seeds_per_member=100000000")),
+    Case(
+        "num_envs_1e6",
+        r"memory.*job.population_batch.*ppo.num_envs",
+        VALID,  # quickstart's sizes
+        args=(
+            "--set",
+            "ppo.num_envs=1000000",
+            "--set",
+            "meta_optimizer.population_size=16",
+            "--set",
+            "job.seeds_per_member=2",
+        ),
+    ),
+    Case(
+        "num_envs_10_to_9",
+        r"memory.*job.population_batch.*ppo.num_envs",
+        VALID,
+        args=("--set", "ppo.num_envs=1000000000"),
+    ),
+    Case(
+        "population_10_to_9",
+        r"memory.*population of 1,000,000,001 members",
+        VALID,
+        args=("--set", "meta_optimizer.population_size=1000000000"),
+    ),
+    Case(
+        "seeds_per_member_10_to_8",
+        r"memory.*job.seeds_per_member",
+        VALID,
+        args=("--set", "job.seeds_per_member=100000000"),
+    ),
     # unsafe job names: the default run directory is out/<name>
     Case("name_dotdot", r"job.name = '\.\.' .*path", _run_dir(spec_text(job={"name": ".."}), "")),
     Case("name_dot", r"job.name = '\.' .*path", _run_dir(spec_text(job={"name": "."}), "")),
     Case("name_slash", r"job.name = '/' .*path", _run_dir(spec_text(job={"name": "/"}), "")),
-    Case("name_escapes", r"job.name = '\.\./\.\./x' .*path",
-         _run_dir(spec_text(job={"name": "../../x"}), "")),
+    Case(
+        "name_escapes", r"job.name = '\.\./\.\./x' .*path", _run_dir(spec_text(job={"name": "../../x"}), "")
+    ),
     Case("name_backslash", r"job.name = 'a\\\\b' .*path", _run_dir(spec_text(job={"name": "a\\b"}), "")),
     Case("name_empty", r"job.name = '' ", _run_dir(spec_text(job={"name": ""}), "")),
     # a run directory that holds a run stays as it was
-    Case("bad_spec_for_an_existing_run", r"meta_optimizer.sigma_limit = inf",
-         spec_text(meta_optimizer={"sigma_limit": float("inf")}), setup=_existing_run),
+    Case(
+        "bad_spec_for_an_existing_run",
+        r"meta_optimizer.sigma_limit = inf",
+        spec_text(meta_optimizer={"sigma_limit": float("inf")}),
+        setup=_existing_run,
+    ),
     # unusable run directories
-    Case("run_dir_is_a_file", r"job.run_dir = .*run_file.* is a file", _run_dir(VALID, RUN_FILE),
-         setup=_file_at("run_file")),
-    Case("run_dir_under_a_file", r"job.run_dir = .*run_file/sub.* is a file",
-         _run_dir(VALID, f"{RUN_FILE}/sub"), setup=_file_at("run_file")),
+    Case(
+        "run_dir_is_a_file",
+        r"job.run_dir = .*run_file.* is a file",
+        _run_dir(VALID, RUN_FILE),
+        setup=_file_at("run_file"),
+    ),
+    Case(
+        "run_dir_under_a_file",
+        r"job.run_dir = .*run_file/sub.* is a file",
+        _run_dir(VALID, f"{RUN_FILE}/sub"),
+        setup=_file_at("run_file"),
+    ),
 ]
 
 
 def _tree(root: Path) -> dict:
     """Every path under root -> its bytes (files) or None (directories)."""
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))
+    }
 
 
 @pytest.fixture
@@ -248,8 +376,10 @@ def test_run_dir_in_a_read_only_directory_is_refused(tmp_path, cli_in_process, c
     locked = _unwritable(tmp_path)
     try:
         if os.access(locked, os.W_OK):
-            pytest.skip("running as root: chmod does not stop root from writing (see the "
-                        "/proc/sys case below for an unwritable place that does)")
+            pytest.skip(
+                "running as root: chmod does not stop root from writing (see the "
+                "/proc/sys case below for an unwritable place that does)"
+            )
         path = tmp_path / "spec.toml"
         path.write_text(_run_dir(VALID, str(locked / "run")))
         before = _tree(tmp_path)
@@ -288,8 +418,14 @@ def test_discover_run_refuses_without_a_traceback(name, tmp_path):
     path = case.write(tmp_path)
     before = _tree(tmp_path)
     env = {**os.environ, "DISCOVER_HOST_DEVICES": "1", "DISCOVER_COMPILATION_CACHE": "0"}
-    result = subprocess.run([sys.executable, "-m", "discovery.cli", "run", str(path), *case.args],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "discovery.cli", "run", str(path), *case.args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     _assert_refused(result.returncode, result.stderr, case.message)
     assert _tree(tmp_path) == before
 
@@ -301,7 +437,8 @@ def test_a_binary_metrics_file_is_skipped_line_by_line_with_a_warning_naming_it(
     from discovery.evaluation.sources import read_run
 
     (tmp_path / "metrics.jsonl").write_bytes(
-        b'{"generation": 1}\n\xff\xfe\x00garbage\n[1, 2]\n{"generation": 2}\n')
+        b'{"generation": 1}\n\xff\xfe\x00garbage\n[1, 2]\n{"generation": 2}\n'
+    )
     run = read_run(tmp_path)
     assert [r["generation"] for r in run["fitness_history"]] == [1, 2]
     err = capsys.readouterr().err

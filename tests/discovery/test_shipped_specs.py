@@ -12,12 +12,18 @@ from pathlib import Path
 import jax
 import pytest
 
-from discovery.job import memory
 from discovery.evaluation import train
+from discovery.job import memory
 from discovery.meta_opt import make_meta_optimizer
 from discovery.meta_opt.problem import Problem
 from discovery.spec import (
-    apply_overrides, build, load_toml, parse_job_spec, parse_ppo, parse_rule, parse_task,
+    apply_overrides,
+    build,
+    load_toml,
+    parse_job_spec,
+    parse_ppo,
+    parse_rule,
+    parse_task,
 )
 from inner_algos.ppo import make_ppo
 
@@ -34,9 +40,16 @@ def test_shipped_spec_builds(path):
     if "job" in table:  # a `discover run` spec
         spec = parse_job_spec(table)
         baselines = [1.0] * len(spec.tasks)  # stands in for the measured baseline scores
-        problem = Problem(spec.rule, spec.tasks, spec.ppo, spec.meta_objective,
-                          spec.job.seeds_per_member, baselines, spec.job.population_batch,
-                          spec.job.evaluate_mean)
+        problem = Problem(
+            spec.rule,
+            spec.tasks,
+            spec.ppo,
+            spec.meta_objective,
+            spec.job.seeds_per_member,
+            baselines,
+            spec.job.population_batch,
+            spec.job.evaluate_mean,
+        )
         optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, problem)
         params = jax.eval_shape(lambda: optimizer.params(optimizer.init(jax.random.PRNGKey(0))))
         rule_shapes = jax.eval_shape(spec.rule.init, jax.random.PRNGKey(0))
@@ -52,16 +65,35 @@ def test_shipped_spec_builds(path):
 # Shrinks every shipped spec to seconds of compute: one generation, tiny networks and batches,
 # episodes of 16 agent steps (a lifetime of 4 x 4 steps ends one), one member pair or two members.
 # Two generations, so that the second one scores the meta-optimizer's first update.
-TINY = ["job.generations=2", "job.seeds_per_member=1", "job.checkpoint_every=1",
-        "tasks.episode_length=16", "ppo.num_envs=4", "ppo.rollout_length=4", "ppo.num_updates=4",
-        "ppo.num_minibatches=1", "ppo.num_epochs=1", "ppo.actor_hidden=[8]", "ppo.critic_hidden=[8]",
-        "ppo.eval_envs=1", "meta_objective.baseline_seeds=1"]
+TINY = [
+    "job.generations=2",
+    "job.seeds_per_member=1",
+    "job.checkpoint_every=1",
+    "tasks.episode_length=16",
+    "ppo.num_envs=4",
+    "ppo.rollout_length=4",
+    "ppo.num_updates=4",
+    "ppo.num_minibatches=1",
+    "ppo.num_epochs=1",
+    "ppo.actor_hidden=[8]",
+    "ppo.critic_hidden=[8]",
+    "ppo.eval_envs=1",
+    "meta_objective.baseline_seeds=1",
+]
 TINY_ESTIMATOR = {
     "es": ["meta_optimizer.population_size=2"],
-    "pes": ["meta_optimizer.num_pairs=1", "meta_optimizer.unroll_length=2",
-            "meta_optimizer.min_lifetime=2", "meta_optimizer.max_lifetime=4"],
-    "metagrad": ["meta_optimizer.num_runs=1", "meta_optimizer.unroll_length=2",
-                 "meta_optimizer.min_lifetime=2", "meta_optimizer.max_lifetime=4"],
+    "pes": [
+        "meta_optimizer.num_pairs=1",
+        "meta_optimizer.unroll_length=2",
+        "meta_optimizer.min_lifetime=2",
+        "meta_optimizer.max_lifetime=4",
+    ],
+    "metagrad": [
+        "meta_optimizer.num_runs=1",
+        "meta_optimizer.unroll_length=2",
+        "meta_optimizer.min_lifetime=2",
+        "meta_optimizer.max_lifetime=4",
+    ],
     "online_metagrad": ["meta_optimizer.updates_per_step=1"],
 }
 TINY_ESTIMATOR["truncated_es"] = TINY_ESTIMATOR["pes"]
@@ -78,8 +110,7 @@ TIMING_KEYS = ("generation_time", "wall_time", "env_steps_per_s", "devices", "de
 
 def _untimed(history: list[dict]) -> list[dict]:
     """The records without wall-clock fields, through JSON (as metrics.jsonl stores them)."""
-    return json.loads(json.dumps([{k: v for k, v in r.items() if k not in TIMING_KEYS}
-                                  for r in history]))
+    return json.loads(json.dumps([{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in history]))
 
 
 def _check_golden(stem: str, history: list[dict]) -> None:
@@ -92,9 +123,13 @@ def _check_golden(stem: str, history: list[dict]) -> None:
     assert _untimed(history) == golden[stem]
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, id=p.stem, marks=() if p.stem in IN_DEFAULT_SUITE else pytest.mark.slow)
-    for p in JOB_SPECS])
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, id=p.stem, marks=() if p.stem in IN_DEFAULT_SUITE else pytest.mark.slow)
+        for p in JOB_SPECS
+    ],
+)
 def test_shipped_spec_runs_one_generation_at_a_tiny_size(path, tmp_path):
     """`discover run SPEC --set ...` (the CLI's code path) gets through a generation on CPU with
     finite fitness for every member: every shipped job, including the GPU-scale ones whose tasks

@@ -9,10 +9,14 @@ from discovery.spec import SpecError, apply_overrides, parse_ppo, parse_rule, pa
 
 @pytest.mark.fast
 def test_overrides_are_parsed_as_toml_values():
-    table = apply_overrides({"ppo": {"num_envs": 8}}, ["ppo.num_envs=32", "ppo.actor_hidden=[8, 8]",
-                                                       "rule.name=dpo", "ppo.anneal_lr=true"])
-    assert table == {"ppo": {"num_envs": 32, "actor_hidden": [8, 8], "anneal_lr": True},
-                     "rule": {"name": "dpo"}}
+    table = apply_overrides(
+        {"ppo": {"num_envs": 8}},
+        ["ppo.num_envs=32", "ppo.actor_hidden=[8, 8]", "rule.name=dpo", "ppo.anneal_lr=true"],
+    )
+    assert table == {
+        "ppo": {"num_envs": 32, "actor_hidden": [8, 8], "anneal_lr": True},
+        "rule": {"name": "dpo"},
+    }
     config = parse_ppo({"num_envs": 32, "actor_hidden": [8, 8], "learning_rate": 1})
     assert config.actor_hidden == (8, 8) and config.learning_rate == 1.0
 
@@ -58,17 +62,30 @@ def _job_table(run_dir, meta_optimizer: dict, **sections) -> dict:
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("meta_optimizer, sections, message", [
-    ({"name": "pes", "num_pairs": 0}, {}, r"meta_optimizer.num_pairs = 0 must be >= 1"),
-    ({"name": "truncated_es"}, {"meta_objective": {"kind": "eval_return"}},
-     r"meta_objective.kind = 'eval_return' has no per-update form for truncated estimators"),
-    ({"name": "pes", "lifetime": 8}, {}, r"meta_optimizer.lifetime = 8 exceeds ppo.num_updates = 4"),
-    ({"name": "metagrad", "truncation": "log_uniform", "min_lifetime": 2, "max_lifetime": 9}, {},
-     r"meta_optimizer.max_lifetime = 9 exceeds ppo.num_updates = 4"),
-    ({"name": "online_metagrad"}, {}, r"online_metagrad' meta-learns hyperparameters: rule.name = 'lpo'"),
-    ({"name": "es", "strategy": "snes", "fitness_shaping": "z_score"}, {}, r"fitness_shaping = 'z_score'"),
-    ({"name": "gradient_descent"}, {}, r"meta_optimizer.name = 'gradient_descent' is unknown; valid: es"),
-])
+@pytest.mark.parametrize(
+    "meta_optimizer, sections, message",
+    [
+        ({"name": "pes", "num_pairs": 0}, {}, r"meta_optimizer.num_pairs = 0 must be >= 1"),
+        (
+            {"name": "truncated_es"},
+            {"meta_objective": {"kind": "eval_return"}},
+            r"meta_objective.kind = 'eval_return' has no per-update form for truncated estimators",
+        ),
+        ({"name": "pes", "lifetime": 8}, {}, r"meta_optimizer.lifetime = 8 exceeds ppo.num_updates = 4"),
+        (
+            {"name": "metagrad", "truncation": "log_uniform", "min_lifetime": 2, "max_lifetime": 9},
+            {},
+            r"meta_optimizer.max_lifetime = 9 exceeds ppo.num_updates = 4",
+        ),
+        ({"name": "online_metagrad"}, {}, r"online_metagrad' meta-learns hyperparameters: rule.name = 'lpo'"),
+        (
+            {"name": "es", "strategy": "snes", "fitness_shaping": "z_score"},
+            {},
+            r"fitness_shaping = 'z_score'",
+        ),
+        ({"name": "gradient_descent"}, {}, r"meta_optimizer.name = 'gradient_descent' is unknown; valid: es"),
+    ],
+)
 def test_a_rejected_spec_leaves_nothing_on_disk(tmp_path, meta_optimizer, sections, message):
     """Estimator options and estimator x objective x rule combinations are refused in parsing:
     `discover run` fails at once, before measuring baselines or writing the run directory."""
@@ -94,19 +111,21 @@ def test_resolved_spec_holds_every_estimator_option():
 
 @pytest.mark.fast
 def test_an_override_under_an_array_of_tables_sets_every_entry():
-    table = apply_overrides({"tasks": [{"env_name": "ant"}, {"env_name": "hopper"}]},
-                            ["tasks.episode_length=16"])
-    assert table == {"tasks": [{"env_name": "ant", "episode_length": 16},
-                               {"env_name": "hopper", "episode_length": 16}]}
+    table = apply_overrides(
+        {"tasks": [{"env_name": "ant"}, {"env_name": "hopper"}]}, ["tasks.episode_length=16"]
+    )
+    assert table == {
+        "tasks": [{"env_name": "ant", "episode_length": 16}, {"env_name": "hopper", "episode_length": 16}]
+    }
 
 
 def test_a_run_directory_with_a_spec_but_no_checkpoint_is_a_fresh_start(tmp_path, monkeypatch):
     """A start that failed after writing spec.toml (no checkpoint yet) does not block the
     corrected rerun: it starts afresh and its own spec replaces the stale one."""
-    from tests.support import tiny_job
     from discovery.job import checkpoint
     from discovery.job.runner import run_job
     from discovery.spec import dump_toml, load_toml, parse_job_spec
+    from tests.support import tiny_job
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -171,16 +190,22 @@ def test_the_new_key_spellings_give_no_note(fresh_notes):
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("section, old, new", [("meta_objective", "normalise", "normalize"),
-                                               ("tasks[0]", "randomise", "randomize")])
+@pytest.mark.parametrize(
+    "section, old, new",
+    [("meta_objective", "normalise", "normalize"), ("tasks[0]", "randomise", "randomize")],
+)
 def test_a_key_in_both_spellings_is_refused(fresh_notes, section, old, new):
     from discovery.spec import parse_job_spec
 
     table = _spelled(_job_table("/tmp/unused", {}), "randomize", "normalize")
     entry = table["meta_objective"] if section == "meta_objective" else table["tasks"][0]
     entry[old] = entry[new]
-    with pytest.raises(SpecError, match=re.escape(f"{section}.{old} and {section}.{new} are one key "
-                                                  f"in two spellings; keep only {section}.{new}")):
+    with pytest.raises(
+        SpecError,
+        match=re.escape(
+            f"{section}.{old} and {section}.{new} are one key in two spellings; keep only {section}.{new}"
+        ),
+    ):
         parse_job_spec(table)
 
 
@@ -203,8 +228,10 @@ def test_a_run_directory_spec_in_the_old_spelling_matches_its_resolved_spec(fres
     job_files.check_checkpoint_spec(tmp_path, {"spec": saved, "step": 1}, resolved)
     with pytest.raises(SpecError, match=r"meta_objective.normalize: 'baseline' -> 'none'"):
         job_files.check_resumed_spec(
-            tmp_path, saved, {**resolved, "meta_objective": {**resolved["meta_objective"],
-                                                             "normalize": "none"}})
+            tmp_path,
+            saved,
+            {**resolved, "meta_objective": {**resolved["meta_objective"], "normalize": "none"}},
+        )
 
 
 @pytest.mark.fast

@@ -115,7 +115,11 @@ def test_dpo_closed_form():
 
 @pytest.mark.parametrize(
     "name, options, field",
-    [("ppo_clip", {"eps": 1.5}, "eps"), ("dpo", {"alpha": -1.0}, "alpha"), ("lpo", {"hidden_size": 0}, "hidden_size")],
+    [
+        ("ppo_clip", {"eps": 1.5}, "eps"),
+        ("dpo", {"alpha": -1.0}, "alpha"),
+        ("lpo", {"hidden_size": 0}, "hidden_size"),
+    ],
 )
 def test_bad_rule_options_name_the_field(name, options, field):
     with pytest.raises(ValueError, match=field):
@@ -148,12 +152,18 @@ def test_temporal_lpo_drift_changes_with_the_lifetime_fraction_and_vanishes_at_r
     assert float(jnp.max(jnp.abs(early - late))) > 1e-2
     # at n/N = 0 only the first 8 rows of "hidden" (LPO's features) matter: plain LPO's drift
     plain = make_rule("lpo", ppo_init=False, hidden_size=8)
-    np.testing.assert_allclose(early, plain.apply({"hidden": meta["hidden"][:8], "out": meta["out"]},
-                                                  DriftInputs(ratio, adv)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        early,
+        plain.apply({"hidden": meta["hidden"][:8], "out": meta["out"]}, DriftInputs(ratio, adv)),
+        rtol=1e-5,
+        atol=1e-7,
+    )
     for p in (0.0, 0.3, 1.0):
         at_one = temporal.apply(meta, DriftInputs(jnp.ones_like(adv), adv, p))
         np.testing.assert_array_equal(at_one, 0.0)
     # a rule without the option ignores n/N
     plain_meta = jax.tree.map(lambda x: x + 0.5, plain.init(jax.random.PRNGKey(7)))
-    np.testing.assert_array_equal(plain.apply(plain_meta, DriftInputs(ratio, adv, 0.0)),
-                                  plain.apply(plain_meta, DriftInputs(ratio, adv, 1.0)))
+    np.testing.assert_array_equal(
+        plain.apply(plain_meta, DriftInputs(ratio, adv, 0.0)),
+        plain.apply(plain_meta, DriftInputs(ratio, adv, 1.0)),
+    )

@@ -16,10 +16,17 @@ from inner_algos.ppo import PPOConfig, make_ppo, rule_slots
 from inner_algos.rules import DriftInputs, make_rule
 from tests.support import tiny_job
 
-
 CARTPOLE = Task(source="gymnax", env_name="CartPole-v1")
-TINY = PPOConfig(num_envs=8, rollout_length=8, num_updates=2, num_minibatches=2, num_epochs=1,
-                 actor_hidden=(16,), critic_hidden=(16,), eval_envs=2)
+TINY = PPOConfig(
+    num_envs=8,
+    rollout_length=8,
+    num_updates=2,
+    num_minibatches=2,
+    num_epochs=1,
+    actor_hidden=(16,),
+    critic_hidden=(16,),
+    eval_envs=2,
+)
 
 
 def test_brax_results_are_those_of_the_code_before_sources():
@@ -42,13 +49,24 @@ def test_brax_results_are_those_of_the_code_before_sources():
     with tempfile.TemporaryDirectory() as tmp:
         table = tiny_job.table(Path(tmp) / "run", job={"evaluate_mean": True}, ppo=off)
         result = run_job(table, progress=False)
-    got = [(r["fitness_mean"], r["fitness_max"], r["fitness_min"], r["mean_fitness"], r["best_so_far"])
-           for r in result.history]
+    got = [
+        (r["fitness_mean"], r["fitness_max"], r["fitness_min"], r["mean_fitness"], r["best_so_far"])
+        for r in result.history
+    ]
     assert got == expected
 
     task = Task(episode_length=50)
-    config = PPOConfig(num_envs=16, rollout_length=8, num_updates=3, num_minibatches=2, num_epochs=1,
-                       actor_hidden=(16,), critic_hidden=(16,), eval_envs=2, **off)
+    config = PPOConfig(
+        num_envs=16,
+        rollout_length=8,
+        num_updates=3,
+        num_minibatches=2,
+        num_epochs=1,
+        actor_hidden=(16,),
+        critic_hidden=(16,),
+        eval_envs=2,
+        **off,
+    )
     algo = make_ppo(config, task, make_rule("ppo_clip"))
     state, metrics = jax.jit(algo.train)({}, jax.random.PRNGKey(1))
     assert float(metrics["episode_return"][-1]) == 17.16666603088379
@@ -68,8 +86,8 @@ def test_env_steps_as_gymnax_with_episode_bookkeeping_and_time_limit_apart():
     for limit, expect_truncation in ((500, False), (5, True)):
         env = make_env(Task(source="gymnax", env_name="CartPole-v1", episode_length=limit))
         state = env.reset(jax.random.PRNGKey(0), {})
-        step = jax.jit(lambda s: env.step(s, jnp.int32(0), {}))
-        for t in range(1, 40):
+        step = jax.jit(lambda s: env.step(s, jnp.int32(0), {}))  # noqa: B023 (this iteration's env)
+        for t in range(1, 40):  # noqa: B007 (t is the episode length, read after the loop)
             state = step(state)
             if state.done:
                 break
@@ -98,7 +116,9 @@ def test_env_steps_as_gymnax_with_episode_bookkeeping_and_time_limit_apart():
 
 @pytest.mark.fast
 def test_unknown_names_list_valid_ones_per_source():
-    with pytest.raises(ValueError, match=r"not a gymnax environment; valid names: CartPole-v1, .*Breakout-MinAtar"):
+    with pytest.raises(
+        ValueError, match=r"not a gymnax environment; valid names: CartPole-v1, .*Breakout-MinAtar"
+    ):
         Task(source="gymnax", env_name="Pong")
     with pytest.raises(ValueError, match=r"task.source = 'gym' is unknown; valid sources: brax, gymnax"):
         Task(source="gym", env_name="CartPole-v1")
@@ -150,8 +170,10 @@ def test_categorical_policy_and_ppo_clip_drift_give_the_clipped_surrogate():
         def log_pi(p):
             z = logits_of(p)
             z = z - jnp.max(z, -1, keepdims=True)
-            return jnp.take_along_axis(z - jnp.log(jnp.sum(jnp.exp(z), -1, keepdims=True)),
-                                       actions[:, None], -1)[:, 0]
+            return jnp.take_along_axis(
+                z - jnp.log(jnp.sum(jnp.exp(z), -1, keepdims=True)), actions[:, None], -1
+            )[:, 0]
+
         r = jnp.exp(log_pi(params) - log_pi(old))
         return -jnp.mean(jnp.minimum(r * adv, jnp.clip(r, 0.8, 1.2) * adv))
 
@@ -164,18 +186,25 @@ def test_categorical_policy_and_ppo_clip_drift_give_the_clipped_surrogate():
     np.testing.assert_allclose(uniform.entropy(), np.log(2.0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("rule_name, options", [
-    ("lpo", {"hidden_size": 4}),
-    ("hyperparams", {"learn": ["gamma", "ent_coef"]}),
-    ("learned_optimizer", {}),
-])
+@pytest.mark.parametrize(
+    "rule_name, options",
+    [
+        ("lpo", {"hidden_size": 4}),
+        ("hyperparams", {"learn": ["gamma", "ent_coef"]}),
+        ("learned_optimizer", {}),
+    ],
+)
 def test_every_rule_family_trains_on_a_discrete_minatar_task(rule_name, options):
     rule = make_rule(rule_name, **options)
     algo = make_ppo(TINY, Task(source="gymnax", env_name="Breakout-MinAtar", episode_length=20), rule)
     meta = rule.init(jax.random.PRNGKey(0))
     state, metrics = jax.jit(algo.train)(meta, jax.random.PRNGKey(1))
-    assert algo.init(meta, jax.random.PRNGKey(0)).params["actor"]["params"]["MLP_0"]["Dense_0"][
-        "kernel"].shape[0] == 400  # the 10 x 10 x 4 grid, flattened
+    assert (
+        algo.init(meta, jax.random.PRNGKey(0))
+        .params["actor"]["params"]["MLP_0"]["Dense_0"]["kernel"]
+        .shape[0]
+        == 400
+    )  # the 10 x 10 x 4 grid, flattened
     assert np.all(np.isfinite(metrics["policy_loss"])) and np.all(np.isfinite(metrics["entropy"]))
     assert float(metrics["entropy"][0]) > 0.9 * np.log(3)  # near-uniform categorical at the start
     ret, length = jax.jit(algo.evaluate)(state, jax.random.PRNGKey(2))
@@ -188,16 +217,26 @@ def test_eval_task_labels_with_sources_take_the_spec_task(tmp_path):
     from discovery.evaluation.sources import resolve_source
     from tests.support.fabricate import make_run_dir
 
-    assert evaluate.parse_tasks("gymnax:Asterix-MinAtar,brax:hopper/spring,hopper,inverted_pendulum/positional") == [
-        "gymnax:Asterix-MinAtar", "hopper/spring", "hopper/spring", "inverted_pendulum/positional"]
+    assert evaluate.parse_tasks(
+        "gymnax:Asterix-MinAtar,brax:hopper/spring,hopper,inverted_pendulum/positional"
+    ) == ["gymnax:Asterix-MinAtar", "hopper/spring", "hopper/spring", "inverted_pendulum/positional"]
     run = make_run_dir(tmp_path)
     spec = (run / "spec.toml").read_text()
-    (run / "spec.toml").write_text(spec.replace("[ppo]", '[[tasks]]\nsource = "gymnax"\nenv_name = "CartPole-v1"\n'
-                                                "randomize = { length = [0.3, 0.8] }\n\n[ppo]"))
+    (run / "spec.toml").write_text(
+        spec.replace(
+            "[ppo]",
+            '[[tasks]]\nsource = "gymnax"\nenv_name = "CartPole-v1"\n'
+            "randomize = { length = [0.3, 0.8] }\n\n[ppo]",
+        )
+    )
     source = resolve_source(str(run))
     assert source.train_tasks == ["inverted_pendulum/spring", "gymnax:CartPole-v1~length=0.3..0.8"]
-    settings = evaluate.eval_settings(source, evaluate.parse_tasks("gymnax:CartPole-v1,gymnax:Asterix-MinAtar"),
-                                      ["task.episode_length=40"], None)
+    settings = evaluate.eval_settings(
+        source,
+        evaluate.parse_tasks("gymnax:CartPole-v1,gymnax:Asterix-MinAtar"),
+        ["task.episode_length=40"],
+        None,
+    )
     (_, cartpole), (_, asterix) = settings
     assert cartpole.label == "gymnax:CartPole-v1~length=0.3..0.8"  # the spec's task, ranges included
     assert cartpole.episode_length == asterix.episode_length == 40
@@ -212,16 +251,46 @@ def test_eval_end_to_end_on_a_gymnax_task(tmp_path):
     from discovery.rule_io import save_rule
 
     rule = make_rule("lpo", hidden_size=8)
-    save_rule(tmp_path / "lpo", rule, rule.init(jax.random.PRNGKey(0)), train_tasks=["inverted_pendulum/spring"])
+    save_rule(
+        tmp_path / "lpo", rule, rule.init(jax.random.PRNGKey(0)), train_tasks=["inverted_pendulum/spring"]
+    )
     parser = argparse.ArgumentParser()
     evaluate.register(parser.add_subparsers())
     out = tmp_path / "eval"
-    args = parser.parse_args([
-        "eval", str(tmp_path / "lpo.json"), "--tasks", "gymnax:CartPole-v1", "--seeds", "2", "--budget", "256",
-        "--points", "2", "--baselines", "ppo_clip", "--out", str(out), "--set", "ppo.num_envs=16",
-        "--set", "ppo.rollout_length=8", "--set", "ppo.num_minibatches=2", "--set", "ppo.num_epochs=1",
-        "--set", "ppo.actor_hidden=[16]", "--set", "ppo.critic_hidden=[16]", "--set", "ppo.eval_envs=2",
-        "--set", "task.episode_length=30"])
+    args = parser.parse_args(
+        [
+            "eval",
+            str(tmp_path / "lpo.json"),
+            "--tasks",
+            "gymnax:CartPole-v1",
+            "--seeds",
+            "2",
+            "--budget",
+            "256",
+            "--points",
+            "2",
+            "--baselines",
+            "ppo_clip",
+            "--out",
+            str(out),
+            "--set",
+            "ppo.num_envs=16",
+            "--set",
+            "ppo.rollout_length=8",
+            "--set",
+            "ppo.num_minibatches=2",
+            "--set",
+            "ppo.num_epochs=1",
+            "--set",
+            "ppo.actor_hidden=[16]",
+            "--set",
+            "ppo.critic_hidden=[16]",
+            "--set",
+            "ppo.eval_envs=2",
+            "--set",
+            "task.episode_length=30",
+        ]
+    )
     assert args.func(args) == 0
     task = json.loads((out / "results.json").read_text())["tasks"]["gymnax:CartPole-v1"]
     assert task["held_out"] is True and task["task"]["source"] == "gymnax"

@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from discovery.spec import load_toml, parse_ppo, parse_task
 from discovery.evaluation.train import run_training
+from discovery.spec import load_toml, parse_ppo, parse_task
 from inner_algos.envs import random_policy_return
 from inner_algos.rules import make_rule
 
@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 def _train(path):
     table = load_toml(path)
     task, config = parse_task(table["task"]), parse_ppo(table["ppo"])
-    _, eval_returns, _, algo = run_training(task, config, make_rule("ppo_clip"), {}, table["train"]["seeds"], 0)
+    _, eval_returns, _, algo = run_training(
+        task, config, make_rule("ppo_clip"), {}, table["train"]["seeds"], 0
+    )
     return task, config.num_updates * algo.env_steps_per_update, eval_returns
 
 

@@ -70,6 +70,7 @@ def test_orthogonal_is_flax_orthogonal_bit_for_bit_under_nested_vmap():
     ours, flax_init = networks.orthogonal(1.4), nn.initializers.orthogonal(1.4)
     keys = jax.random.split(jax.random.PRNGKey(0), 6).reshape(2, 3, -1)
     for shape in [(17, 64), (64, 6)]:
+
         def draw(key, init, shape=shape):
             return init(key, shape)
 
@@ -82,8 +83,13 @@ def test_orthogonal_is_flax_orthogonal_bit_for_bit_under_nested_vmap():
 def test_batched_orthogonal_init_never_hangs(tmp_path):
     log = tmp_path / "stdout.txt"
     with open(log, "w") as out:
-        child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(STRESS), str(STRESS_S)],
-                                 stdout=out, stderr=subprocess.STDOUT, text=True, env=_concurrent_env())
+        child = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(STRESS), str(STRESS_S)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_concurrent_env(),
+        )
     seen, last, limit = "", time.monotonic(), START_S
     while child.poll() is None:
         time.sleep(0.5)

@@ -10,8 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from discovery.spec import load_toml, parse_ppo, parse_task
 from discovery.evaluation.train import run_training
+from discovery.spec import load_toml, parse_ppo, parse_task
 from inner_algos.envs import random_policy_return
 from inner_algos.rules import make_rule
 

@@ -14,8 +14,17 @@ from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule
 from meta_objectives import MetaObjective
 
-CFG = PPOConfig(num_envs=16, rollout_length=8, num_updates=4, num_minibatches=2, num_epochs=1,
-                actor_hidden=(16,), critic_hidden=(16,), eval_envs=2, anneal_lr=True)
+CFG = PPOConfig(
+    num_envs=16,
+    rollout_length=8,
+    num_updates=4,
+    num_minibatches=2,
+    num_epochs=1,
+    actor_hidden=(16,),
+    critic_hidden=(16,),
+    eval_envs=2,
+    anneal_lr=True,
+)
 TASK = Task(episode_length=50)
 LR, SLOPE = 1e-3, 1.0  # learned schedule lr(p) = LR exp(SLOPE p), then annealed by (1 - p)
 
@@ -40,7 +49,9 @@ def test_truncated_runs_schedule_and_anneal_over_their_own_lifetime():
     """Lifetimes of 12 updates with ppo.num_updates = 4: lr annealing and the learned schedule see
     update / 12 (with update / num_updates the annealed rate went negative after update 4)."""
     rule, meta = _schedule_rule()
-    init_one, advance = make_runs(make_ppo(CFG, TASK, rule), TruncationSchedule("constant", 12, stagger=False))
+    init_one, advance = make_runs(
+        make_ppo(CFG, TASK, rule), TruncationSchedule("constant", 12, stagger=False)
+    )
     runs = jax.vmap(init_one, in_axes=(None, 0))(meta, jax.random.split(jax.random.PRNGKey(0), 2))
     _, seg = jax.jit(lambda r: advance(meta, r, 13, shared=True))(runs)
     age = np.asarray(seg.age[:, 0])
@@ -51,15 +62,20 @@ def test_truncated_runs_schedule_and_anneal_over_their_own_lifetime():
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("options, field", [
-    ({"truncation": "constant", "lifetime": 5}, "lifetime"),
-    ({"truncation": "log_uniform", "min_lifetime": 2, "max_lifetime": 5}, "max_lifetime"),
-])
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"truncation": "constant", "lifetime": 5}, "lifetime"),
+        ({"truncation": "log_uniform", "min_lifetime": 2, "max_lifetime": 5}, "max_lifetime"),
+    ],
+)
 def test_lifetimes_longer_than_num_updates_are_refused(options, field):
     problem = Problem(make_rule("hyperparams"), (TASK,), CFG, MetaObjective(kind="curve_area"))
     with pytest.raises(ValueError, match=f"meta_optimizer.{field} = 5 exceeds ppo.num_updates = 4"):
         make_meta_optimizer("pes", parse_options("pes", options), problem)
-    make_meta_optimizer("pes", parse_options("pes", {**options, field: 4}), problem)  # at most num_updates: accepted
+    make_meta_optimizer(
+        "pes", parse_options("pes", {**options, field: 4}), problem
+    )  # at most num_updates: accepted
 
 
 def test_drift_rules_see_the_lifetime_fraction_of_each_update():

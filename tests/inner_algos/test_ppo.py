@@ -11,8 +11,19 @@ from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig, gae, make_ppo
 from inner_algos.rules import make_rule
 
-METRICS = {"episode_return", "episode_length", "num_episodes", "policy_loss", "value_loss",
-           "entropy", "approx_kl", "ratio_mean", "ratio_std", "grad_norm", "learning_rate"}
+METRICS = {
+    "episode_return",
+    "episode_length",
+    "num_episodes",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "ratio_mean",
+    "ratio_std",
+    "grad_norm",
+    "learning_rate",
+}
 
 
 def test_same_key_same_numbers_and_lpo_init_equals_ppo_clip(tiny_task, tiny_ppo):

@@ -39,8 +39,10 @@ HP = HyperParams(*(jnp.float32(x) for x in (0.99, 0.95, 0.2, 0.03, 1e-3)))  # cl
 def _setup(seed=0):
     rng = np.random.default_rng(seed)
     old = {"actor": {"W": rng.normal(size=(OBS, ACTIONS))}, "critic": {"w": rng.normal(size=OBS)}}
-    new = {"actor": {"W": old["actor"]["W"] + 0.6 * rng.normal(size=(OBS, ACTIONS))},
-           "critic": {"w": old["critic"]["w"] + 0.3 * rng.normal(size=OBS)}}
+    new = {
+        "actor": {"W": old["actor"]["W"] + 0.6 * rng.normal(size=(OBS, ACTIONS))},
+        "critic": {"w": old["critic"]["w"] + 0.3 * rng.normal(size=OBS)},
+    }
     obs = rng.normal(size=(B, OBS))
     action = rng.integers(0, ACTIONS, size=B)
     old_log_prob = _log_softmax(obs @ old["actor"]["W"])[np.arange(B), action]
@@ -48,7 +50,9 @@ def _setup(seed=0):
     # targets beyond the new value (seen from the old one) at even samples: value clipping bites there
     target = np.where(np.arange(B) % 2 == 0, old_value + 2 * (value - old_value), rng.normal(size=B))
     batch = Batch(obs, action, old_log_prob, old_value, rng.normal(size=B), target)
-    as32 = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, jnp.int32 if x.dtype.kind == "i" else jnp.float32), tree)
+    as32 = lambda tree: jax.tree.map(
+        lambda x: jnp.asarray(x, jnp.int32 if x.dtype.kind == "i" else jnp.float32), tree
+    )
     return new, batch, as32(new), as32(batch)
 
 
@@ -74,8 +78,17 @@ def _reference(params, batch, drift_of, vf_coef, value_clip, clip_eps=0.2, ent_c
 
 
 def _loss(params, batch, drift, meta=None, value_clip=False, vf_coef=0.5, progress=0.0):
-    return ppo_loss(params, batch, meta, HP, jnp.float32(progress), networks=NETWORKS, drift=drift,
-                    vf_coef=vf_coef, value_clip=value_clip)
+    return ppo_loss(
+        params,
+        batch,
+        meta,
+        HP,
+        jnp.float32(progress),
+        networks=NETWORKS,
+        drift=drift,
+        vf_coef=vf_coef,
+        value_clip=value_clip,
+    )
 
 
 @pytest.mark.parametrize("value_clip", [False, True])
@@ -97,8 +110,10 @@ def test_ppo_clip_loss_is_the_clipped_surrogate_plus_value_loss_minus_entropy(va
 def test_value_clip_changes_the_loss_here():
     """The batch above exercises value clipping (else the parametrised test proves nothing)."""
     params, batch, params32, batch32 = _setup()
-    assert not np.isclose(_loss(params32, batch32, ppo_clip_slot, value_clip=True)[0],
-                          _loss(params32, batch32, ppo_clip_slot, value_clip=False)[0])
+    assert not np.isclose(
+        _loss(params32, batch32, ppo_clip_slot, value_clip=True)[0],
+        _loss(params32, batch32, ppo_clip_slot, value_clip=False)[0],
+    )
 
 
 def test_dpo_drift_slot():
@@ -107,8 +122,11 @@ def test_dpo_drift_slot():
 
     def dpo(r, a):  # Lu et al. 2022, eq. 5
         pos, neg = (r - 1) * a, np.log(r) * a
-        return np.where(a >= 0, np.maximum(pos - 0.5 * np.tanh(pos / 0.5), 0),
-                        np.maximum(neg - 0.3 * np.tanh(neg / 0.3), 0))
+        return np.where(
+            a >= 0,
+            np.maximum(pos - 0.5 * np.tanh(pos / 0.5), 0),
+            np.maximum(neg - 0.3 * np.tanh(neg / 0.3), 0),
+        )
 
     slot = rule_slots(PPOConfig(), rule).drift
     total, _ = _loss(params32, batch32, slot)
@@ -142,7 +160,9 @@ def test_rule_slots_by_family():
     cfg = PPOConfig()
     hp_rule = make_rule("hyperparams", learn=["gamma"])
     slots = rule_slots(cfg, hp_rule)
-    assert isinstance(slots, RuleSlots) and slots.drift is ppo_clip_slot and slots.hyperparams == hp_rule.apply
+    assert (
+        isinstance(slots, RuleSlots) and slots.drift is ppo_clip_slot and slots.hyperparams == hp_rule.apply
+    )
     lpo = make_rule("lpo")
     assert rule_slots(cfg, lpo).drift.func is rule_drift_slot
     with pytest.raises(ValueError, match="supplies the optimizer; do not also pass"):

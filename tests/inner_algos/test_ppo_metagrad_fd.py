@@ -20,10 +20,23 @@ from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule
 
-CFG = PPOConfig(num_envs=8, rollout_length=8, num_updates=2, num_minibatches=2, num_epochs=1,
-                actor_hidden=(8,), critic_hidden=(8,), eval_envs=1, max_grad_norm=100.0)
-RULE = make_rule("hyperparams", learn=["gamma", "gae_lambda", "ent_coef", "learning_rate"],
-                 learning_rate=3e-3, ent_coef=1e-2)
+CFG = PPOConfig(
+    num_envs=8,
+    rollout_length=8,
+    num_updates=2,
+    num_minibatches=2,
+    num_epochs=1,
+    actor_hidden=(8,),
+    critic_hidden=(8,),
+    eval_envs=1,
+    max_grad_norm=100.0,
+)
+RULE = make_rule(
+    "hyperparams",
+    learn=["gamma", "gae_lambda", "ent_coef", "learning_rate"],
+    learning_rate=3e-3,
+    ent_coef=1e-2,
+)
 
 
 def _float64(tree):
@@ -50,7 +63,9 @@ def test_ppo_meta_gradient_through_two_updates_matches_finite_differences(monkey
 
         def frozen_loss(theta, acting):
             queue = list(acting)  # consumed in trace order: rollout 1, rollout 2, meta-loss rollout
-            lax = types.SimpleNamespace(**{n: getattr(jax.lax, n) for n in dir(jax.lax) if not n.startswith("_")})
+            lax = types.SimpleNamespace(
+                **{n: getattr(jax.lax, n) for n in dir(jax.lax) if not n.startswith("_")}
+            )
             lax.stop_gradient = lambda params: queue.pop(0)
             namespace = {n: getattr(jax, n) for n in dir(jax) if not n.startswith("_")}
             monkeypatch.setattr(ppo_acting, "jax", types.SimpleNamespace(**{**namespace, "lax": lax}))
@@ -61,7 +76,11 @@ def test_ppo_meta_gradient_through_two_updates_matches_finite_differences(monkey
 
         loss = jax.jit(frozen_loss)
         h = 1e-5
-        fd = np.array([(loss(theta0 + h * e, acting) - loss(theta0 - h * e, acting)) / (2 * h)
-                       for e in np.eye(theta0.size)])
+        fd = np.array(
+            [
+                (loss(theta0 + h * e, acting) - loss(theta0 - h * e, acting)) / (2 * h)
+                for e in np.eye(theta0.size)
+            ]
+        )
     assert np.all(np.abs(grad) > 1e-8), grad  # every meta-parameter really reaches the loss
     np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-9)  # measured: agree to 2e-6

@@ -13,8 +13,9 @@ from inner_algos.envs import Task, episode_runner, make_env, random_actions, sam
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule
 
-RANDOM_CARTPOLE = Task(source="gymnax", env_name="CartPole-v1",
-                       randomize={"length": [0.2, 2.0], "gravity": [5.0, 20.0]})
+RANDOM_CARTPOLE = Task(
+    source="gymnax", env_name="CartPole-v1", randomize={"length": [0.2, 2.0], "gravity": [5.0, 20.0]}
+)
 
 
 @pytest.mark.fast
@@ -55,8 +56,16 @@ def test_two_lifetimes_see_different_physics_and_returns_from_one_compile():
     assert float(p1["length"]) != float(p2["length"]) and float(r1) != float(r2)
 
     # PPO: each lifetime samples its own params from its key, carried in the inner state
-    config = PPOConfig(num_envs=8, rollout_length=8, num_updates=2, num_minibatches=2, num_epochs=1,
-                       actor_hidden=(8,), critic_hidden=(8,), eval_envs=2)
+    config = PPOConfig(
+        num_envs=8,
+        rollout_length=8,
+        num_updates=2,
+        num_minibatches=2,
+        num_epochs=1,
+        actor_hidden=(8,),
+        critic_hidden=(8,),
+        eval_envs=2,
+    )
     algo = make_ppo(config, RANDOM_CARTPOLE, make_rule("ppo_clip"))
     states = jax.vmap(algo.init, in_axes=(None, 0))({}, jax.random.split(jax.random.PRNGKey(0), 2))
     lengths = np.asarray(states.env_params["length"])
@@ -66,24 +75,38 @@ def test_two_lifetimes_see_different_physics_and_returns_from_one_compile():
 def test_brax_gravity_scale_changes_the_physics():
     """An unactuated inverted pendulum falls sooner under stronger gravity."""
     task = Task(env_name="inverted_pendulum", episode_length=300, randomize={"gravity_scale": [0.2, 3.0]})
-    run = jax.jit(lambda g: episode_runner(task, 4)(
-        lambda obs, k: jnp.zeros((obs.shape[0], 1)), jax.random.PRNGKey(0), {"gravity_scale": g})[1])
+    run = jax.jit(
+        lambda g: episode_runner(task, 4)(
+            lambda obs, k: jnp.zeros((obs.shape[0], 1)), jax.random.PRNGKey(0), {"gravity_scale": g}
+        )[1]
+    )
     weak, normal, strong = (run(jnp.float32(g)) for g in (0.2, 1.0, 3.0))
     assert np.all(weak > normal) and np.all(normal > strong)
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("task, message", [
-    ({"env_name": "hopper", "randomize": {"mass": [0.5, 2.0]}},
-     r"task.randomize.mass is not a randomisable field; valid fields: mass_scale, friction_scale, "
-     r"gravity_scale, actuator_scale"),
-    ({"source": "gymnax", "env_name": "CartPole-v1", "randomize": {"pole": [0.5, 2.0]}},
-     r"task.randomize.pole .*valid fields: gravity, masscart, masspole, length, force_mag, tau"),
-    ({"env_name": "hopper", "randomize": {"mass_scale": [2.0, 0.5]}},
-     r"task.randomize.mass_scale = \[2.0, 0.5\] has low > high; write \[0.5, 2\]"),
-    ({"env_name": "hopper", "randomize": {"mass_scale": 2.0}},
-     r"task.randomize.mass_scale = 2.0 must be a range \[low, high\]"),
-])
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        (
+            {"env_name": "hopper", "randomize": {"mass": [0.5, 2.0]}},
+            r"task.randomize.mass is not a randomisable field; valid fields: mass_scale, friction_scale, "
+            r"gravity_scale, actuator_scale",
+        ),
+        (
+            {"source": "gymnax", "env_name": "CartPole-v1", "randomize": {"pole": [0.5, 2.0]}},
+            r"task.randomize.pole .*valid fields: gravity, masscart, masspole, length, force_mag, tau",
+        ),
+        (
+            {"env_name": "hopper", "randomize": {"mass_scale": [2.0, 0.5]}},
+            r"task.randomize.mass_scale = \[2.0, 0.5\] has low > high; write \[0.5, 2\]",
+        ),
+        (
+            {"env_name": "hopper", "randomize": {"mass_scale": 2.0}},
+            r"task.randomize.mass_scale = 2.0 must be a range \[low, high\]",
+        ),
+    ],
+)
 def test_bad_randomise_fails_in_the_spec_naming_the_key(tmp_path, task, message):
     table = {"job": {"run_dir": str(tmp_path)}, "tasks": [task], "rule": {"name": "lpo"}}
     with pytest.raises(SpecError, match=r"\[tasks\[0\]\]: " + message):
@@ -92,10 +115,14 @@ def test_bad_randomise_fails_in_the_spec_naming_the_key(tmp_path, task, message)
 
 @pytest.mark.fast
 def test_randomised_spec_round_trips_through_the_resolved_toml(tmp_path):
-    table = {"job": {"run_dir": str(tmp_path)},
-             "tasks": [{"source": "gymnax", "env_name": "CartPole-v1", "randomize": {"length": [0.2, 2]}},
-                       {"env_name": "inverted_pendulum"}],
-             "rule": {"name": "lpo"}}
+    table = {
+        "job": {"run_dir": str(tmp_path)},
+        "tasks": [
+            {"source": "gymnax", "env_name": "CartPole-v1", "randomize": {"length": [0.2, 2]}},
+            {"env_name": "inverted_pendulum"},
+        ],
+        "rule": {"name": "lpo"},
+    }
     spec = parse_job_spec(table)
     assert spec.table["tasks"][0]["randomize"] == {"length": [0.2, 2.0]}
     assert "randomize" not in spec.table["tasks"][1] and "source" not in spec.table["tasks"][1]

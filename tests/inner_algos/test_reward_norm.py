@@ -33,8 +33,9 @@ def test_statistics_equal_the_discounted_return_variance_of_a_hand_made_sequence
     assert float(stats.stats.count) == 16
     np.testing.assert_allclose(stats.stats.mean, [np.mean(RETURNS)], rtol=1e-6)
     np.testing.assert_allclose(stats.stats.var, [np.var(RETURNS)], rtol=1e-6)
-    np.testing.assert_allclose(stats.normalize(jnp.asarray(REWARDS)),
-                               REWARDS / np.sqrt(np.var(RETURNS)), rtol=1e-5)
+    np.testing.assert_allclose(
+        stats.normalize(jnp.asarray(REWARDS)), REWARDS / np.sqrt(np.var(RETURNS)), rtol=1e-5
+    )
 
 
 def _stream(key, scale, rollouts=3, steps=32, envs=16):

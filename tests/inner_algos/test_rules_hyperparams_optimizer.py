@@ -11,8 +11,17 @@ from inner_algos.ppo import HyperParams, PPOConfig, make_ppo
 from inner_algos.rules import make_rule
 from inner_algos.rules.learned_optimizer import OptimizerInputs
 
-CFG = PPOConfig(num_envs=16, rollout_length=8, num_updates=4, num_minibatches=2, num_epochs=1,
-                actor_hidden=(16,), critic_hidden=(16,), eval_envs=2, ent_coef=1e-3)
+CFG = PPOConfig(
+    num_envs=16,
+    rollout_length=8,
+    num_updates=4,
+    num_minibatches=2,
+    num_epochs=1,
+    actor_hidden=(16,),
+    critic_hidden=(16,),
+    eval_envs=2,
+    ent_coef=1e-3,
+)
 TASK = Task(episode_length=50)
 
 
@@ -30,10 +39,18 @@ def baseline():
 
 # ---- hyperparams -------------------------------------------------------------------------------
 
+
 @pytest.mark.fast
 def test_hyperparams_init_is_the_defaults_and_schedule_is_a_polynomial():
-    rule = make_rule("hyperparams", gamma=0.9, gae_lambda=0.8, clip_eps=0.3, ent_coef=0.01,
-                     learning_rate=1e-3, progress_degree=2)
+    rule = make_rule(
+        "hyperparams",
+        gamma=0.9,
+        gae_lambda=0.8,
+        clip_eps=0.3,
+        ent_coef=0.01,
+        learning_rate=1e-3,
+        progress_degree=2,
+    )
     meta = rule.init(jax.random.PRNGKey(0))
     assert set(meta) == set(HyperParams._fields) and meta["gamma"].shape == (3,)
     for progress in (0.0, 0.7):
@@ -64,6 +81,7 @@ def test_hyperparams_learn_subset_and_bad_options():
 
 # ---- optimizer ----------------------------------------------------------------------------------
 
+
 @pytest.mark.fast
 def test_learned_optimizer_starts_at_adam_and_its_outputs_act_as_documented():
     params = {"a": jnp.array([1.0, -2.0, 3.0]), "b": jnp.ones((2, 2))}
@@ -93,13 +111,20 @@ def test_fixed_adam_rule_gives_ppo_numbers_exactly(baseline):
 @pytest.mark.slow
 def test_hyperparams_and_learned_optimizer_at_init_reproduce_ppo(baseline):
     _, base = baseline
-    hp_rule = make_rule("hyperparams", gamma=CFG.gamma, gae_lambda=CFG.gae_lambda,
-                        clip_eps=CFG.clip_eps, ent_coef=CFG.ent_coef, learning_rate=CFG.learning_rate)
+    hp_rule = make_rule(
+        "hyperparams",
+        gamma=CFG.gamma,
+        gae_lambda=CFG.gae_lambda,
+        clip_eps=CFG.clip_eps,
+        ent_coef=CFG.ent_coef,
+        learning_rate=CFG.learning_rate,
+    )
     for rule in (hp_rule, make_rule("learned_optimizer", hidden_size=8)):
         _, metrics = _train(rule)
         for key in ("policy_loss", "value_loss", "approx_kl", "grad_norm", "learning_rate"):
-            np.testing.assert_allclose(metrics[key], base[key], rtol=2e-3, atol=1e-6,
-                                       err_msg=f"{rule.name}: {key}")
+            np.testing.assert_allclose(
+                metrics[key], base[key], rtol=2e-3, atol=1e-6, err_msg=f"{rule.name}: {key}"
+            )
 
 
 def test_learned_optimizer_state_shapes_do_not_depend_on_meta_params_and_step_is_differentiable():

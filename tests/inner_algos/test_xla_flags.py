@@ -32,8 +32,9 @@ def child_env(**extra) -> dict:
 def run_child(*parts: str, timeout: float = 120, **env) -> str:
     """Runs the script made of `parts` (each dedented) in a fresh interpreter; returns its stdout."""
     script = "\n".join(textwrap.dedent(part) for part in parts)
-    done = subprocess.run([sys.executable, "-c", script], env=child_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=child_env(**env), capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -71,10 +72,16 @@ def run_case(tmp_path, imports: str, call: str) -> list[str]:
     log, errors = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     script = "\n".join(textwrap.dedent(part) for part in (imports, CASE, call))
     with open(log, "w") as out, open(errors, "w") as err:
-        child = subprocess.Popen([sys.executable, "-c", script], env=child_env(), stdout=out,
-                                 stderr=err, text=True)
-    _wait(lambda: "compiled" in log.read_text() or child.poll() is not None, COMPILE_TIMEOUT_S,
-          "compiling", child, log)
+        child = subprocess.Popen(
+            [sys.executable, "-c", script], env=child_env(), stdout=out, stderr=err, text=True
+        )
+    _wait(
+        lambda: "compiled" in log.read_text() or child.poll() is not None,
+        COMPILE_TIMEOUT_S,
+        "compiling",
+        child,
+        log,
+    )
     _wait(lambda: child.poll() is not None, RUN_TIMEOUT_S, "hung: the compiled program", child, log)
     assert child.returncode == 0, errors.read_text()[-3000:]
     return log.read_text().splitlines()
@@ -98,15 +105,21 @@ def test_vmapped_train_returning_state_and_metrics_finishes(tmp_path):
 def test_vmapped_train_returning_opt_state_finishes_when_jax_came_first(tmp_path):
     """A user who imports jax before inner_algos: the flag, set after `import jax` but before
     the first computation, still reaches XLA."""
-    out = run_case(tmp_path, "import jax\n" + textwrap.dedent(INNER_ALGOS),
-                   'case("inverted_pendulum", 8, lambda result: result[0].opt_state)')
+    out = run_case(
+        tmp_path,
+        "import jax\n" + textwrap.dedent(INNER_ALGOS),
+        'case("inverted_pendulum", 8, lambda result: result[0].opt_state)',
+    )
     assert out == ["compiled", "finite: True"]
 
 
 def test_vmapped_train_on_hopper_finishes_after_importing_discovery(tmp_path):
     """`import discovery` alone (its modules import jax before inner_algos) sets the flag too."""
-    out = run_case(tmp_path, "import discovery.evaluation.evaluate\n" + textwrap.dedent(INNER_ALGOS),
-                   'case("hopper", 64, lambda result: result)')
+    out = run_case(
+        tmp_path,
+        "import discovery.evaluation.evaluate\n" + textwrap.dedent(INNER_ALGOS),
+        'case("hopper", 64, lambda result: result)',
+    )
     assert out == ["compiled", "finite: True"]
 
 
@@ -122,11 +135,14 @@ def test_flag_set_after_import_jax_reaches_xla():
 
 
 def test_users_own_setting_is_kept():
-    out = run_child("""
+    out = run_child(
+        """
         import os
         import inner_algos
         print(os.environ["XLA_FLAGS"])
-    """, XLA_FLAGS=f"--{FLAG}=true --xla_force_host_platform_device_count=2")
+    """,
+        XLA_FLAGS=f"--{FLAG}=true --xla_force_host_platform_device_count=2",
+    )
     assert out.strip() == f"--{FLAG}=true --xla_force_host_platform_device_count=2"
 
 
@@ -141,13 +157,16 @@ def test_too_late_warns_and_leaves_xla_flags(monkeypatch):
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("flags, value", [
-    ("", None),
-    (f"--{FLAG}=false", "false"),
-    (f"--a=1 --{FLAG} --b", "true"),  # a bare boolean flag means true
-    (f"--{FLAG}_extra=1", None),       # another flag with the same prefix
-    (f"--{FLAG}=true --{FLAG}=false", "false"),  # the last setting wins
-])
+@pytest.mark.parametrize(
+    "flags, value",
+    [
+        ("", None),
+        (f"--{FLAG}=false", "false"),
+        (f"--a=1 --{FLAG} --b", "true"),  # a bare boolean flag means true
+        (f"--{FLAG}_extra=1", None),  # another flag with the same prefix
+        (f"--{FLAG}=true --{FLAG}=false", "false"),  # the last setting wins
+    ],
+)
 def test_flag_value(flags, value):
     assert xla_flags.flag_value(flags, FLAG) == value
 
@@ -155,6 +174,8 @@ def test_flag_value(flags, value):
 @pytest.mark.fast
 def test_with_flag_replaces_the_setting():
     flags = "--xla_force_host_platform_device_count=4 --a=1"
-    assert xla_flags.with_flag(flags, "xla_force_host_platform_device_count", 2) == \
-        "--a=1 --xla_force_host_platform_device_count=2"
+    assert (
+        xla_flags.with_flag(flags, "xla_force_host_platform_device_count", 2)
+        == "--a=1 --xla_force_host_platform_device_count=2"
+    )
     assert xla_flags.with_flag("", FLAG, "false") == f"--{FLAG}=false"

@@ -93,10 +93,14 @@ def test_truncated_losses_sum_to_the_whole_lifetime_score(kind):
     returns = [NAN, NAN, 4.0, NAN, NAN, -2.0, NAN, 9.0, NAN]
     episodes = [0, 0, 2, 0, 0, 5, 0, 1, 0.0]
     objective = MetaObjective(kind, last_k=4)
-    expected = float(score(objective, {"episode_return": jnp.asarray(returns),
-                                       "num_episodes": jnp.asarray(episodes)}, None))
-    init_one, advance = make_runs(_ScriptedAlgo(returns, episodes),
-                                  TruncationSchedule("constant", len(returns), stagger=False))
+    expected = float(
+        score(
+            objective, {"episode_return": jnp.asarray(returns), "num_episodes": jnp.asarray(episodes)}, None
+        )
+    )
+    init_one, advance = make_runs(
+        _ScriptedAlgo(returns, episodes), TruncationSchedule("constant", len(returns), stagger=False)
+    )
     runs = jax.vmap(init_one, in_axes=(None, 0))({}, jax.random.split(jax.random.PRNGKey(0), 1))
     total = 0.0
     for _ in range(3):
@@ -119,10 +123,12 @@ def test_normalise_is_relative_improvement_over_the_baseline():
 
 
 def test_aggregate_means_over_seeds_then_tasks_and_propagates_nan():
-    scores = jnp.array([
-        [[1.0, 3.0], [10.0, 20.0]],  # member 0: task means 2 and 15 -> 8.5
-        [[1.0, NAN], [10.0, 20.0]],  # member 1: one diverged seed
-    ])
+    scores = jnp.array(
+        [
+            [[1.0, 3.0], [10.0, 20.0]],  # member 0: task means 2 and 15 -> 8.5
+            [[1.0, NAN], [10.0, 20.0]],  # member 1: one diverged seed
+        ]
+    )
     out = aggregate(scores)
     assert float(out[0]) == pytest.approx(8.5)
     assert np.isnan(out[1])
@@ -135,13 +141,16 @@ def test_rank_last_sends_non_finite_to_the_bottom_and_counts_them():
     assert int(jnp.argmax(fitness)) == 0
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"kind": "median"}, "meta_objective.kind = 'median'"),
-    ({"normalize": "zscore"}, "valid: none, baseline"),
-    ({"last_k": 0}, "meta_objective.last_k = 0"),
-    ({"baselines": (1.0, 0.0)}, "may not contain 0"),
-    ({"baseline_rule": "ppo"}, "baseline_rule = 'ppo' is unknown"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"kind": "median"}, "meta_objective.kind = 'median'"),
+        ({"normalize": "zscore"}, "valid: none, baseline"),
+        ({"last_k": 0}, "meta_objective.last_k = 0"),
+        ({"baselines": (1.0, 0.0)}, "may not contain 0"),
+        ({"baseline_rule": "ppo"}, "baseline_rule = 'ppo' is unknown"),
+    ],
+)
 def test_bad_objective_names_the_key(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         MetaObjective(**kwargs)

@@ -20,15 +20,34 @@ TABLE = {
     "job": {"name": "tiny", "seed": 3, "generations": 3, "checkpoint_every": 2},
     "tasks": [{"env_name": "inverted_pendulum", "backend": "spring", "episode_length": 50}],
     "rule": {"name": "lpo", "hidden_size": 4, "ppo_init": False},
-    "ppo": {"num_envs": 16, "rollout_length": 8, "num_updates": 3, "num_minibatches": 2,
-            "num_epochs": 4, "learning_rate": 0.01, "actor_hidden": [16], "critic_hidden": [16],
-            "eval_envs": 2},
+    "ppo": {
+        "num_envs": 16,
+        "rollout_length": 8,
+        "num_updates": 3,
+        "num_minibatches": 2,
+        "num_epochs": 4,
+        "learning_rate": 0.01,
+        "actor_hidden": [16],
+        "critic_hidden": [16],
+        "eval_envs": 2,
+    },
     "meta_objective": {"kind": "curve_area"},
     "meta_optimizer": {"name": "es", "population_size": 4, "sigma_init": 1.0, "learning_rate": 0.1},
 }
-FITNESS_KEYS = ("generation", "fitness_mean", "fitness_std", "fitness_min", "fitness_median",
-                "fitness_max", "num_nonfinite", "best_so_far", "mean_fitness", "task_scores",
-                "sigma", "env_steps")
+FITNESS_KEYS = (
+    "generation",
+    "fitness_mean",
+    "fitness_std",
+    "fitness_min",
+    "fitness_median",
+    "fitness_max",
+    "num_nonfinite",
+    "best_so_far",
+    "mean_fitness",
+    "task_scores",
+    "sigma",
+    "env_steps",
+)
 
 
 def table(run_dir, **sections) -> dict:
@@ -54,13 +73,23 @@ atexit.register(shutil.rmtree, COMPILATION_CACHE, ignore_errors=True)
 def discover(args, devices: int = 1, **popen) -> subprocess.Popen:
     """Starts `discover ARGS` (the real CLI) in a subprocess with `devices` host devices (and
     this process's other XLA flags, such as the CPU work-around of `inner_algos.xla_flags`)."""
-    flags = xla_flags.with_flag(os.environ.get("XLA_FLAGS", ""),
-                                "xla_force_host_platform_device_count", devices)
-    env = {**os.environ, "XLA_FLAGS": flags,
-           "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5"}
-    return subprocess.Popen([sys.executable, "-m", "discovery.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    flags = xla_flags.with_flag(
+        os.environ.get("XLA_FLAGS", ""), "xla_force_host_platform_device_count", devices
+    )
+    env = {
+        **os.environ,
+        "XLA_FLAGS": flags,
+        "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "discovery.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
 
 
 def fitness_history(run_dir: Path) -> list[dict]:
@@ -89,8 +118,10 @@ def assert_same_rule(run_dir, reference_dir, rtol: float) -> None:
     """The latest exported ES-mean rules of two runs are equal to `rtol`."""
     import numpy as np
 
-    with np.load(Path(reference_dir) / "rules" / "latest_mean.npz") as a, \
-            np.load(Path(run_dir) / "rules" / "latest_mean.npz") as b:
+    with (
+        np.load(Path(reference_dir) / "rules" / "latest_mean.npz") as a,
+        np.load(Path(run_dir) / "rules" / "latest_mean.npz") as b,
+    ):
         assert a.files == b.files
         for name in a.files:
             np.testing.assert_allclose(b[name], a[name], rtol=rtol, atol=1e-6)

@@ -1,6 +1,6 @@
-"""Child of tests/discovery/meta_opt/test_sharded_truncated.py: each truncated estimator for a few outer steps of a
-tiny PPO problem, compiled as the job compiles its step (the persistent runs split over the
-global mesh, the rest replicated), under whatever device layout this process was started with
+"""Child of tests/discovery/meta_opt/test_sharded_truncated.py: each truncated estimator for a
+few outer steps of a tiny PPO problem, compiled as the job compiles its step (the persistent runs
+split over the global mesh, the rest replicated), under whatever device layout this process was started with
 (host devices, processes).
 
     python tests/support/truncated_layouts.py OUT.json
@@ -15,8 +15,11 @@ import sys
 from argparse import Namespace
 
 STEPS = 3
-RULE = {"name": "hyperparams", "learn": ("gamma", "gae_lambda", "learning_rate"),
-        "learning_rate": 0.01}  # meta-params that move every estimator's numbers
+RULE = {
+    "name": "hyperparams",
+    "learn": ("gamma", "gae_lambda", "learning_rate"),
+    "learning_rate": 0.01,
+}  # meta-params that move every estimator's numbers
 ESTIMATORS = {  # name -> options; 3 metagrad runs on 2 devices exercise the padding
     "pes": {"num_pairs": 3, "unroll_length": 2, "sigma": 0.3, "learning_rate": 0.05},
     "truncated_es": {"num_pairs": 3, "unroll_length": 2, "sigma": 0.3, "learning_rate": 0.05},
@@ -45,11 +48,26 @@ def run(name: str) -> dict:
     from inner_algos.rules import make_rule
     from meta_objectives import MetaObjective
 
-    ppo = PPOConfig(num_envs=4, rollout_length=4, num_updates=4, num_minibatches=2, num_epochs=2,
-                    learning_rate=0.01, actor_hidden=(8,), critic_hidden=(8,), eval_envs=1)
+    ppo = PPOConfig(
+        num_envs=4,
+        rollout_length=4,
+        num_updates=4,
+        num_minibatches=2,
+        num_epochs=2,
+        learning_rate=0.01,
+        actor_hidden=(8,),
+        critic_hidden=(8,),
+        eval_envs=1,
+    )
     rule = make_rule(**RULE)
-    problem = Problem(rule, (Task(episode_length=16),), ppo, MetaObjective(kind="curve_area"),
-                      evaluate_mean=False, split_runs=True)
+    problem = Problem(
+        rule,
+        (Task(episode_length=16),),
+        ppo,
+        MetaObjective(kind="curve_area"),
+        evaluate_mean=False,
+        split_runs=True,
+    )
     opt = make_meta_optimizer(name, ESTIMATORS[name], problem)
     replicated = NamedSharding(problem.mesh, PartitionSpec())
     state = jax.jit(opt.init)(jax.random.PRNGKey(0))
@@ -71,8 +89,9 @@ def run(name: str) -> dict:
 def main(path: str) -> None:
     from discovery.job import distributed
 
-    distributed.initialize(distributed.settings(
-        Namespace(coordinator=None, num_processes=None, process_id=None)))
+    distributed.initialize(
+        distributed.settings(Namespace(coordinator=None, num_processes=None, process_id=None))
+    )
     import jax
 
     results = {name: run(name) for name in ESTIMATORS}

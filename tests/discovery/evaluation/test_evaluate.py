@@ -8,8 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from tests.support import tiny_job
-from tests.support.fabricate import make_run_dir
 
 from discovery.evaluation import evaluate, plots, stats
 from discovery.evaluation import results as eval_results
@@ -19,10 +17,27 @@ from discovery.rule_io import save_rule
 from inner_algos.envs import Task, random_policy_return
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import DriftInputs, make_rule
+from tests.support import tiny_job
+from tests.support.fabricate import make_run_dir
 
-TINY = ["--set", "ppo.num_envs=16", "--set", "ppo.rollout_length=8", "--set", "ppo.num_minibatches=2",
-        "--set", "ppo.num_epochs=1", "--set", "ppo.actor_hidden=[16]", "--set", "ppo.critic_hidden=[16]",
-        "--set", "ppo.eval_envs=2", "--set", "task.episode_length=30"]
+TINY = [
+    "--set",
+    "ppo.num_envs=16",
+    "--set",
+    "ppo.rollout_length=8",
+    "--set",
+    "ppo.num_minibatches=2",
+    "--set",
+    "ppo.num_epochs=1",
+    "--set",
+    "ppo.actor_hidden=[16]",
+    "--set",
+    "ppo.critic_hidden=[16]",
+    "--set",
+    "ppo.eval_envs=2",
+    "--set",
+    "task.episode_length=30",
+]
 
 
 def _cli(*argv):
@@ -35,15 +50,20 @@ def _cli(*argv):
 @pytest.mark.fast
 def test_parse_tasks_defaults_the_backend():
     assert evaluate.parse_tasks("hopper, inverted_pendulum/positional,") == [
-        "hopper/spring", "inverted_pendulum/positional"]
+        "hopper/spring",
+        "inverted_pendulum/positional",
+    ]
 
 
 @pytest.mark.fast
 def test_settings_take_the_run_spec_then_overrides_then_budget(tmp_path):
     source = resolve_source(str(make_run_dir(tmp_path)))
     (cfg, trained), (_, other) = evaluate.eval_settings(
-        source, ["inverted_pendulum/spring", "hopper/spring"], ["ppo.num_envs=32", "task.action_repeat=2"],
-        budget=1000)
+        source,
+        ["inverted_pendulum/spring", "hopper/spring"],
+        ["ppo.num_envs=32", "task.action_repeat=2"],
+        budget=1000,
+    )
     assert cfg.rollout_length == 8 and cfg.num_envs == 32 and cfg.actor_hidden == (16,)
     assert cfg.num_updates == 1000 // (32 * 8 * 2)  # budget in env steps, action repeat included
     assert trained.episode_length == 100 and other.episode_length == 1000  # spec task vs defaults
@@ -66,12 +86,15 @@ def test_a_task_budget_after_at_overrides_the_global_budget(tmp_path):
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("sets, match", [
-    (["rule.eps=0.3"], "allowed: ppo.KEY, task.KEY"),
-    (["ppo.num_envs=0"], "num_envs"),
-    (["ppo.widths=3"], "ppo.widths"),
-    (["task.episode_length=-1"], "episode_length"),
-])
+@pytest.mark.parametrize(
+    "sets, match",
+    [
+        (["rule.eps=0.3"], "allowed: ppo.KEY, task.KEY"),
+        (["ppo.num_envs=0"], "num_envs"),
+        (["ppo.widths=3"], "ppo.widths"),
+        (["task.episode_length=-1"], "episode_length"),
+    ],
+)
 def test_bad_settings_name_the_field(tmp_path, sets, match):
     source = resolve_source(str(make_run_dir(tmp_path)))
     with pytest.raises(ValueError, match=match):
@@ -95,10 +118,16 @@ def test_drift_switch_is_each_rule_in_value_and_gradient():
     ratio, adv = jnp.exp(0.3 * jax.random.normal(k1, (64,))), jax.random.normal(k2, (64,))
     for i, (rule, p) in enumerate(zip(rules, params)):
         meta = {"index": jnp.int32(i), "params": params}
-        np.testing.assert_allclose(switch.apply(meta, DriftInputs(ratio, adv)),
-                                   rule.apply(p, DriftInputs(ratio, adv)), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            switch.apply(meta, DriftInputs(ratio, adv)),
+            rule.apply(p, DriftInputs(ratio, adv)),
+            rtol=1e-5,
+            atol=1e-7,
+        )
         grad = jax.grad(lambda r, m, f: f(m, DriftInputs(r, adv)).sum(), argnums=0)
-        np.testing.assert_allclose(grad(ratio, meta, switch.apply), grad(ratio, p, rule.apply), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            grad(ratio, meta, switch.apply), grad(ratio, p, rule.apply), rtol=1e-5, atol=1e-7
+        )
 
 
 @pytest.mark.fast
@@ -107,8 +136,9 @@ def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers()
     # 20, 30, 40 (mean 30, so 1 = 30 and 0 = 5)
     ppo = np.array([[10.0, 20.0], [10.0, 30.0], [10.0, 40.0]])
     rule = np.array([[10.0, 30.0], [10.0, 55.0], [10.0, 80.0]])
-    result = eval_results.task_results({"lpo": rule, "ppo_clip": ppo}, np.array([0, 4]), 128, False,
-                                   PPOConfig(), Task(), random_return=5.0)
+    result = eval_results.task_results(
+        {"lpo": rule, "ppo_clip": ppo}, np.array([0, 4]), 128, False, PPOConfig(), Task(), random_return=5.0
+    )
     assert result["held_out"] is True and result["in_training_set"] is False
     assert result["initial_return"] == 10.0 and result["ppo_clip_final_return"] == 30.0
     assert result["random_return"] == 5.0
@@ -118,29 +148,47 @@ def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers()
     assert result["rules"]["lpo"]["final"]["iqm"]["value"] == pytest.approx(55.0)
     pooled = eval_results.pooled({"a": result, "b": result})
     assert pooled["lpo"]["mean"]["value"] == pytest.approx(2.0)
-    flat = eval_results.task_results({"lpo": rule, "ppo_clip": np.full((3, 2), 5.0)}, np.array([0, 4]), 128,
-                                 None, PPOConfig(), Task(), random_return=5.0)
+    flat = eval_results.task_results(
+        {"lpo": rule, "ppo_clip": np.full((3, 2), 5.0)},
+        np.array([0, 4]),
+        128,
+        None,
+        PPOConfig(),
+        Task(),
+        random_return=5.0,
+    )
     assert flat["normalized"] is False and "normalized" not in flat["rules"]["lpo"]
     assert flat["held_out"] is None
-    worse = eval_results.task_results({"lpo": rule, "ppo_clip": np.array([[10.0, 0.0], [10.0, 5.0], [10.0, 8.0]])},
-                                  np.array([0, 4]), 128, None, PPOConfig(), Task(),
-                                  random_return=5.0)  # ppo_clip ends below R0 = 5 on average
+    worse = eval_results.task_results(
+        {"lpo": rule, "ppo_clip": np.array([[10.0, 0.0], [10.0, 5.0], [10.0, 8.0]])},
+        np.array([0, 4]),
+        128,
+        None,
+        PPOConfig(),
+        Task(),
+        random_return=5.0,
+    )  # ppo_clip ends below R0 = 5 on average
     assert worse["normalized"] is False
 
 
 def _finals_result(finals: dict[str, list[float]], random_return: float) -> dict:
     """`task_results` of final returns given per rule (2 points: a start at 0, then the finals)."""
     curves = {k: np.stack([np.zeros(len(v)), np.asarray(v, float)], axis=1) for k, v in finals.items()}
-    return eval_results.json_ready(eval_results.task_results(
-        curves, np.array([0, 4]), 128, True, PPOConfig(), Task(), random_return=random_return))
+    return eval_results.json_ready(
+        eval_results.task_results(
+            curves, np.array([0, 4]), 128, True, PPOConfig(), Task(), random_return=random_return
+        )
+    )
 
 
 def test_paired_task_compares_seed_by_seed_with_a_verdict():
     """ppo_clip 10..50 (mean 30), random 10: the rule gains 1..5 on the same seeds (better, though
     the unpaired spreads overlap); dpo loses on every seed but one, which diverged."""
     ppo = [10.0, 20.0, 30.0, 40.0, 50.0]
-    result = _finals_result({"rule": [11.0, 22.0, 33.0, 44.0, 55.0], "ppo_clip": ppo,
-                             "dpo": [9.0, 19.0, np.nan, 38.0, 45.0]}, random_return=10.0)
+    result = _finals_result(
+        {"rule": [11.0, 22.0, 33.0, 44.0, 55.0], "ppo_clip": ppo, "dpo": [9.0, 19.0, np.nan, 38.0, 45.0]},
+        random_return=10.0,
+    )
     pairs = eval_results.comparisons(["rule", "ppo_clip", "dpo"], [False, True, True])
     assert pairs == [("rule", "ppo_clip"), ("rule", "dpo"), ("dpo", "ppo_clip")]
     rule, rule_dpo, dpo = eval_results.paired_task(result, pairs)
@@ -155,8 +203,9 @@ def test_paired_task_compares_seed_by_seed_with_a_verdict():
 
 
 def test_no_verdict_where_the_baseline_does_not_beat_random_actions():
-    result = _finals_result({"rule": [11.0, 12.0, 13.0, 14.0, 15.0], "ppo_clip": [1.0, 2.0, 3.0, 4.0, 5.0]},
-                            random_return=10.0)
+    result = _finals_result(
+        {"rule": [11.0, 12.0, 13.0, 14.0, 15.0], "ppo_clip": [1.0, 2.0, 3.0, 4.0, 5.0]}, random_return=10.0
+    )
     (entry,) = eval_results.paired_task(result, [("rule", "ppo_clip")])
     assert entry["verdict"] is None and "does not beat the random agent" in entry["no_verdict"]
     assert entry["difference"]["value"] == pytest.approx(10.0) and "normalized_difference" not in entry
@@ -187,10 +236,16 @@ def test_pooled_comparison_and_score_matrix_over_tasks():
 
 
 def test_paired_figure(tmp_path):
-    entry = {"rule": "lpo", "baseline": "ppo_clip", "verdict": "worse",
-             "normalized_difference": {"value": -0.2, "ci": [-0.3, -0.1]},
-             "p_improvement": {"value": 0.1, "ci": [0.0, 0.3]}}
-    plots.paired_figure(tmp_path / "p.png", {"hopper": [entry], "pooled": [entry, dict(entry, verdict=None)]}, "t")
+    entry = {
+        "rule": "lpo",
+        "baseline": "ppo_clip",
+        "verdict": "worse",
+        "normalized_difference": {"value": -0.2, "ci": [-0.3, -0.1]},
+        "p_improvement": {"value": 0.1, "ci": [0.0, 0.3]},
+    }
+    plots.paired_figure(
+        tmp_path / "p.png", {"hopper": [entry], "pooled": [entry, dict(entry, verdict=None)]}, "t"
+    )
     assert (tmp_path / "p.png").stat().st_size > 5_000
 
 
@@ -205,8 +260,12 @@ def test_random_policy_return_is_the_return_of_random_actions():
 
 @pytest.mark.fast
 def test_summary_figure_and_strict_json(tmp_path):
-    scores = {"hopper/spring\n(held-out)": {"lpo": {"value": 1.2, "ci": [0.9, 1.5]},
-                                           "ppo_clip": {"value": 1.0, "ci": [0.8, 1.1]}}}
+    scores = {
+        "hopper/spring\n(held-out)": {
+            "lpo": {"value": 1.2, "ci": [0.9, 1.5]},
+            "ppo_clip": {"value": 1.0, "ci": [0.8, 1.1]},
+        }
+    }
     plots.scores_figure(tmp_path / "s.png", scores, "score", "title")
     assert (tmp_path / "s.png").stat().st_size > 5_000
     eval_results.write_json(tmp_path / "r.json", {"x": np.float32(np.nan), "y": [np.float64(1.5)]})
@@ -232,8 +291,21 @@ def test_eval_end_to_end_lpo_at_init_equals_ppo_clip(tmp_path, monkeypatch):
     built = []
     monkeypatch.setattr(eval_runs, "make_ppo", lambda *a: built.append(a) or make_ppo(*a))
     out = tmp_path / "eval"
-    assert _cli(str(tmp_path / "lpo.json"), "--seeds", "2", "--budget", "384", "--points", "3",
-                "--out", str(out), *TINY) == 0
+    assert (
+        _cli(
+            str(tmp_path / "lpo.json"),
+            "--seeds",
+            "2",
+            "--budget",
+            "384",
+            "--points",
+            "3",
+            "--out",
+            str(out),
+            *TINY,
+        )
+        == 0
+    )
     assert len(built) == 1  # one compiled PPO for the three drift rules
     results = json.loads((out / "results.json").read_text())
     task = results["tasks"]["inverted_pendulum/spring"]
@@ -251,7 +323,6 @@ def test_eval_end_to_end_lpo_at_init_equals_ppo_clip(tmp_path, monkeypatch):
     assert manifest["evaluation"]["budget"] == 384
 
 
-
 def test_a_killed_evaluation_continues_where_it_stopped(tmp_path, monkeypatch):
     """4 tiny tasks, SIGKILLed in the third (DISCOVER_FAULT=eval_task:3, after it ran, before its
     result was written), then the same command again: only tasks 3 and 4 run, and results.json
@@ -262,8 +333,24 @@ def test_a_killed_evaluation_continues_where_it_stopped(tmp_path, monkeypatch):
     tasks = "gymnax:CartPole-v1,gymnax:Acrobot-v1,gymnax:MountainCar-v0,gymnax:Pendulum-v1"
 
     def evaluate_into(out, fault="", *extra):
-        args = ["eval", tmp_path / "lpo.json", "--tasks", tasks, "--baselines", "ppo_clip", "--seeds", "2",
-                "--budget", "256", "--points", "2", "--out", out, *TINY, *extra]
+        args = [
+            "eval",
+            tmp_path / "lpo.json",
+            "--tasks",
+            tasks,
+            "--baselines",
+            "ppo_clip",
+            "--seeds",
+            "2",
+            "--budget",
+            "256",
+            "--points",
+            "2",
+            "--out",
+            out,
+            *TINY,
+            *extra,
+        ]
         monkeypatch.setenv("DISCOVER_FAULT", fault)
         proc = tiny_job.discover([str(a) for a in args])
         log = proc.communicate(timeout=600)[0]
@@ -279,11 +366,19 @@ def test_a_killed_evaluation_continues_where_it_stopped(tmp_path, monkeypatch):
     code, log = evaluate_into(tmp_path / "killed", "eval_task:3")
     assert code == -9, log
     assert sorted(p.name for p in (tmp_path / "killed" / "tasks").iterdir()) == [
-        "gymnax_Acrobot-v1.json", "gymnax_CartPole-v1.json"]
+        "gymnax_Acrobot-v1.json",
+        "gymnax_CartPole-v1.json",
+    ]
     code, log = evaluate_into(tmp_path / "killed")
     assert code == 0, log
-    assert re.findall(r"^(\S+): done earlier", log, re.MULTILINE) == ["gymnax:CartPole-v1", "gymnax:Acrobot-v1"]
-    assert re.findall(r"^(\S+): 2 rules x", log, re.MULTILINE) == ["gymnax:MountainCar-v0", "gymnax:Pendulum-v1"]
+    assert re.findall(r"^(\S+): done earlier", log, re.MULTILINE) == [
+        "gymnax:CartPole-v1",
+        "gymnax:Acrobot-v1",
+    ]
+    assert re.findall(r"^(\S+): 2 rules x", log, re.MULTILINE) == [
+        "gymnax:MountainCar-v0",
+        "gymnax:Pendulum-v1",
+    ]
     assert untimed(tmp_path / "killed") == untimed(tmp_path / "whole")
     code, log = evaluate_into(tmp_path / "killed", "", "--seeds", "3")
     assert code != 0 and "seeds: 2 -> 3" in log and "Use another --out" in log

@@ -6,12 +6,12 @@ import types
 import jax
 import numpy as np
 import pytest
-from tests.support.fabricate import lpo_params, make_run_dir
 
 from discovery.evaluation import inspect
-from discovery.rule_io import save_rule
 from discovery.evaluation.sources import resolve_source, rule_hash
+from discovery.rule_io import save_rule
 from inner_algos.rules import make_rule
+from tests.support.fabricate import lpo_params, make_run_dir
 
 pytestmark = pytest.mark.fast  # pure functions: part of `python -m pytest -m fast`
 
@@ -36,7 +36,9 @@ def test_ppo_clip_drift_is_zero_inside_the_clip_range_on_the_picture_grid(eps):
     np.testing.assert_allclose(grid.weight[inside], a[inside], atol=1e-6)
     clipped = ((r > 1 + eps + 1e-6) & (a > 0)) | ((r < 1 - eps - 1e-6) & (a < 0))
     np.testing.assert_allclose(grid.weight[clipped], 0.0, atol=1e-6)
-    np.testing.assert_allclose(grid.drift[clipped], ((r - np.clip(r, 1 - eps, 1 + eps)) * a)[clipped], rtol=1e-5)
+    np.testing.assert_allclose(
+        grid.drift[clipped], ((r - np.clip(r, 1 - eps, 1 + eps)) * a)[clipped], rtol=1e-5
+    )
 
 
 def test_dpo_and_lpo_grids_vanish_at_ratio_one():
@@ -68,9 +70,16 @@ def test_inspect_run_dir_prints_summary_and_writes_pngs(tmp_path, capsys):
     run = make_run_dir(tmp_path)
     assert _cli(str(run), "--out", str(tmp_path / "out")) == 0
     text = capsys.readouterr().out
-    for expected in ("rule: lpo (family drift)", "generations done: 4", "best so far 8;",
-                     "checkpoint steps: [2, 4]", "trained on: inverted_pendulum/spring",
-                     "rules/gen_000004_mean", "wall time: 40.0 s", "env steps: 2,048"):
+    for expected in (
+        "rule: lpo (family drift)",
+        "generations done: 4",
+        "best so far 8;",
+        "checkpoint steps: [2, 4]",
+        "trained on: inverted_pendulum/spring",
+        "rules/gen_000004_mean",
+        "wall time: 40.0 s",
+        "env steps: 2,048",
+    ):
         assert expected in text
     for name in ("fitness.png", "rule_drift.png"):
         assert (tmp_path / "out" / name).stat().st_size > 10_000
@@ -112,11 +121,14 @@ def test_corrupt_newest_export_falls_back_with_the_file_named(tmp_path, capsys):
         resolve_source(str(run), generation=4)
 
 
-@pytest.mark.parametrize("make_bad, match", [
-    (lambda root: root / "missing", "does not exist"),
-    (lambda root: root, "neither a run directory"),
-    (lambda root: make_run_dir(root), "generations available: \\[2, 4\\]"),
-])
+@pytest.mark.parametrize(
+    "make_bad, match",
+    [
+        (lambda root: root / "missing", "does not exist"),
+        (lambda root: root, "neither a run directory"),
+        (lambda root: make_run_dir(root), "generations available: \\[2, 4\\]"),
+    ],
+)
 def test_bad_sources_name_the_problem(tmp_path, make_bad, match):
     (tmp_path / "x.txt").write_text("not a run")
     with pytest.raises(ValueError, match=match):
@@ -141,8 +153,17 @@ def test_temporal_drift_is_drawn_at_three_lifetime_fractions(tmp_path, monkeypat
     early, late = (inspect.drift_grid(rule, params, progress=p) for p in (0.0, 1.0))
     assert np.abs(early.drift - late.drift).max() > 1e-2
     drawn = {}
-    monkeypatch.setattr(inspect.plots, "heatmaps_figure",
-                        lambda path, x, y, columns, *a, **k: drawn.setdefault("titles", [t for t, _ in columns]))
+    monkeypatch.setattr(
+        inspect.plots,
+        "heatmaps_figure",
+        lambda path, x, y, columns, *a, **k: drawn.setdefault("titles", [t for t, _ in columns]),
+    )
     source = types.SimpleNamespace(label="found", rule=rule, meta_params=params)
     inspect._drift_picture(tmp_path / "rule_drift.png", [source])
-    assert drawn["titles"] == ["found\nn/N = 0", "found\nn/N = 0.5", "found\nn/N = 1", "ppo_clip (eps=0.2)", "dpo"]
+    assert drawn["titles"] == [
+        "found\nn/N = 0",
+        "found\nn/N = 0.5",
+        "found\nn/N = 1",
+        "ppo_clip (eps=0.2)",
+        "dpo",
+    ]

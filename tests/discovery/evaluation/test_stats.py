@@ -56,8 +56,9 @@ def test_stratified_bootstrap_matches_brute_force_enumeration():
     bootstrap's, which mixes the tasks' levels into the noise."""
     tasks = [np.array([0.0, 0.1, 0.4]), np.array([2.0, 2.3, 2.5])]
     draws = np.array(list(itertools.product(range(3), repeat=3)))  # [27, 3] index triples
-    exact = np.array([np.mean(np.concatenate([tasks[0][a], tasks[1][b]]))
-                      for a in draws for b in draws])  # [729]
+    exact = np.array(
+        [np.mean(np.concatenate([tasks[0][a], tasks[1][b]])) for a in draws for b in draws]
+    )  # [729]
     exact_lo, exact_hi = np.quantile(exact, [0.025, 0.975])
     lo, hi = stats.stratified_bootstrap_ci(tasks, stats.mean, num_resamples=20000)
     assert lo == pytest.approx(exact_lo, abs=0.01) and hi == pytest.approx(exact_hi, abs=0.01)
@@ -81,7 +82,9 @@ def test_ci_coverage_on_normal_distribution(name):
     covered, widths = 0, []
     for _ in range(trials):
         x = rng.normal(mu, sigma, size=n)
-        lo, hi = stats.bootstrap_ci(x, stats.STATISTICS[name], num_resamples=500, seed=int(rng.integers(1 << 30)))
+        lo, hi = stats.bootstrap_ci(
+            x, stats.STATISTICS[name], num_resamples=500, seed=int(rng.integers(1 << 30))
+        )
         covered += lo <= mu <= hi
         widths.append(hi - lo)
     assert 0.88 <= covered / trials <= 0.99

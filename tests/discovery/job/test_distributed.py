@@ -10,21 +10,19 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from tests.support import tiny_job
-from tests.support.tiny_job import META_OPTIMIZERS
 
-from discovery.job import checkpoint
-from discovery.job import launch
+from discovery.job import checkpoint, launch
 from discovery.job.distributed import Settings, settings
 from discovery.spec import dump_toml
+from tests.support import tiny_job
+from tests.support.tiny_job import META_OPTIMIZERS
 
 TOLERANCE = 1e-4  # relative, as across device counts (tests/discovery/meta_opt/test_devices.py)
 NO_FLAGS = Namespace(coordinator=None, num_processes=None, process_id=None)
 
 
 def test_settings_from_flags_env_and_cluster():
-    env = {"DISCOVER_COORDINATOR": "10.0.0.1:1234", "DISCOVER_NUM_PROCESSES": "4",
-           "DISCOVER_PROCESS_ID": "3"}
+    env = {"DISCOVER_COORDINATOR": "10.0.0.1:1234", "DISCOVER_NUM_PROCESSES": "4", "DISCOVER_PROCESS_ID": "3"}
     assert settings(NO_FLAGS, {}) is None
     assert settings(NO_FLAGS, {"SLURM_NTASKS": "1"}) is None
     assert settings(NO_FLAGS, env) == Settings("10.0.0.1:1234", 4, 3)
@@ -171,13 +169,15 @@ def test_sigterm_stops_all_processes_together_then_resume_in_two(tmp_path, refer
     saved = max(checkpoint.available_steps(run_dir))
     assert saved == len(tiny_job.fitness_history(run_dir)) < 8
 
-    resumed = tiny_job.discover(["resume", str(run_dir), "--set", "job.generations=8",
-                                 "--processes", "2"], devices=1)
+    resumed = tiny_job.discover(
+        ["resume", str(run_dir), "--set", "job.generations=8", "--processes", "2"], devices=1
+    )
     out = resumed.communicate(timeout=500)[0]
     assert resumed.returncode == 0, out
     assert f"resuming at generation {saved}" in out and "on 2 device(s)" in out
-    tiny_job.assert_same_history(tiny_job.fitness_history(run_dir),
-                                 tiny_job.fitness_history(reference), TOLERANCE)
+    tiny_job.assert_same_history(
+        tiny_job.fitness_history(run_dir), tiny_job.fitness_history(reference), TOLERANCE
+    )
     tiny_job.assert_same_rule(run_dir, reference, TOLERANCE)
 
 
@@ -191,10 +191,14 @@ def test_pes_two_processes_match_one_process_two_devices(tmp_path):
     runs = {}
     for processes, devices in ((1, 2), (2, 1)):
         run_dir = tmp_path / f"{processes}x{devices}"
-        runs[processes] = run_dir, tiny_job.discover(
-            ["run", str(spec), "--set", f"job.run_dir={run_dir}", "--processes", str(processes)],
-            devices=devices)
-    for run_dir, proc in runs.values():
+        runs[processes] = (
+            run_dir,
+            tiny_job.discover(
+                ["run", str(spec), "--set", f"job.run_dir={run_dir}", "--processes", str(processes)],
+                devices=devices,
+            ),
+        )
+    for _, proc in runs.values():
         out = proc.communicate(timeout=500)[0]
         assert proc.returncode == 0, out
     one, two = (tiny_job.fitness_history(runs[p][0]) for p in (1, 2))
@@ -212,11 +216,13 @@ def test_pes_killed_in_two_processes_resumes_in_one(tmp_path):
     spec = tmp_path / "spec.toml"
     spec.write_text(dump_toml(table))
     reference = tmp_path / "reference"
-    uninterrupted = tiny_job.discover(["run", str(spec), "--set", f"job.run_dir={reference}",
-                                       "--set", "job.generations=6"], devices=1)
+    uninterrupted = tiny_job.discover(
+        ["run", str(spec), "--set", f"job.run_dir={reference}", "--set", "job.generations=6"], devices=1
+    )
     run_dir = tmp_path / "run"
-    launcher = tiny_job.discover(["run", str(spec), "--set", f"job.run_dir={run_dir}",
-                                  "--processes", "2"], devices=1)
+    launcher = tiny_job.discover(
+        ["run", str(spec), "--set", f"job.run_dir={run_dir}", "--processes", "2"], devices=1
+    )
     _wait_for_generations(run_dir, 3, launcher)
     launcher.send_signal(signal.SIGTERM)
     assert launcher.communicate(timeout=120)[0] and launcher.returncode == 143
@@ -227,6 +233,7 @@ def test_pes_killed_in_two_processes_resumes_in_one(tmp_path):
     assert resumed.returncode == 0, out
     assert "checkpointed on 2 device(s) and resumes on 1" in out, out
     assert uninterrupted.communicate(timeout=500)[0] is not None and uninterrupted.returncode == 0
-    tiny_job.assert_same_history(tiny_job.fitness_history(run_dir),
-                                 tiny_job.fitness_history(reference), TOLERANCE)
+    tiny_job.assert_same_history(
+        tiny_job.fitness_history(run_dir), tiny_job.fitness_history(reference), TOLERANCE
+    )
     tiny_job.assert_same_rule(run_dir, reference, TOLERANCE)

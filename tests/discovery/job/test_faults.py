@@ -25,16 +25,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.support import tiny_job
 
 from discovery.job import checkpoint
+from tests.support import tiny_job
 
 GENERATIONS, EVERY = 4, 2
 
 
 def _spec(tmp_path: Path, run_dir: Path, **job) -> Path:
-    return tiny_job.write_spec(tmp_path / f"spec-{run_dir.name}.toml", run_dir,
-                               job={"generations": GENERATIONS, "checkpoint_every": EVERY, **job})
+    return tiny_job.write_spec(
+        tmp_path / f"spec-{run_dir.name}.toml",
+        run_dir,
+        job={"generations": GENERATIONS, "checkpoint_every": EVERY, **job},
+    )
 
 
 def _discover(args, fault: str = "", devices: int = 1, timeout: int = 500) -> tuple[int, str]:
@@ -68,8 +71,7 @@ def assert_bit_equal(run_dir: Path, reference: Path, extra: tuple[int, ...] = ()
     run may hold the rules of `extra` generations more (saved when a signal stopped it)."""
     assert tiny_job.fitness_history(run_dir) == tiny_job.fitness_history(reference)
     got, want = _rules(run_dir), _rules(reference)
-    assert sorted(got) == sorted([*want, *(f"gen_{g:06d}_{k}.npz" for g in extra
-                                          for k in ("best", "mean"))])
+    assert sorted(got) == sorted([*want, *(f"gen_{g:06d}_{k}.npz" for g in extra for k in ("best", "mean"))])
     for name, (arrays, header) in want.items():
         assert got[name][1] == header, name
         assert sorted(got[name][0]) == sorted(arrays), name
@@ -114,17 +116,27 @@ def test_a_kill_between_checkpoint_and_export_is_exported_on_resume(exported_on_
     for kind in ("mean", "best"):
         latest = json.loads((run_dir / "rules" / f"latest_{kind}.json").read_text())
         assert latest["generation"] == 4 and latest["kind"] == kind
-        with np.load(run_dir / "rules" / f"latest_{kind}.npz") as a, \
-                np.load(run_dir / "rules" / f"gen_000004_{kind}.npz") as b, \
-                np.load(run_dir / "rules" / f"gen_000002_{kind}.npz") as c:
+        with (
+            np.load(run_dir / "rules" / f"latest_{kind}.npz") as a,
+            np.load(run_dir / "rules" / f"gen_000004_{kind}.npz") as b,
+            np.load(run_dir / "rules" / f"gen_000002_{kind}.npz") as c,
+        ):
             for name in a.files:
                 np.testing.assert_array_equal(a[name], b[name])
             assert any(not np.array_equal(a[name], c[name]) for name in a.files)
     assert len(tiny_job.fitness_history(run_dir)) == 4
 
 
-KILLS = ["startup:0", "compile:0", "mid_generation:3", "checkpoint_write:2", "checkpoint_write:4",
-         "after_checkpoint:2", "after_checkpoint:4", "plot:4"]
+KILLS = [
+    "startup:0",
+    "compile:0",
+    "mid_generation:3",
+    "checkpoint_write:2",
+    "checkpoint_write:4",
+    "after_checkpoint:2",
+    "after_checkpoint:4",
+    "plot:4",
+]
 
 
 @pytest.mark.slow
@@ -142,15 +154,26 @@ def test_a_kill_then_resume_is_bit_equal(tmp_path, reference, fault):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault, code, message, saved", [
-    ("mid_generation:3:sigint", 130, r"received SIGINT: finishing this generation", [2, 3]),
-    ("mid_generation:3:sigterm", 143, r"received SIGTERM: finishing this generation", [2, 3]),
-    ("compile:0:sigint", 130, r"interrupted: nothing to save yet", []),
-    ("mid_generation:3:sigint,checkpoint_write:3:sigint", 130,
-     r"received SIGINT while saving: the save finishes first", [2, 3]),
-    ("mid_generation:3:sigint,mid_generation:3:sigint", 130,
-     r"interrupted before saving the current generation; .* keeps its newest checkpoint", [2]),
-])
+@pytest.mark.parametrize(
+    "fault, code, message, saved",
+    [
+        ("mid_generation:3:sigint", 130, r"received SIGINT: finishing this generation", [2, 3]),
+        ("mid_generation:3:sigterm", 143, r"received SIGTERM: finishing this generation", [2, 3]),
+        ("compile:0:sigint", 130, r"interrupted: nothing to save yet", []),
+        (
+            "mid_generation:3:sigint,checkpoint_write:3:sigint",
+            130,
+            r"received SIGINT while saving: the save finishes first",
+            [2, 3],
+        ),
+        (
+            "mid_generation:3:sigint,mid_generation:3:sigint",
+            130,
+            r"interrupted before saving the current generation; .* keeps its newest checkpoint",
+            [2],
+        ),
+    ],
+)
 def test_signals_stop_cleanly_with_their_exit_code(tmp_path, reference, fault, code, message, saved):
     run_dir = tmp_path / "run"
     got, out = _discover(["run", _spec(tmp_path, run_dir)], fault=fault)
@@ -166,12 +189,24 @@ def test_signals_stop_cleanly_with_their_exit_code(tmp_path, reference, fault, c
 
 
 DISK_FULL = [
-    ("checkpoint_write:4:enospc", r"cannot write checkpoint .*/checkpoints/4: \[Errno 28\] No space "
-                                  r"left on device.*; checkpoint 2 is intact", [2]),
-    ("after_checkpoint:2:enospc", r"cannot write .*/rules: No space left on device; checkpoint 2 is "
-                                  r"saved and intact", [2]),
-    ("plot:4:enospc", r"cannot write .*/fitness.png: No space left on device; checkpoint 4 is "
-                      r"saved and intact", [2, 4]),
+    (
+        "checkpoint_write:4:enospc",
+        r"cannot write checkpoint .*/checkpoints/4: \[Errno 28\] No space "
+        r"left on device.*; checkpoint 2 is intact",
+        [2],
+    ),
+    (
+        "after_checkpoint:2:enospc",
+        r"cannot write .*/rules: No space left on device; checkpoint 2 is "
+        r"saved and intact",
+        [2],
+    ),
+    (
+        "plot:4:enospc",
+        r"cannot write .*/fitness.png: No space left on device; checkpoint 4 is "
+        r"saved and intact",
+        [2, 4],
+    ),
 ]
 
 
@@ -208,12 +243,16 @@ def test_a_resume_on_another_device_count_is_warned_and_recorded(tmp_path, refer
 def test_a_job_whose_every_member_diverges_stops_with_likely_causes(tmp_path):
     run_dir = tmp_path / "run"
     spec = _spec(tmp_path, run_dir, max_nonfinite_generations=2, generations=6)
-    code, out = _discover(["run", spec, "--set", "ppo.learning_rate=1e30",
-                           "--set", "meta_optimizer.sigma_init=1e30"])
+    code, out = _discover(
+        ["run", spec, "--set", "ppo.learning_rate=1e30", "--set", "meta_optimizer.sigma_init=1e30"]
+    )
     assert code == 1, out
     assert_clean(out)
-    assert re.search(r"discover run: error: every member's fitness was non-finite in the last 2 "
-                     r"generations \(1-2\): .*ppo.learning_rate too large", out), out
+    assert re.search(
+        r"discover run: error: every member's fitness was non-finite in the last 2 "
+        r"generations \(1-2\): .*ppo.learning_rate too large",
+        out,
+    ), out
     assert checkpoint.available_steps(run_dir) == [2]
 
 
@@ -278,6 +317,7 @@ def _remove(relative: str):
     def remove(run, marker):
         path = run / relative
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+
     return remove
 
 
@@ -311,8 +351,11 @@ CORRUPTIONS = {  # name: (mutation, exit code, message the output must hold)
     "info binary": (_write("checkpoints/4/info/metadata", os.urandom(300)), 0, INFO),
     "info pickled": (_pickle_at("checkpoints/4/info/metadata"), 0, INFO),
     "info missing": (_remove("checkpoints/4/info/metadata"), 0, INFO),
-    "info lacks keys": (_write("checkpoints/4/info/metadata", b"{}"), 0,
-                        r"checkpoints/4/info/metadata lacks keys"),
+    "info lacks keys": (
+        _write("checkpoints/4/info/metadata", b"{}"),
+        0,
+        r"checkpoints/4/info/metadata lacks keys",
+    ),
     "every checkpoint corrupt": (_all_infos_garbage, 0, r"no intact checkpoint in .*/checkpoints"),
     "checkpoints missing": (_remove("checkpoints"), 0, r"\(starting\)"),
     "half-written step left by a kill": (_leftover_write, 0, r"resuming at generation 2"),
@@ -321,23 +364,40 @@ CORRUPTIONS = {  # name: (mutation, exit code, message the output must hold)
     "metrics truncated": (_metrics(b'{"generation": 1, "fitn'), 0, r"resuming at generation 4"),
     "metrics missing": (_remove("metrics.jsonl"), 0, r"resuming at generation 4"),
     "rules missing": (_remove("rules"), 0, r"generation 4's rules were not exported"),
-    "latest header garbage": (_write("rules/latest_mean.json", b"\x00\xff garbage"), 0,
-                              r"generation 4's rules were not exported"),
-    "latest arrays truncated": (_write("rules/latest_best.npz", b"PK\x03\x04"), 0,
-                                r"generation 4's rules were not exported"),
+    "latest header garbage": (
+        _write("rules/latest_mean.json", b"\x00\xff garbage"),
+        0,
+        r"generation 4's rules were not exported",
+    ),
+    "latest arrays truncated": (
+        _write("rules/latest_best.npz", b"PK\x03\x04"),
+        0,
+        r"generation 4's rules were not exported",
+    ),
     "rule arrays pickled": (_object_array_rule, 0, r"generation 4's rules were not exported"),
     "spec missing": (_remove("spec.toml"), 2, r"error: run spec .*/spec.toml does not exist"),
-    "spec not TOML": (_write("spec.toml", b"[job\nname = "), 2,
-                      r"error: run spec .*/spec.toml is not valid TOML"),
-    "spec edited": (_edited_spec, 2, r"spec.toml differs from the spec checkpoint 4 was written with; "
-                                     r".*ppo.learning_rate: 0.01 -> 0.02"),
+    "spec not TOML": (
+        _write("spec.toml", b"[job\nname = "),
+        2,
+        r"error: run spec .*/spec.toml is not valid TOML",
+    ),
+    "spec edited": (
+        _edited_spec,
+        2,
+        r"spec.toml differs from the spec checkpoint 4 was written with; "
+        r".*ppo.learning_rate: 0.01 -> 0.02",
+    ),
 }
 DEFAULT_CORRUPTIONS = ("rules missing",)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=() if name in DEFAULT_CORRUPTIONS else pytest.mark.slow)
-    for name in CORRUPTIONS])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=() if name in DEFAULT_CORRUPTIONS else pytest.mark.slow)
+        for name in CORRUPTIONS
+    ],
+)
 def test_a_corrupted_run_directory_is_named_or_falls_back(tmp_path, exported_on_resume, name):
     """Resuming the finished run after the corruption: the message, the exit code, no traceback,
     no code run from the directory; a resume that succeeds ends where the intact run did."""

@@ -11,14 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from tests.support import tiny_job
-from tests.support.tiny_job import META_OPTIMIZERS
 
 from discovery.job import checkpoint
 from discovery.job.runner import Job, run_job
 from discovery.rule_io import load_rule
 from discovery.spec import SpecError, dump_toml, parse_job_spec
 from inner_algos.rules import RULES, Rule
+from tests.support import tiny_job
+from tests.support.tiny_job import META_OPTIMIZERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,11 +58,20 @@ def test_nan_members_rank_last_are_counted_and_the_job_compiles_once(tmp_path, m
     assert header["versions"]["evosax"] == "0.3.2"
 
     # the same directory with a different spec is refused, naming every differing key
-    changed = {**tiny_job.table(run_dir, job={"checkpoint_every": 1, "generations": 9},
-                                ppo={"learning_rate": 0.02}, meta_optimizer={"sigma_init": 0.5}),
-               "rule": {"name": NaNWhenPositive.name}}
-    with pytest.raises(SpecError, match=r"Differing keys: meta_optimizer.sigma_init: 1.0 -> 0.5; "
-                                        r"ppo.learning_rate: 0.01 -> 0.02\. "):
+    changed = {
+        **tiny_job.table(
+            run_dir,
+            job={"checkpoint_every": 1, "generations": 9},
+            ppo={"learning_rate": 0.02},
+            meta_optimizer={"sigma_init": 0.5},
+        ),
+        "rule": {"name": NaNWhenPositive.name},
+    }
+    with pytest.raises(
+        SpecError,
+        match=r"Differing keys: meta_optimizer.sigma_init: 1.0 -> 0.5; "
+        r"ppo.learning_rate: 0.01 -> 0.02\. ",
+    ):
         run_job(changed, progress=False)
 
     # corrupt the newest info: readers warn, name the file, and fall back to step 2
@@ -99,8 +108,11 @@ def test_checkpointer_falls_back_to_the_newest_intact_step(tmp_path):
     ckpt = checkpoint.Checkpointer(tmp_path)
     info = {"spec": {}, "versions": {}, "fitness_history": [], "wall_time": 0.0, "env_steps": 0}
     for step in (1, 2):
-        ckpt.save(step, {"w": jnp.full(3, float(step)), "key": jax.random.PRNGKey(step)},
-                  {**info, "generation": step})
+        ckpt.save(
+            step,
+            {"w": jnp.full(3, float(step)), "key": jax.random.PRNGKey(step)},
+            {**info, "generation": step},
+        )
     for path in (tmp_path / "checkpoints" / "2" / "state").rglob("*"):
         if path.is_file():
             path.write_bytes(b"garbage")
@@ -116,15 +128,18 @@ def test_checkpointer_falls_back_to_the_newest_intact_step(tmp_path):
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("section, values, message", [
-    ("job", {"generatons": 5}, r"unknown key\(s\) job.generatons; allowed keys in \[job\]"),
-    ("job", {"generations": 0}, r"job.generations = 0 must be >= 1"),
-    ("job", {"seed": "zero"}, r"job.seed = 'zero' has the wrong type; expected int"),
-    ("ppo", {"num_minibatches": 3}, r"ppo.num_minibatches = 3 does not divide"),
-    ("rule", {"name": "lpx"}, r"rule.name = 'lpx' is unknown; valid rules"),
-    ("meta_objective", {"kind": "median"}, r"meta_objective.kind = 'median' is unknown"),
-    ("meta_objective", {"baselines": [1.0, 2.0]}, r"has 2 values; expected one per task \(1\)"),
-])
+@pytest.mark.parametrize(
+    "section, values, message",
+    [
+        ("job", {"generatons": 5}, r"unknown key\(s\) job.generatons; allowed keys in \[job\]"),
+        ("job", {"generations": 0}, r"job.generations = 0 must be >= 1"),
+        ("job", {"seed": "zero"}, r"job.seed = 'zero' has the wrong type; expected int"),
+        ("ppo", {"num_minibatches": 3}, r"ppo.num_minibatches = 3 does not divide"),
+        ("rule", {"name": "lpx"}, r"rule.name = 'lpx' is unknown; valid rules"),
+        ("meta_objective", {"kind": "median"}, r"meta_objective.kind = 'median' is unknown"),
+        ("meta_objective", {"baselines": [1.0, 2.0]}, r"has 2 values; expected one per task \(1\)"),
+    ],
+)
 def test_bad_spec_keys_are_rejected(tmp_path, section, values, message):
     with pytest.raises(SpecError, match=message):
         parse_job_spec(tiny_job.table(tmp_path, **{section: values}))
@@ -149,11 +164,15 @@ def test_bad_meta_optimizer_option_is_rejected_before_compiling(tmp_path):
 
 # es and pes (persistent inner states, PES accumulators, the shared Adam state of the gradient
 # estimators) run in the default suite; metagrad and online_metagrad add 2-3 minutes of compiling.
-@pytest.mark.parametrize("meta_optimizer", [
-    "es", "pes",
-    pytest.param("metagrad", marks=pytest.mark.slow),
-    pytest.param("online_metagrad", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "meta_optimizer",
+    [
+        "es",
+        "pes",
+        pytest.param("metagrad", marks=pytest.mark.slow),
+        pytest.param("online_metagrad", marks=pytest.mark.slow),
+    ],
+)
 def test_resume_after_sigkill_is_exact(tmp_path, meta_optimizer):
     """Uninterrupted run vs. run killed with SIGKILL mid-way and resumed: identical numbers."""
     generations = {"generations": 10, "checkpoint_every": 2}
@@ -186,8 +205,10 @@ def test_resume_after_sigkill_is_exact(tmp_path, meta_optimizer):
     assert tiny_job.fitness_history(killed_dir) == tiny_job.fitness_history(reference_dir)
     assert len(tiny_job.fitness_history(reference_dir)) == 10
     for kind in ("mean", "best"):
-        with np.load(killed_dir / "rules" / f"latest_{kind}.npz") as a, \
-                np.load(reference_dir / "rules" / f"latest_{kind}.npz") as b:
+        with (
+            np.load(killed_dir / "rules" / f"latest_{kind}.npz") as a,
+            np.load(reference_dir / "rules" / f"latest_{kind}.npz") as b,
+        ):
             assert sorted(a.files) == sorted(b.files)
             for name in a.files:
                 np.testing.assert_array_equal(a[name], b[name])

@@ -6,9 +6,9 @@ from pathlib import Path
 import jax
 import pytest
 
-from tests.support import tiny_job
 from discovery.job import memory
 from discovery.spec import SpecError, apply_overrides, load_toml, parse_job_spec
+from tests.support import tiny_job
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "runs" / "quickstart.toml"
 
@@ -36,8 +36,11 @@ def test_runs_at_once_are_the_device_share_of_the_population_in_batches_times_se
 @pytest.mark.fast
 def test_a_job_that_cannot_fit_is_refused_naming_the_knobs():
     spec = _quickstart("ppo.num_envs=1000000")  # the quickstart with a million environments
-    with pytest.raises(SpecError, match=r"at least [\d.,]+ GiB .*ppo.num_envs = 1,000,000 .*"
-                                        r"Lower job.population_batch .*ppo.num_envs"):
+    with pytest.raises(
+        SpecError,
+        match=r"at least [\d.,]+ GiB .*ppo.num_envs = 1,000,000 .*"
+        r"Lower job.population_batch .*ppo.num_envs",
+    ):
         memory.check(spec, 1, [_Device(16 * 2**30)])
     assert memory.check(_quickstart(), 1, [_Device(16 * 2**30)]).bytes < 2**30
 
@@ -72,8 +75,17 @@ def test_the_estimate_is_below_what_xla_allocates_for_the_step(tmp_path):
 
     spec = parse_job_spec(tiny_job.table(tmp_path, ppo={"num_envs": 64}))
     device = jax.devices()[:1]
-    problem = Problem(spec.rule, spec.tasks, spec.ppo, spec.meta_objective, spec.job.seeds_per_member,
-                      None, spec.job.population_batch, spec.job.evaluate_mean, devices=device)
+    problem = Problem(
+        spec.rule,
+        spec.tasks,
+        spec.ppo,
+        spec.meta_objective,
+        spec.job.seeds_per_member,
+        None,
+        spec.job.population_batch,
+        spec.job.evaluate_mean,
+        devices=device,
+    )
     optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, problem)
     state = jax.jit(optimizer.init)(jax.random.PRNGKey(0))
     analysis = jax.jit(optimizer.step).lower(state).compile().memory_analysis()

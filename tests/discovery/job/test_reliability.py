@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery.job import checkpoint
 from discovery.evaluation import results as eval_results
 from discovery.evaluation import runs as eval_runs
+from discovery.job import checkpoint
 from discovery.job import files as job_files
 from discovery.job import records as job_records
 from discovery.job import signals as job_signals
@@ -56,7 +56,8 @@ def test_a_nan_rule_ranks_last_in_training_with_an_eval_return_objective(tiny_pp
     rule, params = _nan_lpo()
     algo = make_ppo(tiny_ppo, NAN_TASK, rule)
     fitness = jax.jit(lambda p, k: run_score(algo, MetaObjective(kind="eval_return"), p, k))(
-        params, jax.random.PRNGKey(1))
+        params, jax.random.PRNGKey(1)
+    )
     assert np.isnan(fitness)
     evosax_side = _to_evosax(jnp.array([1.0, fitness, -5.0]))  # minimised
     assert np.argmax(evosax_side) == 1
@@ -68,8 +69,15 @@ def test_diverged_seeds_are_counted_and_left_out_of_the_statistics(capsys):
     ppo = np.array([[10.0, 20.0], [10.0, 30.0], [10.0, 40.0]])  # mean 30: normalised 1
     lpo = np.array([[10.0, 30.0], [10.0, np.nan], [10.0, 80.0]])
     nan = np.full((3, 2), np.nan)
-    result = eval_results.task_results({"lpo": lpo, "ppo_clip": ppo, "nan": nan}, np.array([0, 4]),
-                                   128, False, PPOConfig(), Task(), random_return=5.0)
+    result = eval_results.task_results(
+        {"lpo": lpo, "ppo_clip": ppo, "nan": nan},
+        np.array([0, 4]),
+        128,
+        False,
+        PPOConfig(),
+        Task(),
+        random_return=5.0,
+    )
     entry = result["rules"]["lpo"]
     assert entry["diverged"] == 1 and result["rules"]["ppo_clip"]["diverged"] == 0
     assert entry["final"]["mean"]["value"] == pytest.approx(55.0)  # (30 + 80) / 2
@@ -96,12 +104,15 @@ def test_loading_a_rule_with_non_finite_meta_params_names_the_file(tmp_path):
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("edit", [
-    lambda h: h.pop("rule"),
-    lambda h: h.update(rule=3),
-    lambda h: h.update(options="hidden_size=4"),
-    lambda h: h.update(options={"hidden_sise": 4}),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda h: h.pop("rule"),
+        lambda h: h.update(rule=3),
+        lambda h: h.update(options="hidden_size=4"),
+        lambda h: h.update(options={"hidden_sise": 4}),
+    ],
+)
 def test_a_header_without_a_usable_rule_names_the_file(tmp_path, edit):
     rule = make_rule("lpo", hidden_size=4)
     save_rule(tmp_path / "r", rule, rule.init(jax.random.PRNGKey(0)))
@@ -153,13 +164,14 @@ INFO = {"spec": {}, "versions": {}, "fitness_history": [], "wall_time": 0.0, "en
 
 
 @pytest.mark.fast
-def test_a_full_disk_during_a_checkpoint_write_is_one_error_and_keeps_the_older_step(
-        tmp_path, monkeypatch):
+def test_a_full_disk_during_a_checkpoint_write_is_one_error_and_keeps_the_older_step(tmp_path, monkeypatch):
     ckpt = checkpoint.Checkpointer(tmp_path)
     ckpt.save(1, _state(1.0), {**INFO, "generation": 1})
     monkeypatch.setenv("DISCOVER_FAULT", "checkpoint_write:2:enospc")
-    with pytest.raises(checkpoint.CheckpointWriteError,
-                       match=rf"cannot write checkpoint {tmp_path}/checkpoints/2: \[Errno 28\] No space"):
+    with pytest.raises(
+        checkpoint.CheckpointWriteError,
+        match=rf"cannot write checkpoint {tmp_path}/checkpoints/2: \[Errno 28\] No space",
+    ):
         ckpt.save(2, _state(2.0), {**INFO, "generation": 2})
     assert checkpoint.available_steps(tmp_path) == [1]
     state, info = ckpt.restore_latest(_state(0.0))

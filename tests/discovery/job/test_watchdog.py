@@ -13,23 +13,25 @@ import sys
 import time
 
 import pytest
-from tests.support import tiny_job
 
-from discovery.job import checkpoint
 from discovery.evaluation import evaluate
-from discovery.job import watchdog
-from discovery.rule_io import save_rule
 from discovery.evaluation.sources import resolve_source
+from discovery.job import checkpoint, watchdog
+from discovery.rule_io import save_rule
 from discovery.spec import SpecError, parse_job_spec
 from inner_algos.rules import make_rule
+from tests.support import tiny_job
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("previous, factor, min_seconds, seconds", [
-    ([1.0, 2.0, 30.0], 10.0, 5.0, 20.0),  # 10 x the median 2 s
-    ([0.1, 0.2], 10.0, 5.0, 5.0),         # the minimum
-    ([], 10.0, 5.0, 50.0),                # nothing to compare with: factor x minimum
-])
+@pytest.mark.parametrize(
+    "previous, factor, min_seconds, seconds",
+    [
+        ([1.0, 2.0, 30.0], 10.0, 5.0, 20.0),  # 10 x the median 2 s
+        ([0.1, 0.2], 10.0, 5.0, 5.0),  # the minimum
+        ([], 10.0, 5.0, 50.0),  # nothing to compare with: factor x minimum
+    ],
+)
 def test_time_limit(previous, factor, min_seconds, seconds):
     assert watchdog.time_limit(previous, factor, min_seconds).seconds == pytest.approx(seconds)
 
@@ -40,10 +42,13 @@ def test_factor_zero_turns_the_watchdog_off():
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("values, message", [
-    ({"watchdog": 0.5}, "job.watchdog = 0.5 must be >= 1"),
-    ({"watchdog_min_seconds": 0}, "job.watchdog_min_seconds = 0.0 must be > 0"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"watchdog": 0.5}, "job.watchdog = 0.5 must be >= 1"),
+        ({"watchdog_min_seconds": 0}, "job.watchdog_min_seconds = 0.0 must be > 0"),
+    ],
+)
 def test_bad_watchdog_keys_are_rejected(tmp_path, values, message):
     with pytest.raises(SpecError, match=re.escape(message)):
         parse_job_spec(tiny_job.table(tmp_path, job=values))
@@ -97,10 +102,27 @@ def test_stalled_eval_task_ends_the_evaluation(tmp_path):
     out_dir = tmp_path / "eval"
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "discovery.cli", "eval", str(tmp_path / "rule.json"), "--seeds", "1",
-         "--baselines", "", "--out", str(out_dir), "--watchdog", "3", "--watchdog-min-seconds", "2"],
+        [
+            sys.executable,
+            "-m",
+            "discovery.cli",
+            "eval",
+            str(tmp_path / "rule.json"),
+            "--seeds",
+            "1",
+            "--baselines",
+            "",
+            "--out",
+            str(out_dir),
+            "--watchdog",
+            "3",
+            "--watchdog-min-seconds",
+            "2",
+        ],
         env={**os.environ, watchdog.STALL_ENV: "task inverted_pendulum/spring"},
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == watchdog.EXIT_CODE, done.stdout + done.stderr
     assert time.monotonic() - start < watchdog.STALL_SECONDS / 4
@@ -117,5 +139,16 @@ def test_bad_eval_watchdog_options_are_rejected(tmp_path):
     save_rule(tmp_path / "rule", make_rule("ppo_clip"), {})
     source = resolve_source(str(tmp_path / "rule.json"))
     with pytest.raises(ValueError, match=re.escape("--watchdog = 0.5 must be >= 1 (a factor) or 0")):
-        evaluate.run_eval(source, ["inverted_pendulum/spring"], [], 1, 0, 1, [], None,
-                          tmp_path / "eval", [], watchdog=(0.5, 300.0))
+        evaluate.run_eval(
+            source,
+            ["inverted_pendulum/spring"],
+            [],
+            1,
+            0,
+            1,
+            [],
+            None,
+            tmp_path / "eval",
+            [],
+            watchdog=(0.5, 300.0),
+        )

@@ -35,8 +35,16 @@ TINY = {
     "metagrad": {"num_runs": 1, "unroll_length": 2},
     "online_metagrad": {"updates_per_step": 1},
 }
-PPO = PPOConfig(num_envs=2, rollout_length=4, num_updates=4, num_minibatches=1, num_epochs=1,
-                actor_hidden=(4,), critic_hidden=(4,), eval_envs=1)
+PPO = PPOConfig(
+    num_envs=2,
+    rollout_length=4,
+    num_updates=4,
+    num_minibatches=1,
+    num_epochs=1,
+    actor_hidden=(4,),
+    critic_hidden=(4,),
+    eval_envs=1,
+)
 TASK = Task(source="gymnax", env_name="CartPole-v1", episode_length=16)
 RULE = make_rule("hyperparams")  # every estimator accepts it (online_metagrad requires it)
 GENERATIONS = 3
@@ -77,8 +85,15 @@ def run(request, tmp_path_factory):
     checkpointer.save(1, states[1], {**dict.fromkeys(INFO_KEYS), "generation": 1})
     restored, _ = checkpointer.restore_latest(states[0])
     resumed = step(restored)
-    return {"name": name, "opt": opt, "states": states, "metrics": metrics, "traces": traces,
-            "resumed": resumed, "num_tasks": len(problem.tasks)}
+    return {
+        "name": name,
+        "opt": opt,
+        "states": states,
+        "metrics": metrics,
+        "traces": traces,
+        "resumed": resumed,
+        "num_tasks": len(problem.tasks),
+    }
 
 
 def test_params_have_the_rules_shapes(run):
@@ -114,6 +129,7 @@ def test_resume_from_a_checkpoint_is_exact(run):
 
 # ---- rules ---------------------------------------------------------------------------------------
 
+
 def _random_meta_params(rule, key):
     """The rule's meta-params moved off their initial values (random, of the same shapes)."""
     init = rule.init(key)
@@ -139,8 +155,9 @@ def test_exported_rule_files_round_trip_the_rule(name, tmp_path):
 def test_drift_is_zero_at_ratio_one_for_any_advantage(name):
     rule = make_rule(name)
     meta_params = _random_meta_params(rule, jax.random.PRNGKey(5))
-    advantage = jnp.concatenate([jnp.array([0.0, 1e-6, -1e-6, 50.0, -50.0]),
-                                 3.0 * jax.random.normal(jax.random.PRNGKey(6), (64,))])
+    advantage = jnp.concatenate(
+        [jnp.array([0.0, 1e-6, -1e-6, 50.0, -50.0]), 3.0 * jax.random.normal(jax.random.PRNGKey(6), (64,))]
+    )
     for progress in (0.0, 0.3, 1.0):
         drift = rule.apply(meta_params, DriftInputs(jnp.ones_like(advantage), advantage, progress))
         np.testing.assert_array_equal(drift, 0.0)

@@ -5,7 +5,6 @@ Population 4 + the ES mean = 5 members: on 2 devices they are padded to 6, so th
 that a population that does not divide the device count works.
 """
 
-import numpy as np
 from tests.support import tiny_job
 
 TOLERANCE = 1e-4  # relative; XLA may vectorise a 3-member and a 5-member batch differently
@@ -17,10 +16,14 @@ def test_two_devices_match_one_device(tmp_path):
     runs = {}
     for name, (processes, devices) in LAYOUTS.items():
         run_dir = tmp_path / name
-        runs[name] = (run_dir, tiny_job.discover(
-            ["run", str(spec), "--set", f"job.run_dir={run_dir}", "--processes", str(processes)],
-            devices=devices))
-    for name, (run_dir, proc) in runs.items():
+        runs[name] = (
+            run_dir,
+            tiny_job.discover(
+                ["run", str(spec), "--set", f"job.run_dir={run_dir}", "--processes", str(processes)],
+                devices=devices,
+            ),
+        )
+    for name, (_, proc) in runs.items():
         out = proc.communicate(timeout=500)[0]
         assert proc.returncode == 0, out
         processes, devices = LAYOUTS[name]

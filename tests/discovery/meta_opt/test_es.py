@@ -68,8 +68,9 @@ def run(options, generations=GENERATIONS):
 
 @pytest.mark.parametrize("strategy", sorted(TOLERANCE))
 def test_strategy_finds_the_maximum(strategy):
-    optimizer, state, metrics, traces = run({"strategy": strategy, "population_size": 16,
-                                           "sigma_init": 0.5, "learning_rate": 0.1, **DECAY})
+    optimizer, state, metrics, traces = run(
+        {"strategy": strategy, "population_size": 16, "sigma_init": 0.5, "learning_rate": 0.1, **DECAY}
+    )
     mean = optimizer.params(state)["mean"]["x"]
     assert np.max(np.abs(mean - OPTIMUM)) < TOLERANCE[strategy], mean
     assert int(metrics["num_nonfinite"]) == 1  # the NaN member is counted...
@@ -82,7 +83,7 @@ def test_open_es_moves_uphill_from_the_first_generation():
     """Sign check: one generation must reduce the distance to the maximum (not run away)."""
     optimizer, state, _, _ = run({"population_size": 64, "sigma_init": 0.1, "learning_rate": 0.1}, 1)
     mean = optimizer.params(state)["mean"]["x"]
-    assert float(jnp.sum((mean - OPTIMUM) ** 2)) < float(jnp.sum(OPTIMUM ** 2))
+    assert float(jnp.sum((mean - OPTIMUM) ** 2)) < float(jnp.sum(OPTIMUM**2))
 
 
 def test_best_params_are_the_best_member_seen():
@@ -102,14 +103,17 @@ def test_all_members_failing_leaves_the_mean_unchanged():
     np.testing.assert_allclose(optimizer.params(state)["mean"]["x"], jnp.zeros(3), atol=1e-6)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"strategy": "nes"}, "meta_optimizer.strategy = 'nes' is unknown; valid: open_es"),
-    ({"population_size": 5}, "population_size = 5 must be even"),
-    ({"sigma_init": 0.0}, "meta_optimizer.sigma_init = 0.0 must be > 0"),
-    ({"sigma_decay": 1.5}, "meta_optimizer.sigma_decay = 1.5 must be in"),
-    ({"popsize": 8}, "unknown key.*meta_optimizer.popsize.*allowed keys"),
-    ({"population_size": "8"}, "meta_optimizer.population_size = '8' has the wrong type"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"strategy": "nes"}, "meta_optimizer.strategy = 'nes' is unknown; valid: open_es"),
+        ({"population_size": 5}, "population_size = 5 must be even"),
+        ({"sigma_init": 0.0}, "meta_optimizer.sigma_init = 0.0 must be > 0"),
+        ({"sigma_decay": 1.5}, "meta_optimizer.sigma_decay = 1.5 must be in"),
+        ({"popsize": 8}, "unknown key.*meta_optimizer.popsize.*allowed keys"),
+        ({"population_size": "8"}, "meta_optimizer.population_size = '8' has the wrong type"),
+    ],
+)
 def test_bad_options_name_the_key(options, message):
     with pytest.raises(SpecError, match=message):
         parse_options("es", options)
@@ -137,8 +141,14 @@ def test_z_score_shaping_by_hand():
 
 @pytest.mark.parametrize("strategy", ["open_es", "pgpe"])
 def test_z_score_shaping_finds_the_maximum_and_changes_the_step(strategy):
-    options = {"strategy": strategy, "population_size": 16, "sigma_init": 0.5, "learning_rate": 0.1,
-               "fitness_shaping": "z_score", **(DECAY if strategy == "open_es" else {})}
+    options = {
+        "strategy": strategy,
+        "population_size": 16,
+        "sigma_init": 0.5,
+        "learning_rate": 0.1,
+        "fitness_shaping": "z_score",
+        **(DECAY if strategy == "open_es" else {}),
+    }
     optimizer, state, metrics, _ = run(options)
     mean = optimizer.params(state)["mean"]["x"]
     assert np.max(np.abs(mean - OPTIMUM)) < TOLERANCE[strategy], mean

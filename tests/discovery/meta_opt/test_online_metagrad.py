@@ -18,8 +18,16 @@ from inner_algos.ppo import PPOConfig
 from inner_algos.rules import make_rule
 from meta_objectives import MetaObjective
 
-CFG = PPOConfig(num_envs=16, rollout_length=8, num_updates=6, num_minibatches=2, num_epochs=1,
-                actor_hidden=(16,), critic_hidden=(16,), eval_envs=2)
+CFG = PPOConfig(
+    num_envs=16,
+    rollout_length=8,
+    num_updates=6,
+    num_minibatches=2,
+    num_epochs=1,
+    actor_hidden=(16,),
+    critic_hidden=(16,),
+    eval_envs=2,
+)
 TASK = Task(episode_length=50)
 META_LR = 0.05
 # inner learning rate 1e-2 (not 3e-4) so that d theta'/d eta is well above float32 rounding
@@ -55,8 +63,9 @@ def _lookahead_fd(algo, unravel, state, h):
     @jax.jit
     def updated_and_c(theta):
         new = algo.step(unravel(theta), inner)[0]
-        c = jax.grad(lambda p: algo.rollout_loss(unravel(theta), new.replace(params=p), key)[0]
-                     )(new.params)  # the "inner_objective" meta-loss: PPO's whole loss
+        c = jax.grad(lambda p: algo.rollout_loss(unravel(theta), new.replace(params=p), key)[0])(
+            new.params
+        )  # the "inner_objective" meta-loss: PPO's whole loss
         return ravel_pytree(new.params)[0], ravel_pytree(c)[0]
 
     theta = state.theta
@@ -94,8 +103,11 @@ def test_online_run_compiles_once_and_its_meta_gradient_matches_finite_differenc
     assert np.all(np.isfinite(trajectory)) and np.all((trajectory > 0) & (trajectory < 1))
     assert np.all(np.diff(trajectory, axis=1) != 0), trajectory
     logits = UNRAVEL(states[1].theta)
-    np.testing.assert_allclose(np.log(trajectory[:, 0] / (1 - trajectory[:, 0])),
-                               [logits["gamma"][0], logits["gae_lambda"][0]], rtol=1e-4)
+    np.testing.assert_allclose(
+        np.log(trajectory[:, 0] / (1 - trajectory[:, 0])),
+        [logits["gamma"][0], logits["gae_lambda"][0]],
+        rtol=1e-4,
+    )
     # meta-gradient of the third inner update (age 2) vs central finite differences, step 0.1 in logit
     grad = np.asarray(_adam_gradient(states[2], states[3]))
     fd = _lookahead_fd(problem.algos[0], UNRAVEL, states[2], h=0.1)

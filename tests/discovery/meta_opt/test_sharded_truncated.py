@@ -21,13 +21,20 @@ CHILD = Path(__file__).resolve().parents[2] / "support" / "truncated_layouts.py"
 
 def start(out: Path, processes: int, devices: int) -> list[subprocess.Popen]:
     """The layout's processes, each with `devices` host devices, writing `out`."""
-    flags = xla_flags.with_flag(os.environ.get("XLA_FLAGS", ""),
-                                "xla_force_host_platform_device_count", devices)
+    flags = xla_flags.with_flag(
+        os.environ.get("XLA_FLAGS", ""), "xla_force_host_platform_device_count", devices
+    )
     env, port = {**os.environ, "XLA_FLAGS": flags}, free_port()
-    return [subprocess.Popen([sys.executable, str(CHILD), str(out)],
-                             env=child_environment(i, processes, port, env) if processes > 1 else env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for i in range(processes)]
+    return [
+        subprocess.Popen(
+            [sys.executable, str(CHILD), str(out)],
+            env=child_environment(i, processes, port, env) if processes > 1 else env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(processes)
+    ]
 
 
 def results(layouts: dict, tmp_path: Path) -> dict:
@@ -45,8 +52,9 @@ def assert_same(result: dict, reference: dict) -> None:
         if name == "devices":
             continue
         for key in ("fitness", "grad", "theta"):
-            np.testing.assert_allclose(result[name][key], ref[key], rtol=TOLERANCE, atol=1e-6,
-                                       err_msg=f"{name} {key}")
+            np.testing.assert_allclose(
+                result[name][key], ref[key], rtol=TOLERANCE, atol=1e-6, err_msg=f"{name} {key}"
+            )
         assert np.abs(np.asarray(ref["grad"])).max() > 0, name  # a real gradient was compared
 
 
@@ -86,12 +94,23 @@ print("same")
 
 
 def test_toy_estimators_split_over_two_devices_give_the_same_gradients():
-    """PES on the toy linear system and metagrad on the toy quadratic (tests/discovery/meta_opt/test_truncated.py)
-    with their runs over a 1-device and a 2-device mesh in one process: seconds, no PPO."""
-    env = {**os.environ, "XLA_FLAGS": xla_flags.with_flag(
-        os.environ.get("XLA_FLAGS", ""), "xla_force_host_platform_device_count", 2)}
-    proc = subprocess.run([sys.executable, "-c", TOY], cwd=Path(__file__).parent, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    """PES on the toy linear system and metagrad on the toy quadratic (test_truncated.py) with
+    their runs over a 1-device and a 2-device mesh in one process: seconds, no PPO."""
+    env = {
+        **os.environ,
+        "XLA_FLAGS": xla_flags.with_flag(
+            os.environ.get("XLA_FLAGS", ""), "xla_force_host_platform_device_count", 2
+        ),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", TOY],
+        cwd=Path(__file__).parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0 and "same" in proc.stdout, proc.stdout + proc.stderr[-3000:]
 
 

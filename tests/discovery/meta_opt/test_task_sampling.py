@@ -2,20 +2,25 @@
 logged, one compile for every draw; bad values fail before any work."""
 
 import pytest
-from tests.support import tiny_job
 
 from discovery.job.runner import run_job
 from discovery.spec import SpecError, parse_job_spec
+from tests.support import tiny_job
 
-TASKS = [{"env_name": "inverted_pendulum", "episode_length": 50},
-         {"source": "gymnax", "env_name": "CartPole-v1", "episode_length": 50}]
+TASKS = [
+    {"env_name": "inverted_pendulum", "episode_length": 50},
+    {"source": "gymnax", "env_name": "CartPole-v1", "episode_length": 50},
+]
 LABELS = ["inverted_pendulum/spring", "gymnax:CartPole-v1"]
 
 
 def test_one_task_per_generation_is_drawn_logged_and_compiled_once(tmp_path):
-    table = {**tiny_job.table(tmp_path / "run", job={"generations": 4, "tasks_per_generation": 1,
-                                                      "evaluate_mean": False}),
-             "tasks": TASKS}
+    table = {
+        **tiny_job.table(
+            tmp_path / "run", job={"generations": 4, "tasks_per_generation": 1, "evaluate_mean": False}
+        ),
+        "tasks": TASKS,
+    }
     result = run_job(table, progress=False)
     assert result.traces == 1  # one program serves every draw
     drawn = [r["tasks"] for r in result.history]
@@ -29,11 +34,14 @@ def test_one_task_per_generation_is_drawn_logged_and_compiled_once(tmp_path):
         assert record["fitness_mean"] == pytest.approx(record["task_scores"][used], rel=1e-6)
 
 
-@pytest.mark.parametrize("job, meta_optimizer, message", [
-    ({"tasks_per_generation": 3}, {}, r"job.tasks_per_generation = 3 exceeds the 2 \[\[tasks\]\] listed"),
-    ({"tasks_per_generation": -1}, {}, r"job.tasks_per_generation = -1 must be >= 0"),
-    ({"tasks_per_generation": 1}, {"name": "pes"}, r"only meta_optimizer.name = \"es\" supports"),
-])
+@pytest.mark.parametrize(
+    "job, meta_optimizer, message",
+    [
+        ({"tasks_per_generation": 3}, {}, r"job.tasks_per_generation = 3 exceeds the 2 \[\[tasks\]\] listed"),
+        ({"tasks_per_generation": -1}, {}, r"job.tasks_per_generation = -1 must be >= 0"),
+        ({"tasks_per_generation": 1}, {"name": "pes"}, r"only meta_optimizer.name = \"es\" supports"),
+    ],
+)
 def test_bad_task_sampling_fails_before_any_work(tmp_path, job, meta_optimizer, message):
     table = {**tiny_job.table(tmp_path / "run", job=job), "tasks": TASKS}
     if meta_optimizer:

@@ -96,8 +96,16 @@ def test_metagrad_matches_the_closed_form_and_finite_differences():
     assert state.runs.shape == (3,)
 
 
-CFG = PPOConfig(num_envs=16, rollout_length=8, num_updates=4, num_minibatches=2, num_epochs=1,
-                actor_hidden=(16,), critic_hidden=(16,), eval_envs=2)
+CFG = PPOConfig(
+    num_envs=16,
+    rollout_length=8,
+    num_updates=4,
+    num_minibatches=2,
+    num_epochs=1,
+    actor_hidden=(16,),
+    critic_hidden=(16,),
+    eval_envs=2,
+)
 TASK = Task(episode_length=50)
 
 
@@ -108,15 +116,25 @@ def test_ppo_metagrad_is_finite_and_remat_does_not_change_it():
     Central finite differences of this loss also move the rollouts (env dynamics), which the
     meta-gradient stops by design, so here AD with and without remat must agree instead; the
     finite-difference check is on the analytic inner loop above."""
-    rule = make_rule("hyperparams", learn=["gamma", "gae_lambda", "ent_coef", "learning_rate"],
-                     learning_rate=1e-2, ent_coef=1e-2)
+    rule = make_rule(
+        "hyperparams",
+        learn=["gamma", "gae_lambda", "ent_coef", "learning_rate"],
+        learning_rate=1e-2,
+        ent_coef=1e-2,
+    )
     algo = make_ppo(CFG, TASK, rule)
     theta, unravel = ravel_pytree(rule.init(jax.random.PRNGKey(0)))
     grads = []
     for remat in (True, False):
-        step = ppo_truncated_step(algo, TruncationSchedule("constant", CFG.num_updates, stagger=False),
-                                  2, unravel, MetaObjective(), meta_loss="inner_objective",
-                                  remat=remat)
+        step = ppo_truncated_step(
+            algo,
+            TruncationSchedule("constant", CFG.num_updates, stagger=False),
+            2,
+            unravel,
+            MetaObjective(),
+            meta_loss="inner_objective",
+            remat=remat,
+        )
         est = metagrad_estimator(step, num_runs=2)
         state = est.init(theta, jax.random.PRNGKey(1))
         grads.append(jax.jit(est.estimate)(theta, state, jax.random.PRNGKey(2))[0])
@@ -134,8 +152,10 @@ def test_segments_reset_lifetimes_inside_the_step_with_staggered_ages():
     assert len(set(age[0])) > 1  # staggered
     np.testing.assert_array_equal(seg.done, age == 2)
     np.testing.assert_array_equal(age[1:], np.where(age[:-1] == 2, 0, age[:-1] + 1))
-    lengths = [int(TruncationSchedule("log_uniform", min_length=2, max_length=50).sample(k))
-               for k in jax.random.split(jax.random.PRNGKey(0), 200)]
+    lengths = [
+        int(TruncationSchedule("log_uniform", min_length=2, max_length=50).sample(k))
+        for k in jax.random.split(jax.random.PRNGKey(0), 200)
+    ]
     assert min(lengths) >= 2 and max(lengths) <= 50 and np.median(lengths) < 15  # log-uniform
 
 
@@ -151,8 +171,9 @@ def test_a_nonfinite_pair_is_left_out_of_the_estimate():
         losses = jnp.stack([losses, 0.5 * losses])  # K = 2 steps
         return runs, Unrolled(losses, jnp.zeros((2, 2 * pairs), bool), -losses.mean(0))
 
-    est = pes_estimator(TruncatedStep(lambda th, k: jnp.zeros(()), unroll, None), dim, pairs, sigma,
-                        persistent=False)
+    est = pes_estimator(
+        TruncatedStep(lambda th, k: jnp.zeros(()), unroll, None), dim, pairs, sigma, persistent=False
+    )
     theta, key = jnp.array([0.3, 0.1, -0.2]), jax.random.PRNGKey(4)
     grad, _, metrics = est.estimate(theta, est.init(theta, key), key)
     eps = np.asarray(sigma * jax.random.normal(key, (pairs, dim)), np.float64)  # the estimator's noise
