@@ -11,7 +11,8 @@ devices hold, e.g. its share of a truncated estimator's persistent runs), and a 
 N processes or devices restores into any number of them (laid out as the restore template is).
 Readers that only need the JSON (`read_run_info`, `available_steps`) never build the state. A
 missing, partial or corrupt step is reported by file name and skipped in favour of the newest
-intact one, with one short warning. A write that fails (a full disk) raises CheckpointWriteError naming the step; the steps before it stay intact.
+intact one, with one short warning. A write that fails (a full disk) raises CheckpointWriteError
+naming the step; the steps before it stay intact.
 """
 
 from __future__ import annotations
