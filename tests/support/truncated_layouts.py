@@ -41,7 +41,7 @@ def run(name: str) -> dict:
     from jax.sharding import NamedSharding, PartitionSpec
 
     from discovery.job import distributed
-    from discovery.meta_opt import make_meta_optimizer
+    from discovery.meta_opt import make_meta_optimizer, parse_options
     from discovery.meta_opt.problem import Problem
     from inner_algos.envs import Task
     from inner_algos.ppo import PPOConfig
@@ -68,7 +68,7 @@ def run(name: str) -> dict:
         evaluate_mean=False,
         split_runs=True,
     )
-    opt = make_meta_optimizer(name, ESTIMATORS[name], problem)
+    opt = make_meta_optimizer(name, parse_options(name, ESTIMATORS[name]), problem)
     replicated = NamedSharding(problem.mesh, PartitionSpec())
     state = jax.jit(opt.init)(jax.random.PRNGKey(0))
     sharding = opt.state_sharding(state)  # the runs split over the devices, as the job does
