@@ -186,16 +186,7 @@ def run_eval(
     if len(set(labels)) < len(labels):
         raise ValueError(f"--baselines repeat a rule: {labels}")
     keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
-    rules = {
-        e.label: {
-            "name": e.rule.name,
-            "family": e.rule.family,
-            "options": e.rule.options(),
-            "sha256": rule_hash(e.rule, e.meta_params),
-            "baseline": e.baseline,
-        }
-        for e in entries
-    }
+    rules = {e.label: _rule_record(e) for e in entries}
     pairs = comparisons(labels, [e.baseline for e in entries])
     (out / task_store.TASKS_DIR).mkdir(parents=True, exist_ok=True)
     tasks, timings = {}, {}
@@ -238,6 +229,18 @@ def run_eval(
     tracking.log_evaluation(list(loggers), out, results, json_ready(manifest), wandb or WandbSettings())
     print(f"wrote {out / 'results.json'}, {out / 'manifest.json'} and PNGs to {out}")
     return results
+
+
+def _rule_record(entry: Entry) -> dict:
+    """What results.json says of one evaluated rule (its content hash identifies it on a rerun)."""
+    rule = entry.rule
+    return {
+        "name": rule.name,
+        "family": rule.family,
+        "options": rule.options(),
+        "sha256": rule_hash(rule, entry.meta_params),
+        "baseline": entry.baseline,
+    }
 
 
 def _run_task(config, task, entries: list[Entry], keys, points: int, train_tasks, watch, timings) -> dict:
