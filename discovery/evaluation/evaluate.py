@@ -59,7 +59,6 @@ bootstrap CI; pooled IQMs use the stratified bootstrap (docs/evaluation-statisti
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import platform
@@ -82,7 +81,7 @@ from discovery.evaluation.results import (
     write_json,
 )
 from discovery.evaluation.runs import Entry, baseline_entries, run_task
-from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
+from discovery.evaluation.sources import Source, add_source_command, resolve_source, rule_hash, spec_tasks
 from discovery.job import faults
 from discovery.job.watchdog import EvalWatchdog
 from discovery.spec import (
@@ -325,13 +324,9 @@ def _check_arguments(
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "eval",
-        help="evaluate a rule against baselines on tasks with many seeds",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_source_command(
+        subparsers, "eval", "evaluate a rule against baselines on tasks with many seeds", __doc__
     )
-    add_source_arguments(parser)
     parser.add_argument(
         "--tasks",
         default=None,
