@@ -15,7 +15,7 @@ import os
 import sys
 
 from discovery.evaluation import evaluate, inspect, train
-from discovery.job import runner as job
+from discovery.job import commands as job
 from discovery.job.console import one_line_warnings
 from discovery.job.launch import launches
 from inner_algos import xla_flags

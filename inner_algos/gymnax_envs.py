@@ -25,13 +25,7 @@ import jax.numpy as jnp
 from flax import struct
 
 CLASSIC_CONTROL = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0")
-MINATAR = (
-    "Asterix-MinAtar",
-    "Breakout-MinAtar",
-    "Freeway-MinAtar",
-    "SpaceInvaders-MinAtar",
-    "Seaquest-MinAtar",
-)
+MINATAR = tuple(f"{game}-MinAtar" for game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"))
 ENV_NAMES = CLASSIC_CONTROL + MINATAR
 
 # env params some envs compute from others once, at construction: recomputed after sampling

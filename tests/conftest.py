@@ -3,7 +3,7 @@
 import pytest
 
 from inner_algos.envs import Task
-from inner_algos.ppo import PPOConfig
+from tests.support.builders import tiny_ppo_config
 
 
 @pytest.fixture
@@ -13,13 +13,4 @@ def tiny_task():
 
 @pytest.fixture
 def tiny_ppo():
-    return PPOConfig(
-        num_envs=16,
-        rollout_length=8,
-        num_updates=3,
-        num_minibatches=2,
-        num_epochs=1,
-        actor_hidden=(16,),
-        critic_hidden=(16,),
-        eval_envs=2,
-    )
+    return tiny_ppo_config()

@@ -59,37 +59,30 @@ bootstrap CI; pooled IQMs use the stratified bootstrap (docs/evaluation-statisti
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
-import json
 import platform
 import sys
 import time
 from pathlib import Path
 
 import jax
-import numpy as np
 
-from discovery.evaluation import plots, tracking
+from discovery.evaluation import plots, report, task_store, tracking
 from discovery.evaluation.results import (
-    NORMALIZER,
     comparisons,
     json_ready,
     paired_pooled,
     paired_task,
     pooled,
     print_paired,
-    print_task,
     score_matrix,
-    status,
     task_results,
     write_json,
 )
 from discovery.evaluation.runs import Entry, baseline_entries, run_task
-from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, rule_hash, spec_tasks
+from discovery.evaluation.sources import Source, add_source_command, resolve_source, rule_hash, spec_tasks
 from discovery.job import faults
-from discovery.job.files import spec_differences
 from discovery.job.watchdog import EvalWatchdog
 from discovery.spec import (
     SpecError,
@@ -101,8 +94,6 @@ from discovery.spec import (
 )
 from discovery.versions import package_versions
 from inner_algos.envs import canonical_label, parse_label, random_policy_return, task_from_table
-
-TASKS_DIR = "tasks"  # OUT/tasks/<task>.json: each task's result, written as soon as it ends
 
 
 def parse_tasks(text: str) -> list[str]:
@@ -194,24 +185,15 @@ def run_eval(
     if len(set(labels)) < len(labels):
         raise ValueError(f"--baselines repeat a rule: {labels}")
     keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
-    rules = {
-        e.label: {
-            "name": e.rule.name,
-            "family": e.rule.family,
-            "options": e.rule.options(),
-            "sha256": rule_hash(e.rule, e.meta_params),
-            "baseline": e.baseline,
-        }
-        for e in entries
-    }
+    rules = {e.label: _rule_record(e) for e in entries}
     pairs = comparisons(labels, [e.baseline for e in entries])
-    (out / TASKS_DIR).mkdir(parents=True, exist_ok=True)
+    (out / task_store.TASKS_DIR).mkdir(parents=True, exist_ok=True)
     tasks, timings = {}, {}
     watch = EvalWatchdog(out, *watchdog)
     for number, (config, task) in enumerate(settings, start=1):
-        key = _task_key(rules, seeds, seed, points, config, task)
-        path = out / TASKS_DIR / f"{plots.task_file_name(task.label)}.json"
-        done = _finished_task(path, key)
+        key = task_store.task_key(rules, seeds, seed, points, config, task)
+        path = out / task_store.TASKS_DIR / f"{plots.task_file_name(task.label)}.json"
+        done = task_store.finished_task(path, key)
         if done is None:
             done = _run_task(config, task, entries, keys, points, source.train_tasks, watch, timings)
             done["result"]["paired"] = paired_task(done["result"], pairs)
@@ -220,7 +202,7 @@ def run_eval(
         else:
             print(f"{task.label}: done earlier, read from {path}", flush=True)
         tasks[task.label], timings[task.label] = done["result"], done["seconds"]
-        _report_task(out, task.label, done["result"], done["seconds"])
+        report.report_task(out, task.label, done["result"], done["seconds"])
     results = {
         "evaluated": source.label,
         "rules": rules,
@@ -238,7 +220,7 @@ def run_eval(
     write_json(out / "results.json", results)
     print("all tasks pooled (normalised paired difference: PPO-clip's gain over random actions = 1):")
     print_paired(results["pooled_paired"], key="normalized_difference", digits=3)
-    _summary_figures(out, source.label, results)
+    report.summary_figures(out, source.label, results)
     manifest = _manifest(
         source, rules[source.label], settings, baselines, seeds, seed, points, budget, sets, argv
     )
@@ -248,42 +230,16 @@ def run_eval(
     return results
 
 
-def _task_key(rules: dict, seeds: int, seed: int, points: int, config, task) -> dict:
-    """What a task's result depends on (rule contents, seeds, inner config, task), JSON-ready,
-    as stored in OUT/tasks/<task>.json and compared on a rerun."""
-    return json_ready(
-        {
-            "rules": {label: r["sha256"] for label, r in rules.items()},
-            "seeds": seeds,
-            "seed": seed,
-            "points": points,
-            "ppo": dataclasses.asdict(config),
-            "task": dataclasses.asdict(task),
-        }
-    )
-
-
-def _finished_task(path: Path, key: dict) -> dict | None:
-    """{"result", "seconds"} of the task stored at `path` by an earlier run with the same `key`;
-    None when there is none; ValueError naming the differences when its key differs."""
-    if not path.exists():
-        return None
-    try:
-        stored = json.loads(path.read_text())
-        saved_key = stored["key"]
-        done = {"result": stored["result"], "seconds": stored["seconds"]}
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(
-            f"{path} is not a task result of discover eval ({error}); delete it or choose another --out"
-        ) from None
-    differences = spec_differences(saved_key, json.loads(json.dumps(key)), ignore=())
-    if differences:
-        raise ValueError(
-            f"{path} holds this task evaluated with other settings, so --out "
-            f"{path.parent.parent} cannot be continued: {'; '.join(differences)} "
-            "(stored -> now). Use another --out, or delete that file to rerun the task."
-        )
-    return done
+def _rule_record(entry: Entry) -> dict:
+    """What results.json says of one evaluated rule (its content hash identifies it on a rerun)."""
+    rule = entry.rule
+    return {
+        "name": rule.name,
+        "family": rule.family,
+        "options": rule.options(),
+        "sha256": rule_hash(rule, entry.meta_params),
+        "baseline": entry.baseline,
+    }
 
 
 def _run_task(config, task, entries: list[Entry], keys, points: int, train_tasks, watch, timings) -> dict:
@@ -301,53 +257,6 @@ def _run_task(config, task, entries: list[Entry], keys, points: int, train_tasks
     in_training = None if train_tasks is None else task.label in train_tasks
     result = task_results(curves, updates, per_update, in_training, config, task, random_return)
     return {"result": json_ready(result), "seconds": time.perf_counter() - start}
-
-
-def _report_task(out: Path, label: str, result: dict, seconds: float) -> None:
-    """A task's learning-curve figure and its printed tables."""
-    curves = {rule: np.array(e["curves"], dtype=float) for rule, e in result["rules"].items()}
-    plots.learning_curves_figure(
-        plots.curves_file(out, label),
-        f"{label} ({status(result['in_training_set'])}): {len(next(iter(curves.values())))} seeds, "
-        "95% bootstrap CI",
-        np.asarray(result["env_steps"]),
-        curves,
-        "return of the deterministic policy",
-    )
-    print_task(result, seconds)
-    print_paired(result["paired"])
-    if not result["normalized"]:
-        print(
-            f"  no normalised scores on {label}: needs the {NORMALIZER} baseline with a "
-            "final return above the random agent's (raise --budget)"
-        )
-
-
-def _summary_figures(out: Path, evaluated: str, results: dict) -> None:
-    """summary.png (normalised IQMs per task and pooled) and paired.png (paired differences)."""
-    tasks = results["tasks"]
-    scores = {
-        f"{name}\n({status(r['in_training_set'])})": {
-            label: e["normalized"]["iqm"] for label, e in r["rules"].items() if "normalized" in e
-        }
-        for name, r in tasks.items()
-    }
-    scores["all tasks (pooled)"] = {label: s["iqm"] for label, s in results["pooled_normalized"].items()}
-    if any(scores.values()):
-        plots.scores_figure(
-            out / "summary.png",
-            {k: v for k, v in scores.items() if v},
-            "final return, PPO-clip-normalised (IQM, 95% CI)",
-            f"Transfer of {evaluated}: 0 = random actions, 1 = PPO-clip",
-        )
-    rows = {name: [e for e in r["paired"] if "normalized_difference" in e] for name, r in tasks.items()}
-    rows["all tasks (pooled)"] = [e for e in results["pooled_paired"] if "normalized_difference" in e]
-    if any(rows.values()):
-        plots.paired_figure(
-            out / "paired.png",
-            {k: v for k, v in rows.items() if v},
-            f"Paired comparison of {evaluated} (rule - baseline, seed by seed; 95% CI)",
-        )
 
 
 def _manifest(
@@ -415,13 +324,9 @@ def _check_arguments(
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "eval",
-        help="evaluate a rule against baselines on tasks with many seeds",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_source_command(
+        subparsers, "eval", "evaluate a rule against baselines on tasks with many seeds", __doc__
     )
-    add_source_arguments(parser)
     parser.add_argument(
         "--tasks",
         default=None,

@@ -15,7 +15,6 @@ Two SOURCEs are drawn side by side in the same figures.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 from typing import NamedTuple
@@ -26,7 +25,7 @@ import numpy as np
 
 from discovery import figures
 from discovery.evaluation import plots
-from discovery.evaluation.sources import Source, add_source_arguments, resolve_source, spec_tasks
+from discovery.evaluation.sources import Source, add_source_command, resolve_source, spec_tasks
 from discovery.job.records import RELIABILITY_FLOOR
 from inner_algos.envs import task_from_table
 from inner_algos.rules import DriftInputs, Rule, make_rule
@@ -267,13 +266,13 @@ def run_inspect(sources: list[Source], out: Path) -> list[Path]:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_source_command(
+        subparsers,
         "inspect",
-        help="summarise a run or exported rule and draw its fitness curve and rule",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "summarise a run or exported rule and draw its fitness curve and rule",
+        __doc__,
+        nargs="+",
     )
-    add_source_arguments(parser, nargs="+")
     parser.add_argument("--out", default="discover_inspect", help="folder for the PNGs")
     parser.set_defaults(func=main)
 

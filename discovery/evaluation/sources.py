@@ -12,6 +12,7 @@ history from JSON lines.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -188,6 +189,16 @@ def resolve_source(text: str, generation: int | None = None, which: str = "mean"
         f"SOURCE {text} does not exist; give an exported rule (stem, .json or .npz), "
         "a run directory or a checkpoint step RUN_DIR/checkpoints/<G>"
     )
+
+
+def add_source_command(subparsers, name: str, help: str, description: str, nargs=None):
+    """Adds the subcommand `name` (its module docstring as `description`, printed as written)
+    with the SOURCE arguments of `add_source_arguments`; returns its parser."""
+    parser = subparsers.add_parser(
+        name, help=help, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_source_arguments(parser, nargs=nargs)
+    return parser
 
 
 def add_source_arguments(parser, nargs=None) -> None:

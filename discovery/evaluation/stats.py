@@ -71,6 +71,18 @@ def bootstrap_ci(
     return lo, hi
 
 
+def _strata(samples, confidence: float, caller: str, what: str) -> list[np.ndarray]:
+    """`samples` as float arrays, after checking `confidence` is in (0, 1) and that there is at
+    least one stratum and each is a non-empty 1-D sample (`caller` and `what` name them in the
+    error)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence = {confidence!r} must be in (0, 1)")
+    strata = [np.asarray(x, dtype=float) for x in samples]
+    if not strata or any(x.ndim != 1 or x.size == 0 for x in strata):
+        raise ValueError(f"{caller} needs non-empty 1-D {what}; got shapes {[x.shape for x in strata]}")
+    return strata
+
+
 def stratified_bootstrap_ci(
     samples: list[np.ndarray],
     statistic: Statistic,
@@ -86,13 +98,7 @@ def stratified_bootstrap_ci(
     resampled within each task, so the interval reflects run-to-run noise, not the spread
     between tasks). Deterministic for a given `seed`.
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence = {confidence!r} must be in (0, 1)")
-    samples = [np.asarray(x, dtype=float) for x in samples]
-    if not samples or any(x.ndim != 1 or x.size == 0 for x in samples):
-        raise ValueError(
-            f"stratified_bootstrap_ci needs non-empty 1-D samples; got shapes {[x.shape for x in samples]}"
-        )
+    samples = _strata(samples, confidence, "stratified_bootstrap_ci", "samples")
     rng = np.random.default_rng(seed)
     resampled = np.concatenate(
         [x[rng.integers(0, x.size, size=(num_resamples, x.size))] for x in samples], axis=1
@@ -177,13 +183,7 @@ def paired_bootstrap(
     whole pairs are resampled, so the pairing is kept). Deterministic for a given `seed`.
     Returns {"difference": {"value", "ci": [lo, hi]}, "p_improvement": {...}} as floats.
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence = {confidence!r} must be in (0, 1)")
-    strata = [np.asarray(d, dtype=float) for d in strata]
-    if not strata or any(d.ndim != 1 or d.size == 0 for d in strata):
-        raise ValueError(
-            f"paired_bootstrap needs non-empty 1-D differences; got shapes {[d.shape for d in strata]}"
-        )
+    strata = _strata(strata, confidence, "paired_bootstrap", "differences")
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, d.size, size=(num_resamples, d.size)) for d in strata]
     alpha = (1.0 - confidence) / 2.0

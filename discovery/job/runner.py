@@ -1,4 +1,4 @@
-"""`discover run SPEC [--set key=value ...]` and `discover resume RUN_DIR`: the discovery job.
+"""The discovery job (`discover run` and `discover resume`: `discovery.job.commands`).
 
 The job is the impure host loop around one compiled meta-optimizer step, in three parts:
 
@@ -15,7 +15,8 @@ every `job.checkpoint_every` generations, at the end and on SIGINT/SIGTERM, with
     result = run_job(table, callbacks=[lambda record, state: print(record["fitness_max"])])
 
 Running `run` on a directory that holds a run resumes it from its newest intact checkpoint; the
-spec must then equal the saved one except for `job.generations`. Exit codes: `run_from_cli`.
+spec must then equal the saved one except for `job.generations`. Exit codes:
+`discovery.job.commands.run_from_cli`.
 Layout of the run directory: docs/CONTRACTS.md.
 """
 
@@ -29,22 +30,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from discovery.job import console as job_console
-from discovery.job import distributed, faults, launch, loggers, watchdog
+from discovery.job import distributed, faults, loggers, reference_scores, watchdog
 from discovery.job import files as job_files
 from discovery.job import records as job_records
 from discovery.job.files import SPEC_FILE, JobFailed
 from discovery.job.signals import StopFlag
-from discovery.spec import (
-    JobSpec,
-    SpecError,
-    add_override_argument,
-    apply_overrides,
-    load_toml,
-    parse_job_spec,
-)
+from discovery.spec import JobSpec, load_toml, parse_job_spec
 
 # callback(record, state): record is the generation's metrics.jsonl line (a dict of plain
 # Python values, `discovery.job.records`); state is the meta-optimizer state after it (a pytree
@@ -54,60 +46,6 @@ from discovery.spec import (
 Callback = Callable[[dict, Any], None]
 
 __all__ = ["Callback", "Job", "JobFailed", "JobInterrupted", "JobResult", "run_job"]
-
-
-def register(subparsers) -> None:
-    run = subparsers.add_parser(
-        "run", help="run (or continue) a discovery job: meta-learn a rule with a meta-optimizer"
-    )
-    run.add_argument("spec", help="run spec TOML (see runs/quickstart.toml)")
-    add_override_argument(run, "override a spec key, e.g. --set job.generations=50 (repeatable)")
-    distributed.add_arguments(run)
-    run.set_defaults(func=main_run)
-    resume = subparsers.add_parser("resume", help="continue the job in a run directory")
-    resume.add_argument("run_dir", help="directory written by `discover run`")
-    add_override_argument(resume, "e.g. --set job.generations=200 to extend the budget")
-    distributed.add_arguments(resume)
-    resume.set_defaults(func=main_resume)
-
-
-def main_run(args) -> int:
-    if args.processes > 1:
-        return launch.launch_local(["run", args.spec, *launch.set_flags(args.set)], args.processes)
-    table = load_toml(args.spec)
-    if not table:
-        raise SpecError(
-            f"run spec {args.spec} is empty; a discovery spec needs [[tasks]] and "
-            f"[rule] at least (runs/quickstart.toml shows every key)"
-        )
-    return run_from_cli(apply_overrides(table, args.set), args)
-
-
-def main_resume(args) -> int:
-    if args.processes > 1:
-        return launch.launch_local(["resume", args.run_dir, *launch.set_flags(args.set)], args.processes)
-    run_dir = Path(args.run_dir)
-    if not (run_dir / SPEC_FILE).exists():
-        raise SpecError(
-            f"{run_dir} is not a run directory: it holds no {SPEC_FILE}; start a job with `discover run SPEC`"
-        )
-    table = apply_overrides(load_toml(run_dir / SPEC_FILE), args.set)
-    table.setdefault("job", {})["run_dir"] = str(run_dir)
-    return run_from_cli(table, args)
-
-
-def run_from_cli(table: dict, args) -> int:
-    """Runs the job; the exit code: 0 finished, 128 + signal number interrupted (130 SIGINT,
-    143 SIGTERM: saved, unless a second signal cut the generation short), 1 failed (one line)."""
-    try:
-        with distributed.session(distributed.settings(args)):
-            return run_job(table).exit_code
-    except JobInterrupted as err:
-        print(f"discover {args.command}: {err}", file=sys.stderr)
-        return err.exit_code
-    except JobFailed as err:
-        print(f"discover {args.command}: error: {err}", file=sys.stderr)
-        return 1
 
 
 class JobInterrupted(RuntimeError):
@@ -205,8 +143,10 @@ class Job:
             except ValueError as err:  # every step unreadable: the run starts again
                 print(f"warning: {err}", file=sys.stderr)
         k_baseline, self._k_init = jax.random.split(jax.random.PRNGKey(spec.job.seed))
-        self.baselines = self._baselines(saved_info, k_baseline)
-        self.random_scores = self._random_scores(saved_info, k_baseline)
+        self.baselines = reference_scores.baselines(self.spec, saved_info, k_baseline, self.primary)
+        self.random_scores = reference_scores.random_scores(
+            self.spec, self.baselines, saved_info, k_baseline, self.primary
+        )
         self.problem = Problem(
             spec.rule,
             spec.tasks,
@@ -226,47 +166,6 @@ class Job:
         if self.primary:
             job_files.write_spec(self.run_dir, self.spec.table)
         faults.hit("startup", 0)
-
-    def _baselines(self, saved_info: dict | None, key) -> Any:
-        """Per-task baseline scores: None (no normalisation), from the spec, the checkpoint
-        (`saved_info`), or measured with `key`."""
-        from discovery.meta_opt.problem import measure_baselines
-
-        spec, objective = self.spec, self.spec.meta_objective
-        if objective.normalize == "none":
-            return None
-        if objective.baselines:
-            return np.asarray(objective.baselines, np.float32)
-        if saved_info is not None and saved_info.get("baselines") is not None:
-            return np.asarray(saved_info["baselines"], np.float32)
-        if self.primary:
-            job_console.announce_baselines(objective, len(spec.tasks))
-        return measure_baselines(spec.tasks, spec.ppo, objective, key)
-
-    def _random_scores(self, saved_info: dict | None, key) -> Any:
-        """The random agent's per-task scores for normalize = "paired" (None otherwise): from
-        the checkpoint (`saved_info`) or measured with a key folded from `key`; the job stops
-        here when the baseline does not clearly beat them (`check_paired_scale`)."""
-        import jax
-
-        from discovery.meta_opt.problem import measure_random_scores
-        from meta_objectives import check_paired_scale
-
-        spec, objective = self.spec, self.spec.meta_objective
-        if objective.normalize != "paired":
-            return None
-        if saved_info is not None and saved_info.get("random_scores") is not None:
-            return np.asarray(saved_info["random_scores"], np.float32)
-        if self.primary:
-            job_console.announce_random_scores(objective.baseline_seeds * spec.ppo.eval_envs, len(spec.tasks))
-        scores = measure_random_scores(
-            spec.tasks, spec.ppo, objective, jax.random.fold_in(key, len(spec.tasks))
-        )
-        try:
-            check_paired_scale(self.baselines, scores, [t.label for t in spec.tasks])
-        except ValueError as err:
-            raise SpecError(str(err)) from err
-        return scores
 
     def restore(self):
         """The meta-optimizer state to continue from: its init, or the newest intact checkpoint

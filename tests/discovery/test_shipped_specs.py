@@ -15,7 +15,6 @@ import pytest
 from discovery.evaluation import train
 from discovery.job import memory
 from discovery.meta_opt import make_meta_optimizer
-from discovery.meta_opt.problem import Problem
 from discovery.spec import (
     apply_overrides,
     build,
@@ -26,6 +25,7 @@ from discovery.spec import (
     parse_task,
 )
 from inner_algos.ppo import make_ppo
+from tests.support.builders import spec_problem
 
 RUNS = sorted((Path(__file__).resolve().parents[2] / "runs").glob("*.toml"))
 
@@ -40,16 +40,7 @@ def test_shipped_spec_builds(path):
     if "job" in table:  # a `discover run` spec
         spec = parse_job_spec(table)
         baselines = [1.0] * len(spec.tasks)  # stands in for the measured baseline scores
-        problem = Problem(
-            spec.rule,
-            spec.tasks,
-            spec.ppo,
-            spec.meta_objective,
-            spec.job.seeds_per_member,
-            baselines,
-            spec.job.population_batch,
-            spec.job.evaluate_mean,
-        )
+        problem = spec_problem(spec, baselines)
         optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, problem)
         params = jax.eval_shape(lambda: optimizer.params(optimizer.init(jax.random.PRNGKey(0))))
         rule_shapes = jax.eval_shape(spec.rule.init, jax.random.PRNGKey(0))

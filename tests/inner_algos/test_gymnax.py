@@ -12,21 +12,13 @@ import pytest
 from discovery.job.runner import run_job
 from inner_algos.envs import Task, make_env, parse_label, random_policy_return
 from inner_algos.networks import make_policy
-from inner_algos.ppo import PPOConfig, make_ppo, rule_slots
+from inner_algos.ppo import make_ppo, rule_slots
 from inner_algos.rules import DriftInputs, make_rule
 from tests.support import tiny_job
+from tests.support.builders import tiny_eval_argv, tiny_ppo_config
 
 CARTPOLE = Task(source="gymnax", env_name="CartPole-v1")
-TINY = PPOConfig(
-    num_envs=8,
-    rollout_length=8,
-    num_updates=2,
-    num_minibatches=2,
-    num_epochs=1,
-    actor_hidden=(16,),
-    critic_hidden=(16,),
-    eval_envs=2,
-)
+TINY = tiny_ppo_config(num_envs=8, num_updates=2)
 
 
 def test_brax_results_are_those_of_the_code_before_sources():
@@ -56,17 +48,7 @@ def test_brax_results_are_those_of_the_code_before_sources():
     assert got == expected
 
     task = Task(episode_length=50)
-    config = PPOConfig(
-        num_envs=16,
-        rollout_length=8,
-        num_updates=3,
-        num_minibatches=2,
-        num_epochs=1,
-        actor_hidden=(16,),
-        critic_hidden=(16,),
-        eval_envs=2,
-        **off,
-    )
+    config = tiny_ppo_config(**off)
     algo = make_ppo(config, task, make_rule("ppo_clip"))
     state, metrics = jax.jit(algo.train)({}, jax.random.PRNGKey(1))
     assert float(metrics["episode_return"][-1]) == 17.16666603088379
@@ -257,40 +239,7 @@ def test_eval_end_to_end_on_a_gymnax_task(tmp_path):
     parser = argparse.ArgumentParser()
     evaluate.register(parser.add_subparsers())
     out = tmp_path / "eval"
-    args = parser.parse_args(
-        [
-            "eval",
-            str(tmp_path / "lpo.json"),
-            "--tasks",
-            "gymnax:CartPole-v1",
-            "--seeds",
-            "2",
-            "--budget",
-            "256",
-            "--points",
-            "2",
-            "--baselines",
-            "ppo_clip",
-            "--out",
-            str(out),
-            "--set",
-            "ppo.num_envs=16",
-            "--set",
-            "ppo.rollout_length=8",
-            "--set",
-            "ppo.num_minibatches=2",
-            "--set",
-            "ppo.num_epochs=1",
-            "--set",
-            "ppo.actor_hidden=[16]",
-            "--set",
-            "ppo.critic_hidden=[16]",
-            "--set",
-            "ppo.eval_envs=2",
-            "--set",
-            "task.episode_length=30",
-        ]
-    )
+    args = parser.parse_args(tiny_eval_argv(tmp_path / "lpo.json", "gymnax:CartPole-v1", out))
     assert args.func(args) == 0
     task = json.loads((out / "results.json").read_text())["tasks"]["gymnax:CartPole-v1"]
     assert task["held_out"] is True and task["task"]["source"] == "gymnax"

@@ -10,21 +10,12 @@ from discovery.meta_opt import make_meta_optimizer, parse_options
 from discovery.meta_opt.problem import Problem
 from discovery.meta_opt.truncated_ppo import TruncationSchedule, make_runs
 from inner_algos.envs import Task
-from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.ppo import make_ppo
 from inner_algos.rules import make_rule
 from meta_objectives import MetaObjective
+from tests.support.builders import tiny_ppo_config
 
-CFG = PPOConfig(
-    num_envs=16,
-    rollout_length=8,
-    num_updates=4,
-    num_minibatches=2,
-    num_epochs=1,
-    actor_hidden=(16,),
-    critic_hidden=(16,),
-    eval_envs=2,
-    anneal_lr=True,
-)
+CFG = tiny_ppo_config(num_updates=4, anneal_lr=True)
 TASK = Task(episode_length=50)
 LR, SLOPE = 1e-3, 1.0  # learned schedule lr(p) = LR exp(SLOPE p), then annealed by (1 - p)
 

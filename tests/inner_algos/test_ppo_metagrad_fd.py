@@ -17,20 +17,11 @@ from jax.flatten_util import ravel_pytree
 
 import inner_algos.ppo.acting as ppo_acting
 from inner_algos.envs import Task
-from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.ppo import make_ppo
 from inner_algos.rules import make_rule
+from tests.support.builders import tiny_ppo_config
 
-CFG = PPOConfig(
-    num_envs=8,
-    rollout_length=8,
-    num_updates=2,
-    num_minibatches=2,
-    num_epochs=1,
-    actor_hidden=(8,),
-    critic_hidden=(8,),
-    eval_envs=1,
-    max_grad_norm=100.0,
-)
+CFG = tiny_ppo_config(8, num_updates=2, eval_envs=1, max_grad_norm=100.0)
 RULE = make_rule(
     "hyperparams",
     learn=["gamma", "gae_lambda", "ent_coef", "learning_rate"],

@@ -10,8 +10,9 @@ import pytest
 
 from discovery.spec import SpecError, dump_toml, parse_job_spec
 from inner_algos.envs import Task, episode_runner, make_env, random_actions, sample_params
-from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.ppo import make_ppo
 from inner_algos.rules import make_rule
+from tests.support.builders import tiny_ppo_config
 
 RANDOM_CARTPOLE = Task(
     source="gymnax", env_name="CartPole-v1", randomize={"length": [0.2, 2.0], "gravity": [5.0, 20.0]}
@@ -56,16 +57,7 @@ def test_two_lifetimes_see_different_physics_and_returns_from_one_compile():
     assert float(p1["length"]) != float(p2["length"]) and float(r1) != float(r2)
 
     # PPO: each lifetime samples its own params from its key, carried in the inner state
-    config = PPOConfig(
-        num_envs=8,
-        rollout_length=8,
-        num_updates=2,
-        num_minibatches=2,
-        num_epochs=1,
-        actor_hidden=(8,),
-        critic_hidden=(8,),
-        eval_envs=2,
-    )
+    config = tiny_ppo_config(8, num_updates=2)
     algo = make_ppo(config, RANDOM_CARTPOLE, make_rule("ppo_clip"))
     states = jax.vmap(algo.init, in_axes=(None, 0))({}, jax.random.split(jax.random.PRNGKey(0), 2))
     lengths = np.asarray(states.env_params["length"])

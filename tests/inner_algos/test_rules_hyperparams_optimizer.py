@@ -7,21 +7,12 @@ import optax
 import pytest
 
 from inner_algos.envs import Task
-from inner_algos.ppo import HyperParams, PPOConfig, make_ppo
+from inner_algos.ppo import HyperParams, make_ppo
 from inner_algos.rules import make_rule
 from inner_algos.rules.learned_optimizer import OptimizerInputs
+from tests.support.builders import tiny_ppo_config
 
-CFG = PPOConfig(
-    num_envs=16,
-    rollout_length=8,
-    num_updates=4,
-    num_minibatches=2,
-    num_epochs=1,
-    actor_hidden=(16,),
-    critic_hidden=(16,),
-    eval_envs=2,
-    ent_coef=1e-3,
-)
+CFG = tiny_ppo_config(num_updates=4, ent_coef=1e-3)
 TASK = Task(episode_length=50)
 
 

@@ -44,20 +44,12 @@ def run(name: str) -> dict:
     from discovery.meta_opt import make_meta_optimizer, parse_options
     from discovery.meta_opt.problem import Problem
     from inner_algos.envs import Task
-    from inner_algos.ppo import PPOConfig
     from inner_algos.rules import make_rule
     from meta_objectives import MetaObjective
+    from tests.support.builders import tiny_ppo_config
 
-    ppo = PPOConfig(
-        num_envs=4,
-        rollout_length=4,
-        num_updates=4,
-        num_minibatches=2,
-        num_epochs=2,
-        learning_rate=0.01,
-        actor_hidden=(8,),
-        critic_hidden=(8,),
-        eval_envs=1,
+    ppo = tiny_ppo_config(
+        8, num_envs=4, rollout_length=4, num_updates=4, num_epochs=2, learning_rate=0.01, eval_envs=1
     )
     rule = make_rule(**RULE)
     problem = Problem(

@@ -18,26 +18,8 @@ from inner_algos.envs import Task, random_policy_return
 from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import DriftInputs, make_rule
 from tests.support import tiny_job
+from tests.support.builders import TINY_SET_ARGS, tiny_eval_argv, two_point_results
 from tests.support.fabricate import make_run_dir
-
-TINY = [
-    "--set",
-    "ppo.num_envs=16",
-    "--set",
-    "ppo.rollout_length=8",
-    "--set",
-    "ppo.num_minibatches=2",
-    "--set",
-    "ppo.num_epochs=1",
-    "--set",
-    "ppo.actor_hidden=[16]",
-    "--set",
-    "ppo.critic_hidden=[16]",
-    "--set",
-    "ppo.eval_envs=2",
-    "--set",
-    "task.episode_length=30",
-]
 
 
 def _cli(*argv):
@@ -136,9 +118,7 @@ def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers()
     # 20, 30, 40 (mean 30, so 1 = 30 and 0 = 5)
     ppo = np.array([[10.0, 20.0], [10.0, 30.0], [10.0, 40.0]])
     rule = np.array([[10.0, 30.0], [10.0, 55.0], [10.0, 80.0]])
-    result = eval_results.task_results(
-        {"lpo": rule, "ppo_clip": ppo}, np.array([0, 4]), 128, False, PPOConfig(), Task(), random_return=5.0
-    )
+    result = two_point_results({"lpo": rule, "ppo_clip": ppo}, False)
     assert result["held_out"] is True and result["in_training_set"] is False
     assert result["initial_return"] == 10.0 and result["ppo_clip_final_return"] == 30.0
     assert result["random_return"] == 5.0
@@ -148,25 +128,11 @@ def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers()
     assert result["rules"]["lpo"]["final"]["iqm"]["value"] == pytest.approx(55.0)
     pooled = eval_results.pooled({"a": result, "b": result})
     assert pooled["lpo"]["mean"]["value"] == pytest.approx(2.0)
-    flat = eval_results.task_results(
-        {"lpo": rule, "ppo_clip": np.full((3, 2), 5.0)},
-        np.array([0, 4]),
-        128,
-        None,
-        PPOConfig(),
-        Task(),
-        random_return=5.0,
-    )
+    flat = two_point_results({"lpo": rule, "ppo_clip": np.full((3, 2), 5.0)}, None)
     assert flat["normalized"] is False and "normalized" not in flat["rules"]["lpo"]
     assert flat["held_out"] is None
-    worse = eval_results.task_results(
-        {"lpo": rule, "ppo_clip": np.array([[10.0, 0.0], [10.0, 5.0], [10.0, 8.0]])},
-        np.array([0, 4]),
-        128,
-        None,
-        PPOConfig(),
-        Task(),
-        random_return=5.0,
+    worse = two_point_results(
+        {"lpo": rule, "ppo_clip": np.array([[10.0, 0.0], [10.0, 5.0], [10.0, 8.0]])}, None
     )  # ppo_clip ends below R0 = 5 on average
     assert worse["normalized"] is False
 
@@ -174,11 +140,7 @@ def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers()
 def _finals_result(finals: dict[str, list[float]], random_return: float) -> dict:
     """`task_results` of final returns given per rule (2 points: a start at 0, then the finals)."""
     curves = {k: np.stack([np.zeros(len(v)), np.asarray(v, float)], axis=1) for k, v in finals.items()}
-    return eval_results.json_ready(
-        eval_results.task_results(
-            curves, np.array([0, 4]), 128, True, PPOConfig(), Task(), random_return=random_return
-        )
-    )
+    return eval_results.json_ready(two_point_results(curves, True, random_return))
 
 
 def test_paired_task_compares_seed_by_seed_with_a_verdict():
@@ -302,7 +264,7 @@ def test_eval_end_to_end_lpo_at_init_equals_ppo_clip(tmp_path, monkeypatch):
             "3",
             "--out",
             str(out),
-            *TINY,
+            *TINY_SET_ARGS,
         )
         == 0
     )
@@ -333,24 +295,7 @@ def test_a_killed_evaluation_continues_where_it_stopped(tmp_path, monkeypatch):
     tasks = "gymnax:CartPole-v1,gymnax:Acrobot-v1,gymnax:MountainCar-v0,gymnax:Pendulum-v1"
 
     def evaluate_into(out, fault="", *extra):
-        args = [
-            "eval",
-            tmp_path / "lpo.json",
-            "--tasks",
-            tasks,
-            "--baselines",
-            "ppo_clip",
-            "--seeds",
-            "2",
-            "--budget",
-            "256",
-            "--points",
-            "2",
-            "--out",
-            out,
-            *TINY,
-            *extra,
-        ]
+        args = [*tiny_eval_argv(tmp_path / "lpo.json", tasks, out), *extra]
         monkeypatch.setenv("DISCOVER_FAULT", fault)
         proc = tiny_job.discover([str(a) for a in args])
         log = proc.communicate(timeout=600)[0]

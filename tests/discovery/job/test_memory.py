@@ -9,6 +9,7 @@ import pytest
 from discovery.job import memory
 from discovery.spec import SpecError, apply_overrides, load_toml, parse_job_spec
 from tests.support import tiny_job
+from tests.support.builders import spec_problem
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "runs" / "quickstart.toml"
 
@@ -71,21 +72,10 @@ def test_the_estimate_is_below_what_xla_allocates_for_the_step(tmp_path):
     """XLA's own accounting of the compiled generation (arguments, outputs and temporaries) is
     the reference; the estimate must not exceed it (it is a lower bound), and stays within 4x."""
     from discovery.meta_opt import make_meta_optimizer
-    from discovery.meta_opt.problem import Problem
 
     spec = parse_job_spec(tiny_job.table(tmp_path, ppo={"num_envs": 64}))
     device = jax.devices()[:1]
-    problem = Problem(
-        spec.rule,
-        spec.tasks,
-        spec.ppo,
-        spec.meta_objective,
-        spec.job.seeds_per_member,
-        None,
-        spec.job.population_batch,
-        spec.job.evaluate_mean,
-        devices=device,
-    )
+    problem = spec_problem(spec, devices=device)
     optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, problem)
     state = jax.jit(optimizer.init)(jax.random.PRNGKey(0))
     analysis = jax.jit(optimizer.step).lower(state).compile().memory_analysis()

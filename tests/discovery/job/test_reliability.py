@@ -23,9 +23,10 @@ from discovery.meta_opt.es import _to_evosax
 from discovery.meta_opt.problem import run_score
 from discovery.rule_io import load_rule, save_rule
 from inner_algos.envs import Task
-from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.ppo import make_ppo
 from inner_algos.rules import make_rule
 from meta_objectives import MetaObjective
+from tests.support.builders import two_point_results
 
 
 def _nan_lpo():
@@ -69,15 +70,7 @@ def test_diverged_seeds_are_counted_and_left_out_of_the_statistics(capsys):
     ppo = np.array([[10.0, 20.0], [10.0, 30.0], [10.0, 40.0]])  # mean 30: normalised 1
     lpo = np.array([[10.0, 30.0], [10.0, np.nan], [10.0, 80.0]])
     nan = np.full((3, 2), np.nan)
-    result = eval_results.task_results(
-        {"lpo": lpo, "ppo_clip": ppo, "nan": nan},
-        np.array([0, 4]),
-        128,
-        False,
-        PPOConfig(),
-        Task(),
-        random_return=5.0,
-    )
+    result = two_point_results({"lpo": lpo, "ppo_clip": ppo, "nan": nan}, False)
     entry = result["rules"]["lpo"]
     assert entry["diverged"] == 1 and result["rules"]["ppo_clip"]["diverged"] == 0
     assert entry["final"]["mean"]["value"] == pytest.approx(55.0)  # (30 + 80) / 2

@@ -23,9 +23,9 @@ from discovery.meta_opt.base import METRIC_KEYS, OPTIONAL_METRIC_KEYS
 from discovery.meta_opt.problem import Problem
 from discovery.rule_io import load_rule, save_rule
 from inner_algos.envs import Task
-from inner_algos.ppo import PPOConfig
 from inner_algos.rules import RULES, DriftInputs, make_rule
 from meta_objectives import MetaObjective
+from tests.support.builders import tiny_ppo_config
 
 # The smallest options of each registered meta-optimizer (a new one must add its entry here).
 TINY = {
@@ -35,16 +35,7 @@ TINY = {
     "metagrad": {"num_runs": 1, "unroll_length": 2},
     "online_metagrad": {"updates_per_step": 1},
 }
-PPO = PPOConfig(
-    num_envs=2,
-    rollout_length=4,
-    num_updates=4,
-    num_minibatches=1,
-    num_epochs=1,
-    actor_hidden=(4,),
-    critic_hidden=(4,),
-    eval_envs=1,
-)
+PPO = tiny_ppo_config(4, num_envs=2, rollout_length=4, num_updates=4, num_minibatches=1, eval_envs=1)
 TASK = Task(source="gymnax", env_name="CartPole-v1", episode_length=16)
 RULE = make_rule("hyperparams")  # every estimator accepts it (online_metagrad requires it)
 GENERATIONS = 3

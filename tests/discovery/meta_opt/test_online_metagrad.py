@@ -14,20 +14,11 @@ from discovery.meta_opt import make_meta_optimizer, validate_options
 from discovery.meta_opt.problem import Problem
 from discovery.spec import SpecError
 from inner_algos.envs import Task
-from inner_algos.ppo import PPOConfig
 from inner_algos.rules import make_rule
 from meta_objectives import MetaObjective
+from tests.support.builders import tiny_ppo_config
 
-CFG = PPOConfig(
-    num_envs=16,
-    rollout_length=8,
-    num_updates=6,
-    num_minibatches=2,
-    num_epochs=1,
-    actor_hidden=(16,),
-    critic_hidden=(16,),
-    eval_envs=2,
-)
+CFG = tiny_ppo_config(num_updates=6)
 TASK = Task(episode_length=50)
 META_LR = 0.05
 # inner learning rate 1e-2 (not 3e-4) so that d theta'/d eta is well above float32 rounding

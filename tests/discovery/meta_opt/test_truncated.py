@@ -11,9 +11,10 @@ from discovery.meta_opt.base import TruncatedStep, Unrolled, metagrad_estimator
 from discovery.meta_opt.pes import pes_estimator
 from discovery.meta_opt.truncated_ppo import TruncationSchedule, make_runs, ppo_truncated_step
 from inner_algos.envs import Task
-from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.ppo import make_ppo
 from inner_algos.rules import make_rule
 from meta_objectives import MetaObjective
+from tests.support.builders import tiny_ppo_config
 
 # ---- toy linear system: s_{t+1} = a s_t + theta_0, loss_t = (s_{t+1} - theta_1)^2, lifetime T ----
 A, T, K = 0.9, 10, 3  # K does not divide T: lifetimes end inside segments
@@ -96,16 +97,7 @@ def test_metagrad_matches_the_closed_form_and_finite_differences():
     assert state.runs.shape == (3,)
 
 
-CFG = PPOConfig(
-    num_envs=16,
-    rollout_length=8,
-    num_updates=4,
-    num_minibatches=2,
-    num_epochs=1,
-    actor_hidden=(16,),
-    critic_hidden=(16,),
-    eval_envs=2,
-)
+CFG = tiny_ppo_config(num_updates=4)
 TASK = Task(episode_length=50)
 
 
