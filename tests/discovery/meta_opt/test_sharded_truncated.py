@@ -16,7 +16,8 @@ from discovery.job.launch import child_environment, free_port
 from inner_algos import xla_flags
 
 TOLERANCE = 1e-4  # relative, as for ES's population (tests/discovery/meta_opt/test_devices.py)
-CHILD = Path(__file__).resolve().parents[2] / "support" / "truncated_layouts.py"
+ROOT = Path(__file__).resolve().parents[3]  # the repository: tests.* import from there
+CHILD = "tests.support.truncated_layouts"
 
 
 def start(out: Path, processes: int, devices: int) -> list[subprocess.Popen]:
@@ -27,7 +28,8 @@ def start(out: Path, processes: int, devices: int) -> list[subprocess.Popen]:
     env, port = {**os.environ, "XLA_FLAGS": flags}, free_port()
     return [
         subprocess.Popen(
-            [sys.executable, str(CHILD), str(out)],
+            [sys.executable, "-m", CHILD, str(out)],
+            cwd=ROOT,
             env=child_environment(i, processes, port, env) if processes > 1 else env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -61,7 +63,7 @@ def assert_same(result: dict, reference: dict) -> None:
 TOY = """
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh
-from test_truncated import _toy_unroll, T
+from tests.discovery.meta_opt.test_truncated import _toy_unroll, T
 from discovery.meta_opt.base import TruncatedStep, Unrolled, metagrad_estimator
 from discovery.meta_opt.pes import pes_estimator
 
@@ -104,7 +106,7 @@ def test_toy_estimators_split_over_two_devices_give_the_same_gradients():
     }
     proc = subprocess.run(
         [sys.executable, "-c", TOY],
-        cwd=Path(__file__).parent,
+        cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
