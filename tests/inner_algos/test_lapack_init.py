@@ -17,6 +17,12 @@ progress output (within 3-16 s), and in 2 of 3 with `--xla_cpu_multi_thread_eige
 `inner_algos.networks.orthogonal` it finished 3000 draws in 3 of 3 tries. (An actor and a
 critic of `MLP`s under vmap, the same 2-thread pool and a busy process beside, did not hang in 4
 tries: too little concurrent LAPACK work.)
+
+The second case is `benchmarks/inner_throughput.py`'s population: LPO members vmapped and sharded
+over 2 host devices (`shard_map`), initialised under the package's default flags. With flax's
+initializer it hung at its first call in 2 of 2 tries on a loaded 2-core machine, at 0% CPU, both
+`tf_XLAEigen` threads in `lapack_sgeqrf_ffi` -> `jax::ParallelBatchMap` -> `BlockingCounter::Wait`
+(gdb): each device's thread runs its members' batched QR on the same 2-thread pool.
 """
 
 import os
@@ -59,6 +65,41 @@ STRESS = """
     print("done", flush=True)
 """
 
+# benchmarks/inner_throughput.py's population: LPO members vmapped and sharded over 2 host devices
+# (the package's default XLA flags); each device's thread runs its members' batched init at once
+SHARDED = """
+    import os, sys, time
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh, PartitionSpec
+    from inner_algos.envs import Task, parse_label
+    from inner_algos.ppo import PPOConfig, make_ppo
+    from inner_algos.rules import make_rule
+
+    rule = make_rule("lpo")
+    config = PPOConfig(num_envs=64, rollout_length=16, num_updates=8, num_epochs=4, num_minibatches=8)
+    algo = make_ppo(config, Task(**parse_label("gymnax:CartPole-v1")), rule)
+    meta = rule.init(jax.random.PRNGKey(1))
+    mesh = Mesh(np.asarray(jax.local_devices()), ("pop",))
+    assert mesh.size == 2, jax.local_devices()
+    init = jax.jit(jax.shard_map(
+        jax.vmap(algo.init, in_axes=(None, 0)),
+        mesh=mesh,
+        in_specs=(PartitionSpec(), PartitionSpec("pop")),
+        out_specs=PartitionSpec("pop"),
+        check_vma=False,
+    ))
+    jax.block_until_ready(init(meta, jax.random.split(jax.random.PRNGKey(0), 16)))
+    print("compiled", flush=True)
+    start, i = time.monotonic(), 0
+    while time.monotonic() - start < float(sys.argv[1]):
+        i += 1
+        jax.block_until_ready(init(meta, jax.random.split(jax.random.PRNGKey(i), 16)))
+        print(i, flush=True)
+    print("done", flush=True)
+"""
+
 
 def _concurrent_env() -> dict:
     """os.environ with XLA's concurrency-optimised CPU scheduler on (a user's setting, kept)."""
@@ -79,16 +120,17 @@ def test_orthogonal_is_flax_orthogonal_bit_for_bit_under_nested_vmap():
         np.testing.assert_array_equal(draw(keys[0, 0], ours), draw(keys[0, 0], flax_init))
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs for a 2-thread pool")
-def test_batched_orthogonal_init_never_hangs(tmp_path):
+def _assert_the_child_progresses(tmp_path, script: str, env: dict, seconds: float = STRESS_S) -> None:
+    """Runs `script` (argv[1] = `seconds` of repeated calls) and fails when it prints nothing new
+    for STALL_S after "compiled" (START_S before), or exits badly."""
     log = tmp_path / "stdout.txt"
     with open(log, "w") as out:
         child = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(STRESS), str(STRESS_S)],
+            [sys.executable, "-c", textwrap.dedent(script), str(seconds)],
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
-            env=_concurrent_env(),
+            env=env,
         )
     seen, last, limit = "", time.monotonic(), START_S
     while child.poll() is None:
@@ -102,3 +144,15 @@ def test_batched_orthogonal_init_never_hangs(tmp_path):
             pytest.fail(f"hung: no progress for {limit} s after {seen.splitlines()[-1:]}")
     assert child.returncode == 0, seen[-3000:]
     assert seen.splitlines()[-1] == "done"
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs for a 2-thread pool")
+def test_batched_orthogonal_init_never_hangs(tmp_path):
+    _assert_the_child_progresses(tmp_path, STRESS, _concurrent_env())
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs for a 2-thread pool")
+def test_a_population_sharded_over_two_host_devices_initialises_without_hanging(tmp_path):
+    flags = xla_flags.with_flag(os.environ.get("XLA_FLAGS", ""), "xla_force_host_platform_device_count", 2)
+    # the code before the cure hung at the first call (2 of 2 tries on a loaded 2-core machine)
+    _assert_the_child_progresses(tmp_path, SHARDED, {**os.environ, "XLA_FLAGS": flags}, seconds=5)
