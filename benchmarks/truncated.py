@@ -65,16 +65,15 @@ def env_steps_per_outer_step(name: str, opts, problem: Problem) -> int:
     return opts.population_size * (opts.unroll_length + extra) * problem.algos[0].env_steps_per_update
 
 
-def measure(name: str, options: dict, repeats: int, split_runs: bool | None = None) -> dict:
-    """Compiles one outer step of estimator `name` and times `repeats` calls of it (split_runs:
-    `Problem`'s, the persistent runs split over the devices)."""
+def measure(name: str, options: dict, repeats: int) -> dict:
+    """Compiles one outer step of estimator `name` and times `repeats` calls of it, the persistent
+    runs split over the devices as the job splits them."""
     problem = Problem(
         make_rule("hyperparams"),
         (TASK,),
         CONFIG,
         MetaObjective(kind="curve_area"),
         evaluate_mean=name == "es",
-        split_runs=split_runs,
     )
     opt = make_meta_optimizer(name, parse_options(name, options), problem)
     state = jax.jit(opt.init)(jax.random.PRNGKey(0))

@@ -5,8 +5,7 @@ Each layout (processes x host devices per process) runs in fresh subprocesses (o
 count; several processes join through jax.distributed as `discover run --processes N` does) and
 times `benchmarks/truncated.py`'s measurement: the compiled outer step, state laid out as the
 job lays it out (runs split over the devices, CPU host devices included), median over --repeats
-calls, compile excluded. Caution: on CPU host devices the 8-pair PES step has deadlocked inside
-XLA's runtime (see `Problem`'s split_runs); a hung layout sits at 0% CPU.
+calls, compile excluded.
 
     python benchmarks/truncated_scaling.py                         # PES, 1 and 2 host devices
     python benchmarks/truncated_scaling.py --layouts 1x1 1x2 2x1 --num-pairs 8 --k 4
@@ -42,7 +41,7 @@ def child(estimator: str, size: int, k: int, repeats: int) -> dict:
     from truncated import measure
 
     options = {"num_runs": size} if estimator == "metagrad" else {"num_pairs": size}
-    r = measure(estimator, {**options, "unroll_length": k}, repeats, split_runs=True)
+    r = measure(estimator, {**options, "unroll_length": k}, repeats)
     return {
         "processes": jax.process_count(),
         "devices": jax.device_count(),

@@ -36,6 +36,18 @@ from meta_objectives import rank_last, split_half_reliability, z_score_shaping
 STRATEGIES = ("open_es", "cma_es", "sep_cma_es", "snes", "pgpe")
 _EVEN_POPULATION = ("open_es", "pgpe")
 FITNESS_SHAPINGS = ("centered_rank", "z_score")
+# the values each ESOptions field may take (checked by check_fields, errors name the field)
+_ALLOWED = {
+    "strategy": OneOf(STRATEGIES),
+    "population_size": Interval(2),
+    "fitness_shaping": OneOf(FITNESS_SHAPINGS),
+    "sigma_init": POSITIVE,
+    "learning_rate": POSITIVE,
+    "sigma_decay": UNIT_OPEN_CLOSED,
+    "lr_decay": UNIT_OPEN_CLOSED,
+    "sigma_limit": NON_NEGATIVE,
+    "lr_limit": NON_NEGATIVE,
+}
 _SHAPED = ("open_es", "pgpe")  # strategies whose update takes a fitness-shaping function
 FITNESS_DOC = (
     "meta-objective score of each population member over whole lifetimes: mean over "
@@ -75,19 +87,7 @@ class ESOptions:
     init_seed: int = 0
 
     def __post_init__(self):
-        check_fields(
-            self,
-            "meta_optimizer",
-            strategy=OneOf(STRATEGIES),
-            population_size=Interval(2),
-            fitness_shaping=OneOf(FITNESS_SHAPINGS),
-            sigma_init=POSITIVE,
-            learning_rate=POSITIVE,
-            sigma_decay=UNIT_OPEN_CLOSED,
-            lr_decay=UNIT_OPEN_CLOSED,
-            sigma_limit=NON_NEGATIVE,
-            lr_limit=NON_NEGATIVE,
-        )
+        check_fields(self, "meta_optimizer", **_ALLOWED)
         if self.strategy in _EVEN_POPULATION and self.population_size % 2:
             raise ValueError(
                 f"meta_optimizer.population_size = {self.population_size} must be even for "

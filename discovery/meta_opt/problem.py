@@ -73,10 +73,7 @@ class Problem:
     each step), tasks_per_generation (K tasks drawn per generation; 0 = all), algos (one
     InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop"), runs_mesh (the
     mesh truncated estimators split their persistent runs over, or None: every device computes
-    all runs). split_runs (default: on accelerators, and on CPUs of one device per process) sets
-    runs_mesh: XLA's CPU runtime deadlocked (0% CPU, every thread in a futex wait) on a
-    quickstart-sized PES step split over 2 host devices of one process (tiny sizes run; 2
-    processes of one CPU device each run), so several host devices split runs only when asked.
+    all runs). split_runs (default on; off only to compare layouts) sets runs_mesh.
     """
 
     def __init__(
@@ -92,7 +89,7 @@ class Problem:
         devices: list | None = None,
         tasks_per_generation: int = 0,
         random_scores: Any = None,
-        split_runs: bool | None = None,
+        split_runs: bool = True,
     ):
         if not 0 <= tasks_per_generation <= len(tasks):
             raise ValueError(
@@ -124,8 +121,6 @@ class Problem:
             self.baseline_algos = tuple(make_ppo(ppo, task, baseline) for task in self.tasks)
         # every process's devices: under jax.distributed the population spans hosts
         self.mesh = Mesh(np.asarray(devices or jax.devices()), (POP_AXIS,))
-        if split_runs is None:  # see runs_mesh
-            split_runs = self.mesh.devices.flat[0].platform != "cpu" or jax.local_device_count() == 1
         self.runs_mesh = self.mesh if split_runs else None
 
     @property

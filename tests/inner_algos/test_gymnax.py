@@ -21,6 +21,7 @@ CARTPOLE = Task(source="gymnax", env_name="CartPole-v1")
 TINY = tiny_ppo_config(num_envs=8, num_updates=2)
 
 
+@pytest.mark.slow  # the golden histories of tests/discovery/test_shipped_specs.py guard brax too
 def test_brax_results_are_those_of_the_code_before_sources():
     """Reference numbers: the code before task sources (commit 827b118, with the meta-objective of
     every task defined on the latest ended episodes; the PPO numbers are also those of 92d9eb3),

@@ -58,7 +58,6 @@ def run(name: str) -> dict:
         ppo,
         MetaObjective(kind="curve_area"),
         evaluate_mean=False,
-        split_runs=True,
     )
     opt = make_meta_optimizer(name, parse_options(name, ESTIMATORS[name]), problem)
     replicated = NamedSharding(problem.mesh, PartitionSpec())

@@ -168,7 +168,7 @@ def test_bad_meta_optimizer_option_is_rejected_before_compiling(tmp_path):
     "meta_optimizer",
     [
         "es",
-        "pes",
+        pytest.param("pes", marks=pytest.mark.slow),  # exact PES resume: meta_opt/test_contracts.py
         pytest.param("metagrad", marks=pytest.mark.slow),
         pytest.param("online_metagrad", marks=pytest.mark.slow),
     ],
