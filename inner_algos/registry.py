@@ -1,10 +1,11 @@
 """The registry of inner algorithms: what a run spec's `[inner] name` selects.
 
-An inner algorithm registers once, in its package (as meta-optimizers do in theirs):
+An inner algorithm is registered once, at the bottom of this module, after importing its
+package (which never imports this module, so there is no import cycle):
 
-    register_inner_algo("ppo", make_ppo, PPOConfig, section="ppo", example=..., size_note=...)
+    register_inner_algo("ppo", ppo.make_ppo, ppo.PPOConfig, example=ppo.example, size_note=...)
 
-and its package is imported at the bottom of this module. Everything in the outer loop builds
+Everything in the outer loop builds
 inner algorithms through `make_inner_algo(name, config, task, rule)`, which checks that the
 rule's family has a slot in it (`inner_algos.rules.families`); what it may read of the result is
 `inner_algos.contract`; `discovery.spec` builds its config from the registered section.
@@ -88,5 +89,8 @@ def make_inner_algo(name: str, config, task, rule) -> InnerAlgo:
     return entry.make(config, task, rule)
 
 
-# Importing an inner algorithm's package registers it; add new ones here.
-from inner_algos import ppo  # noqa: E402, F401
+# The registered inner algorithms (their packages never import this module: no import cycle);
+# add new ones here.
+from inner_algos import ppo  # noqa: E402
+
+register_inner_algo("ppo", ppo.make_ppo, ppo.PPOConfig, example=ppo.example, size_note=ppo.size_note)

@@ -9,8 +9,8 @@ Split as brax's `training/agents/ppo`:
   acting.py   observation normalisation, rollout, collect (rollout + GAE -> batch), evaluate
   update.py   the SGD step, the update step, train, rollout_loss, and make_ppo wiring them
 
-Importing the package registers PPO as inner algorithm "ppo" (`inner_algos.registry`), its
-config in the spec's [ppo] section.
+`inner_algos.registry` registers PPO as inner algorithm "ppo" (its config in the spec's [ppo]
+section) with `example` and `size_note` from here.
 """
 
 from inner_algos.ppo.config import PPOConfig
@@ -26,11 +26,10 @@ from inner_algos.ppo.types import (
     lifetime_fraction,
 )
 from inner_algos.ppo.update import make_ppo
-from inner_algos.registry import register_inner_algo
 from inner_algos.rules.hyperparams import HyperParams
 
 
-def _example():
+def example():
     """A PPO that compiles in seconds: CartPole, 2 envs x 4 steps, 2 updates, width-4 networks."""
     from inner_algos.envs import Task
     from inner_algos.rules import make_rule
@@ -48,14 +47,13 @@ def _example():
     return config, Task(source="gymnax", env_name="CartPole-v1", episode_length=16), make_rule("ppo_clip")
 
 
-def _size_note(config: PPOConfig) -> str:
+def size_note(config: PPOConfig) -> str:
+    """What sets one PPO run's size, for the memory check's message."""
     return (
         f"ppo.num_envs = {config.num_envs:,} environments x ppo.rollout_length = "
         f"{config.rollout_length} steps"
     )
 
-
-register_inner_algo("ppo", make_ppo, PPOConfig, example=_example, size_note=_size_note)
 
 __all__ = [
     "Batch",
@@ -71,5 +69,7 @@ __all__ = [
     "lifetime_fraction",
     "make_ppo",
     "ppo_loss",
+    "example",
     "rule_slots",
+    "size_note",
 ]
