@@ -98,8 +98,8 @@ def run_generations(table: dict) -> tuple[dict, tuple]:
     return {
         "estimator": job.spec.meta_optimizer,
         "tasks": [t.label for t in job.spec.tasks],
-        "num_envs": job.spec.ppo.num_envs,
-        "num_updates": job.spec.ppo.num_updates,
+        "num_envs": job.spec.inner_config.num_envs,
+        "num_updates": job.spec.inner_config.num_updates,
         "members": members_at_once(job),
         "generations": len(result.history),
         "compile_s": result.compile_seconds,

@@ -29,7 +29,8 @@ from inner_algos.config_checks import (
 )
 from inner_algos.envs import Task
 from inner_algos.ppo import PPOConfig
-from inner_algos.rules import RULES, Rule
+from inner_algos.registry import DEFAULT, INNER_ALGOS, inner_algo_entry
+from inner_algos.rules import RULES, Rule, check_supported, make_rule
 from meta_objectives import MetaObjective
 
 
@@ -102,6 +103,43 @@ def parse_ppo(table: dict, section: str = "ppo") -> PPOConfig:
     return build(PPOConfig, table, section)
 
 
+@dataclasses.dataclass(frozen=True)
+class InnerSettings:
+    """The [inner] table: name, the registered inner algorithm the rule plugs into
+    (`inner_algos.registry`; default "ppo"). Its config is the section the algorithm registered
+    (PPO: [ppo])."""
+
+    name: str = DEFAULT
+
+
+def parse_inner(table: dict, section: str = "inner") -> tuple[str, str]:
+    """The [inner] table -> (inner algorithm name, the section of its config); an unknown name
+    is a SpecError naming `inner.name` and listing the registered inner algorithms."""
+    if not isinstance(table, dict):
+        raise SpecError(f"[{section}] must be a table, got {table!r}")
+    name = build(InnerSettings, table, section).name
+    try:
+        entry = inner_algo_entry(name, f"{section}.name")
+    except ValueError as err:
+        raise SpecError(str(err)) from err
+    return entry.name, entry.section
+
+
+def parse_inner_config(name: str, table: dict):
+    """The config of inner algorithm `name` from its section's table (errors name the key)."""
+    entry = inner_algo_entry(name)
+    return build(entry.config_cls, table, entry.section)
+
+
+def check_rule_fits(rule: Rule, inner: str, what: str = "rule.name") -> None:
+    """SpecError when inner algorithm `inner` has no slot for the family of `rule` (`what` names
+    the spec key that chose it)."""
+    try:
+        check_supported(rule, inner)
+    except ValueError as err:
+        raise SpecError(f"{what} = {rule.name!r}: {err}; set inner.name or choose another rule") from err
+
+
 def parse_rule(table: dict, section: str = "rule") -> Rule:
     """`{name = "lpo", hidden_size = 128, ...}` -> the rule; options are checked by the rule."""
     if not isinstance(table, dict) or "name" not in table:
@@ -127,9 +165,17 @@ class RunName:
 
 AT_LEAST_ONE = Interval(1)
 
-# --- discovery jobs: [job], [[tasks]], [rule], [ppo], [meta_objective], [meta_optimizer] -------
+# --- discovery jobs: [job], [[tasks]], [rule], [inner], [ppo], [meta_objective], [meta_optimizer] --
 
-JOB_SECTIONS = ("job", "tasks", "rule", "ppo", "meta_objective", "meta_optimizer")
+# the inner algorithm's config section ([ppo] for PPO) comes from the registry: `job_sections`
+JOB_SECTIONS = ("job", "tasks", "rule", "inner", "meta_objective", "meta_optimizer")
+
+
+def job_sections() -> tuple[str, ...]:
+    """The sections a discovery spec may have: JOB_SECTIONS and every registered inner
+    algorithm's config section."""
+    return (*JOB_SECTIONS, *(e.section for e in INNER_ALGOS.values()))
+
 
 # Where a job's records go (`discovery.job.loggers`): name -> the Python package it needs (None:
 # always there). The trackers come with the `tracking` extra.
@@ -250,15 +296,18 @@ class JobSettings:
 class JobSpec:
     """A parsed, validated discovery run spec: one typed object per section.
 
-    meta_optimizer: the estimator's registered name; meta_optimizer_options: its validated
-    options dataclass (what `discovery.meta_opt.make_meta_optimizer` takes). `table` is the
+    inner: the registered inner algorithm's name ([inner] name, default "ppo"); inner_config: its
+    config (PPO's from [ppo]). meta_optimizer: the estimator's registered name;
+    meta_optimizer_options: its validated options dataclass (what
+    `discovery.meta_opt.make_meta_optimizer` takes). `table` is the
     resolved TOML table, every default filled in and keys in their current spelling (what
     `spec.toml` in the run directory holds)."""
 
     job: JobSettings
     tasks: tuple[Task, ...]
     rule: Rule
-    ppo: PPOConfig
+    inner: str
+    inner_config: Any
     meta_objective: Any
     meta_optimizer: str
     meta_optimizer_options: Any
@@ -272,11 +321,11 @@ def parse_job_spec(table: dict) -> JobSpec:
     chosen estimator's options and its compatibility with the rule, PPO config and meta-objective
     (`discovery.meta_opt.validate_options`).
     """
-    unknown = sorted(set(table) - set(JOB_SECTIONS))
+    unknown = sorted(set(table) - set(job_sections()))
     if unknown:
         raise SpecError(
             f"unknown section(s) {', '.join(f'[{k}]' for k in unknown)}; "
-            f"allowed sections: {', '.join(JOB_SECTIONS)}"
+            f"allowed sections: {', '.join(job_sections())}"
         )
     for section, example in (
         ("tasks", '[[tasks]] with env_name = "inverted_pendulum"'),
@@ -295,8 +344,18 @@ def parse_job_spec(table: dict) -> JobSpec:
     if len(set(tasks)) < len(tasks):
         raise SpecError(f"[[tasks]] lists the same task twice: {[t.label for t in tasks]}")
     rule = parse_rule(table["rule"])
-    ppo = parse_ppo(table.get("ppo", {}))
+    inner, inner_section = parse_inner(table.get("inner", {}))
+    others = sorted(set(table) & {e.section for e in INNER_ALGOS.values()} - {inner_section})
+    if others:
+        raise SpecError(
+            f"section(s) {', '.join(f'[{k}]' for k in others)} configure another inner algorithm "
+            f"than inner.name = {inner!r} (its section: [{inner_section}]); remove them or set inner.name"
+        )
+    config = parse_inner_config(inner, table.get(inner_section, {}))
+    check_rule_fits(rule, inner)
     objective = build(MetaObjective, table.get("meta_objective", {}), "meta_objective")
+    if objective.normalize == "paired" or (objective.normalize == "baseline" and not objective.baselines):
+        check_rule_fits(make_rule(objective.baseline_rule), inner, "meta_objective.baseline_rule")
     if objective.baselines and len(objective.baselines) != len(tasks):
         raise SpecError(
             f"meta_objective.baselines = {list(objective.baselines)!r} has {len(objective.baselines)} "
@@ -307,7 +366,7 @@ def parse_job_spec(table: dict) -> JobSpec:
         raise SpecError(f"[meta_optimizer] must be a table, got {opt_table!r}")
     opt_table = dict(opt_table)
     name = opt_table.pop("name", "es")
-    options = validate_options(name, opt_table, rule, ppo, objective)
+    options = validate_options(name, opt_table, rule, config, objective)
     _check_task_sampling(job.tasks_per_generation, tasks, name)
     if objective.normalize == "paired" and name != "es":
         raise SpecError(
@@ -320,11 +379,13 @@ def parse_job_spec(table: dict) -> JobSpec:
         "job": job_table,
         "tasks": [t.as_table() for t in tasks],
         "rule": {"name": rule.name, **rule.options()},
-        "ppo": dataclasses.asdict(ppo),
+        # [inner] only when not the default, so that the spec.toml of older runs stays theirs
+        **({} if inner == DEFAULT else {"inner": {"name": inner}}),
+        inner_section: dataclasses.asdict(config),
         "meta_objective": dataclasses.asdict(objective),
         "meta_optimizer": {"name": name, **dataclasses.asdict(options)},
     }
-    return JobSpec(job, tasks, rule, ppo, objective, name, options, _plain(resolved))
+    return JobSpec(job, tasks, rule, inner, config, objective, name, options, _plain(resolved))
 
 
 def respell_spec(table: dict) -> dict:
@@ -332,7 +393,8 @@ def respell_spec(table: dict) -> dict:
     ones (`config_checks.respell`, noted once), e.g. a run directory's spec.toml or checkpoint
     spec written before a rename, so that it compares equal to the spec resolved today."""
     table = dict(table)
-    for section, cls in (("job", JobSettings), ("ppo", PPOConfig), ("meta_objective", MetaObjective)):
+    inner_configs = tuple((e.section, e.config_cls) for e in INNER_ALGOS.values())
+    for section, cls in (("job", JobSettings), *inner_configs, ("meta_objective", MetaObjective)):
         if section in table:
             table[section] = respell(cls, table[section], section)
     if isinstance(table.get("tasks"), list):

@@ -1,6 +1,7 @@
 """`discover eval SOURCE`: transfer evaluation of a rule against hand-designed baselines.
 
-For each task, PPO (`inner_algos.ppo.make_ppo`) is trained with the evaluated rule and with each
+For each task, the run's inner algorithm (its spec's [inner] name, PPO by default; built by
+`inner_algos.registry.make_inner_algo`) is trained with the evaluated rule and with each
 baseline (`--baselines`, default ppo_clip and dpo) for N seeds under one `jax.vmap`; every rule
 sees the same seed keys (paired comparison). The deterministic policy is evaluated
 (`InnerAlgo.evaluate`) at update 0 and at `--points` evenly spaced updates; the last point is the
@@ -89,11 +90,14 @@ from discovery.spec import (
     WandbSettings,
     add_override_argument,
     apply_overrides,
-    parse_ppo,
+    parse_inner,
+    parse_inner_config,
     parse_task,
 )
 from discovery.versions import package_versions
 from inner_algos.envs import canonical_label, parse_label, random_policy_return, task_from_table
+from inner_algos.registry import DEFAULT, make_inner_algo
+from inner_algos.rules import get_family
 
 
 def parse_tasks(text: str) -> list[str]:
@@ -120,21 +124,37 @@ def split_budget(label: str) -> tuple[str, int | None]:
     return label, int(steps)
 
 
-def eval_settings(source: Source, task_labels: list[str], sets: list[str], budget: int | None):
-    """The inner config and tasks of the evaluation: [(PPOConfig, Task)] in task order.
+def source_inner(source: Source) -> str:
+    """The inner algorithm a source's rule is evaluated in: its run's [inner] name; for an
+    exported rule without a spec, PPO when the rule's family has a slot in it, else the first
+    inner algorithm its family names."""
+    if source.spec:
+        return parse_inner(source.spec.get("inner", {}))[0]
+    algos = get_family(source.rule.family).inner_algos
+    return DEFAULT if DEFAULT in algos or not algos else algos[0]
 
-    PPO starts from the run's [ppo] table (a run directory) or PPOConfig() defaults; a task
+
+def eval_settings(source: Source, task_labels: list[str], sets: list[str], budget: int | None):
+    """The inner config and tasks of the evaluation: [(config, Task)] in task order, for the
+    inner algorithm `source_inner(source)` (PPO: a PPOConfig).
+
+    The config starts from the run's section of it ([ppo] for PPO; a run directory) or the
+    config's defaults; a task
     takes the matching spec task's settings (the same label, else the same source, env and
     backend, randomised ranges included) when there is one. Then
     `--set ppo.KEY=VALUE` / `--set task.KEY=VALUE` apply, then the task's budget (env steps per
     lifetime: its '@STEPS', else `--budget`) sets num_updates = max(1, budget // env steps per
     update).
     """
-    table = apply_overrides({"ppo": dict(source.spec.get("ppo", {})), "task": {}}, sets)
-    extra = sorted(set(table) - {"ppo", "task"})
+    inner = source_inner(source)
+    _, section = parse_inner({"name": inner})
+    table = apply_overrides({section: dict(source.spec.get(section, {})), "task": {}}, sets)
+    extra = sorted(set(table) - {section, "task"})
     if extra:
-        raise SpecError(f"--set sections {extra} are not evaluation settings; allowed: ppo.KEY, task.KEY")
-    config = parse_ppo(table["ppo"])
+        raise SpecError(
+            f"--set sections {extra} are not evaluation settings; allowed: {section}.KEY, task.KEY"
+        )
+    config = parse_inner_config(inner, table[section])
     trained = [task_from_table(t) for t in spec_tasks(source.spec)]
     settings = []
     for label_and_budget in task_labels:
@@ -149,7 +169,7 @@ def eval_settings(source: Source, task_labels: list[str], sets: list[str], budge
         task = parse_task({**base, **wanted, **table["task"]})
         cfg = config
         if task_budget is not None:
-            per_update = config.num_envs * config.rollout_length * task.action_repeat
+            per_update = make_inner_algo(inner, config, task, source.rule).env_steps_per_update
             cfg = dataclasses.replace(config, num_updates=max(1, task_budget // per_update))
         settings.append((cfg, task))
     return settings
@@ -195,7 +215,9 @@ def run_eval(
         path = out / task_store.TASKS_DIR / f"{plots.task_file_name(task.label)}.json"
         done = task_store.finished_task(path, key)
         if done is None:
-            done = _run_task(config, task, entries, keys, points, source.train_tasks, watch, timings)
+            done = _run_task(
+                config, task, entries, keys, points, source.train_tasks, watch, timings, source_inner(source)
+            )
             done["result"]["paired"] = paired_task(done["result"], pairs)
             faults.hit("eval_task", number)
             write_json(path, {"key": key, **done})
@@ -242,7 +264,9 @@ def _rule_record(entry: Entry) -> dict:
     }
 
 
-def _run_task(config, task, entries: list[Entry], keys, points: int, train_tasks, watch, timings) -> dict:
+def _run_task(
+    config, task, entries: list[Entry], keys, points: int, train_tasks, watch, timings, inner: str = DEFAULT
+) -> dict:
     """Trains every rule on one task under the watchdog: {"result": task_results(...), "seconds"}."""
     start = time.perf_counter()
     print(
@@ -250,7 +274,7 @@ def _run_task(config, task, entries: list[Entry], keys, points: int, train_tasks
         flush=True,
     )
     with watch.task(task.label, list(timings.values())):
-        curves, updates, per_update = run_task(config, task, entries, keys, points)
+        curves, updates, per_update = run_task(config, task, entries, keys, points, inner)
         random_return = float(
             random_policy_return(task, jax.random.fold_in(keys[0], 1), keys.shape[0] * config.eval_envs)
         )

@@ -10,7 +10,8 @@ by family (`rule_<family>.png`):
   hyperparams  each hyperparameter over the lifetime fraction, beside its initial value;
   optimizer    the update direction as a function of the current gradient and the gradient
                history ("momentum"), beside Adam.
-Two SOURCEs are drawn side by side in the same figures.
+A registered family without a picture (`PICTURES`) gets the line "no picture for this family
+(<name>)". Two SOURCEs are drawn side by side in the same figures.
 """
 
 from __future__ import annotations
@@ -163,7 +164,14 @@ def _optimizer_picture(path: Path, sources: list[Source]) -> Path:
     )
 
 
+# family -> a function drawing `rule_<family>.png` from the sources of that family; a registered
+# family (`inner_algos.rules.FAMILIES`) absent here gets `no_picture`'s line instead
 PICTURES = {"drift": _drift_picture, "hyperparams": _hyperparams_picture, "optimizer": _optimizer_picture}
+
+
+def no_picture(family: str) -> str:
+    """What inspect prints for a family without a picture."""
+    return f"no picture for this family ({family})"
 
 
 def summary(source: Source) -> str:
@@ -259,7 +267,10 @@ def run_inspect(sources: list[Source], out: Path) -> list[Path]:
     families = list(dict.fromkeys(s.rule.family for s in sources))
     for family in families:
         group = [s for s in sources if s.rule.family == family]
-        written.append(PICTURES[family](out / f"rule_{family}.png", group))
+        if family in PICTURES:
+            written.append(PICTURES[family](out / f"rule_{family}.png", group))
+        else:
+            print(no_picture(family))
     for path in written:
         print(f"wrote {path}")
     return written

@@ -11,8 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from inner_algos.contract import InnerConfig, policy_leaves
 from inner_algos.envs import Task
-from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.registry import DEFAULT, make_inner_algo
 from inner_algos.rules import RULES, Rule, make_rule
 
 
@@ -28,7 +29,7 @@ class Entry:
 
 @dataclasses.dataclass(frozen=True)
 class DriftSwitch(Rule):
-    """Several drift rules behind one traced index, so one compiled PPO serves all of them.
+    """Several drift rules behind one traced index, so one compiled inner algorithm serves all.
 
     meta_params: {"index": int32 scalar, "params": (meta-params of rules[0], rules[1], ...)}.
     """
@@ -44,17 +45,17 @@ class DriftSwitch(Rule):
         return jax.lax.switch(meta_params["index"], branches, meta_params["params"], inputs)
 
 
-def make_lifetimes(config: PPOConfig, task: Task, rule: Rule, points: int):
+def make_lifetimes(config: InnerConfig, task: Task, rule: Rule, points: int, inner: str = DEFAULT):
     """A jitted `run(meta_params, keys [N]) -> returns [N, P + 1]` and the updates `[P + 1]` at
     which the returns are measured: 0, then P evenly spaced ending at config.num_updates (the
-    first gap takes the remainder of num_updates / P).
+    first gap takes the remainder of num_updates / P), for inner algorithm `inner` (registered).
 
     Returns are `InnerAlgo.evaluate`'s mean over config.eval_envs episodes of the deterministic
     policy, NaN once the run diverged (`_intact`). One `lax.scan` over the P + 1 measurements,
     each a `fori_loop` of updates then an evaluation, so the step and the evaluation are each
     compiled once.
     """
-    algo = make_ppo(config, task, rule)
+    algo = make_inner_algo(inner, config, task, rule)
     points = min(points, config.num_updates)
     every, rest = divmod(config.num_updates, points)
     gaps = np.array([0, rest + every] + [every] * (points - 1), dtype=np.int32)
@@ -75,26 +76,29 @@ def make_lifetimes(config: PPOConfig, task: Task, rule: Rule, points: int):
 
 
 def _intact(state) -> jax.Array:
-    """Whether an inner state's policy parameters and observation statistics are all finite
-    (the actions it takes are then finite too); a scalar bool."""
-    leaves = jax.tree.leaves((state.params, state.obs_stats))
+    """Whether what an inner state acts through (`contract.policy_leaves`: parameters, observation
+    statistics) is all finite (the actions it takes are then finite too); a scalar bool."""
+    leaves = jax.tree.leaves(policy_leaves(state))
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def run_task(config: PPOConfig, task: Task, entries: list[Entry], keys: jax.Array, points: int):
-    """Trains every entry on `task` for all seed keys `[N]`: returns ({label: returns `[N, P+1]`},
-    updates `[P+1]`, env steps per update). Drift entries share one compiled function."""
+def run_task(
+    config: InnerConfig, task: Task, entries: list[Entry], keys: jax.Array, points: int, inner: str = DEFAULT
+):
+    """Trains every entry with inner algorithm `inner` on `task` for all seed keys `[N]`: returns
+    ({label: returns `[N, P+1]`}, updates `[P+1]`, env steps per update). Drift entries share
+    one compiled function."""
     drift = [e for e in entries if e.rule.family == "drift"]
     curves = {}
     if len(drift) > 1:
         switch = DriftSwitch(tuple(e.rule for e in drift))
-        run, updates, per_update = make_lifetimes(config, task, switch, points)
+        run, updates, per_update = make_lifetimes(config, task, switch, points, inner)
         params = tuple(e.meta_params for e in drift)
         for i, e in enumerate(drift):
             curves[e.label] = np.asarray(run({"index": jnp.int32(i), "params": params}, keys))
     for e in entries:
         if e.label not in curves:
-            run, updates, per_update = make_lifetimes(config, task, e.rule, points)
+            run, updates, per_update = make_lifetimes(config, task, e.rule, points, inner)
             curves[e.label] = np.asarray(run(e.meta_params, keys))
     return {e.label: curves[e.label] for e in entries}, updates, per_update
 

@@ -1,6 +1,7 @@
 """`discover train SPEC`: one PPO training run per seed with a fixed rule, no meta-learning.
 
-Reads the spec's [task], [ppo] and [rule] tables (plus optional [train] seeds/seed), trains all
+Reads the spec's [task], [ppo] and [rule] tables (plus optional [train] seeds/seed, and [inner]
+name for another registered inner algorithm than PPO, its config then in its own section), trains all
 seeds in one jitted `vmap`, prints the learning curve (mean return of the episodes completed in
 each update), evaluates the final deterministic policies on full episodes, and writes
 `learning_curve.png` and `results.json` to --out.
@@ -18,8 +19,10 @@ from discovery.spec import (
     add_override_argument,
     apply_overrides,
     build,
+    check_rule_fits,
     load_toml,
-    parse_ppo,
+    parse_inner,
+    parse_inner_config,
     parse_rule,
     parse_task,
 )
@@ -47,8 +50,9 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def run_training(task, ppo_config, rule, meta_params, seeds: int, seed: int):
-    """Trains `seeds` PPO runs in one vmapped, jitted call.
+def run_training(task, ppo_config, rule, meta_params, seeds: int, seed: int, inner: str = "ppo"):
+    """Trains `seeds` runs of inner algorithm `inner` (its config `ppo_config`) in one vmapped,
+    jitted call.
 
     Returns (curves: dict of `[seeds, num_updates]` numpy arrays, eval_returns `[seeds]`,
     wall seconds including compilation, the InnerAlgo).
@@ -56,9 +60,9 @@ def run_training(task, ppo_config, rule, meta_params, seeds: int, seed: int):
     import jax
     import numpy as np
 
-    from inner_algos.ppo import make_ppo
+    from inner_algos.registry import make_inner_algo
 
-    algo = make_ppo(ppo_config, task, rule)
+    algo = make_inner_algo(inner, ppo_config, task, rule)
 
     def train_and_eval(key):
         k_train, k_eval = jax.random.split(key)
@@ -81,20 +85,24 @@ def main(args) -> int:
 
     table = apply_overrides(load_toml(args.spec), args.set)
     task = parse_task(table.get("task", {}))
-    ppo_config = parse_ppo(table.get("ppo", {}))
+    inner, section = parse_inner(table.get("inner", {}))
+    ppo_config = parse_inner_config(inner, table.get(section, {}))
     rule = parse_rule(table.get("rule", {"name": "ppo_clip"}))
+    check_rule_fits(rule, inner)
     settings = build(TrainSettings, table.get("train", {}), "train")
     import jax
 
     meta_params = rule.init(jax.random.PRNGKey(settings.seed))
-    total = ppo_config.num_updates * ppo_config.num_envs * ppo_config.rollout_length
+    from inner_algos.registry import make_inner_algo
+
+    total = ppo_config.num_updates * make_inner_algo(inner, ppo_config, task, rule).env_steps_per_update
     print(
-        f"training PPO with rule {rule.name!r} on {task.label}: {settings.seeds} seeds x "
-        f"{total * task.action_repeat:,} env steps (compiling first, ~10-60 s)",
+        f"training {inner.upper() if inner == 'ppo' else inner} with rule {rule.name!r} on "
+        f"{task.label}: {settings.seeds} seeds x {total:,} env steps (compiling first, ~10-60 s)",
         flush=True,
     )
     curves, eval_returns, wall, algo = run_training(
-        task, ppo_config, rule, meta_params, settings.seeds, settings.seed
+        task, ppo_config, rule, meta_params, settings.seeds, settings.seed, inner
     )
     env_steps = np.arange(1, ppo_config.num_updates + 1) * algo.env_steps_per_update
     mean_curve = np.nanmean(curves["episode_return"], axis=0)
@@ -110,12 +118,11 @@ def main(args) -> int:
 
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
-    seed_curves_figure(
-        out / "learning_curve.png", env_steps, curves["episode_return"], f"PPO + {rule.name} on {task.label}"
-    )
+    title = f"{inner.upper() if inner == 'ppo' else inner} + {rule.name} on {task.label}"
+    seed_curves_figure(out / "learning_curve.png", env_steps, curves["episode_return"], title)
     results = {
         "task": dataclasses.asdict(task),
-        "ppo": dataclasses.asdict(ppo_config),
+        section: dataclasses.asdict(ppo_config),
         "rule": {"name": rule.name, "options": rule.options()},
         "seeds": settings.seeds,
         "seed": settings.seed,

@@ -8,11 +8,12 @@ The estimate counts what must be live at once on one device while the population
 
   runs at once = members on the device at once (its share of the population, at most
                  job.population_batch when set) x job.seeds_per_member
-  bytes per run = its inner state (network parameters, optimizer state, ppo.num_envs environment
-                 states: sizes from `jax.eval_shape`, nothing is computed) + one rollout of
-                 ppo.rollout_length x ppo.num_envs float32 transitions (observation, next
-                 observation, action, and 6 scalars: reward, done, value, log-prob, advantage,
-                 target), for the largest task
+  bytes per run = its inner state (network parameters, optimizer state, environment states, e.g.
+                 ppo.num_envs of them: sizes from `jax.eval_shape`, nothing is computed) + one
+                 update's rollout of env_steps_per_update / action_repeat float32 transitions
+                 (PPO: ppo.rollout_length x ppo.num_envs; each an observation, next observation,
+                 action, and 6 scalars: reward, done, value, log-prob, advantage, target), for
+                 the largest task
   + the population's meta-parameters and their noise (2 x population x rule size, float32).
 
 XLA's temporaries (activations, gradients, copies) come on top, so a spec that passes can still
@@ -57,12 +58,14 @@ def run_bytes(spec: JobSpec, task) -> int:
     import jax
 
     from inner_algos.envs import make_env
-    from inner_algos.ppo import make_ppo
+    from inner_algos.registry import make_inner_algo
 
     env = make_env(task)
-    state = jax.eval_shape(make_ppo(spec.ppo, task, spec.rule).init, None, jax.random.PRNGKey(0))
+    algo = make_inner_algo(spec.inner, spec.inner_config, task, spec.rule)
+    state = jax.eval_shape(algo.init, None, jax.random.PRNGKey(0))
     per_transition = 2 * env.observation_size + env.action_size + ROLLOUT_SCALARS
-    return _nbytes(state) + 4 * spec.ppo.rollout_length * spec.ppo.num_envs * per_transition
+    transitions = algo.env_steps_per_update // task.action_repeat
+    return _nbytes(state) + 4 * transitions * per_transition
 
 
 def estimate(spec: JobSpec, num_devices: int) -> Estimate:
@@ -116,14 +119,17 @@ def check(spec: JobSpec, num_devices: int, local_devices: list) -> Estimate:
     have = available_bytes(local_devices)
     if need.bytes <= have:
         return need
+    from inner_algos.registry import inner_algo_entry
+
     batch = spec.job.population_batch or "0 = all"
+    entry = inner_algo_entry(spec.inner)
+    size = entry.size_note(spec.inner_config) if entry.size_note else f"the [{entry.section}] settings"
     raise SpecError(
         f"the job needs at least {_size(need.bytes)} of memory per device, more than the "
         f"{_size(have)} a {local_devices[0].platform} device has here: {need.runs:,} inner runs at "
         f"once ({need.at_once:,} of the population of {need.members:,} members x "
         f"{spec.job.seeds_per_member:,} seed(s)), each ~{_size(need.run_bytes)} for "
-        f"ppo.num_envs = {spec.ppo.num_envs:,} environments x ppo.rollout_length = "
-        f"{spec.ppo.rollout_length} steps, plus {_size(need.population_bytes)} of meta-parameters. "
+        f"{size}, plus {_size(need.population_bytes)} of meta-parameters. "
         f"Lower job.population_batch (members evaluated at once per device, now {batch}), "
-        f"ppo.num_envs, job.seeds_per_member or the population size"
+        f"the size of one run ({size}), job.seeds_per_member or the population size"
     )

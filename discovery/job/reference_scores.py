@@ -26,7 +26,7 @@ def baselines(spec: JobSpec, saved_info: dict | None, key, primary: bool) -> np.
         return np.asarray(saved_info["baselines"], np.float32)
     if primary:
         job_console.announce_baselines(objective, len(spec.tasks))
-    return measure_baselines(spec.tasks, spec.ppo, objective, key)
+    return measure_baselines(spec.tasks, spec.inner_config, objective, key, spec.inner)
 
 
 def random_scores(spec: JobSpec, baselines, saved_info: dict | None, key, primary: bool) -> np.ndarray | None:
@@ -38,9 +38,11 @@ def random_scores(spec: JobSpec, baselines, saved_info: dict | None, key, primar
         return None
     if saved_info is not None and saved_info.get("random_scores") is not None:
         return np.asarray(saved_info["random_scores"], np.float32)
+    episodes = objective.baseline_seeds * spec.inner_config.eval_envs
     if primary:
-        job_console.announce_random_scores(objective.baseline_seeds * spec.ppo.eval_envs, len(spec.tasks))
-    scores = measure_random_scores(spec.tasks, spec.ppo, objective, jax.random.fold_in(key, len(spec.tasks)))
+        job_console.announce_random_scores(episodes, len(spec.tasks))
+    k_random = jax.random.fold_in(key, len(spec.tasks))
+    scores = measure_random_scores(spec.tasks, spec.inner_config, objective, k_random)
     try:
         check_paired_scale(baselines, scores, [t.label for t in spec.tasks])
     except ValueError as err:

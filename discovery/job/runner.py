@@ -150,7 +150,7 @@ class Job:
         self.problem = Problem(
             spec.rule,
             spec.tasks,
-            spec.ppo,
+            spec.inner_config,
             spec.meta_objective,
             spec.job.seeds_per_member,
             self.baselines,
@@ -158,6 +158,7 @@ class Job:
             spec.job.evaluate_mean,
             tasks_per_generation=spec.job.tasks_per_generation,
             random_scores=self.random_scores,
+            inner=spec.inner,
         )
         self.optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, self.problem)
         if saved_spec is not None:

@@ -29,7 +29,8 @@ Estimators register a factory `make_<name>(options: OptionsDataclass, problem) -
 with `@register("<name>", OptionsDataclass, check)` and add their module to the imports in
 `discovery/meta_opt/__init__.py`; a run spec picks one with `[meta_optimizer] name = "..."`, the
 other keys of that table being the options. Spec parsing validates them once, before any work
-(`validate_options`: the options dataclass, then `check(options, rule, ppo, objective)`, which
+(`validate_options`: the options dataclass, then `check(options, rule, config, objective)`,
+config the inner algorithm's (an `inner_algos.contract.InnerConfig`), which
 raises ValueError for combinations the estimator cannot run, e.g. an objective it has no loss
 for); the factory receives that typed object and parses nothing. A pure gradient estimator is
 `<name>_estimator(...) -> Estimator`.
@@ -107,10 +108,10 @@ class TruncatedProblem(Protocol):
     """What truncated estimators need: `discovery.meta_opt.problem.Problem` is one."""
 
     rule: Any
-    ppo: Any  # PPOConfig: num_updates bounds the lifetimes
+    inner_config: Any  # the inner algorithm's config (`InnerConfig`): num_updates bounds the lifetimes
     objective: Any  # MetaObjective
     baselines: jax.Array | None  # `[T]` when the objective is baseline-normalised
-    algos: tuple  # one InnerAlgo per task
+    algos: tuple  # one InnerAlgo per task (`inner_algos.contract`)
     mesh: Any  # jax.sharding.Mesh over every device, axis RUNS_AXIS
     runs_mesh: Any  # the Mesh the persistent runs are split over, or None (not split)
 
@@ -125,7 +126,8 @@ _OPTIONS: dict[str, tuple[type, Callable | None]] = {}  # name -> (options datac
 
 def register(name: str, options: type, check: Callable | None = None):
     """Decorator adding `make_<name>(options, problem) -> MetaOptimizer` to META_OPTIMIZERS, with
-    its options dataclass and optional compatibility `check(options, rule, ppo, objective)`."""
+    its options dataclass and optional compatibility `check(options, rule, config, objective)`
+    (config: the inner algorithm's)."""
 
     def add(factory):
         META_OPTIMIZERS[name] = factory
@@ -142,14 +144,14 @@ def parse_options(name: str, options: dict):
     return build(_OPTIONS[name][0], dict(options), "meta_optimizer")
 
 
-def validate_options(name: str, options: dict, rule, ppo, objective):
-    """The validated options dataclass of estimator `name` for this rule, PPO config and
-    meta-objective; every problem is a SpecError naming the key."""
+def validate_options(name: str, options: dict, rule, config, objective):
+    """The validated options dataclass of estimator `name` for this rule, inner algorithm config
+    and meta-objective; every problem is a SpecError naming the key."""
     opts = parse_options(name, options)
     check = _OPTIONS[name][1]
     if check is not None:
         try:
-            check(opts, rule, ppo, objective)
+            check(opts, rule, config, objective)
         except ValueError as err:
             raise SpecError(str(err)) from err
     return opts

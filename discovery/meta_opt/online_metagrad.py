@@ -45,7 +45,7 @@ from discovery.meta_opt.base import (
 )
 from discovery.meta_opt.truncated_ppo import TruncationSchedule, ppo_truncated_step
 from inner_algos.config_checks import POSITIVE, Interval, OneOf, check_fields
-from inner_algos.ppo import lifetime_fraction
+from inner_algos.contract import lifetime_fraction
 from meta_objectives import rank_last
 from meta_objectives.meta_losses import META_LOSSES
 
@@ -140,9 +140,9 @@ def _online_meta_optimizer(problem, opts: OnlineMetaGradOptions) -> MetaOptimize
     )
 
 
-def check_rule(opts: OnlineMetaGradOptions, rule, ppo, objective) -> None:
+def check_rule(opts: OnlineMetaGradOptions, rule, config, objective) -> None:
     """online_metagrad meta-learns hyperparameters only (ValueError for other rule families)."""
-    del opts, ppo, objective
+    del opts, config, objective
     if rule.family != "hyperparams":
         raise ValueError(
             f"meta_optimizer.name = 'online_metagrad' meta-learns hyperparameters: rule.name = "

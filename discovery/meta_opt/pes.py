@@ -126,10 +126,10 @@ class PESOptions(SegmentOptions):
         return 2 * self.num_pairs
 
 
-def check_pes(opts: PESOptions, rule, ppo, objective) -> None:
-    """Lifetimes fit ppo.num_updates and the objective has a per-update loss (ValueError)."""
+def check_pes(opts: PESOptions, rule, config, objective) -> None:
+    """Lifetimes fit config.num_updates and the objective has a per-update loss (ValueError)."""
     del rule
-    opts.schedule(ppo.num_updates)
+    opts.schedule(config.num_updates)
     if objective.kind not in SEGMENT_KINDS:
         raise ValueError(
             f"meta_objective.kind = {objective.kind!r} has no per-update form for truncated "
@@ -138,8 +138,8 @@ def check_pes(opts: PESOptions, rule, ppo, objective) -> None:
 
 
 def _pes_meta_optimizer(problem, opts: PESOptions, persistent: bool) -> MetaOptimizer:
-    """PES / truncated ES over segments of PPO lifetimes on every task of `problem`."""
-    schedule = opts.schedule(problem.ppo.num_updates)
+    """PES / truncated ES over segments of inner lifetimes on every task of `problem`."""
+    schedule = opts.schedule(problem.inner_config.num_updates)
 
     def make_estimator(t, algo, unravel, dim):
         step = ppo_truncated_step(

@@ -1,6 +1,8 @@
 """The meta-learning problem: what a meta-optimizer maximises, and how a population is scored.
 
-`Problem` bundles the rule, the tasks, the PPO config, one compiled-once inner algorithm per task,
+`Problem` bundles the rule, the tasks, the inner algorithm's name and config, one compiled-once
+inner algorithm per task (`inner_algos.registry.make_inner_algo`; what is read of it:
+`inner_algos.contract`),
 the meta-objective, the number of inner seeds per member, per-task baselines and the device mesh.
 `fitness(members, key)` scores a whole population of meta-parameters in one traced computation:
 
@@ -40,8 +42,9 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from discovery.meta_opt.base import RUNS_AXIS
+from inner_algos.contract import InnerConfig
 from inner_algos.envs import Task, random_policy_return
-from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.registry import DEFAULT, make_inner_algo
 from inner_algos.rules import Rule, make_rule
 from meta_objectives import MetaObjective, aggregate, normalise, paired_normalise, score
 
@@ -66,7 +69,8 @@ class Evaluation(NamedTuple):
 class Problem:
     """Static description of one meta-learning problem (see module docstring).
 
-    Attributes: rule, tasks `(T,)`, ppo, objective, seeds_per_member (S), baselines (`[T]` array
+    Attributes: rule, tasks `(T,)`, inner (the registered inner algorithm's name), inner_config
+    (its config), objective, seeds_per_member (S), baselines (`[T]` array
     of baseline scores when objective.normalize is "baseline" or "paired", else None),
     random_scores (`[T]` the random agent's scores when "paired", else None), population_batch
     (0 = vmap all local members at once), evaluate_mean (meta-optimizers also score their mean
@@ -80,7 +84,7 @@ class Problem:
         self,
         rule: Rule,
         tasks: tuple[Task, ...],
-        ppo: PPOConfig,
+        inner_config: InnerConfig,
         objective: MetaObjective,
         seeds_per_member: int = 1,
         baselines: Any = None,
@@ -90,6 +94,7 @@ class Problem:
         tasks_per_generation: int = 0,
         random_scores: Any = None,
         split_runs: bool = True,
+        inner: str = DEFAULT,
     ):
         if not 0 <= tasks_per_generation <= len(tasks):
             raise ValueError(
@@ -105,20 +110,23 @@ class Problem:
             )
         self.rule = rule
         self.tasks = tuple(tasks)
-        self.ppo = ppo
+        self.inner = inner
+        self.inner_config = inner_config
         self.objective = objective
         self.seeds_per_member = seeds_per_member
         self.baselines = None if objective.normalize == "none" else jnp.asarray(baselines, jnp.float32)
         self.population_batch = population_batch
         self.evaluate_mean = evaluate_mean
         self.tasks_per_generation = tasks_per_generation or len(self.tasks)
-        self.algos = tuple(make_ppo(ppo, task, rule) for task in self.tasks)
+        self.algos = tuple(make_inner_algo(inner, inner_config, task, rule) for task in self.tasks)
         self.random_scores = None
         if self.paired:
             self.random_scores = jnp.asarray(random_scores, jnp.float32)
             baseline = make_rule(objective.baseline_rule)
             self.baseline_params = baseline.init(jax.random.PRNGKey(0))  # empty: a fixed rule
-            self.baseline_algos = tuple(make_ppo(ppo, task, baseline) for task in self.tasks)
+            self.baseline_algos = tuple(
+                make_inner_algo(inner, inner_config, task, baseline) for task in self.tasks
+            )
         # every process's devices: under jax.distributed the population spans hosts
         self.mesh = Mesh(np.asarray(devices or jax.devices()), (POP_AXIS,))
         self.runs_mesh = self.mesh if split_runs else None
@@ -262,22 +270,22 @@ def run_env_steps(algo, objective: MetaObjective) -> int:
 def run_score(algo, objective: MetaObjective, meta_params, key: jax.Array) -> jax.Array:
     """Trains one lifetime with `meta_params` from `key` and returns its raw score `[]`.
 
-    A run whose final network parameters or per-update losses are non-finite scores NaN: it
-    diverged, whatever its returns say (a NaN policy never terminates some tasks' episodes).
+    A run whose final parameters or per-update losses (`algo.loss_metrics`) are non-finite scores
+    NaN: it diverged, whatever its returns say (a NaN policy never terminates some tasks' episodes).
     """
     k_train, k_eval = jax.random.split(key)
     state, metrics = algo.train(meta_params, k_train)
     eval_return = algo.evaluate(state, k_eval)[0] if objective.kind == "eval_return" else None
     checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(state.params)]
-    checks += [jnp.all(jnp.isfinite(metrics[k])) for k in ("policy_loss", "value_loss")]
+    checks += [jnp.all(jnp.isfinite(metrics[k])) for k in algo.loss_metrics]
     return jnp.where(jnp.all(jnp.stack(checks)), score(objective, metrics, eval_return), jnp.nan)
 
 
-def measure_random_scores(tasks, ppo: PPOConfig, objective: MetaObjective, key: jax.Array) -> np.ndarray:
+def measure_random_scores(tasks, config: InnerConfig, objective: MetaObjective, key: jax.Array) -> np.ndarray:
     """Per-task scores `[T]` of the random agent (uniform random actions): the mean return of
-    `baseline_seeds * ppo.eval_envs` episodes, the reference `discover eval` normalises by too.
+    `baseline_seeds * config.eval_envs` episodes, the reference `discover eval` normalises by too.
     Run once at job start for normalize = "paired" (its scale: baseline minus random)."""
-    episodes = objective.baseline_seeds * ppo.eval_envs
+    episodes = objective.baseline_seeds * config.eval_envs
     return np.asarray(
         [
             float(random_policy_return(task, jax.random.fold_in(key, t), episodes))
@@ -287,8 +295,11 @@ def measure_random_scores(tasks, ppo: PPOConfig, objective: MetaObjective, key: 
     )
 
 
-def measure_baselines(tasks, ppo: PPOConfig, objective: MetaObjective, key: jax.Array) -> np.ndarray:
-    """Per-task baseline scores `[T]`: `objective.baseline_rule` trained on `baseline_seeds` seeds.
+def measure_baselines(
+    tasks, config: InnerConfig, objective: MetaObjective, key: jax.Array, inner: str = DEFAULT
+) -> np.ndarray:
+    """Per-task baseline scores `[T]`: `objective.baseline_rule` trained by inner algorithm
+    `inner` on `baseline_seeds` seeds.
 
     Run once at job start (one compile per task); non-finite baselines are an error.
     """
@@ -296,7 +307,7 @@ def measure_baselines(tasks, ppo: PPOConfig, objective: MetaObjective, key: jax.
     meta_params = rule.init(key)
     out = []
     for t, task in enumerate(tasks):
-        algo = make_ppo(ppo, task, rule)
+        algo = make_inner_algo(inner, config, task, rule)
         keys = jax.random.split(jax.random.fold_in(key, t), objective.baseline_seeds)
         scores = jax.jit(jax.vmap(functools.partial(run_score, algo, objective, meta_params)))(keys)
         value = float(jnp.mean(scores))

@@ -1,5 +1,8 @@
-"""Segmented inner runs: a persistent batch of PPO lifetimes advanced K updates per outer step,
+"""Segmented inner runs: a persistent batch of inner lifetimes advanced K updates per outer step,
 and `ppo_truncated_step`, the `base.TruncatedStep` over them that every truncated estimator uses.
+Despite the name (kept for its callers) it runs any inner algorithm through the contract of
+`inner_algos.contract`: init, step, rollout_loss; the state's update, lifetime and key; the
+metrics' num_episodes and episode_return.
 
 Truncated meta-optimizers (PES, truncated ES, truncated meta-gradients) never train a lifetime in
 one go. They keep N inner states and advance each by K updates per outer step; a run whose
@@ -12,7 +15,7 @@ learned_optimization's LogUniformLengthSchedule). Start ages are staggered: run 
 lifetime starts at a random age in [0, length), i.e. it is cut short, so that lifetimes end at
 different outer steps and segment gradients are not all taken at the same age (learned_
 optimization's random initial iteration offset). The age is `InnerState.update` and the length
-`InnerState.lifetime`: PPO's lifetime fraction (`inner_algos.ppo.lifetime_fraction`) is this run's
+`InnerState.lifetime`: the lifetime fraction (`inner_algos.contract.lifetime_fraction`) is this run's
 update / length, whatever ppo.num_updates says.
 
 Runs are independent: run n's randomness (rollouts, resets, lengths) derives from its own key
@@ -135,10 +138,10 @@ class SegmentOptions:
         return schedule
 
 
-def check_segments(opts: SegmentOptions, rule, ppo, objective) -> None:
-    """Lifetimes of the truncation schedule fit ppo.num_updates (ValueError otherwise)."""
+def check_segments(opts: SegmentOptions, rule, config, objective) -> None:
+    """Lifetimes of the truncation schedule fit config.num_updates (ValueError otherwise)."""
     del rule, objective
-    opts.schedule(ppo.num_updates)
+    opts.schedule(config.num_updates)
 
 
 @struct.dataclass
@@ -233,6 +236,11 @@ def ppo_truncated_step(
     (None: no meta_loss, e.g. PES). remat: each inner update under
     jax.checkpoint (reverse-mode memory of one InnerState per update).
     """
+    if meta_loss is not None and algo.rollout_loss is None:
+        raise ValueError(
+            f"meta-loss {meta_loss!r} reads the inner algorithm's rollout_loss, which "
+            f"{type(algo).__name__} does not provide; use an estimator without a meta-loss (es, pes)"
+        )
     init_one, advance = make_runs(algo, schedule)
 
     def init_runs(theta, key):

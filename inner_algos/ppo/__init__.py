@@ -8,6 +8,9 @@ Split as brax's `training/agents/ppo`:
   losses.py   gae and ppo_loss, pure functions of explicit arguments
   acting.py   observation normalisation, rollout, collect (rollout + GAE -> batch), evaluate
   update.py   the SGD step, the update step, train, rollout_loss, and make_ppo wiring them
+
+`inner_algos.registry` registers PPO as inner algorithm "ppo" (its config in the spec's [ppo]
+section) with `example` and `size_note` from here.
 """
 
 from inner_algos.ppo.config import PPOConfig
@@ -25,6 +28,33 @@ from inner_algos.ppo.types import (
 from inner_algos.ppo.update import make_ppo
 from inner_algos.rules.hyperparams import HyperParams
 
+
+def example():
+    """A PPO that compiles in seconds: CartPole, 2 envs x 4 steps, 2 updates, width-4 networks."""
+    from inner_algos.envs import Task
+    from inner_algos.rules import make_rule
+
+    config = PPOConfig(
+        num_envs=2,
+        rollout_length=4,
+        num_updates=2,
+        num_epochs=1,
+        num_minibatches=1,
+        actor_hidden=(4,),
+        critic_hidden=(4,),
+        eval_envs=1,
+    )
+    return config, Task(source="gymnax", env_name="CartPole-v1", episode_length=16), make_rule("ppo_clip")
+
+
+def size_note(config: PPOConfig) -> str:
+    """What sets one PPO run's size, for the memory check's message."""
+    return (
+        f"ppo.num_envs = {config.num_envs:,} environments x ppo.rollout_length = "
+        f"{config.rollout_length} steps"
+    )
+
+
 __all__ = [
     "Batch",
     "HyperParams",
@@ -39,5 +69,7 @@ __all__ = [
     "lifetime_fraction",
     "make_ppo",
     "ppo_loss",
+    "example",
     "rule_slots",
+    "size_note",
 ]

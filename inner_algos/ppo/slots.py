@@ -78,25 +78,38 @@ def rule_direction(rule: Rule) -> optax.GradientTransformationExtraArgs:
     return optax.GradientTransformationExtraArgs(rule.init_state, update)
 
 
+def _drift_slots(config, rule, hyperparams, direction) -> RuleSlots:
+    return RuleSlots(functools.partial(rule_drift_slot, rule), hyperparams, direction)
+
+
+def _hyperparams_slots(config, rule, hyperparams, direction) -> RuleSlots:
+    return RuleSlots(ppo_clip_slot, rule.apply, direction)
+
+
+def _optimizer_slots(config, rule, hyperparams, direction) -> RuleSlots:
+    return RuleSlots(ppo_clip_slot, hyperparams, rule_direction(rule))
+
+
+# PPO's slot for each rule family it supports (the families registered with inner_algos=("ppo",)):
+# family -> (config, rule, default hyperparams slot, default direction) -> RuleSlots
+SLOTS = {"drift": _drift_slots, "hyperparams": _hyperparams_slots, "optimizer": _optimizer_slots}
+
+
 def rule_slots(
     config: PPOConfig, rule: Rule, optimizer: optax.GradientTransformation | None = None
 ) -> RuleSlots:
-    """The slots for `rule`, by its family; raises ValueError for a family PPO has no slot for,
-    or an optimizer rule together with an explicit `optimizer`."""
+    """The slots for `rule`, by its family (`SLOTS`); raises ValueError for a family PPO has no
+    slot for, or an optimizer rule together with an explicit `optimizer`."""
+    if rule.family not in SLOTS:
+        raise ValueError(
+            f"rule {rule.name!r} of family {rule.family!r} has no slot in PPO; "
+            f"supported families: {', '.join(SLOTS)}"
+        )
+    if rule.family == "optimizer" and optimizer is not None:
+        raise ValueError(
+            f"rule {rule.name!r} of family 'optimizer' supplies the optimizer; "
+            "do not also pass make_ppo(optimizer=...)"
+        )
     default_hyperparams = functools.partial(config_hyperparams, config)
     default_direction = optimizer if optimizer is not None else optax.scale_by_adam(eps=1e-5)
-    if rule.family == "drift":
-        return RuleSlots(functools.partial(rule_drift_slot, rule), default_hyperparams, default_direction)
-    if rule.family == "hyperparams":
-        return RuleSlots(ppo_clip_slot, rule.apply, default_direction)
-    if rule.family == "optimizer":
-        if optimizer is not None:
-            raise ValueError(
-                f"rule {rule.name!r} of family 'optimizer' supplies the optimizer; "
-                "do not also pass make_ppo(optimizer=...)"
-            )
-        return RuleSlots(ppo_clip_slot, default_hyperparams, rule_direction(rule))
-    raise ValueError(
-        f"rule {rule.name!r} of family {rule.family!r} has no slot in PPO; "
-        "supported families: drift, hyperparams, optimizer"
-    )
+    return SLOTS[rule.family](config, rule, default_hyperparams, default_direction)

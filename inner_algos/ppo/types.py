@@ -1,19 +1,28 @@
-"""The data PPO passes around and the inner-loop contract every meta-optimizer relies on.
+"""The data PPO passes around, and `PPOAlgo` (what `make_ppo` returns), PPO's `InnerAlgo`.
 
-`InnerAlgo` is typed as optax types its transforms: a Protocol per function (`InitFn`, `StepFn`,
-...) and a Protocol for the whole, which `PPOAlgo` (what `make_ppo` returns) satisfies.
+The contract (`InnerAlgo` and a Protocol per function: `InitFn`, `StepFn`, ...) lives in
+`inner_algos.contract`, shared by every inner algorithm; its names are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import optax
 from flax import struct
 
+from inner_algos.contract import (
+    EvaluateFn,
+    InitFn,
+    InnerAlgo,
+    Metrics,
+    RolloutLossFn,
+    StepFn,
+    TrainFn,
+    lifetime_fraction,
+)
 from inner_algos.envs import Task
 from inner_algos.networks import Critic, Policy, RunningStats
 from inner_algos.ppo.config import PPOConfig
@@ -21,7 +30,22 @@ from inner_algos.ppo.slots import RuleSlots
 from inner_algos.reward_norm import ReturnStats
 from inner_algos.rules import Rule
 
-Metrics = dict[str, jax.Array]
+__all__ = [
+    "Batch",
+    "EvaluateFn",
+    "InitFn",
+    "InnerAlgo",
+    "InnerState",
+    "Metrics",
+    "Networks",
+    "PPOAlgo",
+    "PPOParts",
+    "RolloutLossFn",
+    "StepFn",
+    "TrainFn",
+    "Transition",
+    "lifetime_fraction",
+]
 
 
 @struct.dataclass
@@ -43,12 +67,6 @@ class InnerState:
     key: jax.Array
     update: jax.Array
     lifetime: jax.Array
-
-
-def lifetime_fraction(state: InnerState) -> jax.Array:
-    """update / lifetime of this run, clipped to [0, 1], float32 `[]`: the one "progress through
-    training" input (learning-rate annealing, hyperparameter schedules, learned optimizer)."""
-    return jnp.clip(state.update / state.lifetime, 0.0, 1.0).astype(jnp.float32)
 
 
 class Transition(NamedTuple):
@@ -101,70 +119,7 @@ class PPOParts(NamedTuple):
     eval_episodes: Callable
 
 
-# --- the inner-loop contract ---------------------------------------------------------------
-
-
-class InitFn(Protocol):
-    def __call__(self, meta_params: Any, key: jax.Array) -> InnerState:
-        """A fresh lifetime: new params, optimizer state, env states and env params. The state's
-        shapes never depend on meta_params."""
-
-
-class StepFn(Protocol):
-    def __call__(self, meta_params: Any, state: InnerState) -> tuple[InnerState, Metrics]:
-        """One update (rollout, GAE, num_epochs x num_minibatches SGD steps); metrics are scalars
-        (keys in docs/CONTRACTS.md)."""
-
-
-class TrainFn(Protocol):
-    def __call__(self, meta_params: Any, key: jax.Array) -> tuple[InnerState, Metrics]:
-        """A whole lifetime: `init` then `step` config.num_updates times under lax.scan; metrics
-        stacked `[num_updates]`."""
-
-
-class EvaluateFn(Protocol):
-    def __call__(self, state: InnerState, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(mean return `[]`, mean episode length `[]`) of the deterministic policy over
-        config.eval_envs full episodes."""
-
-
-class RolloutLossFn(Protocol):
-    def __call__(self, meta_params: Any, state: InnerState, key: jax.Array) -> tuple[jax.Array, Metrics]:
-        """(PPO's total loss `[]`, its statistics) on a fresh rollout of the agent in `state`,
-        differentiable in state.params (the meta-losses of truncated meta-gradients)."""
-
-
-class InnerAlgo(Protocol):
-    """The inner-loop contract shared by every meta-optimizer: pure, jittable functions,
-    vmappable over meta_params and keys (population x tasks x seeds)."""
-
-    @property
-    def init(self) -> InitFn: ...
-
-    @property
-    def step(self) -> StepFn: ...
-
-    @property
-    def train(self) -> TrainFn: ...
-
-    @property
-    def evaluate(self) -> EvaluateFn: ...
-
-    @property
-    def rollout_loss(self) -> RolloutLossFn: ...
-
-    @property
-    def config(self) -> PPOConfig: ...
-
-    @property
-    def task(self) -> Task: ...
-
-    @property
-    def rule(self) -> Rule: ...
-
-    @property
-    def env_steps_per_update(self) -> int:
-        """Env steps one `step` takes (action repeats included)."""
+# --- PPO's InnerAlgo (the contract: `inner_algos.contract`) ---------------------------------
 
 
 class PPOAlgo(NamedTuple):
@@ -182,3 +137,8 @@ class PPOAlgo(NamedTuple):
     @property
     def env_steps_per_update(self) -> int:
         return self.config.batch_size * self.task.action_repeat
+
+    @property
+    def loss_metrics(self) -> tuple[str, ...]:
+        """The losses a diverged run makes non-finite."""
+        return ("policy_loss", "value_loss")

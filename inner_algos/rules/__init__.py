@@ -1,4 +1,5 @@
-"""Rules by name: `make_rule("lpo", ppo_init=True)`; see `base.Rule` for the interface."""
+"""Rules by name: `make_rule("lpo", ppo_init=True)`; see `base.Rule` for the interface and
+`families` for the registry of rule families (each rule module registers its family)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import dataclasses
 
 from inner_algos.rules.base import Rule
 from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrift
+from inner_algos.rules.families import FAMILIES, Family, check_supported, get_family, register_family
 from inner_algos.rules.hyperparams import LearnedHyperparams
 from inner_algos.rules.learned_optimizer import Adam, LearnedOptimizer
 
@@ -28,4 +30,17 @@ def make_rule(name: str, **options) -> Rule:
         ) from err
 
 
-__all__ = ["RULES", "Rule", "DriftInputs", "PPOClipDrift", "DPODrift", "LPODrift", "make_rule"]
+__all__ = [
+    "FAMILIES",
+    "RULES",
+    "DPODrift",
+    "DriftInputs",
+    "Family",
+    "LPODrift",
+    "PPOClipDrift",
+    "Rule",
+    "check_supported",
+    "get_family",
+    "make_rule",
+    "register_family",
+]

@@ -5,7 +5,9 @@ A rule is static, hashable configuration (a frozen dataclass) with two pure func
   init(key) -> meta_params          a pytree of arrays, the thing a discovery job learns
   apply(meta_params, inputs) -> out the rule's computation, jittable and vmappable over meta_params
 
-`family` says which slot of an inner algorithm the rule fills:
+`family` says which slot of an inner algorithm the rule fills; families are registered in
+`inner_algos.rules.families` (`FAMILIES`: each says its slot and the inner algorithms that have
+it). Those shipped, all with a slot in PPO:
   "drift"        policy-objective drift (Mirror Learning / LPO)
   "hyperparams"  meta-learned hyperparameters (gamma, lambda, clip, entropy, lr)
   "optimizer"    learned optimizer in the update slot

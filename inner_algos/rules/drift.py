@@ -16,6 +16,9 @@ import jax.numpy as jnp
 
 from inner_algos.config_checks import POSITIVE, POSITIVE_INT, Interval, check_fields
 from inner_algos.rules.base import Rule
+from inner_algos.rules.families import register_family
+
+register_family("drift", slot="the policy-objective drift(r, A) in the policy loss", inner_algos=("ppo",))
 
 OPEN_UNIT = Interval(0, 1, low_open=True, high_open=True)  # (0, 1): clip ranges
 

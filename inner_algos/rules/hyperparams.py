@@ -23,6 +23,13 @@ import jax.numpy as jnp
 
 from inner_algos.config_checks import NON_NEGATIVE_INT, Interval, Noted, check_fields
 from inner_algos.rules.base import Rule
+from inner_algos.rules.families import register_family
+
+register_family(
+    "hyperparams",
+    slot="the hyperparameters (gamma, lambda, clip, entropy, lr) at each update",
+    inner_algos=("ppo",),
+)
 
 
 class HyperParams(NamedTuple):

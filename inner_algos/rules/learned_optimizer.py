@@ -24,6 +24,9 @@ import optax
 
 from inner_algos.config_checks import POSITIVE, POSITIVE_INT, Interval, check_fields
 from inner_algos.rules.base import Rule
+from inner_algos.rules.families import register_family
+
+register_family("optimizer", slot="the update direction of the agent's parameters", inner_algos=("ppo",))
 
 
 class OptimizerInputs(NamedTuple):

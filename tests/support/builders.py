@@ -65,17 +65,18 @@ def tiny_ppo_config(width: int = 16, **overrides) -> PPOConfig:
 
 
 def spec_problem(spec, baselines=None, **options) -> Problem:
-    """The `Problem` of a parsed job spec (its rule, tasks, PPO config, meta-objective and job
+    """The `Problem` of a parsed job spec (its rule, tasks, inner algorithm, meta-objective and job
     settings), with `baselines` and the further keyword `options` as given."""
     return Problem(
         spec.rule,
         spec.tasks,
-        spec.ppo,
+        spec.inner_config,
         spec.meta_objective,
         spec.job.seeds_per_member,
         baselines,
         spec.job.population_batch,
         spec.job.evaluate_mean,
+        inner=spec.inner,
         **options,
     )
 

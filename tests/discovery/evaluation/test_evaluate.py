@@ -15,7 +15,8 @@ from discovery.evaluation import runs as eval_runs
 from discovery.evaluation.sources import resolve_source, rule_hash
 from discovery.rule_io import save_rule
 from inner_algos.envs import Task, random_policy_return
-from inner_algos.ppo import PPOConfig, make_ppo
+from inner_algos.ppo import PPOConfig
+from inner_algos.registry import make_inner_algo
 from inner_algos.rules import DriftInputs, make_rule
 from tests.support import tiny_job
 from tests.support.builders import TINY_SET_ARGS, tiny_eval_argv, two_point_results
@@ -251,7 +252,7 @@ def test_eval_end_to_end_lpo_at_init_equals_ppo_clip(tmp_path, monkeypatch):
     params = rule.init(jax.random.PRNGKey(0))
     save_rule(tmp_path / "lpo", rule, params, train_tasks=["inverted_pendulum/spring"])
     built = []
-    monkeypatch.setattr(eval_runs, "make_ppo", lambda *a: built.append(a) or make_ppo(*a))
+    monkeypatch.setattr(eval_runs, "make_inner_algo", lambda *a: built.append(a) or make_inner_algo(*a))
     out = tmp_path / "eval"
     assert (
         _cli(

@@ -32,7 +32,9 @@ def _problem(rule=RULE):
 
 def _optimizer(problem, **options):
     """The online_metagrad meta-optimizer with `options`, validated as a run spec's are."""
-    typed = validate_options("online_metagrad", options, problem.rule, problem.ppo, problem.objective)
+    typed = validate_options(
+        "online_metagrad", options, problem.rule, problem.inner_config, problem.objective
+    )
     return make_meta_optimizer("online_metagrad", typed, problem)
 
 
