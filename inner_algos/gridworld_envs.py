@@ -161,7 +161,7 @@ class GridworldEnv:
     def observe(self, cell: jax.Array, present: jax.Array) -> jax.Array:
         """The one-hot tabular observation `[2^m * H * W]` of the agent's cell and the present objects."""
         bits = jnp.sum(present.astype(jnp.int32) * (2 ** jnp.arange(present.shape[0])))
-        return jax.nn.one_hot(bits * self.layout.num_cells + cell, self.observation_size)
+        return jax.nn.one_hot(bits * self.layout.num_cells + cell, self.observation_size, dtype=jnp.float32)
 
     def _start(self, key: jax.Array, cells: jax.Array):
         """(start cell, all objects present): a uniform cell that is neither wall nor object."""
@@ -172,7 +172,7 @@ class GridworldEnv:
     def reset(self, key: jax.Array, params: dict) -> GridworldState:
         key, k_start = jax.random.split(key)
         cell, present = self._start(k_start, self._cells(params))
-        zero = jnp.zeros(())
+        zero = jnp.zeros((), jnp.float32)
         info = {"truncation": zero, "episode_metrics": {"sum_reward": zero, "length": zero}}
         return GridworldState(
             cell,

@@ -5,10 +5,11 @@ Agent (LPG, Oh et al. 2020, eq. 2; GROOVE's weights): on one `[T, N]` batch,
   L(theta) = -mean_t,i[ log pi(a_t|s_t) pi_hat_t ] + y_coef mean_t,i[ KL(y_hat_t || y(s_t)) ]
              - entropy_coef mean_t,i[ H(pi(.|s_t)) ]
 
-with (pi_hat, y_hat, entropy_coef) the targets rule's output on the trajectory. The rule reads
-pi(a_t|s_t), y(s_t) and y(s_t+1) as data (stop_gradient), so grad_theta L is LPG's update
-grad log pi pi_hat - y_coef grad KL; the targets keep their dependence on the meta-params, so a
-meta-gradient flows through the agent's update into the rule.
+with (pi_hat, y_hat, entropy_coef) the targets rule's output on the trajectory (`rule_targets`).
+The agent's gradient holds the targets fixed, so grad_theta L is LPG's update
+grad log pi pi_hat - y_coef grad KL; the targets keep their dependence on the meta-params (and,
+through the agent's earlier updates, on them again), so a meta-gradient flows through the agent's
+update into the rule.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
-from inner_algos.lpg.networks import Agent, TargetInputs, ValueNet
+from inner_algos.lpg.networks import Agent, TargetInputs, Targets, ValueNet
 from inner_algos.lpg.types import Metrics, Trajectory
 from inner_algos.rules import Rule
 
@@ -40,7 +41,7 @@ def taken(log_pi: jax.Array, action: jax.Array) -> jax.Array:
     return jnp.take_along_axis(log_pi, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
 
-def agent_loss(
+def rule_targets(
     params: dict,
     meta_params: Any,
     traj: Trajectory,
@@ -51,31 +52,39 @@ def agent_loss(
     *,
     agent: Agent,
     rule: Rule,
-    y_coef: float,
     gamma: float,
-) -> tuple[jax.Array, Metrics]:
-    """The agent's loss L(theta) of the module docstring on `traj` (`[T, N, ...]`); last_obs
+) -> Targets:
+    """The rule's targets on `traj` (`[T, N, ...]`) for the agent at `params`; last_obs
     `[N, obs_size]` is the observation after the rollout (for y(s_T)); advantage `[T, N]` is the
-    side critic's, read only by the A2C rule. Returns (L `[]`, stats: policy_loss, y_loss,
-    pi_hat_mean, pi_hat_l2 = mean pi_hat^2, y_hat_l2 = mean |y_hat|^2)."""
+    side critic's (data), read only by the A2C rule.
+
+    No stop_gradient on the agent's outputs here: the agent's own gradient treats the targets as
+    given (they are an argument of `agent_loss`), and a meta-gradient follows them back through the
+    agent's earlier updates as well as into the rule."""
     all_obs = jnp.concatenate([traj.obs, last_obs[None]], axis=0)
     log_pi, log_y = log_probs(agent, params, all_obs)
-    log_pi, log_y, log_y_next = log_pi[:-1], log_y[:-1], log_y[1:]
-    log_pi_taken = taken(log_pi, traj.action)
-    data = jax.lax.stop_gradient
     inputs = TargetInputs(
         reward=traj.reward,
         done=traj.done,
         discount=jnp.asarray(gamma, traj.reward.dtype),
-        pi_taken=data(jnp.exp(log_pi_taken)),
-        y=data(jnp.exp(log_y)),
-        y_next=data(jnp.exp(log_y_next)),
-        advantage=data(advantage),
+        pi_taken=jnp.exp(taken(log_pi[:-1], traj.action)),
+        y=jnp.exp(log_y[:-1]),
+        y_next=jnp.exp(log_y[1:]),
+        advantage=jax.lax.stop_gradient(advantage),
         progress=progress,
         log_lifetime=log_lifetime,
     )
-    targets = rule.apply(meta_params, inputs)
-    policy_loss = -jnp.mean(log_pi_taken * targets.pi_hat)
+    return rule.apply(meta_params, inputs)
+
+
+def agent_loss(
+    params: dict, targets: Targets, traj: Trajectory, *, agent: Agent, y_coef: float
+) -> tuple[jax.Array, Metrics]:
+    """The agent's loss L(theta) of the module docstring on `traj` (`[T, N, ...]`) for given
+    targets. Returns (L `[]`, stats: policy_loss, y_loss, pi_hat_mean, pi_hat_l2 = mean pi_hat^2,
+    y_hat_l2 = mean |y_hat|^2)."""
+    log_pi, log_y = log_probs(agent, params, traj.obs)
+    policy_loss = -jnp.mean(taken(log_pi, traj.action) * targets.pi_hat)
     y_loss = jnp.mean(jnp.sum(xlogy(targets.y_hat, targets.y_hat) - targets.y_hat * log_y, axis=-1))
     total = policy_loss + y_coef * y_loss - targets.entropy_coef * entropy(log_pi)
     stats = {

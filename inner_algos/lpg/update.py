@@ -27,7 +27,14 @@ import optax
 from inner_algos.envs import Task, episode_runner, make_env, sample_params
 from inner_algos.lpg import acting
 from inner_algos.lpg.config import LPGConfig
-from inner_algos.lpg.losses import agent_loss, entropy, log_probs, policy_gradient_loss, value_loss
+from inner_algos.lpg.losses import (
+    agent_loss,
+    entropy,
+    log_probs,
+    policy_gradient_loss,
+    rule_targets,
+    value_loss,
+)
 from inner_algos.lpg.networks import Agent, ValueNet
 from inner_algos.lpg.types import LPGAlgo, LPGParts, LPGState, Metrics, Trajectory
 from inner_algos.ppo.losses import gae
@@ -82,13 +89,20 @@ def learn(parts: LPGParts, meta_params: Any, state: LPGState, traj: Trajectory, 
     the critic's value_loss, and the agent gradient's norm."""
     config = parts.config
     adv, target = advantages(parts, state.params["critic"], traj, last_obs)
-    loss_fn = functools.partial(
-        agent_loss, agent=parts.agent, rule=parts.rule, y_coef=config.y_coef, gamma=config.gamma
+    targets = rule_targets(
+        state.params["agent"],
+        meta_params,
+        traj,
+        last_obs,
+        adv,
+        lifetime_fraction(state),
+        jnp.log(state.lifetime.astype(jnp.float32)),
+        agent=parts.agent,
+        rule=parts.rule,
+        gamma=config.gamma,
     )
-    progress = lifetime_fraction(state)
-    log_lifetime = jnp.log(state.lifetime.astype(jnp.float32))
-    grads, stats = jax.grad(loss_fn, has_aux=True)(
-        state.params["agent"], meta_params, traj, last_obs, adv, progress, log_lifetime
+    grads, stats = jax.grad(agent_loss, has_aux=True)(
+        state.params["agent"], targets, traj, agent=parts.agent, y_coef=config.y_coef
     )
     updates, agent_opt = parts.tx.update(grads, state.opt_state["agent"], state.params["agent"])
     agent_params = optax.apply_updates(state.params["agent"], updates)
@@ -153,8 +167,9 @@ def optimizer(name: str, learning_rate: float, max_grad_norm: float) -> optax.Gr
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), step)
 
 
-def make_lpg(config: LPGConfig, task: Task, rule: Rule) -> LPGAlgo:
-    """Builds the LPG agent for `task` (a discrete-action env) trained by `rule` (family "targets")."""
+def make_parts(config: LPGConfig, task: Task, rule: Rule) -> LPGParts:
+    """The static pieces of the LPG agent for `task` (a discrete-action env) trained by `rule`
+    (family "targets"), checked: the rule's family and y_size, the action space."""
     if rule.family != "targets":
         raise ValueError(
             f"rule {rule.name!r} fills the {rule.family!r} slot; "
@@ -171,7 +186,7 @@ def make_lpg(config: LPGConfig, task: Task, rule: Rule) -> LPGAlgo:
             f"task {task.label!r} has continuous actions; the LPG agent needs a discrete action space"
         )
     tabular = config.agent == "tabular"
-    parts = LPGParts(
+    return LPGParts(
         config=config,
         task=task,
         env=env,
@@ -182,6 +197,11 @@ def make_lpg(config: LPGConfig, task: Task, rule: Rule) -> LPGAlgo:
         critic_tx=optimizer(config.optimizer, config.critic_learning_rate, config.max_grad_norm),
         eval_episodes=episode_runner(task, config.eval_envs),
     )
+
+
+def make_lpg(config: LPGConfig, task: Task, rule: Rule) -> LPGAlgo:
+    """Builds the LPG agent for `task` (a discrete-action env) trained by `rule` (family "targets")."""
+    parts = make_parts(config, task, rule)
     return LPGAlgo(
         init=functools.partial(init_state, parts),
         step=functools.partial(update_step, parts),
