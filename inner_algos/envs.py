@@ -1,9 +1,11 @@
-"""Tasks and the one environment interface the learners see, over two sources: brax and gymnax.
+"""Tasks and the one environment interface the learners see, over three sources: brax, gymnax and
+gridworld (LPG's tabular grid worlds, `inner_algos.gridworld_envs`).
 
 A `Task` is static, hashable configuration (source, name, backend, episode length, action
 repeat, reward scale, randomised parameter ranges). `make_env(task)` returns a single,
-unbatched environment of either source (`inner_algos.brax_envs`, `inner_algos.gymnax_envs`, the
-only modules importing those libraries) with this interface; callers `vmap` it themselves:
+unbatched environment of any source (`inner_algos.brax_envs`, `inner_algos.gymnax_envs`, the
+only modules importing those libraries, and `inner_algos.gridworld_envs`) with this interface;
+callers `vmap` it themselves:
 
   observation_size, action_size: ints; discrete: bool (integer actions in [0, action_size)
       when true, else continuous actions in [-1, 1]^action_size that the env clips)
@@ -15,6 +17,7 @@ only modules importing those libraries) with this interface; callers `vmap` it t
 
 Randomised tasks: `randomize = {name: (low, high)}` ranges are sampled uniformly once per
 lifetime (`sample_params`) as traced scalars, so one compiled program serves every sample.
+A grid world's lifetime parameters are its object cells, always drawn per lifetime.
 """
 
 from __future__ import annotations
@@ -23,23 +26,27 @@ import dataclasses
 import functools
 from typing import Any, ClassVar
 
-from inner_algos import brax_envs, gymnax_envs
+from inner_algos import brax_envs, gridworld_envs, gymnax_envs
 from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields, respell
 
-SOURCES = ("brax", "gymnax")
+SOURCES = ("brax", "gymnax", "gridworld")
 BACKENDS = brax_envs.BACKENDS
 
 
 def env_names(source: str = "brax") -> tuple[str, ...]:
-    """Environment names of `source`: brax's registry, or the gymnax envs we support."""
+    """Environment names of `source`: brax's registry, the gymnax envs we support, or the grid worlds."""
+    if source == "gridworld":
+        return gridworld_envs.env_names()
     return brax_envs.env_names() if source == "brax" else gymnax_envs.env_names()
 
 
 def randomisable(source: str, env_name: str) -> tuple[str, ...]:
     """Names a task of `source`/`env_name` may randomise: brax physics scale factors, or the
-    numeric fields of the gymnax env's params."""
+    numeric fields of the gymnax env's params; none for a grid world (its layout is drawn per lifetime)."""
     if source == "brax":
         return tuple(brax_envs.PHYSICS_FIELDS)
+    if source == "gridworld":
+        return ()
     return tuple(gymnax_envs.randomisable_fields(env_name))
 
 
@@ -48,11 +55,12 @@ class Task:
     """One MDP to train on, or a distribution of them when `randomize` is set.
 
     Attributes:
-      source: "brax" (default) or "gymnax".
+      source: "brax" (default), "gymnax" or "gridworld".
       env_name: registry name of the source, e.g. "inverted_pendulum" or "CartPole-v1".
       backend: brax physics pipeline, one of BACKENDS ("" -> "spring"); empty for gymnax.
       episode_length: time limit in agent steps (each `action_repeat` physics frames long);
-        None -> 1000 for brax, the env's own limit for gymnax (CartPole-v1: 500).
+        None -> 1000 for brax, the env's own limit for gymnax (CartPole-v1: 500) and the published
+        one for a grid world (dense: 500).
       action_repeat: how many times one action is applied (brax only).
       reward_scale: multiplies the reward seen by the learner (returns are logged unscaled).
       randomize: {name: [low, high]} ranges sampled once per lifetime (see `randomisable`);
@@ -101,14 +109,16 @@ class Task:
             if getattr(self, field) != default:
                 raise ValueError(
                     f"task.{field} = {getattr(self, field)!r} applies to brax tasks only; "
-                    f"remove it from the gymnax task {self.env_name!r}"
+                    f"remove it from the {self.source} task {self.env_name!r}"
                 )
         if self.episode_length is None:
-            object.__setattr__(self, "episode_length", gymnax_envs.default_episode_length(self.env_name))
+            source = gridworld_envs if self.source == "gridworld" else gymnax_envs
+            object.__setattr__(self, "episode_length", source.default_episode_length(self.env_name))
 
     @property
     def base_label(self) -> str:
-        """'hopper/spring' for brax (as before sources existed), 'gymnax:CartPole-v1' for gymnax."""
+        """'hopper/spring' for brax (as before sources existed), 'gymnax:CartPole-v1' for gymnax,
+        'gridworld:dense' for a grid world."""
         if self.source == "brax":
             return f"{self.env_name}/{self.backend}"
         return f"{self.source}:{self.env_name}"
@@ -166,8 +176,8 @@ def parse_label(text: str) -> dict:
         source, rest = "brax", text
     if source not in SOURCES:
         raise ValueError(f"task {text!r}: source {source!r} is unknown; valid sources: {', '.join(SOURCES)}")
-    if source == "gymnax":
-        return {"source": "gymnax", "env_name": rest}
+    if source in ("gymnax", "gridworld"):
+        return {"source": source, "env_name": rest}
     env, _, backend = rest.partition("/")
     return {"source": "brax", "env_name": env, "backend": backend or "spring"}
 
@@ -180,7 +190,7 @@ def canonical_label(text: str) -> str:
     base = (
         f"{table['env_name']}/{table['backend']}"
         if table["source"] == "brax"
-        else f"gymnax:{table['env_name']}"
+        else f"{table['source']}:{table['env_name']}"
     )
     return base + (f"~{suffix}" if suffix else "")
 
@@ -204,14 +214,19 @@ def make_env(task: Task, auto_reset: bool = True):
     """
     if task.source == "brax":
         return brax_envs.BraxEnv(task, auto_reset)
+    if task.source == "gridworld":
+        return gridworld_envs.GridworldEnv(task)
     return gymnax_envs.GymnaxEnv(task)
 
 
 def sample_params(task: Task, key) -> dict:
     """One lifetime's randomised parameters {name: scalar}, uniform in the task's ranges;
-    {} for a task without ranges (the env then runs its fixed defaults)."""
+    {} for a task without ranges (the env then runs its fixed defaults). A grid world's are its
+    object cells `{"object_cells": [m]}` (`gridworld_envs.sample_layout`)."""
     import jax
 
+    if task.source == "gridworld":
+        return gridworld_envs.sample_layout(task.env_name, key)
     return {
         name: jax.random.uniform(jax.random.fold_in(key, i), (), minval=low, maxval=high)
         for i, (name, (low, high)) in enumerate(task.randomize)
