@@ -113,6 +113,7 @@ def test_vmapped_train_returning_opt_state_finishes_when_jax_came_first(tmp_path
     assert out == ["compiled", "finite: True"]
 
 
+@pytest.mark.slow  # the two inverted_pendulum programs keep the scheduler hang in the default suite
 def test_vmapped_train_on_hopper_finishes_after_importing_discovery(tmp_path):
     """`import discovery` alone (its modules import jax before inner_algos) sets the flag too."""
     out = run_case(

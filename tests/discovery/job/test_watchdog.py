@@ -61,6 +61,7 @@ def report(text: str) -> tuple[float, float]:
     return float(match[1]), float(match[2])
 
 
+@pytest.mark.slow  # the stalled evaluation below keeps the watchdog in the default suite
 def test_stalled_generation_ends_the_job_and_resume_is_exact(tmp_path, monkeypatch):
     job = {"generations": 4, "checkpoint_every": 2, "watchdog": 10.0, "watchdog_min_seconds": 15.0}
     stalled_dir, reference_dir = tmp_path / "stalled", tmp_path / "reference"

@@ -178,6 +178,7 @@ TASKS = [
 ]
 
 
+@pytest.mark.slow  # the function-level tests above keep the paired score and reliability in default
 def test_a_tiny_paired_job_logs_the_baseline_and_the_reliability(tmp_path):
     """Two tasks, one drawn per generation; the ES mean starts at PPO-clip (LPO's init with
     ppo_init), so in generation 1 it trains exactly what the paired baseline trains on the same
