@@ -15,6 +15,11 @@ An inner algorithm is built by its registered factory (`inner_algos.registry`):
                                                    differentiable in state.params (the held-out
                                                    meta-loss of metagrad / online_metagrad);
                                                    stats hold ROLLOUT_LOSS_KEYS
+  meta_regulariser(step_metrics) -> [] or None     the algorithm's term of that meta-loss read off
+                                                   the K updates before it (step_metrics: step's
+                                                   metrics stacked `[K]`; differentiable in
+                                                   meta_params through them): metagrad adds it
+                                                   to the rollout_loss term (None: nothing)
   config, task, rule                               what it was built from
   env_steps_per_update: int                        env steps one `step` takes
   loss_metrics: tuple[str, ...]                    metric keys of its losses: a run with any of
@@ -63,6 +68,7 @@ ALGO_FIELDS = (
     "train",
     "evaluate",
     "rollout_loss",
+    "meta_regulariser",
     "config",
     "task",
     "rule",
@@ -106,6 +112,12 @@ class RolloutLossFn(Protocol):
         the agent in `state`, differentiable in state.params."""
 
 
+class MetaRegulariserFn(Protocol):
+    def __call__(self, step_metrics: Metrics) -> jax.Array:
+        """The algorithm's term `[]` of a truncated meta-loss from the metrics of the K updates
+        before it (each stacked `[K]`); differentiable in meta_params through them."""
+
+
 class InnerAlgo(Protocol):
     """The inner-loop contract (module docstring): pure, jittable functions, vmappable over
     meta_params and keys (population x tasks x seeds)."""
@@ -124,6 +136,9 @@ class InnerAlgo(Protocol):
 
     @property
     def rollout_loss(self) -> RolloutLossFn | None: ...
+
+    @property
+    def meta_regulariser(self) -> MetaRegulariserFn | None: ...
 
     @property
     def config(self) -> InnerConfig: ...
@@ -160,7 +175,7 @@ def policy_leaves(state) -> tuple:
 def check_inner_algo(algo, meta_params: Any = None, key: jax.Array | None = None) -> None:
     """Checks `algo` against the contract by `jax.eval_shape` (nothing runs): its attributes,
     its config's fields, init's state fields, step's and train's metric keys and shapes,
-    evaluate's and rollout_loss's outputs. meta_params: the rule's (default: `rule.init`).
+    evaluate's, rollout_loss's and meta_regulariser's outputs. meta_params: the rule's (default: `rule.init`).
     Raises ValueError listing every breach."""
     key = jax.random.PRNGKey(0) if key is None else key
     problems = [f"has no attribute {f!r}" for f in ALGO_FIELDS if not hasattr(algo, f)]
@@ -195,6 +210,10 @@ def check_inner_algo(algo, meta_params: Any = None, key: jax.Array | None = None
         if total.shape != ():
             problems.append(f"rollout_loss's loss has shape {total.shape}, not []")
         problems += [f"rollout_loss's stats lack {k!r}" for k in ROLLOUT_LOSS_KEYS if k not in stats]
+    if algo.meta_regulariser is not None:
+        term = jax.eval_shape(algo.meta_regulariser, stacked)
+        if getattr(term, "shape", None) != ():
+            problems.append(f"meta_regulariser of the step metrics gives {term}, not a scalar []")
     if problems:
         raise ValueError(f"inner algorithm breaks the contract: {'; '.join(problems)}")
 

@@ -91,6 +91,7 @@ def make_inner_algo(name: str, config, task, rule) -> InnerAlgo:
 
 # The registered inner algorithms (their packages never import this module: no import cycle);
 # add new ones here.
-from inner_algos import ppo  # noqa: E402
+from inner_algos import lpg, ppo  # noqa: E402
 
 register_inner_algo("ppo", ppo.make_ppo, ppo.PPOConfig, example=ppo.example, size_note=ppo.size_note)
+register_inner_algo("lpg", lpg.make_lpg, lpg.LPGConfig, example=lpg.example, size_note=lpg.size_note)

@@ -193,12 +193,16 @@ class Unrolled(NamedTuple):
     losses `[K, N]`: the meta-objective's per-step losses (minimised; summed over a lifetime they
     are minus its score), None when the objective has no per-step form; done `[K, N]`: the run's
     lifetime ended with this step (it was reset after it); scores `[N]`: each run's score over
-    the K steps (higher is better: what the estimators log as fitness).
+    the K steps (higher is better: what the estimators log as fitness); regulariser `[N]` or
+    None: each run's term of the held-out meta-loss read off these K steps (the inner
+    algorithm's `meta_regulariser`, differentiable in theta; None when it has none or no
+    meta-loss is taken).
     """
 
     losses: jax.Array | None
     done: jax.Array
     scores: jax.Array
+    regulariser: jax.Array | None = None
 
 
 class TruncatedStep(NamedTuple):
@@ -210,7 +214,7 @@ class TruncatedStep(NamedTuple):
       -> (runs, Unrolled): K steps of every run, lifetimes reset inside; differentiable in theta.
     meta_loss(theta `[D]`, runs `[N]`, keys `[N, 2]`) -> `[N]`: each run's held-out meta-loss of
       its current state, for gradient estimators (None for estimators that use only the unroll's
-      losses).
+      losses); the estimators add `Unrolled.regulariser` when the unroll gives one.
     """
 
     init_runs: Callable[[jax.Array, jax.Array], Any]
@@ -283,8 +287,9 @@ class MetaGradState:
 
 def metagrad_estimator(step: TruncatedStep, num_runs: int, mesh: Mesh | None = None) -> Estimator:
     """Truncated backpropagation over `num_runs` runs sharing theta: the gradient of the mean
-    over runs of `step.meta_loss(theta, runs after step.unroll(theta, runs), keys)`; no gradient
-    flows into the state the unroll starts from. metrics: the unroll's scores and "meta_loss" `[]`.
+    over runs of `step.meta_loss(theta, runs after step.unroll(theta, runs), keys)` (plus the
+    unroll's `regulariser` when it gives one); no gradient flows into the state the unroll
+    starts from. metrics: the unroll's scores and "meta_loss" `[]`.
 
     With a mesh of several devices, each device unrolls and differentiates its share of the runs
     (padding runs weigh 0) and the gradient is summed over devices (`psum`) inside the step."""
@@ -299,6 +304,8 @@ def metagrad_estimator(step: TruncatedStep, num_runs: int, mesh: Mesh | None = N
         def loss(theta):
             new, unrolled = step.unroll(theta, runs)
             losses = step.meta_loss(theta, new, keys)
+            if unrolled.regulariser is not None:
+                losses = losses + unrolled.regulariser
             return (jnp.mean(losses) if weights is None else weights @ losses), (new, unrolled.scores)
 
         (value, (new, scores)), grad = jax.value_and_grad(loss, has_aux=True)(theta)

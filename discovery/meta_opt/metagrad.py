@@ -1,15 +1,18 @@
 """Truncated meta-gradients: jax.grad of a meta-loss through K inner updates of persistent runs.
 
-Each outer step advances N persistent PPO lifetimes (`truncated_ppo.ppo_truncated_step`) by K updates with the
-current meta-parameters and differentiates
+Each outer step advances N persistent inner lifetimes (`truncated_ppo.ppo_truncated_step`) by K
+updates with the current meta-parameters and differentiates
     meta_loss(theta) = mean_n  meta_losses.meta_loss(kind, *InnerAlgo.rollout_loss(
                                    theta, state_n after K updates of theta, key_n))
+                               [+ InnerAlgo.meta_regulariser(metrics of run n's K updates)]
 with respect to theta (flat, `[D]`), as in LPG (Oh et al. 2020, arXiv 2007.08794) and DiscoRL
 (Oh et al. 2025). The runs then continue from where the K updates left them (truncated
 backpropagation: no gradient flows into the state a segment starts from). Meta-loss kinds:
 "policy_gradient" (policy-gradient loss of the updated agent on a fresh rollout with its own
 GAE advantages) or "inner_objective" (PPO's loss with reference hyperparameters on that held-out
-batch, Xu et al. 2018, arXiv 1805.09801).
+batch, Xu et al. 2018, arXiv 1805.09801). The bracket is the inner algorithm's own hook (None for
+PPO; LPG's agent adds GROOVE's entropy and target-size regularisers, `inner_algos.lpg.meta_loss`),
+so with LPG this is exactly LPG's regularised meta-loss.
 
 What is stopped (see inner_algos.ppo.make_ppo): every rollout runs on stop_gradient(params), so
 environment dynamics, sampled actions, behaviour log-probs, values, rewards and observation

@@ -233,8 +233,9 @@ def ppo_truncated_step(
     (`meta_objectives.task_scale`) give the unroll's per-update losses (`segment_losses`; None
     for kinds without a per-update form) and its scores (`segment_scores`). meta_loss: the kind
     (`meta_objectives.meta_losses`) of the held-out loss on a fresh rollout of each run
-    (None: no meta_loss, e.g. PES). remat: each inner update under
-    jax.checkpoint (reverse-mode memory of one InnerState per update).
+    (None: no meta_loss, e.g. PES); with one, an algorithm's `meta_regulariser` of each run's
+    K steps is the unroll's `regulariser` (LPG's entropy and target regularisers). remat: each
+    inner update under jax.checkpoint (reverse-mode memory of one InnerState per update).
     """
     if meta_loss is not None and algo.rollout_loss is None:
         raise ValueError(
@@ -255,7 +256,10 @@ def ppo_truncated_step(
             if objective.kind in SEGMENT_KINDS
             else None
         )
-        return runs, Unrolled(losses, segment.done, segment_scores(segment))
+        regulariser = None
+        if meta_loss is not None and algo.meta_regulariser is not None:
+            regulariser = jax.vmap(algo.meta_regulariser, in_axes=1)(segment.metrics)
+        return runs, Unrolled(losses, segment.done, segment_scores(segment), regulariser)
 
     def held_out_losses(theta, runs, keys):
         return jax.vmap(

@@ -20,9 +20,10 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
-from inner_algos.lpg.networks import Agent, TargetInputs, Targets, ValueNet
+from inner_algos.lpg.networks import Agent, ValueNet
 from inner_algos.lpg.types import Metrics, Trajectory
 from inner_algos.rules import Rule
+from inner_algos.rules.targets import TargetInputs, Targets
 
 
 def log_probs(agent: Agent, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -9,8 +9,10 @@
 
 Coefficients: GROOVE's defaults (Jackson et al. 2023, github.com/EmptyJackson/groove
 `experiments/parse_args.py`: beta_0..beta_3 = 5e-2, 1e-3, 5e-3, 1e-3). Differentiating `meta_loss`
-in the meta-params is the truncated meta-gradient through K updates; ES over whole lifetimes
-instead scores `train`'s episode returns with the existing meta-objectives.
+in the meta-params is the truncated meta-gradient through K updates; the job's `metagrad` computes
+the same sum from the contract: `rollout_loss` plus `LPGAlgo.meta_regulariser` of the segment's
+step metrics. ES over whole lifetimes instead scores `train`'s episode returns with the existing
+meta-objectives.
 """
 
 from __future__ import annotations
@@ -36,17 +38,22 @@ class MetaLossCoefs:
     y_hat_l2: float = 1e-3
 
 
-def regularised(pg_loss: jax.Array, step_metrics: Metrics, coefs: MetaLossCoefs) -> jax.Array:
-    """The meta-loss `[]` from the fresh rollout's policy-gradient loss and the K steps' metrics
-    (each `[K]`, or `[]` for one step), averaged over the steps."""
+def regulariser(step_metrics: Metrics, coefs: MetaLossCoefs = MetaLossCoefs()) -> jax.Array:
+    """The regularisers' part of the meta-loss `[]` (module docstring) from the K steps' metrics
+    (each `[K]`, or `[]` for one step), averaged over the steps: `LPGAlgo.meta_regulariser`, what
+    the truncated meta-gradient adds to the policy-gradient loss of `rollout_loss`."""
     mean = {k: jnp.mean(step_metrics[k]) for k in REGULARISED}
     return (
-        pg_loss
+        coefs.pi_hat_l2 * mean["pi_hat_l2"]
+        + coefs.y_hat_l2 * mean["y_hat_l2"]
         - coefs.policy_entropy * mean["entropy"]
         - coefs.y_entropy * mean["y_entropy"]
-        + coefs.pi_hat_l2 * mean["pi_hat_l2"]
-        + coefs.y_hat_l2 * mean["y_hat_l2"]
     )
+
+
+def regularised(pg_loss: jax.Array, step_metrics: Metrics, coefs: MetaLossCoefs) -> jax.Array:
+    """The meta-loss `[]` from the fresh rollout's policy-gradient loss and the K steps' metrics."""
+    return pg_loss + regulariser(step_metrics, coefs)
 
 
 def meta_loss(

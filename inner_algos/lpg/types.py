@@ -1,5 +1,5 @@
-"""The data the LPG agent passes around, and `LPGAlgo`, what `make_lpg` returns (PPO's contract:
-`inner_algos.ppo.types.InnerAlgo`, same function signatures and state fields `update`, `lifetime`)."""
+"""The data the LPG agent passes around, and `LPGAlgo`, what `make_lpg` returns (the contract of
+`inner_algos.contract`: PPO's function signatures and the state fields `update`, `lifetime`)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class LPGState:
     params {"agent", "critic"} and opt_state {"agent", "critic"}: the agent and its side critic
     (trained alongside for the A2C rule and the meta-objective only); env_state `[num_envs]`-batched;
     env_params the lifetime's env parameters (a grid world's object cells); update counts completed
-    updates, lifetime is the run's length in updates (see `inner_algos.ppo.lifetime_fraction`).
+    updates, lifetime is the run's length in updates (see `inner_algos.contract.lifetime_fraction`).
     """
 
     params: dict
@@ -72,14 +72,16 @@ class LPGParts(NamedTuple):
 
 
 class LPGAlgo(NamedTuple):
-    """The LPG agent's inner algorithm: init, step, train, evaluate and rollout_loss with PPO's
-    signatures (`inner_algos.ppo.types.InnerAlgo`)."""
+    """The LPG agent's inner algorithm (`inner_algos.contract.InnerAlgo`): init, step, train,
+    evaluate and rollout_loss with PPO's signatures, and meta_regulariser(step_metrics) -> `[]`,
+    GROOVE's regularisers of the truncated meta-loss (`inner_algos.lpg.meta_loss.regulariser`)."""
 
     init: Callable
     step: Callable
     train: Callable
     evaluate: Callable
     rollout_loss: Callable
+    meta_regulariser: Callable
     config: LPGConfig
     task: Task
     rule: Rule
@@ -87,3 +89,8 @@ class LPGAlgo(NamedTuple):
     @property
     def env_steps_per_update(self) -> int:
         return self.config.batch_size * self.task.action_repeat
+
+    @property
+    def loss_metrics(self) -> tuple[str, ...]:
+        """The losses a diverged run makes non-finite: the agent's two and the side critic's."""
+        return ("policy_loss", "y_loss", "value_loss")

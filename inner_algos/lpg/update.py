@@ -9,8 +9,9 @@
   train(meta_params, key) -> (state, metrics)    lax.scan of `step`; metrics stacked `[num_updates]`
   evaluate(state, key) -> (return, length)       greedy policy, full episodes
   rollout_loss(meta_params, state, key) -> (loss, stats)   -mean log pi A on a fresh rollout
+  meta_regulariser(step_metrics) -> []           GROOVE's regularisers of the K steps (meta_loss.py)
 
-The rule (family "targets", `inner_algos.lpg.rules`) is the learned meta-network ("lpg") or the A2C
+The rule (family "targets", `inner_algos.rules.targets`) is the learned meta-network ("lpg") or the A2C
 baseline ("a2c"). Rollouts act with `acting_params(params)` = stop_gradient(params): env dynamics,
 actions and rewards are data, so meta-params reach the agent's new params only through the update.
 """
@@ -24,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from inner_algos.contract import lifetime_fraction
 from inner_algos.envs import Task, episode_runner, make_env, sample_params
 from inner_algos.lpg import acting
 from inner_algos.lpg.config import LPGConfig
@@ -35,10 +37,10 @@ from inner_algos.lpg.losses import (
     rule_targets,
     value_loss,
 )
+from inner_algos.lpg.meta_loss import regulariser
 from inner_algos.lpg.networks import Agent, ValueNet
 from inner_algos.lpg.types import LPGAlgo, LPGParts, LPGState, Metrics, Trajectory
 from inner_algos.ppo.losses import gae
-from inner_algos.ppo.types import lifetime_fraction
 from inner_algos.ppo.update import episode_metrics
 from inner_algos.rules import Rule
 
@@ -208,6 +210,7 @@ def make_lpg(config: LPGConfig, task: Task, rule: Rule) -> LPGAlgo:
         train=functools.partial(train, parts),
         evaluate=functools.partial(acting.evaluate, parts),
         rollout_loss=functools.partial(rollout_loss, parts),
+        meta_regulariser=regulariser,
         config=config,
         task=task,
         rule=rule,

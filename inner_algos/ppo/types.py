@@ -142,3 +142,8 @@ class PPOAlgo(NamedTuple):
     def loss_metrics(self) -> tuple[str, ...]:
         """The losses a diverged run makes non-finite."""
         return ("policy_loss", "value_loss")
+
+    @property
+    def meta_regulariser(self) -> None:
+        """PPO adds nothing to a truncated meta-loss beyond its rollout_loss."""
+        return None

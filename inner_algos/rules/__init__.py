@@ -10,9 +10,20 @@ from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrif
 from inner_algos.rules.families import FAMILIES, Family, check_supported, get_family, register_family
 from inner_algos.rules.hyperparams import LearnedHyperparams
 from inner_algos.rules.learned_optimizer import Adam, LearnedOptimizer
+from inner_algos.rules.targets import A2CTargets, LearnedTargets
 
 RULES: dict[str, type[Rule]] = {
-    cls.name: cls for cls in (PPOClipDrift, DPODrift, LPODrift, LearnedHyperparams, Adam, LearnedOptimizer)
+    cls.name: cls
+    for cls in (
+        PPOClipDrift,
+        DPODrift,
+        LPODrift,
+        LearnedHyperparams,
+        Adam,
+        LearnedOptimizer,
+        LearnedTargets,
+        A2CTargets,
+    )
 }
 
 

@@ -7,11 +7,12 @@ A rule is static, hashable configuration (a frozen dataclass) with two pure func
 
 `family` says which slot of an inner algorithm the rule fills; families are registered in
 `inner_algos.rules.families` (`FAMILIES`: each says its slot and the inner algorithms that have
-it). Those shipped, all with a slot in PPO:
-  "drift"        policy-objective drift (Mirror Learning / LPO)
-  "hyperparams"  meta-learned hyperparameters (gamma, lambda, clip, entropy, lr)
-  "optimizer"    learned optimizer in the update slot
-Hand-designed baselines (PPO-clip, DPO, Adam) are rules too, with empty meta-params.
+it). Those shipped:
+  "drift"        policy-objective drift (Mirror Learning / LPO)                    in PPO
+  "hyperparams"  meta-learned hyperparameters (gamma, lambda, clip, entropy, lr)   in PPO
+  "optimizer"    learned optimizer in the update slot                              in PPO
+  "targets"      the policy and prediction targets of LPG's agent (learned: "lpg") in LPG
+Hand-designed baselines (PPO-clip, DPO, Adam, A2C) are rules too, with empty meta-params.
 `options()` returns the JSON-serialisable constructor arguments, so that an exported rule
 can be rebuilt as `make_rule(name, **options)` without the job that produced it.
 """

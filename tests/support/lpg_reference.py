@@ -1,5 +1,5 @@
 """LPG's meta-network and agent update written again in plain numpy (float64), step by step with
-Python loops, from the equations in `inner_algos.lpg.networks` and `inner_algos.lpg.losses`: the
+Python loops, from the equations in `inner_algos.rules.targets` and `inner_algos.lpg.losses`: the
 known answers the LPG tests compare the JAX code against."""
 
 import numpy as np

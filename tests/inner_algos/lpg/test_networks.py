@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from inner_algos.lpg import LearnedTargets
-from inner_algos.lpg.networks import Agent, TargetInputs, backward_gru, meta_network
+from inner_algos.lpg.networks import Agent
+from inner_algos.rules.targets import TargetInputs, backward_gru, meta_network
 from tests.support import lpg_reference
 
 pytestmark = pytest.mark.fast
