@@ -61,16 +61,28 @@ TINY = [
     "job.seeds_per_member=1",
     "job.checkpoint_every=1",
     "tasks.episode_length=16",
-    "ppo.num_envs=4",
-    "ppo.rollout_length=4",
-    "ppo.num_updates=4",
-    "ppo.num_minibatches=1",
-    "ppo.num_epochs=1",
-    "ppo.actor_hidden=[8]",
-    "ppo.critic_hidden=[8]",
-    "ppo.eval_envs=1",
-    "meta_objective.baseline_seeds=1",
 ]
+TINY_INNER = {
+    "ppo": [
+        "ppo.num_envs=4",
+        "ppo.rollout_length=4",
+        "ppo.num_updates=4",
+        "ppo.num_minibatches=1",
+        "ppo.num_epochs=1",
+        "ppo.actor_hidden=[8]",
+        "ppo.critic_hidden=[8]",
+        "ppo.eval_envs=1",
+        "meta_objective.baseline_seeds=1",
+    ],
+    "lpg": [
+        "lpg.num_envs=2",
+        "lpg.rollout_length=4",
+        "lpg.num_updates=4",
+        "lpg.eval_envs=1",
+        "rule.embed_width=4",
+        "rule.hidden=4",
+    ],
+}
 TINY_ESTIMATOR = {
     "es": ["meta_optimizer.population_size=2"],
     "pes": [
@@ -129,7 +141,8 @@ def test_shipped_spec_runs_one_generation_at_a_tiny_size(path, tmp_path):
 
     table = load_toml(path)
     name = table.get("meta_optimizer", {}).get("name", "es")
-    sets = TINY + TINY_ESTIMATOR[name] + [f"job.run_dir={tmp_path / 'run'}"]
+    inner = table.get("inner", {}).get("name", "ppo")
+    sets = TINY + TINY_INNER[inner] + TINY_ESTIMATOR[name] + [f"job.run_dir={tmp_path / 'run'}"]
     if path.stem in IN_DEFAULT_SUITE and table.get("meta_objective", {}).get("normalize") == "baseline":
         # given baselines skip their measurement: one compile fewer in the default suite
         sets.append(f"meta_objective.baselines={[1.0] * len(table['tasks'])}")
