@@ -28,7 +28,8 @@ class LPGConfig:
     shuffled across time) and takes one gradient step of the agent and one of the side critic.
 
     agent: "tabular" (a logits table and a y table over the observation, for one-hot tabular
-      observations) or "mlp" (a shared torso of `hidden` widths, then the policy and y heads).
+      observations: grid worlds only) or "mlp" (a shared torso of `hidden` widths, then the policy
+      and y heads; gymnax tasks, observations flattened: MinAtar's 10 x 10 x C grid is 100 C inputs).
     y_size: n, the size of the agent's categorical prediction y(s) (GROOVE: 8).
     y_coef: alpha_y, the weight of KL(y_hat || y) in the agent's loss (GROOVE: 0.5).
     optimizer, learning_rate, max_grad_norm: the agent's update (GROOVE's tabular agent: SGD at 40

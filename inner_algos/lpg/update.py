@@ -44,6 +44,8 @@ from inner_algos.ppo.losses import gae
 from inner_algos.ppo.update import episode_metrics
 from inner_algos.rules import Rule
 
+ONE_HOT_SOURCES = ("gridworld",)  # task sources whose observation is a one-hot state (the tabular agent's)
+
 
 def acting_params(params: dict) -> dict:
     """The params rollouts act with: stop_gradient(params), the one place gradients are cut."""
@@ -169,9 +171,24 @@ def optimizer(name: str, learning_rate: float, max_grad_norm: float) -> optax.Gr
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), step)
 
 
+def check_agent(config: LPGConfig, task: Task, observation_size: int) -> None:
+    """Refuses the tabular agent on a task whose observations are not one-hot states: its tables
+    would silently become a linear policy of the raw features (MinAtar's grids, CartPole's
+    coordinates), which is not the tabular agent the config asks for."""
+    if config.agent == "tabular" and task.source not in ONE_HOT_SOURCES:
+        raise ValueError(
+            f"lpg.agent = 'tabular' needs one-hot observations (sources: {', '.join(ONE_HOT_SOURCES)}); "
+            f'task {task.label!r} observes {observation_size} features: set lpg.agent = "mlp" '
+            "(e.g. --set lpg.agent=mlp --set lpg.optimizer=adam --set lpg.learning_rate=0.001 "
+            "--set lpg.critic_learning_rate=0.001)"
+        )
+
+
 def make_parts(config: LPGConfig, task: Task, rule: Rule) -> LPGParts:
     """The static pieces of the LPG agent for `task` (a discrete-action env) trained by `rule`
-    (family "targets"), checked: the rule's family and y_size, the action space."""
+    (family "targets"), checked: the rule's family and y_size, the action space, the agent kind
+    against the observations. The agent's input and output sizes are the env's observation_size
+    (flattened: MinAtar's `[10, 10, C]` grid is 100 C features) and action_size."""
     if rule.family != "targets":
         raise ValueError(
             f"rule {rule.name!r} fills the {rule.family!r} slot; "
@@ -187,6 +204,7 @@ def make_parts(config: LPGConfig, task: Task, rule: Rule) -> LPGParts:
         raise ValueError(
             f"task {task.label!r} has continuous actions; the LPG agent needs a discrete action space"
         )
+    check_agent(config, task, env.observation_size)
     tabular = config.agent == "tabular"
     return LPGParts(
         config=config,
