@@ -1,4 +1,5 @@
-"""`discover inspect SOURCE [SOURCE2]`: what a discovered rule is, without running any training.
+"""`discover inspect SOURCE [SOURCE2]`: what a discovered rule is, without running any training
+(but for learned targets, whose picture trains one short agent lifetime under the rule).
 
 Prints a summary (source, rule, content hash, spec, generations, fitness, its mean split-half
 reliability and the paired baseline's scores when the job measured them, wall time, env steps,
@@ -9,7 +10,13 @@ by family (`rule_<family>.png`):
                aware drift is drawn at lifetime fractions n/N = 0, 0.5 and 1;
   hyperparams  each hyperparameter over the lifetime fraction, beside its initial value;
   optimizer    the update direction as a function of the current gradient and the gradient
-               history ("momentum"), beside Adam.
+               history ("momentum"), beside Adam;
+  targets      trains the LPG agent under the rule (the run's [lpg] config, the spec's first
+               task) and, after 1/4, 1/2 and all of its updates, draws on a fresh batch the
+               rule's pi_hat against the side critic's advantage (A2C's pi_hat) and the
+               Monte-Carlo return against the one a linear fit reads from the agent's
+               prediction y; prints their correlation and the fit's held-out R^2 (LPG, Oh et
+               al. 2020, section 5). Seconds to a minute on CPU.
 A registered family without a picture (`PICTURES`) gets the line "no picture for this family
 (<name>)". Two SOURCEs are drawn side by side in the same figures.
 """
@@ -28,7 +35,10 @@ from discovery import figures
 from discovery.evaluation import plots
 from discovery.evaluation.sources import Source, add_source_command, resolve_source, spec_tasks
 from discovery.job.records import RELIABILITY_FLOOR
-from inner_algos.envs import task_from_table
+from discovery.spec import parse_inner, parse_inner_config
+from inner_algos.envs import Task, task_from_table
+from inner_algos.lpg import LPGConfig, analysis
+from inner_algos.lpg import example as lpg_example
 from inner_algos.rules import DriftInputs, Rule, make_rule
 
 
@@ -164,9 +174,121 @@ def _optimizer_picture(path: Path, sources: list[Source]) -> Path:
     )
 
 
+TARGETS_FRACTIONS = (0.25, 0.5, 1.0)  # lifetime points of the targets picture
+TARGETS_MAX_UPDATES = 500  # a longer lifetime is cut to this (about a minute on 2 CPU cores)
+
+
+class TargetsSetting(NamedTuple):
+    """What the targets picture trains: the agent's config, the task, the analysis batch's length in
+    rollouts, and a line saying where they came from."""
+
+    config: LPGConfig
+    task: Task
+    rollouts: int
+    note: str
+
+
+def targets_setting(source: Source) -> TargetsSetting:
+    """The run's [lpg] config and its spec's first task; for a source without a spec (an exported
+    rule), the LPG example's (`inner_algos.lpg.example`). At most TARGETS_MAX_UPDATES updates; the
+    analysis batch spans two episode lengths (whole rollouts), so most steps see their episode end."""
+    if source.spec:
+        inner, section = parse_inner(source.spec.get("inner", {}))
+        if inner != "lpg":
+            raise ValueError(
+                f"the spec of {source.label} has inner.name = {inner!r}; the targets picture trains the "
+                "LPG agent (inner.name = 'lpg')"
+            )
+        config = parse_inner_config(inner, source.spec.get(section, {}))
+        tasks = [task_from_table(t) for t in spec_tasks(source.spec)]
+        task, origin = tasks[0], f"the spec's [lpg] and its first task of {len(tasks)}"
+    else:
+        config, task, _ = lpg_example()
+        config = dataclasses.replace(config, y_size=getattr(source.rule, "y_size", config.y_size))
+        origin = (
+            "no spec with this source: the LPG example's config and task "
+            "(inspect its run directory for the run's own)"
+        )
+    updates = min(config.num_updates, TARGETS_MAX_UPDATES)
+    cut = f" (of {config.num_updates}; cut to {TARGETS_MAX_UPDATES})" if updates < config.num_updates else ""
+    config = dataclasses.replace(config, num_updates=updates)
+    rollouts = -(-2 * task.episode_length // config.rollout_length)
+    note = (
+        f"{task.label}, {origin}; {updates} updates{cut} of {config.num_envs} envs x "
+        f"{config.rollout_length} steps; analysis batches of {rollouts} rollouts "
+        f"({rollouts * config.rollout_length} steps x {config.num_envs} envs)"
+    )
+    return TargetsSetting(config, task, rollouts, note)
+
+
+def targets_lines(points: list[analysis.PointSummary]) -> list[str]:
+    """The printed numbers of the targets picture, one line per lifetime point."""
+    return [
+        f"  update {p.update}: corr(pi_hat, advantage) {p.correlation:.3f} (std pi_hat / std advantage "
+        f"{p.scale:.3g}); held-out R^2 of return ~ y "
+        f"{p.r2:.3f} ({p.steps} steps whose episode ended in the batch); mean episode return "
+        f"{p.episode_return:.3g}"
+        for p in points
+    ]
+
+
+PI_HAT = r"$\hat\pi$"  # pi_hat in matplotlib's mathtext
+
+
+def targets_panels(label: str, task: Task, points: list[analysis.PointSummary]) -> list[plots.Panel]:
+    """(a) pi_hat against the advantage, (b) the actual return against the one predicted from y."""
+    updates = ", ".join(str(p.update) for p in points)
+    corr = ", ".join(f"{p.correlation:.2f}" for p in points)
+    r2 = ", ".join(f"{p.r2:.2f}" for p in points)
+    scaled = {f"update {p.update} (std {PI_HAT} / std A {p.scale:.2g})": p.pi_hat_curve for p in points}
+    returns = {f"update {p.update}": p.return_curve for p in points if p.return_curve is not None}
+    return [
+        plots.Panel(
+            f"{label} on {task.label}: {PI_HAT} vs the critic's advantage\ncorr {corr} (updates {updates})",
+            f"advantage A (what A2C's {PI_HAT} would be)",
+            f"{PI_HAT} of the rule (binned mean)",
+            scaled,
+            zero_lines=True,
+        ),
+        plots.Panel(
+            f"{label}: return read linearly from y\nheld-out $R^2$ {r2} (updates {updates})",
+            "return predicted from y (held-out steps)",
+            "Monte-Carlo return (binned mean)",
+            returns,
+        ),
+    ]
+
+
+def _targets_picture(path: Path, sources: list[Source]) -> Path:
+    """Trains the agent under each source's rule and draws one row of `targets_panels` per source."""
+    rows = []
+    for s in sources:
+        setting = targets_setting(s)
+        snapshots = analysis.lifetime_snapshots(
+            s.rule,
+            s.meta_params,
+            setting.config,
+            setting.task,
+            jax.random.PRNGKey(0),
+            TARGETS_FRACTIONS,
+            setting.rollouts,
+        )
+        points = [analysis.summarize(snapshot) for snapshot in snapshots]
+        print("\n".join([f"targets picture of {s.label}: {setting.note}", *targets_lines(points)]))
+        rows.append(targets_panels(s.label, setting.task, points))
+    return plots.binned_curves_figure(
+        path, rows, "What the targets rule teaches: its policy target, and what the prediction y learned"
+    )
+
+
 # family -> a function drawing `rule_<family>.png` from the sources of that family; a registered
 # family (`inner_algos.rules.FAMILIES`) absent here gets `no_picture`'s line instead
-PICTURES = {"drift": _drift_picture, "hyperparams": _hyperparams_picture, "optimizer": _optimizer_picture}
+PICTURES = {
+    "drift": _drift_picture,
+    "hyperparams": _hyperparams_picture,
+    "optimizer": _optimizer_picture,
+    "targets": _targets_picture,
+}
 
 
 def no_picture(family: str) -> str:

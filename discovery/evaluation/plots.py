@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -102,6 +103,45 @@ def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], 
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+class Panel(NamedTuple):
+    """One panel of `binned_curves_figure`: curves {legend label: (x `[B]`, y `[B]`)}, each drawn
+    as a marked line; zero_lines adds dotted lines at x = 0 and y = 0."""
+
+    title: str
+    x_label: str
+    y_label: str
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]
+    zero_lines: bool = False
+
+
+def binned_curves_figure(path: Path, rows: Sequence[Sequence[Panel]], title: str) -> Path:
+    """A grid of panels (rows of columns), each with its curves and the identity y = x (dashed grey)
+    over the range of its data."""
+    cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(4.8 * cols, 3.9 * len(rows)), squeeze=False)
+    for ax_row, panels in zip(axes, rows):
+        for ax, panel in zip(ax_row, panels):
+            for label, (x, y) in panel.curves.items():
+                ax.plot(x, y, marker="o", ms=3, lw=1.2, label=label)
+            values = np.concatenate(
+                [np.ravel(v) for xy in panel.curves.values() for v in xy] or [np.zeros(1)]
+            )
+            lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+            ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=0.8, label="y = x")
+            if panel.zero_lines:
+                ax.axhline(0.0, color="k", lw=0.6, ls=":")
+                ax.axvline(0.0, color="k", lw=0.6, ls=":")
+            ax.set(title=panel.title, xlabel=panel.x_label, ylabel=panel.y_label)
+            ax.title.set_fontsize(9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        for ax in ax_row[len(panels) :]:
+            ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)

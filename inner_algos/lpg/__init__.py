@@ -12,6 +12,8 @@ log pi(a_t|s_t)) and y_hat (what y(s_t) should become).
   acting.py     rollouts of whole `[T, N]` trajectories, greedy evaluation
   update.py     learn, step, train, rollout_loss, make_lpg
   meta_loss.py  the meta-objective after K updates, with GROOVE's regularisers
+  analysis.py   what a rule teaches over a lifetime: pi_hat against the advantage, the return
+                read from y (`discover inspect`'s picture of the family)
 
 The rules (family "targets": "lpg" and "a2c") are `inner_algos.rules.targets`. `inner_algos.registry`
 registers the agent as inner algorithm "lpg" (its config in the spec's [lpg] section) with

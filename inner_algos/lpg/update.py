@@ -85,13 +85,9 @@ def advantages(parts: LPGParts, critic_params: dict, traj: Trajectory, last_obs:
     )
 
 
-def learn(parts: LPGParts, meta_params: Any, state: LPGState, traj: Trajectory, last_obs: jax.Array):
-    """One agent step on the rule's targets and one side-critic step, on the rollout `traj`.
-
-    Returns (params, opt_state, stats): the agent loss's stats, the updated agent's mean policy
-    and y entropies on the rollout's states (entropy, y_entropy: the meta-objective's regularisers),
-    the critic's value_loss, and the agent gradient's norm."""
-    config = parts.config
+def step_targets(parts: LPGParts, meta_params: Any, state: LPGState, traj: Trajectory, last_obs: jax.Array):
+    """What the agent in `state` is trained towards on the rollout `traj` (`[T, N, ...]`):
+    (the rule's Targets, the side critic's advantage `[T, N]`, its value target `[T, N]`)."""
     adv, target = advantages(parts, state.params["critic"], traj, last_obs)
     targets = rule_targets(
         state.params["agent"],
@@ -103,8 +99,19 @@ def learn(parts: LPGParts, meta_params: Any, state: LPGState, traj: Trajectory, 
         jnp.log(state.lifetime.astype(jnp.float32)),
         agent=parts.agent,
         rule=parts.rule,
-        gamma=config.gamma,
+        gamma=parts.config.gamma,
     )
+    return targets, adv, target
+
+
+def learn(parts: LPGParts, meta_params: Any, state: LPGState, traj: Trajectory, last_obs: jax.Array):
+    """One agent step on the rule's targets and one side-critic step, on the rollout `traj`.
+
+    Returns (params, opt_state, stats): the agent loss's stats, the updated agent's mean policy
+    and y entropies on the rollout's states (entropy, y_entropy: the meta-objective's regularisers),
+    the critic's value_loss, and the agent gradient's norm."""
+    config = parts.config
+    targets, _, target = step_targets(parts, meta_params, state, traj, last_obs)
     grads, stats = jax.grad(agent_loss, has_aux=True)(
         state.params["agent"], targets, traj, agent=parts.agent, y_coef=config.y_coef
     )
