@@ -6,7 +6,8 @@ partitionable threefry makes the first N keys of a 40-seed split those of an N-s
 first N seeds of a 40-seed run are the seeds an N-seed run would train (up to float rounding of the
 larger vmapped batch). Per task and rule-baseline pair it prints the paired difference of final
 returns, its 95% CI half-width (the smallest difference the run could detect), the same in
-PPO-clip-normalised units (difference / (R_ppo_clip - R0)), and the verdict.
+normalised units (difference / (R_reference - R0), the reference the evaluation's first
+baseline), and the verdict.
 
     python benchmarks/eval_seeds.py OUT [--seeds 10 20 40]
 """
@@ -30,7 +31,7 @@ def widths(task: dict, rule: str, baseline: str, n: int) -> dict:
     d, left_out = stats.paired_differences(a, b)
     boot = stats.paired_bootstrap([d])
     ci = boot["difference"]["ci"]
-    scale = task["ppo_clip_final_return"] - task["random_return"]
+    scale = task["reference_final_return"] - task["random_return"]
     return {
         "seeds": n,
         "pairs": int(d.size),

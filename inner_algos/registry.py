@@ -3,7 +3,11 @@
 An inner algorithm is registered once, at the bottom of this module, after importing its
 package (which never imports this module, so there is no import cycle):
 
-    register_inner_algo("ppo", ppo.make_ppo, ppo.PPOConfig, example=ppo.example, size_note=...)
+    register_inner_algo(
+        "ppo", ppo.make_ppo, ppo.PPOConfig, example=ppo.example, size_note=..., baselines=("ppo_clip", "dpo")
+    )
+
+(`baselines`: the fixed rules `discover eval` compares with by default, the first the reference.)
 
 Everything in the outer loop builds
 inner algorithms through `make_inner_algo(name, config, task, rule)`, which checks that the
@@ -19,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from inner_algos.contract import InnerAlgo
-from inner_algos.rules import check_supported
+from inner_algos.rules import check_supported, make_rule
 
 DEFAULT = "ppo"  # what a spec without [inner] runs
 
@@ -32,7 +36,9 @@ class InnerAlgoEntry:
     section: the spec section holding the config (its errors name `<section>.<key>`);
     example() -> (config, task, rule): a seconds-sized instance (the contract tests build every
     registered algorithm from it); size_note(config) -> str: what sets the size of one run, for
-    the memory check's message (e.g. "ppo.num_envs = 64 environments x ...").
+    the memory check's message (e.g. "ppo.num_envs = 64 environments x ...");
+    baselines: the fixed rules `discover eval` compares its rules with by default, the first the
+    reference its normalised scores are in units of (each of a family it has a slot for).
     """
 
     name: str
@@ -41,6 +47,7 @@ class InnerAlgoEntry:
     section: str
     example: Callable[[], tuple[Any, Any, Any]]
     size_note: Callable[[Any], str] | None = None
+    baselines: tuple[str, ...] = ()
 
 
 INNER_ALGOS: dict[str, InnerAlgoEntry] = {}
@@ -54,9 +61,16 @@ def register_inner_algo(
     example: Callable[[], tuple[Any, Any, Any]],
     section: str | None = None,
     size_note: Callable[[Any], str] | None = None,
+    baselines: tuple[str, ...] = (),
 ) -> InnerAlgoEntry:
-    """Adds an inner algorithm to INNER_ALGOS (section defaults to its name)."""
-    entry = InnerAlgoEntry(name, make, config_cls, section or name, example, size_note)
+    """Adds an inner algorithm to INNER_ALGOS (section defaults to its name); ValueError when a
+    default baseline is no rule or of a family the algorithm has no slot for."""
+    entry = InnerAlgoEntry(name, make, config_cls, section or name, example, size_note, tuple(baselines))
+    for baseline in entry.baselines:
+        try:
+            check_supported(make_rule(baseline), name)
+        except ValueError as error:
+            raise ValueError(f"inner algorithm {name!r}: default baseline {baseline!r}: {error}") from None
     taken = {e.section: e.name for e in INNER_ALGOS.values() if e.name != name}
     if entry.section in taken:
         raise ValueError(
@@ -93,5 +107,14 @@ def make_inner_algo(name: str, config, task, rule) -> InnerAlgo:
 # add new ones here.
 from inner_algos import lpg, ppo  # noqa: E402
 
-register_inner_algo("ppo", ppo.make_ppo, ppo.PPOConfig, example=ppo.example, size_note=ppo.size_note)
-register_inner_algo("lpg", lpg.make_lpg, lpg.LPGConfig, example=lpg.example, size_note=lpg.size_note)
+register_inner_algo(
+    "ppo",
+    ppo.make_ppo,
+    ppo.PPOConfig,
+    example=ppo.example,
+    size_note=ppo.size_note,
+    baselines=("ppo_clip", "dpo"),
+)
+register_inner_algo(
+    "lpg", lpg.make_lpg, lpg.LPGConfig, example=lpg.example, size_note=lpg.size_note, baselines=("a2c",)
+)

@@ -2,39 +2,44 @@
 
 For each task, the run's inner algorithm (its spec's [inner] name, PPO by default; built by
 `inner_algos.registry.make_inner_algo`) is trained with the evaluated rule and with each
-baseline (`--baselines`, default ppo_clip and dpo) for N seeds under one `jax.vmap`; every rule
-sees the same seed keys (paired comparison). The deterministic policy is evaluated
-(`InnerAlgo.evaluate`) at update 0 and at `--points` evenly spaced updates; the last point is the
-final return. Drift rules (the evaluated one and the baselines) run behind one `lax.switch` on a
-traced index, so each task compiles once for all of them.
+baseline (`--baselines`; default: the inner algorithm's registered baselines, PPO's ppo_clip and
+dpo, LPG's a2c) for N seeds under one `jax.vmap`; every rule sees the same seed keys (paired
+comparison). The deterministic policy is evaluated (`InnerAlgo.evaluate`) at update 0 and at
+`--points` evenly spaced updates; the last point is the final return. Drift rules (the
+evaluated one and the baselines) run behind one `lax.switch` on a traced index, so each task
+compiles once for all of them.
 
 Writes to --out:
-  tasks/<task>.json    each task's result with what it depends on (rule contents, seeds, inner
-                       config, task), written atomically as soon as the task ends. Rerunning the
-                       same command with the same --out reads the tasks done and runs the rest
-                       (after a kill, a watchdog stop or a crash); it refuses, naming the
-                       differences, when a task there was made with other rules or settings
+  tasks/<task>.json    each task's result with what it depends on (rule contents, reference,
+                       seeds, inner config, task), written atomically as soon as the task
+                       ends. Rerunning the same command with the same --out reads the tasks
+                       done and runs the rest (after a kill, a watchdog stop or a crash); it
+                       refuses, naming the differences, when a task there was made with other
+                       rules, another reference or other settings
   results.json         per task and rule: per-seed final returns and learning curves; mean,
-                       median and IQM with 95% bootstrap CIs, raw and PPO-clip-normalised;
+                       median and IQM with 95% bootstrap CIs, raw and normalised by the
+                       reference (`reference`, the first baseline; `reference_final_return`);
                        whether the task was in the rule's training set (held_out); how many
                        seeds diverged (`diverged`); the paired comparisons per task (`paired`)
                        and pooled (`pooled_paired`); `score_matrix`: per rule the normalised
                        final scores [seeds x tasks] (null: diverged), as rliable takes them
   curves_<task>.png    learning curves, mean over seeds with 95% bootstrap CI bands
-  summary.png          PPO-clip-normalised final return (IQM, 95% CI) per task and pooled
+  summary.png          normalised final return (IQM, 95% CI) per task and pooled
   paired.png           paired differences and P(rule > baseline) with 95% CIs, per task and pooled
   manifest.json        rule content hash, source, spec, evaluation config, package versions,
                        command line
   tb/, wandb/          with --loggers: the tables, curves and figures in TensorBoard / wandb
                        (`discovery.evaluation.tracking`, docs/tracking.md)
-Normalised score = (R - R0) / (R_ppo - R0), R0 the mean return of uniform random actions (the
+Normalised score = (R - R0) / (R_ref - R0), R0 the mean return of uniform random actions (the
 random agent of Atari-style normalisation; the untrained deterministic policy is no reference:
-on hopper it stands still and collects more healthy reward than a short PPO run) and R_ppo the
-mean final return of ppo_clip: 0 is random, 1 is PPO-clip. A task where PPO-clip does not beat
-R0 (too small a budget) gets no normalised scores. A seed whose policy parameters or
-observation statistics became non-finite diverged: its returns from then on are NaN (null in
-results.json; a NaN policy can collect the maximum return on a task whose termination it never
-triggers), it is counted under `diverged` and left out of every statistic.
+on hopper it stands still and collects more healthy reward than a short PPO run) and R_ref the
+mean final return of the reference, the first baseline listed (ppo_clip by default for PPO, a2c
+for LPG): 0 is random, 1 is the reference. A task where the reference does not beat R0 (too
+small a budget) gets no normalised scores; without baselines there are none at all. A seed
+whose policy parameters or observation statistics became non-finite diverged: its returns from
+then on are NaN (null in results.json; a NaN policy can collect the maximum return on a task
+whose termination it never triggers), it is counted under `diverged` and left out of every
+statistic.
 
 Paired comparisons (every rule against every baseline; a baseline against the baselines listed
 before it). Seed i of every rule is trained on the same key, so it forms a pair; a seed that
@@ -73,6 +78,7 @@ from discovery.evaluation import plots, report, task_store, tracking
 from discovery.evaluation.results import (
     comparisons,
     json_ready,
+    normalization,
     paired_pooled,
     paired_task,
     pooled,
@@ -96,7 +102,7 @@ from discovery.spec import (
 )
 from discovery.versions import package_versions
 from inner_algos.envs import canonical_label, parse_label, random_policy_return, task_from_table
-from inner_algos.registry import DEFAULT, make_inner_algo
+from inner_algos.registry import DEFAULT, INNER_ALGOS, inner_algo_entry, make_inner_algo
 from inner_algos.rules import get_family
 
 
@@ -132,6 +138,12 @@ def source_inner(source: Source) -> str:
         return parse_inner(source.spec.get("inner", {}))[0]
     algos = get_family(source.rule.family).inner_algos
     return DEFAULT if DEFAULT in algos or not algos else algos[0]
+
+
+def default_baselines(source: Source) -> list[str]:
+    """The fixed rules a source's rule is compared with when --baselines is not given: those its
+    inner algorithm (`source_inner`) registered, the first the reference of the normalised scores."""
+    return list(inner_algo_entry(source_inner(source)).baselines)
 
 
 def eval_settings(source: Source, task_labels: list[str], sets: list[str], budget: int | None):
@@ -192,8 +204,10 @@ def run_eval(
 ) -> dict:
     """Runs the evaluation and writes results.json, the PNGs and manifest.json; returns results.
 
-    Each task's result is written to OUT/tasks/<task>.json as soon as it ends; a task whose file
-    is there, made with the same rules, seeds and settings, is read instead of run again.
+    The first of `baselines` is the reference: normalised scores are in units of its gain over
+    the random agent; without baselines there are none. Each task's result is written to
+    OUT/tasks/<task>.json as soon as it ends; a task whose file is there, made with the same
+    rules, reference, seeds and settings, is read instead of run again.
     watchdog: (factor, min seconds) of the per-task time limit (`discovery.job.watchdog`).
     loggers: trackers that also get the results ("tensorboard", "wandb" with `wandb`'s settings;
     `discovery.evaluation.tracking`).
@@ -207,16 +221,28 @@ def run_eval(
     keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
     rules = {e.label: _rule_record(e) for e in entries}
     pairs = comparisons(labels, [e.baseline for e in entries])
+    reference = baselines[0] if baselines else None
+    if reference is None:
+        print("no baselines: no reference rule, so no normalised scores and no paired comparisons")
     (out / task_store.TASKS_DIR).mkdir(parents=True, exist_ok=True)
     tasks, timings = {}, {}
     watch = EvalWatchdog(out, *watchdog)
     for number, (config, task) in enumerate(settings, start=1):
-        key = task_store.task_key(rules, seeds, seed, points, config, task)
+        key = task_store.task_key(rules, reference, seeds, seed, points, config, task)
         path = out / task_store.TASKS_DIR / f"{plots.task_file_name(task.label)}.json"
         done = task_store.finished_task(path, key)
         if done is None:
             done = _run_task(
-                config, task, entries, keys, points, source.train_tasks, watch, timings, source_inner(source)
+                config,
+                task,
+                entries,
+                keys,
+                points,
+                source.train_tasks,
+                watch,
+                timings,
+                reference,
+                source_inner(source),
             )
             done["result"]["paired"] = paired_task(done["result"], pairs)
             faults.hit("eval_task", number)
@@ -231,8 +257,8 @@ def run_eval(
         "seeds": seeds,
         "seed": seed,
         "points": points,
-        "normalization": "(R - R0) / (R_ppo_clip - R0); R0 mean return of uniform random actions, "
-        "R_ppo_clip mean final return of ppo_clip on the same task",
+        "reference": reference,
+        "normalization": normalization(reference),
         "tasks": tasks,
         "pooled_normalized": pooled(tasks),
         "pooled_paired": paired_pooled(tasks, pairs),
@@ -240,8 +266,9 @@ def run_eval(
         "wall_seconds": timings,
     }
     write_json(out / "results.json", results)
-    print("all tasks pooled (normalised paired difference: PPO-clip's gain over random actions = 1):")
-    print_paired(results["pooled_paired"], key="normalized_difference", digits=3)
+    if reference is not None:
+        print(f"all tasks pooled (normalised paired difference: {reference}'s gain over random actions = 1):")
+        print_paired(results["pooled_paired"], key="normalized_difference", digits=3)
     report.summary_figures(out, source.label, results)
     manifest = _manifest(
         source, rules[source.label], settings, baselines, seeds, seed, points, budget, sets, argv
@@ -265,9 +292,19 @@ def _rule_record(entry: Entry) -> dict:
 
 
 def _run_task(
-    config, task, entries: list[Entry], keys, points: int, train_tasks, watch, timings, inner: str = DEFAULT
+    config,
+    task,
+    entries: list[Entry],
+    keys,
+    points: int,
+    train_tasks,
+    watch,
+    timings,
+    reference: str | None,
+    inner: str = DEFAULT,
 ) -> dict:
-    """Trains every rule on one task under the watchdog: {"result": task_results(...), "seconds"}."""
+    """Trains every rule on one task under the watchdog: {"result": task_results(...), "seconds"},
+    normalised by the `reference` rule's final return."""
     start = time.perf_counter()
     print(
         f"{task.label}: {len(entries)} rules x {keys.shape[0]} seeds x {config.num_updates} updates",
@@ -279,7 +316,7 @@ def _run_task(
             random_policy_return(task, jax.random.fold_in(keys[0], 1), keys.shape[0] * config.eval_envs)
         )
     in_training = None if train_tasks is None else task.label in train_tasks
-    result = task_results(curves, updates, per_update, in_training, config, task, random_return)
+    result = task_results(curves, updates, per_update, in_training, config, task, random_return, reference)
     return {"result": json_ready(result), "seconds": time.perf_counter() - start}
 
 
@@ -364,21 +401,25 @@ def register(subparsers) -> None:
         type=int,
         default=40,
         help="seeds per task and rule (default 40: on the study's four held-out tasks the paired "
-        "CI's half-width was 0.34-1.42 PPO-clip units at 5 seeds, 0.26-0.77 at 20 and 0.22-0.47 at "
+        "CI's half-width was 0.34-1.42 ppo_clip units at 5 seeds, 0.26-0.77 at 20 and 0.22-0.47 at "
         "40; docs/evaluation-statistics.md, 'How many seeds')",
     )
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument(
         "--baselines",
-        default="ppo_clip,dpo",
-        help="fixed rules to compare with, comma-separated ('' for none)",
+        default=None,
+        help="fixed rules to compare with, comma-separated ('' for none); the first is the "
+        "reference the normalised scores are in units of (default: the rule's inner algorithm's, "
+        + "; ".join(f"{n}: {','.join(e.baselines)}" for n, e in INNER_ALGOS.items())
+        + ")",
     )
     parser.add_argument(
         "--budget",
         type=int,
         default=None,
         metavar="STEPS",
-        help="env steps per lifetime (sets ppo.num_updates) of tasks without @STEPS",
+        help="env steps per lifetime (sets num_updates of the inner config, e.g. ppo.num_updates) "
+        "of tasks without @STEPS",
     )
     parser.add_argument(
         "--points",
@@ -386,7 +427,11 @@ def register(subparsers) -> None:
         default=10,
         help="evaluations along each learning curve, after update 0 (default 10)",
     )
-    add_override_argument(parser, "override the inner config: ppo.KEY=VALUE or task.KEY=VALUE (repeatable)")
+    add_override_argument(
+        parser,
+        "override the inner config: SECTION.KEY=VALUE in the inner algorithm's section (ppo.KEY, "
+        "lpg.KEY) or task.KEY=VALUE (repeatable)",
+    )
     parser.add_argument("--out", default="discover_eval", help="output folder (default discover_eval)")
     parser.add_argument(
         "--watchdog",
@@ -411,7 +456,11 @@ def main(args) -> int:
     loggers, wandb = tracking.parse_loggers(args.loggers), tracking.wandb_settings(args)
     source = resolve_source(args.source, args.generation, args.which)
     labels = parse_tasks(args.tasks) if args.tasks is not None else (source.train_tasks or [])
-    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    baselines = (
+        default_baselines(source)
+        if args.baselines is None
+        else [b.strip() for b in args.baselines.split(",") if b.strip()]
+    )
     run_eval(
         source,
         labels,

@@ -206,11 +206,12 @@ def scores_figure(path: Path, scores: dict[str, dict[str, dict]], y_label: str, 
     return save_figure(fig, path)
 
 
-def paired_figure(path: Path, groups: dict[str, list[dict]], title: str) -> Path:
+def paired_figure(path: Path, groups: dict[str, list[dict]], title: str, reference: str) -> Path:
     """Interval estimates of paired comparisons, drawn as rliable draws them: one row of panels
     per group (task, or all tasks pooled), one horizontal CI bar with a tick at the point
     estimate per comparison; left the normalised paired difference (reference line at 0), right
-    P(rule > baseline) (reference line at 1/2).
+    P(rule > baseline) (reference line at 1/2). `reference`: the rule the differences are
+    normalised by (the x label says so).
 
     groups: {group: [{"rule", "baseline", "normalized_difference": {"value", "ci"},
     "p_improvement": {"value", "ci"}, "verdict"}]} (`results.paired_task` entries).
@@ -248,7 +249,7 @@ def paired_figure(path: Path, groups: dict[str, list[dict]], title: str) -> Path
                 twin.set_ylim(ax.get_ylim())
                 twin.set_yticks(range(len(entries)), verdicts, fontsize=8)
         axes[row, 0].set_title(group, loc="left", fontsize=9)
-    axes[-1, 0].set_xlabel("paired difference, PPO-clip-normalised (rule - baseline)")
+    axes[-1, 0].set_xlabel(f"paired difference, {reference}-normalised (rule - baseline)")
     axes[-1, 1].set_xlabel("P(rule > baseline) on the same seed")
     fig.suptitle(title)
     return save_figure(fig, path)

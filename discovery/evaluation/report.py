@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from discovery.evaluation import plots
-from discovery.evaluation.results import NORMALIZER, print_paired, print_task, status
+from discovery.evaluation.results import print_paired, print_task, status
 
 
 def report_task(out: Path, label: str, result: dict, seconds: float) -> None:
-    """A task's learning-curve figure and its printed tables."""
+    """A task's learning-curve figure and its printed tables (and, when the task has a reference
+    rule but no normalised scores, why)."""
     curves = {rule: np.array(e["curves"], dtype=float) for rule, e in result["rules"].items()}
     plots.learning_curves_figure(
         plots.curves_file(out, label),
@@ -23,17 +24,19 @@ def report_task(out: Path, label: str, result: dict, seconds: float) -> None:
         "return of the deterministic policy",
     )
     print_task(result, seconds)
-    print_paired(result["paired"])
-    if not result["normalized"]:
+    if result["paired"]:  # none without baselines
+        print_paired(result["paired"])
+    if result["reference"] is not None and not result["normalized"]:
         print(
-            f"  no normalised scores on {label}: needs the {NORMALIZER} baseline with a "
-            "final return above the random agent's (raise --budget)"
+            f"  no normalised scores on {label}: needs the reference baseline {result['reference']} "
+            "with a final return above the random agent's (raise --budget)"
         )
 
 
 def summary_figures(out: Path, evaluated: str, results: dict) -> None:
-    """summary.png (normalised IQMs per task and pooled) and paired.png (paired differences)."""
-    tasks = results["tasks"]
+    """summary.png (normalised IQMs per task and pooled) and paired.png (paired differences), in
+    units of the reference rule `results["reference"]`."""
+    tasks, reference = results["tasks"], results["reference"]
     scores = {
         f"{name}\n({status(r['in_training_set'])})": {
             label: e["normalized"]["iqm"] for label, e in r["rules"].items() if "normalized" in e
@@ -45,8 +48,8 @@ def summary_figures(out: Path, evaluated: str, results: dict) -> None:
         plots.scores_figure(
             out / "summary.png",
             {k: v for k, v in scores.items() if v},
-            "final return, PPO-clip-normalised (IQM, 95% CI)",
-            f"Transfer of {evaluated}: 0 = random actions, 1 = PPO-clip",
+            f"final return, {reference}-normalised (IQM, 95% CI)",
+            f"Transfer of {evaluated}: 0 = random actions, 1 = {reference}",
         )
     rows = {name: [e for e in r["paired"] if "normalized_difference" in e] for name, r in tasks.items()}
     rows["all tasks (pooled)"] = [e for e in results["pooled_paired"] if "normalized_difference" in e]
@@ -55,4 +58,5 @@ def summary_figures(out: Path, evaluated: str, results: dict) -> None:
             out / "paired.png",
             {k: v for k, v in rows.items() if v},
             f"Paired comparison of {evaluated} (rule - baseline, seed by seed; 95% CI)",
+            reference,
         )

@@ -12,10 +12,19 @@ from pathlib import Path
 import numpy as np
 
 from discovery.evaluation import stats
+from inner_algos.contract import InnerConfig
 from inner_algos.envs import Task
-from inner_algos.ppo import PPOConfig
 
-NORMALIZER = "ppo_clip"
+
+def normalization(reference: str | None) -> str:
+    """What a normalised score is, for results.json: in units of `reference`'s gain over the
+    random agent (None: there is no reference, so no normalised scores)."""
+    if reference is None:
+        return "none: no baselines, so no reference rule and no normalised scores"
+    return (
+        f"(R - R0) / (R_{reference} - R0); R0 mean return of uniform random actions, "
+        f"R_{reference} mean final return of {reference} (the reference: the first baseline) on the same task"
+    )
 
 
 def task_results(
@@ -23,20 +32,22 @@ def task_results(
     updates,
     per_update,
     in_training: bool | None,
-    config: PPOConfig,
+    config: InnerConfig,
     task: Task,
     random_return: float,
+    reference: str | None,
 ) -> dict:
     """Statistics of one task's curves `{label: [N, P+1]}` as a JSON-ready dict; scores are
-    normalised between `random_return` (0) and PPO-clip's mean final return (1). Seeds whose
-    curve holds NaN diverged: counted (`diverged`), left out of the statistics."""
+    normalised between `random_return` (0) and the mean final return of the `reference` rule
+    (1; one of the labels, the first baseline; None: no normalised scores). Seeds whose curve
+    holds NaN diverged: counted (`diverged`), left out of the statistics."""
     finals = {label: curve[np.all(np.isfinite(curve), axis=1), -1] for label, curve in curves.items()}
     initial = float(np.mean([c[:, 0] for c in curves.values()]))
-    reference = (
-        float(np.mean(finals[NORMALIZER])) if NORMALIZER in curves and finals[NORMALIZER].size else math.nan
+    reference_return = (
+        float(np.mean(finals[reference])) if reference in curves and finals[reference].size else math.nan
     )
-    scale = reference - random_return
-    normalizable = bool(scale > 1e-8)  # PPO-clip must beat the random agent (nan: False)
+    scale = reference_return - random_return
+    normalizable = bool(scale > 1e-8)  # the reference must beat the random agent (nan: False)
     per_rule = {}
     for label, curve in curves.items():
         final = finals[label]
@@ -60,15 +71,16 @@ def task_results(
         "env_steps": [int(u) * per_update for u in updates],
         "initial_return": initial,
         "random_return": random_return,
-        "ppo_clip_final_return": reference,
+        "reference": reference,
+        "reference_final_return": reference_return,
         "rules": per_rule,
         "normalized": bool(normalizable),
     }
 
 
 def pooled(tasks: dict[str, dict]) -> dict[str, dict]:
-    """PPO-clip-normalised scores pooled over tasks and seeds: {label: summarize_pooled(...)},
-    CIs by the stratified bootstrap (seeds resampled within each task)."""
+    """Normalised scores pooled over tasks and seeds: {label: summarize_pooled(...)}, CIs by the
+    stratified bootstrap (seeds resampled within each task)."""
     scores: dict[str, list] = {}
     for result in tasks.values():
         for label, entry in result["rules"].items():
@@ -94,8 +106,8 @@ def _finals(result: dict, label: str) -> np.ndarray:
 
 
 def _scale(result: dict) -> float:
-    """R_ppo_clip - R0 of a normalised task (a normalised score is (R - R0) / this)."""
-    return result["ppo_clip_final_return"] - result["random_return"]
+    """R_reference - R0 of a normalised task (a normalised score is (R - R0) / this)."""
+    return result["reference_final_return"] - result["random_return"]
 
 
 def paired_task(result: dict, pairs: list[tuple[str, str]]) -> list[dict]:
@@ -146,7 +158,7 @@ def paired_pooled(tasks: dict[str, dict], pairs: list[tuple[str, str]]) -> list[
     scores, for each (rule, baseline): the normalised paired difference (mean over tasks of each
     task's mean) and P(rule > baseline) (mean over tasks), with stratified bootstrap CIs (pairs
     resampled within each task), the verdict from the difference's CI and its half-width. The
-    pooled difference is in units of PPO-clip's gain over random actions."""
+    pooled difference is in units of the reference's gain over random actions."""
     out = []
     for rule, base in pairs:
         names, strata, left_out = [], [], 0

@@ -14,12 +14,14 @@ from discovery.job.files import spec_differences
 TASKS_DIR = "tasks"  # OUT/tasks/<task>.json
 
 
-def task_key(rules: dict, seeds: int, seed: int, points: int, config, task) -> dict:
-    """What a task's result depends on (rule contents, seeds, inner config, task), JSON-ready,
-    as stored in OUT/tasks/<task>.json and compared on a rerun."""
+def task_key(rules: dict, reference: str | None, seeds: int, seed: int, points: int, config, task) -> dict:
+    """What a task's result depends on (rule contents, the reference rule its scores are
+    normalised by, seeds, inner config, task), JSON-ready, as stored in OUT/tasks/<task>.json and
+    compared on a rerun."""
     return json_ready(
         {
             "rules": {label: r["sha256"] for label, r in rules.items()},
+            "reference": reference,
             "seeds": seeds,
             "seed": seed,
             "points": points,

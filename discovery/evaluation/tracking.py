@@ -1,11 +1,11 @@
 """`discover eval --loggers tensorboard,wandb`: an evaluation's results in the trackers a job
 logs to (`discovery.job.loggers`), beside results.json and the PNGs in --out.
 
-Each task gets its table (per rule: final return mean [95% CI], IQM, PPO-clip-normalised IQM,
-diverged seeds), its learning curves (mean over the seeds that did not diverge, against env
-steps) and its curve figure; the run gets the pooled normalised IQM per rule, the summary figure
-and manifest.json as its config. TensorBoard writes to OUT/tb, wandb (offline unless
---wandb-mode online) under OUT/wandb.
+Each task gets its table (per rule: final return mean [95% CI], IQM, normalised IQM (units of
+the reference baseline), diverged seeds), its learning curves (mean over the seeds that did not
+diverge, against env steps) and its curve figure; the run gets the pooled normalised IQM per
+rule, the summary figure and manifest.json as its config. TensorBoard writes to OUT/tb, wandb
+(offline unless --wandb-mode online) under OUT/wandb.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ it has a slot for, satisfies `inner_algos.contract` (by `jax.eval_shape`: nothin
 step of it gives finite returns metrics. Unknown names and unsupported family / algorithm pairs
 are errors naming what is registered; a spec without [inner] runs PPO, one naming an unknown
 inner algorithm is a SpecError naming inner.name; every registered family has a picture in
-`discover inspect` or its "no picture" line.
+`discover inspect` or its "no picture" line; every registered algorithm's default baselines of
+`discover eval` are fixed rules it has a slot for.
 """
 
 import jax
@@ -107,6 +108,30 @@ def test_two_algorithms_may_not_share_a_spec_section(monkeypatch):
     entry = INNER_ALGOS["ppo"]
     with pytest.raises(ValueError, match=r"section \[ppo\] already configures inner algorithm 'ppo'"):
         register_inner_algo("ppo2", entry.make, entry.config_cls, example=entry.example, section="ppo")
+
+
+@pytest.mark.parametrize("algo", sorted(INNER_ALGOS))
+def test_every_registered_algorithm_has_fixed_default_baselines_it_has_a_slot_for(algo):
+    baselines = INNER_ALGOS[algo].baselines
+    assert baselines, f"inner algorithm {algo!r} has no default baselines for discover eval"
+    for name in baselines:
+        rule = make_rule(name)
+        assert jax.tree.leaves(rule.init(jax.random.PRNGKey(0))) == [], f"{name!r} has meta-parameters"
+        check_supported(rule, algo)
+
+
+def test_the_default_baselines_of_ppo_and_lpg():
+    assert INNER_ALGOS["ppo"].baselines == ("ppo_clip", "dpo")
+    assert INNER_ALGOS["lpg"].baselines == ("a2c",)
+
+
+def test_a_default_baseline_the_algorithm_has_no_slot_for_is_refused_at_registration(monkeypatch):
+    monkeypatch.setattr("inner_algos.registry.INNER_ALGOS", dict(INNER_ALGOS))
+    entry = INNER_ALGOS["ppo"]
+    with pytest.raises(ValueError, match=r"inner algorithm 'ppo2': default baseline 'a2c': .*no slot for"):
+        register_inner_algo("ppo2", entry.make, entry.config_cls, example=entry.example, baselines=("a2c",))
+    with pytest.raises(ValueError, match=r"default baseline 'nope': rule.name = 'nope' is unknown"):
+        register_inner_algo("ppo2", entry.make, entry.config_cls, example=entry.example, baselines=("nope",))
 
 
 def test_a_config_of_another_type_is_refused():

@@ -81,9 +81,14 @@ def spec_problem(spec, baselines=None, **options) -> Problem:
     )
 
 
-def two_point_results(curves: dict[str, np.ndarray], in_training: bool | None, random_return: float = 5.0):
+def two_point_results(
+    curves: dict[str, np.ndarray],
+    in_training: bool | None,
+    random_return: float = 5.0,
+    reference: str | None = "ppo_clip",
+):
     """`task_results` of curves `{label: [N, 2]}` evaluated at updates 0 and 4 (128 env steps an
-    update) under the default PPO config and task."""
+    update) under the default PPO config and task, normalised by `reference`."""
     return eval_results.task_results(
-        curves, np.array([0, 4]), 128, in_training, PPOConfig(), Task(), random_return=random_return
+        curves, np.array([0, 4]), 128, in_training, PPOConfig(), Task(), random_return, reference
     )

@@ -1,6 +1,7 @@
 """`discover eval`: settings, the drift switch, statistics of known curves, one tiny end-to-end run."""
 
 import argparse
+import dataclasses
 import json
 import re
 
@@ -9,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery.evaluation import evaluate, plots, stats
+from discovery.evaluation import evaluate, plots, report, stats, task_store
 from discovery.evaluation import results as eval_results
 from discovery.evaluation import runs as eval_runs
 from discovery.evaluation.sources import resolve_source, rule_hash
@@ -54,6 +55,38 @@ def test_settings_take_the_run_spec_then_overrides_then_budget(tmp_path):
     exported = resolve_source(str(source.rule_path))  # no run spec: PPOConfig defaults
     ((cfg, _),) = evaluate.eval_settings(exported, ["hopper/spring"], [], None)
     assert cfg == PPOConfig()
+
+
+@pytest.mark.fast
+def test_default_baselines_follow_the_inner_algorithm(tmp_path):
+    """A PPO run compares with ppo_clip then dpo; a run whose spec says [inner] name = "lpg", or an
+    exported targets rule without a spec (evaluated in LPG), with a2c."""
+    ppo_run = resolve_source(str(make_run_dir(tmp_path)))
+    assert evaluate.default_baselines(ppo_run) == ["ppo_clip", "dpo"]
+    lpg_run = dataclasses.replace(
+        ppo_run, rule=make_rule("lpg"), spec={**ppo_run.spec, "inner": {"name": "lpg"}}
+    )
+    assert evaluate.default_baselines(lpg_run) == ["a2c"]
+    exported = dataclasses.replace(ppo_run, rule=make_rule("lpg"), spec={})
+    assert evaluate.default_baselines(exported) == ["a2c"]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "argv, baselines",
+    [
+        ([], ["ppo_clip", "dpo"]),
+        (["--baselines", "dpo, ppo_clip"], ["dpo", "ppo_clip"]),
+        (["--baselines", ""], []),
+    ],
+)
+def test_the_baselines_option_defaults_to_the_inner_algorithms_and_a_given_list_wins(
+    tmp_path, monkeypatch, argv, baselines
+):
+    got = []
+    monkeypatch.setattr(evaluate, "run_eval", lambda source, labels, baselines, *rest: got.append(baselines))
+    assert _cli(str(make_run_dir(tmp_path)), *argv) == 0
+    assert got == [baselines]
 
 
 @pytest.mark.fast
@@ -121,7 +154,8 @@ def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers()
     rule = np.array([[10.0, 30.0], [10.0, 55.0], [10.0, 80.0]])
     result = two_point_results({"lpo": rule, "ppo_clip": ppo}, False)
     assert result["held_out"] is True and result["in_training_set"] is False
-    assert result["initial_return"] == 10.0 and result["ppo_clip_final_return"] == 30.0
+    assert result["initial_return"] == 10.0 and result["reference_final_return"] == 30.0
+    assert result["reference"] == "ppo_clip"
     assert result["random_return"] == 5.0
     assert result["env_steps"] == [0, 512]
     np.testing.assert_allclose(result["rules"]["lpo"]["normalized_scores"], [1.0, 2.0, 3.0])
@@ -138,10 +172,96 @@ def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers()
     assert worse["normalized"] is False
 
 
-def _finals_result(finals: dict[str, list[float]], random_return: float) -> dict:
-    """`task_results` of final returns given per rule (2 points: a start at 0, then the finals)."""
+def _finals_result(finals: dict[str, list[float]], random_return: float, reference: str = "ppo_clip") -> dict:
+    """`task_results` of final returns given per rule (2 points: a start at 0, then the finals),
+    normalised by `reference`."""
     curves = {k: np.stack([np.zeros(len(v)), np.asarray(v, float)], axis=1) for k, v in finals.items()}
-    return eval_results.json_ready(two_point_results(curves, True, random_return))
+    return eval_results.json_ready(two_point_results(curves, True, random_return, reference))
+
+
+@pytest.mark.fast
+def test_scores_are_normalised_by_the_reference_not_by_ppo_clip():
+    """Reference a2c, random actions 2: a2c ends at 4..8 (mean 6), so 1 = 6 and 0 = 2, scale 4;
+    the rule's 6, 9, 10, 11, 14 are (R - 2) / 4 = 1, 1.75, 2, 2.25, 3, whatever ppo_clip (here a
+    rule that is not the reference) scored. Paired with a2c: d = 2, 4, 4, 4, 6, mean 4 = 1 a2c unit."""
+    result = _finals_result(
+        {
+            "lpg": [6.0, 9.0, 10.0, 11.0, 14.0],
+            "a2c": [4.0, 5.0, 6.0, 7.0, 8.0],
+            "ppo_clip": [102.0, 202.0, 302.0, 402.0, 502.0],
+        },
+        random_return=2.0,
+        reference="a2c",
+    )
+    assert result["reference"] == "a2c" and result["reference_final_return"] == 6.0
+    assert result["normalized"] is True
+    np.testing.assert_allclose(result["rules"]["lpg"]["normalized_scores"], [1.0, 1.75, 2.0, 2.25, 3.0])
+    np.testing.assert_allclose(result["rules"]["a2c"]["normalized_scores"], [0.5, 0.75, 1.0, 1.25, 1.5])
+    np.testing.assert_allclose(
+        result["rules"]["ppo_clip"]["normalized_scores"], [25.0, 50.0, 75.0, 100.0, 125.0]
+    )
+    (entry,) = eval_results.paired_task(result, [("lpg", "a2c")])
+    result["paired"] = [entry]
+    assert entry["difference"]["value"] == pytest.approx(4.0)
+    assert entry["normalized_difference"]["value"] == pytest.approx(1.0)
+    assert entry["verdict"] == "better"
+    (pooled,) = eval_results.paired_pooled({"t": result}, [("lpg", "a2c")])
+    assert pooled["normalized_difference"]["value"] == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        np.array(eval_results.score_matrix({"t": result})["scores"]["lpg"])[:, 0], [1.0, 1.75, 2.0, 2.25, 3.0]
+    )
+    assert eval_results.pooled({"t": result})["lpg"]["mean"]["value"] == pytest.approx(2.0)
+
+
+@pytest.mark.fast
+def test_a_reference_that_does_not_beat_random_actions_is_named(tmp_path, capsys):
+    """a2c ends at 1..3 (mean 2), random actions score 2: no normalised scores, and no verdict
+    against a2c, both naming it."""
+    result = _finals_result(
+        {"lpg": [6.0, 9.0, 10.0, 11.0, 14.0], "a2c": [1.0, 1.5, 2.0, 2.5, 3.0]}, 2.0, reference="a2c"
+    )
+    assert result["normalized"] is False and result["reference_final_return"] == 2.0
+    assert "normalized_scores" not in result["rules"]["lpg"]
+    (entry,) = eval_results.paired_task(result, [("lpg", "a2c")])
+    result["paired"] = [entry]
+    assert entry["verdict"] is None
+    assert entry["no_verdict"].startswith("a2c does not beat the random agent (mean final return 2 <= 2)")
+    report.report_task(tmp_path, "t", result, 1.0)
+    assert "no normalised scores on t: needs the reference baseline a2c" in capsys.readouterr().out
+
+
+@pytest.mark.fast
+def test_without_baselines_there_is_no_reference_and_no_normalised_scores(tmp_path, capsys):
+    result = _finals_result({"lpg": [6.0, 9.0]}, 2.0, reference=None)
+    assert result["reference"] is None and result["normalized"] is False
+    assert "normalized_scores" not in result["rules"]["lpg"]
+    result["paired"] = []
+    report.report_task(tmp_path, "t", result, 1.0)
+    out = capsys.readouterr().out
+    assert "no normalised scores" not in out and "paired:" not in out  # said once, by run_eval
+    assert "no normalised scores" in eval_results.normalization(None)
+
+
+@pytest.mark.fast
+def test_a_stored_task_with_another_reference_is_refused(tmp_path):
+    """Normalised scores depend on the reference: `--baselines dpo,ppo_clip` may not continue an
+    --out made with `--baselines ppo_clip,dpo` (the same rules, another first)."""
+    rules = {"lpo": {"sha256": "a"}, "ppo_clip": {"sha256": "b"}, "dpo": {"sha256": "c"}}
+    path = tmp_path / task_store.TASKS_DIR / "t.json"
+    path.parent.mkdir()
+    stored = task_store.task_key(rules, "ppo_clip", 2, 0, 2, PPOConfig(), Task())
+    eval_results.write_json(path, {"key": stored, "result": {}, "seconds": 1.0})
+    assert task_store.finished_task(path, stored) == {"result": {}, "seconds": 1.0}
+    with pytest.raises(ValueError, match=r"reference: 'ppo_clip' -> 'dpo'"):
+        task_store.finished_task(path, task_store.task_key(rules, "dpo", 2, 0, 2, PPOConfig(), Task()))
+
+
+@pytest.mark.fast
+def test_the_normalization_text_names_the_reference():
+    assert eval_results.normalization("a2c") == (
+        "(R - R0) / (R_a2c - R0); R0 mean return of uniform random actions, "
+        "R_a2c mean final return of a2c (the reference: the first baseline) on the same task"
+    )
 
 
 def test_paired_task_compares_seed_by_seed_with_a_verdict():
@@ -207,7 +327,7 @@ def test_paired_figure(tmp_path):
         "p_improvement": {"value": 0.1, "ci": [0.0, 0.3]},
     }
     plots.paired_figure(
-        tmp_path / "p.png", {"hopper": [entry], "pooled": [entry, dict(entry, verdict=None)]}, "t"
+        tmp_path / "p.png", {"hopper": [entry], "pooled": [entry, dict(entry, verdict=None)]}, "t", "ppo_clip"
     )
     assert (tmp_path / "p.png").stat().st_size > 5_000
 
@@ -275,7 +395,8 @@ def test_eval_end_to_end_lpo_at_init_equals_ppo_clip(tmp_path, monkeypatch):
     assert task["in_training_set"] is True and task["held_out"] is False
     assert task["updates"] == [0, 1, 2, 3] and task["env_steps"] == [0, 128, 256, 384]
     curves = {k: np.asarray(v["curves"]) for k, v in task["rules"].items()}
-    assert set(curves) == {"lpo (lpo)", "ppo_clip", "dpo"}
+    assert set(curves) == {"lpo (lpo)", "ppo_clip", "dpo"}  # PPO's default baselines
+    assert results["reference"] == task["reference"] == "ppo_clip"
     assert all(c.shape == (2, 4) for c in curves.values())
     np.testing.assert_allclose(curves["lpo (lpo)"], curves["ppo_clip"], rtol=1e-5)
     assert (out / "curves_inverted_pendulum_spring.png").stat().st_size > 10_000

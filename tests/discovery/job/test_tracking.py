@@ -267,7 +267,7 @@ def test_eval_logs_tables_curves_and_figures(tmp_path):
         "ppo_clip": np.array([[10.0, 20.0, 30.0], [10.0, 30.0, 40.0]]),
     }
     task = eval_results.task_results(
-        curves, np.array([0, 2, 4]), 128, False, PPOConfig(), Task(), random_return=5.0
+        curves, np.array([0, 2, 4]), 128, False, PPOConfig(), Task(), random_return=5.0, reference="ppo_clip"
     )
     label = "inverted_pendulum/spring"
     results = {
