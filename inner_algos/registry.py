@@ -89,6 +89,15 @@ def inner_algo_entry(name: str, field: str = "inner.name") -> InnerAlgoEntry:
     return INNER_ALGOS[name]
 
 
+def config_section(config) -> str:
+    """The spec section of an inner algorithm's config ("ppo" for a PPOConfig): the key under
+    which results and manifests record it. TypeError for a config no algorithm registered."""
+    for entry in INNER_ALGOS.values():
+        if type(config) is entry.config_cls:
+            return entry.section
+    raise TypeError(f"{type(config).__name__} is the config of no registered inner algorithm")
+
+
 def make_inner_algo(name: str, config, task, rule) -> InnerAlgo:
     """Builds inner algorithm `name` for `task` with `rule` in the slot of its family.
 

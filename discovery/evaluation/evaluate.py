@@ -102,7 +102,7 @@ from discovery.spec import (
 )
 from discovery.versions import package_versions
 from inner_algos.envs import canonical_label, parse_label, random_policy_return, task_from_table
-from inner_algos.registry import DEFAULT, INNER_ALGOS, inner_algo_entry, make_inner_algo
+from inner_algos.registry import DEFAULT, INNER_ALGOS, config_section, inner_algo_entry, make_inner_algo
 from inner_algos.rules import get_family
 
 
@@ -346,7 +346,7 @@ def _manifest(
         "train_tasks": source.train_tasks,
         "evaluation": {
             "tasks": [dataclasses.asdict(t) for _, t in settings],
-            "ppo": {t.label: dataclasses.asdict(c) for c, t in settings},
+            config_section(settings[0][0]): {t.label: dataclasses.asdict(c) for c, t in settings},
             "baselines": baselines,
             "seeds": seeds,
             "seed": seed,

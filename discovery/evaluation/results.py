@@ -14,6 +14,7 @@ import numpy as np
 from discovery.evaluation import stats
 from inner_algos.contract import InnerConfig
 from inner_algos.envs import Task
+from inner_algos.registry import config_section
 
 
 def normalization(reference: str | None) -> str:
@@ -65,7 +66,7 @@ def task_results(
         "in_training_set": in_training,
         "held_out": None if in_training is None else not in_training,
         "task": dataclasses.asdict(task),
-        "ppo": dataclasses.asdict(config),
+        config_section(config): dataclasses.asdict(config),  # "ppo" / "lpg": the spec section
         "env_steps_per_update": per_update,
         "updates": [int(u) for u in updates],
         "env_steps": [int(u) * per_update for u in updates],

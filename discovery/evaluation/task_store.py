@@ -10,6 +10,7 @@ from pathlib import Path
 
 from discovery.evaluation.results import json_ready
 from discovery.job.files import spec_differences
+from inner_algos.registry import config_section
 
 TASKS_DIR = "tasks"  # OUT/tasks/<task>.json
 
@@ -25,7 +26,7 @@ def task_key(rules: dict, reference: str | None, seeds: int, seed: int, points: 
             "seeds": seeds,
             "seed": seed,
             "points": points,
-            "ppo": dataclasses.asdict(config),
+            config_section(config): dataclasses.asdict(config),
             "task": dataclasses.asdict(task),
         }
     )

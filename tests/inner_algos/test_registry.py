@@ -194,3 +194,14 @@ def test_inspect_prints_no_picture_for_a_family_without_one(tmp_path, capsys, mo
     monkeypatch.setattr(inspect, "summary", lambda s: "summary")
     assert inspect.run_inspect([source], tmp_path) == []
     assert "no picture for this family (drift)" in capsys.readouterr().out
+
+
+def test_results_record_a_config_under_its_own_spec_section():
+    from inner_algos.lpg import LPGConfig
+    from inner_algos.ppo import PPOConfig
+    from inner_algos.registry import config_section
+
+    assert config_section(PPOConfig()) == "ppo"
+    assert config_section(LPGConfig()) == "lpg"
+    with pytest.raises(TypeError, match="dict is the config of no registered inner algorithm"):
+        config_section({})
