@@ -42,7 +42,7 @@ def fitness_figure(
     histories: {source label: {series name: (generation `[G]`, fitness `[G]`)}};
     reliability: {source label: (generation `[G]`, reliability `[G]`)}.
     """
-    styles = ["-", "--", ":", "-."]
+    styles = ["-", "--", ":", "-.", "-"]  # the running mean is always solid
     colours = {label: f"C{i}" for i, label in enumerate(histories)}
     if reliability:
         fig, (ax, low) = plt.subplots(
@@ -51,9 +51,18 @@ def fitness_figure(
     else:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, series in histories.items():
+        smoothed = any(name.startswith(RUNNING_MEAN) for name in series)
         for style, (name, (x, y)) in zip(styles, series.items()):
+            # with a running mean drawn bold, the raw per-generation series recede behind it
+            bold = name.startswith(RUNNING_MEAN)
             ax.plot(
-                x, y, ls=style, color=colours[label], label=f"{label}: {name}" if len(histories) > 1 else name
+                x,
+                y,
+                ls="-" if bold else style,
+                color="black" if bold and len(histories) == 1 else colours[label],
+                lw=2.0 if bold else 1.0,
+                alpha=1.0 if bold or not smoothed else 0.35,
+                label=f"{label}: {name}" if len(histories) > 1 else name,
             )
     ax.set_ylabel("fitness")
     title = "Meta-training fitness" if len(histories) > 1 else f"Meta-training fitness of {label}"
@@ -83,16 +92,42 @@ FITNESS_SERIES = {
 }
 
 
+RUNNING_MEAN = "running mean"
+SMOOTH_FROM = 100  # generations from which the population mean also gets a running mean
+
+
+def running_mean(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean `[G]` of `y` `[G]` over the last `window` values (fewer at the start),
+    ignoring NaN; NaN where the window holds no finite value."""
+    finite = np.isfinite(y)
+    # cumulative sums padded with a leading 0: the sum over (i - window, i] is c[i + 1] - c[i + 1 - window]
+    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, y, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(finite)])
+    end = np.arange(1, y.size + 1)
+    start = np.maximum(end - window, 0)
+    n = counts[end] - counts[start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (sums[end] - sums[start]) / np.maximum(n, 1), np.nan)
+
+
 def fitness_series(history: list[dict]) -> dict[str, tuple]:
     """{series name: (generation `[G]`, fitness `[G]`)} of a job's metrics.jsonl records for
     `fitness_figure`: population mean and max, the ES mean's score, best so far (null or absent
-    -> NaN); series with no finite value are left out."""
+    -> NaN); series with no finite value are left out. From SMOOTH_FROM generations on, also the
+    population mean's running mean over max(5, G // 40) generations: a long run's per-generation
+    fitness is mostly the draw of tasks and seeds, its trend is what shows progress."""
     gens = np.asarray([h.get("generation", i) for i, h in enumerate(history)])
     series = {}
     for key, name in FITNESS_SERIES.items():
         y = np.asarray([float(h[key]) if isinstance(h.get(key), (int, float)) else np.nan for h in history])
         if np.isfinite(y).any():
             series[name] = (gens, y)
+    if len(history) >= SMOOTH_FROM and "population mean" in series:
+        window = max(5, len(history) // 40)
+        series[f"{RUNNING_MEAN} of the population mean ({window} gen.)"] = (
+            gens,
+            running_mean(series["population mean"][1], window),
+        )
     return series
 
 

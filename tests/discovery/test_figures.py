@@ -1,0 +1,30 @@
+"""The fitness figure's running mean: the trailing mean computed by hand, and when it is drawn."""
+
+import numpy as np
+import pytest
+
+from discovery import figures
+
+pytestmark = pytest.mark.fast
+
+
+def test_running_mean_is_the_trailing_mean_of_the_finite_values():
+    y = np.array([1.0, 2.0, np.nan, 4.0, 6.0, np.nan, np.nan])
+    # window 2: [1], [1, 2], [2, nan], [nan, 4], [4, 6], [6, nan], [nan, nan]
+    expected = [1.0, 1.5, 2.0, 4.0, 5.0, 6.0, np.nan]
+    np.testing.assert_allclose(figures.running_mean(y, 2), expected)
+    np.testing.assert_allclose(figures.running_mean(y, 10)[-1], (1 + 2 + 4 + 6) / 4)
+
+
+def _history(g: int) -> list[dict]:
+    return [{"generation": i + 1, "fitness_mean": float(i % 3), "fitness_max": 3.0} for i in range(g)]
+
+
+def test_a_long_run_gets_the_population_means_running_mean_and_a_short_one_does_not(tmp_path):
+    assert not any(k.startswith("running mean") for k in figures.fitness_series(_history(99)))
+    series = figures.fitness_series(_history(400))
+    (name,) = [k for k in series if k.startswith("running mean")]
+    assert "(10 gen.)" in name  # 400 // 40
+    _, smooth = series[name]
+    assert smooth[-1] == pytest.approx(np.mean([i % 3 for i in range(390, 400)]))
+    assert figures.fitness_figure(tmp_path / "f.png", {"run": series}).is_file()
