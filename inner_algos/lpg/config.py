@@ -38,6 +38,10 @@ class LPGConfig:
       targets at gamma and gae_lambda; it gives advantages to the A2C rule and the meta-objective,
       never to a learned rule.
     gamma: the discount the rule reads (and the critic's).
+    normalize_meta_advantages: the meta-objective's policy-gradient loss reads the side critic's
+      advantages standardised over its `[T, N]` batch (zero mean, unit std), so that every task
+      weighs the same in the meta-gradient whatever its reward scale; false (the default) uses
+      them raw, as LPG and GROOVE do. The agent's own update never reads it.
     Defaults follow GROOVE's tabular agent (Jackson et al. 2023, github.com/EmptyJackson/groove).
     """
 
@@ -56,6 +60,7 @@ class LPGConfig:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     eval_envs: int = 8
+    normalize_meta_advantages: bool = False
 
     def __post_init__(self):
         check_fields(

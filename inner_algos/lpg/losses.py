@@ -103,8 +103,14 @@ def value_loss(params: dict, obs: jax.Array, target: jax.Array, *, critic: Value
     return 0.5 * jnp.mean(jnp.square(critic.apply(params, obs) - target))
 
 
-def policy_gradient_loss(params: dict, traj: Trajectory, advantage: jax.Array, *, agent: Agent) -> jax.Array:
+def policy_gradient_loss(
+    params: dict, traj: Trajectory, advantage: jax.Array, *, agent: Agent, normalize: bool = False
+) -> jax.Array:
     """-mean log pi(a_t|s_t) A_t over `[T, N]` (advantages are data): the meta-objective's main term
-    (LPG, eq. 3), differentiable in the agent's params."""
+    (LPG, eq. 3), differentiable in the agent's params. normalize: A standardised over the batch,
+    (A - mean A) / (std A + 1e-8)."""
+    advantage = jax.lax.stop_gradient(advantage)
+    if normalize:
+        advantage = (advantage - jnp.mean(advantage)) / (jnp.std(advantage) + 1e-8)
     log_pi, _ = log_probs(agent, params, traj.obs)
-    return -jnp.mean(taken(log_pi, traj.action) * jax.lax.stop_gradient(advantage))
+    return -jnp.mean(taken(log_pi, traj.action) * advantage)

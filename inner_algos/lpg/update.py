@@ -160,14 +160,17 @@ def train(parts: LPGParts, meta_params: Any, key: jax.Array) -> tuple[LPGState, 
 
 def rollout_loss(parts: LPGParts, meta_params: Any, state: LPGState, key: jax.Array):
     """(-mean log pi(a|s) A `[]`, {"policy_loss"}) on a fresh rollout of the agent in `state`, A the
-    side critic's advantage (data): LPG's meta-objective before its regularisers (`meta_loss`).
+    side critic's advantage (data; standardised over the batch with
+    config.normalize_meta_advantages): LPG's meta-objective before its regularisers (`meta_loss`).
     Differentiable in state.params["agent"] only."""
     del meta_params
     _, traj, last_obs = acting.rollout(
         parts, acting_params(state.params["agent"]), state.env_state, state.env_params, key
     )
     adv, _ = advantages(parts, state.params["critic"], traj, last_obs)
-    loss = policy_gradient_loss(state.params["agent"], traj, adv, agent=parts.agent)
+    loss = policy_gradient_loss(
+        state.params["agent"], traj, adv, agent=parts.agent, normalize=parts.config.normalize_meta_advantages
+    )
     return loss, {"policy_loss": loss}
 
 

@@ -127,3 +127,19 @@ def test_learn_matches_a_hand_written_update(rule, max_grad_norm):
     np.testing.assert_allclose(float(stats["policy_loss"]), policy_loss, rtol=1e-10)
     moved = np.abs(want_pi - tables["policy"]).max(axis=1) > 0
     assert moved.sum() == len(np.unique(STATES))  # only the visited states' rows change
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_the_meta_objectives_policy_gradient_loss_matches_a_hand_computation(normalize):
+    from inner_algos.lpg.losses import policy_gradient_loss
+
+    _, parts, state, traj, tables = _case(A2CTargets(0.1), 1e6)
+    adv = np.array([[2.0, -1.0], [0.5, 4.0], [-3.0, 1.5]])
+    log_pi = np.log(lpg_reference.softmax(tables["policy"]))
+    log_pi_taken = np.take_along_axis(log_pi[STATES], ACTIONS[..., None], -1)[..., 0]
+    a = (adv - adv.mean()) / (adv.std() + 1e-8) if normalize else adv
+    expected = -np.mean(log_pi_taken * a)
+    loss = policy_gradient_loss(
+        state.params["agent"], traj, jnp.asarray(adv), agent=parts.agent, normalize=normalize
+    )
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-6)
