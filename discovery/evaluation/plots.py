@@ -239,6 +239,8 @@ def paired_figure(path: Path, groups: dict[str, list[dict]], title: str, referen
                 ax.barh(i, hi - lo, left=lo, height=0.6, color=colour, alpha=0.75)
                 ax.vlines(e[key]["value"], i - 0.3, i + 0.3, color="k", lw=1.5)
             ax.axvline(ref, color="k", ls="--", lw=0.8)
+            ax.use_sticky_edges = False  # bars stick to the data limits; a margin keeps their ends visible
+            ax.margins(x=0.04)
             ax.set_yticks(range(len(entries)), labels if col == 0 else [""] * len(entries), fontsize=8)
             ax.set_ylim(-0.7, len(entries) - 0.3)
             ax.invert_yaxis()
