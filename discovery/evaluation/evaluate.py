@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import platform
 import sys
 import time
@@ -224,33 +225,8 @@ def run_eval(
     reference = baselines[0] if baselines else None
     if reference is None:
         print("no baselines: no reference rule, so no normalised scores and no paired comparisons")
-    (out / task_store.TASKS_DIR).mkdir(parents=True, exist_ok=True)
-    tasks, timings = {}, {}
-    watch = EvalWatchdog(out, *watchdog)
-    for number, (config, task) in enumerate(settings, start=1):
-        key = task_store.task_key(rules, reference, seeds, seed, points, config, task)
-        path = out / task_store.TASKS_DIR / f"{plots.task_file_name(task.label)}.json"
-        done = task_store.finished_task(path, key)
-        if done is None:
-            done = _run_task(
-                config,
-                task,
-                entries,
-                keys,
-                points,
-                source.train_tasks,
-                watch,
-                timings,
-                reference,
-                source_inner(source),
-            )
-            done["result"]["paired"] = paired_task(done["result"], pairs)
-            faults.hit("eval_task", number)
-            write_json(path, {"key": key, **done})
-        else:
-            print(f"{task.label}: done earlier, read from {path}", flush=True)
-        tasks[task.label], timings[task.label] = done["result"], done["seconds"]
-        report.report_task(out, task.label, done["result"], done["seconds"])
+    store_key = functools.partial(task_store.task_key, rules, reference, seeds, seed, points)
+    tasks, timings = _evaluate_tasks(out, source, settings, entries, keys, points, pairs, store_key, watchdog)
     results = {
         "evaluated": source.label,
         "rules": rules,
@@ -279,6 +255,32 @@ def run_eval(
     return results
 
 
+def _evaluate_tasks(
+    out: Path, source: Source, settings, entries: list[Entry], keys, points: int, pairs, store_key, watchdog
+) -> tuple[dict, dict]:
+    """Each (config, task) of `settings` in turn: read from OUT/tasks/<task>.json when an earlier
+    run stored it under the same `store_key(config, task)`, else trained (`_run_task`), compared
+    pairwise and stored at once; then reported. Returns ({label: result}, {label: seconds})."""
+    (out / task_store.TASKS_DIR).mkdir(parents=True, exist_ok=True)
+    tasks, timings = {}, {}
+    watch = EvalWatchdog(out, *watchdog)
+    for number, (config, task) in enumerate(settings, start=1):
+        key = store_key(config, task)
+        path = out / task_store.TASKS_DIR / f"{plots.task_file_name(task.label)}.json"
+        done = task_store.finished_task(path, key)
+        if done is None:
+            inner = source_inner(source)
+            done = _run_task(config, task, entries, keys, points, source.train_tasks, watch, timings, inner)
+            done["result"]["paired"] = paired_task(done["result"], pairs)
+            faults.hit("eval_task", number)
+            write_json(path, {"key": key, **done})
+        else:
+            print(f"{task.label}: done earlier, read from {path}", flush=True)
+        tasks[task.label], timings[task.label] = done["result"], done["seconds"]
+        report.report_task(out, task.label, done["result"], done["seconds"])
+    return tasks, timings
+
+
 def _rule_record(entry: Entry) -> dict:
     """What results.json says of one evaluated rule (its content hash identifies it on a rerun)."""
     rule = entry.rule
@@ -292,19 +294,11 @@ def _rule_record(entry: Entry) -> dict:
 
 
 def _run_task(
-    config,
-    task,
-    entries: list[Entry],
-    keys,
-    points: int,
-    train_tasks,
-    watch,
-    timings,
-    reference: str | None,
-    inner: str = DEFAULT,
+    config, task, entries: list[Entry], keys, points: int, train_tasks, watch, timings, inner: str = DEFAULT
 ) -> dict:
     """Trains every rule on one task under the watchdog: {"result": task_results(...), "seconds"},
-    normalised by the `reference` rule's final return."""
+    normalised by the reference rule's final return (the first baseline of `entries`)."""
+    reference = next((e.label for e in entries if e.baseline), None)
     start = time.perf_counter()
     print(
         f"{task.label}: {len(entries)} rules x {keys.shape[0]} seeds x {config.num_updates} updates",

@@ -26,6 +26,7 @@ from discovery.spec import (
 )
 from inner_algos.ppo import make_ppo
 from tests.support.builders import spec_problem
+from tests.support.shrink import TINY, TINY_INNER, untimed
 
 RUNS = sorted((Path(__file__).resolve().parents[2] / "runs").glob("*.toml"))
 
@@ -53,36 +54,8 @@ def test_shipped_spec_builds(path):
         build(train.TrainSettings, table.get("train", {}), "train")
 
 
-# Shrinks every shipped spec to seconds of compute: one generation, tiny networks and batches,
-# episodes of 16 agent steps (a lifetime of 4 x 4 steps ends one), one member pair or two members.
-# Two generations, so that the second one scores the meta-optimizer's first update.
-TINY = [
-    "job.generations=2",
-    "job.seeds_per_member=1",
-    "job.checkpoint_every=1",
-    "tasks.episode_length=16",
-]
-TINY_INNER = {
-    "ppo": [
-        "ppo.num_envs=4",
-        "ppo.rollout_length=4",
-        "ppo.num_updates=4",
-        "ppo.num_minibatches=1",
-        "ppo.num_epochs=1",
-        "ppo.actor_hidden=[8]",
-        "ppo.critic_hidden=[8]",
-        "ppo.eval_envs=1",
-        "meta_objective.baseline_seeds=1",
-    ],
-    "lpg": [
-        "lpg.num_envs=2",
-        "lpg.rollout_length=4",
-        "lpg.num_updates=4",
-        "lpg.eval_envs=1",
-        "rule.embed_width=4",
-        "rule.hidden=4",
-    ],
-}
+# Shrinks every shipped spec to seconds of compute (`tests.support.shrink`: two generations, tiny
+# networks, batches and episodes) with one member pair or two members.
 TINY_ESTIMATOR = {
     "es": ["meta_optimizer.population_size=2"],
     "pes": [
@@ -108,22 +81,16 @@ IN_DEFAULT_SUITE = ("study_cpu", "quickstart")  # the others are slow-marked (mi
 # jax 0.10.2 on the 2-core Xeon CI machine; a deliberate change of behaviour re-records them with
 # `DISCOVER_RECORD_GOLDEN=1 python -m pytest -m "slow or not slow" tests/discovery/test_shipped_specs.py`.
 GOLDEN = Path(__file__).parent / "golden_histories.json"
-TIMING_KEYS = ("generation_time", "wall_time", "env_steps_per_s", "devices", "device_change")
-
-
-def _untimed(history: list[dict]) -> list[dict]:
-    """The records without wall-clock fields, through JSON (as metrics.jsonl stores them)."""
-    return json.loads(json.dumps([{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in history]))
 
 
 def _check_golden(stem: str, history: list[dict]) -> None:
     golden = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
     if os.environ.get("DISCOVER_RECORD_GOLDEN"):
-        golden[stem] = _untimed(history)
+        golden[stem] = untimed(history)
         GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
         return
     assert stem in golden, f"no recorded history for {stem}; record with DISCOVER_RECORD_GOLDEN=1"
-    assert _untimed(history) == golden[stem]
+    assert untimed(history) == golden[stem]
 
 
 @pytest.mark.parametrize(

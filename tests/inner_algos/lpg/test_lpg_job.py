@@ -9,30 +9,16 @@ import numpy as np
 from discovery.job.runner import run_job
 from discovery.rule_io import load_rule
 from discovery.spec import apply_overrides, load_toml
+from tests.support.shrink import TINY, TINY_INNER, untimed
 
 SPEC = Path(__file__).resolve().parents[3] / "runs" / "lpg_gridworld.toml"
-TINY = [
-    "job.checkpoint_every=1",
-    "tasks.episode_length=16",
-    "lpg.num_envs=2",
-    "lpg.rollout_length=4",
-    "lpg.num_updates=4",
-    "lpg.eval_envs=1",
-    "rule.embed_width=4",
-    "rule.hidden=4",
-]
-TIMING_KEYS = ("generation_time", "wall_time", "env_steps_per_s", "devices", "device_change")
 
 
 def _tiny(run_dir: Path, generations: int, *extra: str) -> dict:
-    sets = [*TINY, f"job.generations={generations}", f"job.run_dir={run_dir}", *extra]
+    sets = [*TINY, *TINY_INNER["lpg"], f"job.generations={generations}", f"job.run_dir={run_dir}", *extra]
     table = apply_overrides(load_toml(SPEC), sets)
     table["tasks"] = table["tasks"][:2]  # dense and sparse: two tasks keep the compile short
     return table
-
-
-def _untimed(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in history]
 
 
 def test_the_meta_gradient_job_resumes_bit_for_bit(tmp_path):
@@ -41,7 +27,7 @@ def test_the_meta_gradient_job_resumes_bit_for_bit(tmp_path):
     run_job(_tiny(tmp_path / "split", 1, *sets), progress=False)
     resumed = run_job(_tiny(tmp_path / "split", 2, *sets), progress=False)
     assert resumed.generation == straight.generation == 2
-    assert _untimed(resumed.history) == _untimed(straight.history)
+    assert untimed(resumed.history) == untimed(straight.history)
     assert all(np.isfinite(r["fitness_mean"]) for r in straight.history)
 
 
