@@ -24,7 +24,12 @@ from meta_objectives.objectives import (
     paired_normalise,
     score,
 )
-from meta_objectives.reliability import spearman, spearman_brown, split_half_reliability
+from meta_objectives.reliability import (
+    pooled_reliability,
+    spearman,
+    spearman_brown,
+    split_half_reliability,
+)
 from meta_objectives.segments import SEGMENT_KINDS, segment_losses, segment_scores, task_scale
 from meta_objectives.shaping import rank_last, z_score_shaping
 
@@ -40,6 +45,7 @@ __all__ = [
     "latest_returns",
     "normalise",
     "paired_normalise",
+    "pooled_reliability",
     "rank_last",
     "score",
     "segment_losses",

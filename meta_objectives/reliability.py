@@ -59,3 +59,17 @@ def split_half_reliability(scores: jnp.ndarray) -> jnp.ndarray:
     first = jnp.mean(jnp.mean(scores[..., :half], axis=-1), axis=-1)
     second = jnp.mean(jnp.mean(scores[..., half:], axis=-1), axis=-1)
     return spearman_brown(spearman(first, second))
+
+
+def pooled_reliability(reliabilities: jnp.ndarray) -> jnp.ndarray:
+    """One reliability `[]` for a run from its generations' split-half reliabilities `[G]` (NaN
+    ones, generations without a measurement, left out): the Spearman-Brown step-up of their mean
+    split-half correlation.
+
+    Averaging the stepped-up values themselves misleads: 2r/(1+r) is unbounded below (r = -0.6
+    gives -3), so one unlucky generation outweighs many good ones. Each value is mapped back to
+    its r = R / (2 - R) (spearman_brown's inverse), the r are averaged, and the mean is stepped up.
+    """
+    values = jnp.asarray(reliabilities, jnp.float32)
+    r = values / (2 - values)
+    return spearman_brown(jnp.nanmean(r))

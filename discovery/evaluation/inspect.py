@@ -1,4 +1,4 @@
-"""`discover inspect SOURCE [SOURCE2]`: what a discovered rule is, without running any training
+"""`discover inspect SOURCE [SOURCE ...]`: what a discovered rule is, without running any training
 (but for learned targets, whose picture trains one short agent lifetime under the rule).
 
 Prints a summary (source, rule, content hash, spec, generations, fitness, its mean split-half
@@ -18,7 +18,8 @@ by family (`rule_<family>.png`):
                prediction y; prints their correlation and the fit's held-out R^2 (LPG, Oh et
                al. 2020, section 5). Seconds to a minute on CPU.
 A registered family without a picture (`PICTURES`) gets the line "no picture for this family
-(<name>)". Two SOURCEs are drawn side by side in the same figures.
+(<name>)". Up to four SOURCEs (replicates, say) are drawn side by side in the same figures;
+sources whose labels collide are told apart by their run directories' names.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from inner_algos.envs import Task, task_from_table
 from inner_algos.lpg import LPGConfig, analysis
 from inner_algos.lpg import example as lpg_example
 from inner_algos.rules import DriftInputs, Rule, make_rule
+from meta_objectives import pooled_reliability
 
 
 class DriftGrid(NamedTuple):
@@ -344,7 +346,8 @@ def _signal_lines(history: list[dict]) -> list[str]:
         low = np.sum(reliability < RELIABILITY_FLOOR)
         lines.append(
             f"fitness reliability (split-half, Spearman-Brown): mean "
-            f"{np.nanmean(reliability):.3f} over {np.isfinite(reliability).sum()} "
+            f"{np.nanmean(reliability):.3f}, pooled {float(pooled_reliability(reliability)):.3f} "
+            f"(stepped-up mean split-half r) over {np.isfinite(reliability).sum()} "
             f"generations, {low} below {RELIABILITY_FLOOR:g}"
         )
     baselines = [h["baseline_scores"] for h in history if h.get("baseline_scores")]
@@ -410,11 +413,25 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
+MAX_SOURCES = 4  # a drift picture draws 3 columns per temporally-aware rule: 14 at most
+
+
+def distinct_labels(sources: list[Source]) -> list[Source]:
+    """The sources, tagged where their labels collide (replicates of one spec all read 'lpo gen
+    80 mean'): by their run directories' names when those differ, else by A, B, C, D."""
+    if len({s.label for s in sources}) == len(sources):
+        return sources
+    names = [s.run_dir.name if s.run_dir is not None else "" for s in sources]
+    tags = names if all(names) and len(set(names)) == len(names) else "ABCD"[: len(sources)]
+    return [dataclasses.replace(s, tag=tag) for s, tag in zip(sources, tags)]
+
+
 def main(args) -> int:
-    if len(args.source) > 2:
-        raise ValueError(f"inspect takes one or two SOURCEs (to compare); got {len(args.source)}")
+    if len(args.source) > MAX_SOURCES:
+        raise ValueError(
+            f"inspect draws at most {MAX_SOURCES} SOURCEs side by side; got {len(args.source)}: "
+            "inspect the others in a second call"
+        )
     sources = [resolve_source(text, args.generation, args.which) for text in args.source]
-    if len({s.label for s in sources}) < len(sources):
-        sources = [dataclasses.replace(s, tag=tag) for s, tag in zip(sources, "AB")]
-    run_inspect(sources, Path(args.out))
+    run_inspect(distinct_labels(sources), Path(args.out))
     return 0

@@ -99,6 +99,22 @@ def test_inspect_two_sources_and_exported_rules_of_other_families(tmp_path, caps
     assert "lpo gen 2 mean" in capsys.readouterr().out
 
 
+def test_replicates_side_by_side_are_told_apart_by_their_run_directories(tmp_path, capsys):
+    runs = [make_run_dir(tmp_path / name).rename(tmp_path / name / name) for name in ("s0", "s1", "s2")]
+    out = tmp_path / "out"
+    assert _cli(*map(str, runs), "--out", str(out)) == 0
+    text = capsys.readouterr().out
+    assert all(f"lpo gen 4 mean [{name}]" in text for name in ("s0", "s1", "s2"))
+    assert (out / "rule_drift.png").is_file()
+    same_names = [resolve_source(str(make_run_dir(tmp_path / name))) for name in ("a", "b")]
+    assert [s.label for s in inspect.distinct_labels(same_names)] == [
+        "lpo gen 4 mean [A]",
+        "lpo gen 4 mean [B]",
+    ]
+    with pytest.raises(ValueError, match="at most 4 SOURCEs"):
+        _cli(*[str(runs[0])] * 5)
+
+
 def test_sources_pick_generation_and_member(tmp_path):
     run = make_run_dir(tmp_path)
     latest = resolve_source(str(run))

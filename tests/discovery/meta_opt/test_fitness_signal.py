@@ -18,6 +18,7 @@ from meta_objectives import (
     aggregate,
     check_paired_scale,
     paired_normalise,
+    pooled_reliability,
     spearman,
     spearman_brown,
     split_half_reliability,
@@ -80,6 +81,16 @@ def test_spearman_matches_hand_computations():
     assert np.isnan(spearman(jnp.asarray([1.0, 2]), jnp.asarray([1.0, 2])))  # < 3 members
     assert np.isnan(spearman(jnp.asarray([1.0, 2, 3]), jnp.asarray([5.0, 5, 5])))  # all tied
     np.testing.assert_allclose(spearman_brown(jnp.asarray(0.5)), 2 / 3, rtol=1e-6)
+
+
+def test_pooled_reliability_steps_up_the_mean_split_half_correlation():
+    """Generations with r = 0.5 and r = -0.5 read 2/3 and -2 stepped up: their plain mean (-2/3)
+    is dragged down by the unbounded negative side; the pooled value is that of r = 0, i.e. 0.
+    r = 0.2, 0.4 and an unmeasured generation: mean r 0.3, stepped up 0.6 / 1.3."""
+    np.testing.assert_allclose(pooled_reliability(jnp.asarray([2 / 3, -2.0])), 0.0, atol=1e-6)
+    np.testing.assert_allclose(
+        pooled_reliability(jnp.asarray([0.4 / 1.2, 0.8 / 1.4, jnp.nan])), 0.6 / 1.3, rtol=1e-5
+    )
 
 
 def test_split_half_uses_each_half_of_the_seeds():
