@@ -1,4 +1,4 @@
-"""The `discover` command line: `discover {train,run,resume,eval,inspect} ...`.
+"""The `discover` command line: `discover {train,run,resume,eval,inspect,replicates} ...`.
 
 Each sub-command lives in its own module exposing `register(subparsers)`, imported here. For the
 commands that shard a population (`run`, `resume`), the CPU is split into one XLA host device per
@@ -14,14 +14,14 @@ import argparse
 import os
 import sys
 
-from discovery.evaluation import evaluate, inspect, train
+from discovery.evaluation import evaluate, inspect, replicates, train
 from discovery.job import commands as job
 from discovery.job.console import one_line_warnings
 from discovery.job.launch import launches
 from inner_algos import xla_flags
 
 SHARDED_COMMANDS = ("run", "resume")
-COMMANDS = (train, job, evaluate, inspect)  # modules with register(subparsers), in --help order
+COMMANDS = (train, job, evaluate, inspect, replicates)  # modules with register(subparsers), in --help order
 
 
 def configure_host_devices(count: int | None = None) -> None:
