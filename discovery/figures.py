@@ -93,7 +93,8 @@ FITNESS_SERIES = {
 
 
 RUNNING_MEAN = "running mean"
-SMOOTH_FROM = 100  # generations from which the population mean also gets a running mean
+SMOOTH_FROM = 40  # generations from which the population mean and the ES mean get a running mean
+SMOOTHED = ("population mean", "ES mean")
 
 
 def running_mean(y: np.ndarray, window: int) -> np.ndarray:
@@ -114,20 +115,23 @@ def fitness_series(history: list[dict]) -> dict[str, tuple]:
     """{series name: (generation `[G]`, fitness `[G]`)} of a job's metrics.jsonl records for
     `fitness_figure`: population mean and max, the ES mean's score, best so far (null or absent
     -> NaN); series with no finite value are left out. From SMOOTH_FROM generations on, also the
-    population mean's running mean over max(5, G // 40) generations: a long run's per-generation
-    fitness is mostly the draw of tasks and seeds, its trend is what shows progress."""
+    running means of the population mean and the ES mean over max(5, G // 40) generations: a long
+    run's per-generation fitness is mostly the draw of tasks and seeds, its trend is what shows
+    progress."""
     gens = np.asarray([h.get("generation", i) for i, h in enumerate(history)])
     series = {}
     for key, name in FITNESS_SERIES.items():
         y = np.asarray([float(h[key]) if isinstance(h.get(key), (int, float)) else np.nan for h in history])
         if np.isfinite(y).any():
             series[name] = (gens, y)
-    if len(history) >= SMOOTH_FROM and "population mean" in series:
+    if len(history) >= SMOOTH_FROM:
         window = max(5, len(history) // 40)
-        series[f"{RUNNING_MEAN} of the population mean ({window} gen.)"] = (
-            gens,
-            running_mean(series["population mean"][1], window),
-        )
+        for name in SMOOTHED:
+            if name in series:
+                series[f"{RUNNING_MEAN} of the {name} ({window} gen.)"] = (
+                    gens,
+                    running_mean(series[name][1], window),
+                )
     return series
 
 

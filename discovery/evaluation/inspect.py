@@ -369,11 +369,22 @@ def _num(x) -> float:
     return float(x) if isinstance(x, (int, float)) else np.nan
 
 
+def _headline(series: dict[str, tuple]) -> dict[str, tuple]:
+    """The series drawn for one of three or more sources (replicates side by side): the ES mean's
+    score and its running mean (the population mean's where there is no ES mean); all six series
+    of each would not read."""
+    main = "ES mean" if "ES mean" in series else "population mean"
+    return {name: xy for name, xy in series.items() if main in name}
+
+
 def fitness_picture(path: Path, sources: list[Source]) -> Path | None:
-    """Fitness per generation (population mean and max, the ES mean's score, best so far), and
-    the fitness reliability below it where measured; None without history."""
+    """Fitness per generation (population mean and max, the ES mean's score, best so far; with
+    three or more sources the ES mean's alone, `_headline`), and the fitness reliability below it
+    where measured; None without history."""
     histories = {s.label: figures.fitness_series(s.fitness_history) for s in sources}
     histories = {label: series for label, series in histories.items() if series}
+    if len(histories) > 2:
+        histories = {label: _headline(series) for label, series in histories.items()}
     reliability = {s.label: figures.reliability_series(s.fitness_history) for s in sources}
     reliability = {label: r for label, r in reliability.items() if r is not None and label in histories}
     if not histories:

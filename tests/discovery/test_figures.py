@@ -17,14 +17,19 @@ def test_running_mean_is_the_trailing_mean_of_the_finite_values():
 
 
 def _history(g: int) -> list[dict]:
-    return [{"generation": i + 1, "fitness_mean": float(i % 3), "fitness_max": 3.0} for i in range(g)]
+    return [
+        {"generation": i + 1, "fitness_mean": float(i % 3), "fitness_max": 3.0, "mean_fitness": float(i % 4)}
+        for i in range(g)
+    ]
 
 
-def test_a_long_run_gets_the_population_means_running_mean_and_a_short_one_does_not(tmp_path):
-    assert not any(k.startswith("running mean") for k in figures.fitness_series(_history(99)))
+def test_a_long_run_gets_running_means_of_the_population_and_es_means_and_a_short_one_does_not(tmp_path):
+    assert not any(k.startswith("running mean") for k in figures.fitness_series(_history(39)))
     series = figures.fitness_series(_history(400))
-    (name,) = [k for k in series if k.startswith("running mean")]
-    assert "(10 gen.)" in name  # 400 // 40
-    _, smooth = series[name]
+    names = sorted(k for k in series if k.startswith("running mean"))
+    assert names == ["running mean of the ES mean (10 gen.)", "running mean of the population mean (10 gen.)"]
+    _, smooth = series["running mean of the population mean (10 gen.)"]
     assert smooth[-1] == pytest.approx(np.mean([i % 3 for i in range(390, 400)]))
+    _, smooth = series["running mean of the ES mean (10 gen.)"]
+    assert smooth[-1] == pytest.approx(np.mean([i % 4 for i in range(390, 400)]))
     assert figures.fitness_figure(tmp_path / "f.png", {"run": series}).is_file()

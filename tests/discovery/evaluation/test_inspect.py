@@ -115,6 +115,16 @@ def test_replicates_side_by_side_are_told_apart_by_their_run_directories(tmp_pat
         _cli(*[str(runs[0])] * 5)
 
 
+def test_three_sources_draw_the_es_means_score_alone():
+    xy = (np.arange(3), np.zeros(3))
+    names = ["population mean", "population max", "ES mean", "best so far"]
+    runs = ["running mean of the population mean (5 gen.)", "running mean of the ES mean (5 gen.)"]
+    headline = inspect._headline(dict.fromkeys(names + runs, xy))
+    assert list(headline) == ["ES mean", "running mean of the ES mean (5 gen.)"]
+    no_es = inspect._headline(dict.fromkeys(["population mean", "population max", runs[0]], xy))
+    assert list(no_es) == ["population mean", runs[0]]
+
+
 def test_sources_pick_generation_and_member(tmp_path):
     run = make_run_dir(tmp_path)
     latest = resolve_source(str(run))
