@@ -42,7 +42,7 @@ def fitness_figure(
     histories: {source label: {series name: (generation `[G]`, fitness `[G]`)}};
     reliability: {source label: (generation `[G]`, reliability `[G]`)}.
     """
-    styles = ["-", "--", ":", "-.", "-"]  # the running mean is always solid
+    styles = ["-", "--", ":", "-."]  # of the raw series; running means are bold
     colours = {label: f"C{i}" for i, label in enumerate(histories)}
     if reliability:
         fig, (ax, low) = plt.subplots(
@@ -52,13 +52,16 @@ def fitness_figure(
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, series in histories.items():
         smoothed = any(name.startswith(RUNNING_MEAN) for name in series)
-        for style, (name, (x, y)) in zip(styles, series.items()):
-            # with a running mean drawn bold, the raw per-generation series recede behind it
+        raw = [name for name in series if not name.startswith(RUNNING_MEAN)]
+        for name, (x, y) in series.items():
+            # with a running mean drawn bold, the raw per-generation series recede behind it;
+            # the ES mean's running mean is dashed, the population mean's solid
             bold = name.startswith(RUNNING_MEAN)
+            style = ("--" if "ES mean" in name else "-") if bold else styles[raw.index(name) % len(styles)]
             ax.plot(
                 x,
                 y,
-                ls="-" if bold else style,
+                ls=style,
                 color="black" if bold and len(histories) == 1 else colours[label],
                 lw=2.0 if bold else 1.0,
                 alpha=1.0 if bold or not smoothed else 0.35,

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from matplotlib.axes import Axes
 
 from discovery import figures
 
@@ -18,7 +19,13 @@ def test_running_mean_is_the_trailing_mean_of_the_finite_values():
 
 def _history(g: int) -> list[dict]:
     return [
-        {"generation": i + 1, "fitness_mean": float(i % 3), "fitness_max": 3.0, "mean_fitness": float(i % 4)}
+        {
+            "generation": i + 1,
+            "fitness_mean": float(i % 3),
+            "fitness_max": 3.0,
+            "mean_fitness": float(i % 4),
+            "best_so_far": 3.0,
+        }
         for i in range(g)
     ]
 
@@ -33,3 +40,15 @@ def test_a_long_run_gets_running_means_of_the_population_and_es_means_and_a_shor
     _, smooth = series["running mean of the ES mean (10 gen.)"]
     assert smooth[-1] == pytest.approx(np.mean([i % 4 for i in range(390, 400)]))
     assert figures.fitness_figure(tmp_path / "f.png", {"run": series}).is_file()
+
+
+def test_every_series_of_every_source_is_drawn(tmp_path, monkeypatch):
+    """Six series per source (four raw, two running means), two sources: twelve lines."""
+    drawn = []
+    plot = Axes.plot
+    monkeypatch.setattr(
+        Axes, "plot", lambda self, *a, **k: drawn.append(k.get("label")) or plot(self, *a, **k)
+    )
+    series = figures.fitness_series(_history(400))
+    figures.fitness_figure(tmp_path / "f.png", {"a": series, "b": series})
+    assert sorted(drawn) == sorted(f"{run}: {name}" for run in "ab" for name in series) and len(drawn) == 12
