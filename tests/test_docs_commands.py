@@ -24,13 +24,23 @@ def _commands() -> list[tuple[str, str]]:
         text = path.read_text().replace("\\\n", " ")
         for block in re.findall(r"```bash\n(.*?)```", text, re.S):
             for line in block.splitlines():
-                for part in line.split("#")[0].split("&&"):
+                for part in re.split(r"&&|;", _first_pass(line.split("#")[0])):
                     part = part.strip()
                     if "discover " in part and not part.startswith("discover "):  # srun ... discover
                         part = part[part.index("discover ") :]
                     if part.startswith("discover "):
                         found.append((path.relative_to(ROOT).as_posix(), part))
     return found
+
+
+def _first_pass(line: str) -> str:
+    """The body of a one-line `for VAR in A B ...; do BODY; done` loop with $VAR and ${VAR} set
+    to A (the first pass); any other line unchanged."""
+    loop = re.fullmatch(r"\s*for (\w+) in (\S+)[^;]*; do (.*); done\s*", line)
+    if loop is None:
+        return line
+    name, first, body = loop.groups()
+    return re.sub(r"\$\{" + name + r"\}|\$" + name + r"\b", first, body)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,3 +69,9 @@ def test_documented_command_parses_and_its_spec_validates(page, command, monkeyp
         parse_task(table.get("task", {}))
         parse_ppo(table.get("ppo", {}))
         parse_rule(table.get("rule", {"name": "ppo_clip"}))
+
+
+def test_a_one_line_loop_is_read_as_its_first_pass():
+    line = "for K in 0 1 2; do discover run a.toml --set job.seed=$K --out out/r${K}_x; done"
+    assert _first_pass(line) == "discover run a.toml --set job.seed=0 --out out/r0_x"
+    assert _first_pass("discover run a.toml") == "discover run a.toml"
