@@ -202,6 +202,7 @@ def run_eval(
     watchdog: tuple[float, float] = (10.0, 300.0),
     loggers: tuple[str, ...] = (),
     wandb: WandbSettings | None = None,
+    reuse: Path | None = None,
 ) -> dict:
     """Runs the evaluation and writes results.json, the PNGs and manifest.json; returns results.
 
@@ -212,8 +213,15 @@ def run_eval(
     watchdog: (factor, min seconds) of the per-task time limit (`discovery.job.watchdog`).
     loggers: trackers that also get the results ("tensorboard", "wandb" with `wandb`'s settings;
     `discovery.evaluation.tracking`).
+    reuse: another evaluation's --out whose task files give the baselines' curves of the tasks
+    it holds (`task_store.reused_baselines`): only the evaluated rule is trained there.
     """
     _check_arguments(task_labels, seeds, points, budget, watchdog)
+    if reuse is not None and not (reuse / task_store.TASKS_DIR).is_dir():
+        raise ValueError(
+            f"--reuse-baselines {reuse}: no {task_store.TASKS_DIR}/ folder there; give the --out of an "
+            "earlier discover eval"
+        )
     settings = eval_settings(source, task_labels, sets, budget)
     entries = [Entry(source.label, source.rule, source.meta_params, False)] + baseline_entries(baselines)
     labels = [e.label for e in entries]
@@ -226,7 +234,9 @@ def run_eval(
     if reference is None:
         print("no baselines: no reference rule, so no normalised scores and no paired comparisons")
     store_key = functools.partial(task_store.task_key, rules, reference, seeds, seed, points)
-    tasks, timings = _evaluate_tasks(out, source, settings, entries, keys, points, pairs, store_key, watchdog)
+    tasks, timings = _evaluate_tasks(
+        out, source, settings, entries, keys, points, pairs, store_key, watchdog, reuse
+    )
     results = {
         "evaluated": source.label,
         "rules": rules,
@@ -256,26 +266,42 @@ def run_eval(
 
 
 def _evaluate_tasks(
-    out: Path, source: Source, settings, entries: list[Entry], keys, points: int, pairs, store_key, watchdog
+    out: Path,
+    source: Source,
+    settings,
+    entries: list[Entry],
+    keys,
+    points: int,
+    pairs,
+    store_key,
+    watchdog,
+    reuse: Path | None = None,
 ) -> tuple[dict, dict]:
     """Each (config, task) of `settings` in turn: read from OUT/tasks/<task>.json when an earlier
-    run stored it under the same `store_key(config, task)`, else trained (`_run_task`), compared
-    pairwise and stored at once; then reported. Returns ({label: result}, {label: seconds})."""
+    run stored it under the same `store_key(config, task)`, else trained (`_run_task`; baselines
+    read from `reuse`/tasks/<task>.json when there), compared pairwise and stored at once; then
+    reported. Returns ({label: result}, {label: seconds})."""
     (out / task_store.TASKS_DIR).mkdir(parents=True, exist_ok=True)
     tasks, timings = {}, {}
     watch = EvalWatchdog(out, *watchdog)
     for number, (config, task) in enumerate(settings, start=1):
         key = store_key(config, task)
-        path = out / task_store.TASKS_DIR / f"{plots.task_file_name(task.label)}.json"
-        done = task_store.finished_task(path, key)
+        name = f"{plots.task_file_name(task.label)}.json"
+        done = task_store.finished_task(out / task_store.TASKS_DIR / name, key)
         if done is None:
+            known = {}
+            if reuse is not None:
+                baselines = [e.label for e in entries if e.baseline]
+                known = task_store.reused_baselines(reuse / task_store.TASKS_DIR / name, key, baselines)
             inner = source_inner(source)
-            done = _run_task(config, task, entries, keys, points, source.train_tasks, watch, timings, inner)
+            done = _run_task(
+                config, task, entries, keys, points, source.train_tasks, watch, timings, inner, known
+            )
             done["result"]["paired"] = paired_task(done["result"], pairs)
             faults.hit("eval_task", number)
-            write_json(path, {"key": key, **done})
+            write_json(out / task_store.TASKS_DIR / name, {"key": key, **done})
         else:
-            print(f"{task.label}: done earlier, read from {path}", flush=True)
+            print(f"{task.label}: done earlier, read from {out / task_store.TASKS_DIR / name}", flush=True)
         tasks[task.label], timings[task.label] = done["result"], done["seconds"]
         report.report_task(out, task.label, done["result"], done["seconds"])
     return tasks, timings
@@ -294,18 +320,30 @@ def _rule_record(entry: Entry) -> dict:
 
 
 def _run_task(
-    config, task, entries: list[Entry], keys, points: int, train_tasks, watch, timings, inner: str = DEFAULT
+    config,
+    task,
+    entries: list[Entry],
+    keys,
+    points: int,
+    train_tasks,
+    watch,
+    timings,
+    inner: str = DEFAULT,
+    known: dict | None = None,
 ) -> dict:
-    """Trains every rule on one task under the watchdog: {"result": task_results(...), "seconds"},
-    normalised by the reference rule's final return (the first baseline of `entries`)."""
+    """Trains every rule on one task under the watchdog, but those whose curves are `known`
+    (`{label: [N, P+1]}`): {"result": task_results(...), "seconds"}, normalised by the reference
+    rule's final return (the first baseline of `entries`)."""
+    known = known or {}
     reference = next((e.label for e in entries if e.baseline), None)
     start = time.perf_counter()
     print(
-        f"{task.label}: {len(entries)} rules x {keys.shape[0]} seeds x {config.num_updates} updates",
+        f"{task.label}: {len(entries)} rules x {keys.shape[0]} seeds x {config.num_updates} updates"
+        + (f" ({', '.join(known)} read from --reuse-baselines)" if known else ""),
         flush=True,
     )
     with watch.task(task.label, list(timings.values())):
-        curves, updates, per_update = run_task(config, task, entries, keys, points, inner)
+        curves, updates, per_update = run_task(config, task, entries, keys, points, inner, known)
         random_return = float(
             random_policy_return(task, jax.random.fold_in(keys[0], 1), keys.shape[0] * config.eval_envs)
         )
@@ -428,6 +466,14 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", default="discover_eval", help="output folder (default discover_eval)")
     parser.add_argument(
+        "--reuse-baselines",
+        default=None,
+        metavar="EVAL_DIR",
+        help="read the baselines' curves from another evaluation's --out made with the same "
+        "--seeds, --seed, --points, --baselines, --set and tasks (replicates of a study evaluated "
+        "alike), training only the evaluated rule; refused, naming the difference, otherwise",
+    )
+    parser.add_argument(
         "--watchdog",
         type=float,
         default=10.0,
@@ -469,5 +515,6 @@ def main(args) -> int:
         (args.watchdog, args.watchdog_min_seconds),
         loggers,
         wandb,
+        None if args.reuse_baselines is None else Path(args.reuse_baselines),
     )
     return 0

@@ -83,19 +83,30 @@ def _intact(state) -> jax.Array:
 
 
 def run_task(
-    config: InnerConfig, task: Task, entries: list[Entry], keys: jax.Array, points: int, inner: str = DEFAULT
+    config: InnerConfig,
+    task: Task,
+    entries: list[Entry],
+    keys: jax.Array,
+    points: int,
+    inner: str = DEFAULT,
+    known: dict | None = None,
 ):
     """Trains every entry with inner algorithm `inner` on `task` for all seed keys `[N]`: returns
     ({label: returns `[N, P+1]`}, updates `[P+1]`, env steps per update). Drift entries share
-    one compiled function."""
+    one compiled function. Entries whose curves are `known` (`{label: [N, P+1]}`, read from
+    another evaluation) are not trained (at least one entry must be: the evaluated rule); the
+    drift switch still holds them, so the others are compiled, and give the same numbers, as when
+    every entry is trained."""
+    known = known or {}
     drift = [e for e in entries if e.rule.family == "drift"]
-    curves = {}
+    curves = dict(known)
     if len(drift) > 1:
         switch = DriftSwitch(tuple(e.rule for e in drift))
         run, updates, per_update = make_lifetimes(config, task, switch, points, inner)
         params = tuple(e.meta_params for e in drift)
         for i, e in enumerate(drift):
-            curves[e.label] = np.asarray(run({"index": jnp.int32(i), "params": params}, keys))
+            if e.label not in curves:
+                curves[e.label] = np.asarray(run({"index": jnp.int32(i), "params": params}, keys))
     for e in entries:
         if e.label not in curves:
             run, updates, per_update = make_lifetimes(config, task, e.rule, points, inner)

@@ -1,12 +1,16 @@
 """Each task's result of `discover eval`, stored as OUT/tasks/<task>.json as soon as the task
 ends, with what it depends on (`task_key`); a rerun with the same --out reads the tasks already
-done (`finished_task`) and refuses, naming the differences, when the settings changed."""
+done (`finished_task`) and refuses, naming the differences, when the settings changed. Another
+evaluation's baselines can be read from its task files instead of trained again
+(`reused_baselines`, `--reuse-baselines`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
+
+import numpy as np
 
 from discovery.evaluation.results import json_ready
 from discovery.job.files import spec_differences
@@ -53,3 +57,38 @@ def finished_task(path: Path, key: dict) -> dict | None:
             "(stored -> now). Use another --out, or delete that file to rerun the task."
         )
     return done
+
+
+def reused_baselines(path: Path, key: dict, labels: list[str]) -> dict:
+    """The learning curves `{label: [N, P+1]}` of the baseline rules `labels`, read from the task
+    file `path` of another evaluation that ran them with the same seeds, settings and task (its
+    evaluated rule may differ: every rule sees the same seed keys, so a baseline's curves do not
+    depend on the rule it was compared with). {} when there is no file at `path`; ValueError
+    naming the differences when that evaluation's settings or baselines differ."""
+    if not path.exists():
+        return {}
+    try:
+        stored = json.loads(path.read_text())
+        saved_key, rules = stored["key"], stored["result"]["rules"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{path} is not a task result of discover eval ({error}); check --reuse-baselines"
+        ) from None
+    new = json.loads(json.dumps(key))
+    saved_key = {**saved_key, "rules": {k: v for k, v in saved_key.get("rules", {}).items() if k in labels}}
+    new["rules"] = {k: v for k, v in new["rules"].items() if k in labels}
+    differences = spec_differences(saved_key, new, ignore=())
+    if differences:
+        raise ValueError(
+            f"--reuse-baselines: {path} ran its baselines with other settings, so they cannot stand "
+            f"in for this evaluation's: {'; '.join(differences)} (stored -> now). Reuse an evaluation "
+            "made with the same --seeds, --seed, --points, --baselines, --set and task budgets, or drop "
+            "--reuse-baselines."
+        )
+    # a diverged measurement is stored as null (strict JSON): NaN again here
+    return {
+        label: np.array(
+            [[np.nan if v is None else v for v in row] for row in rules[label]["curves"]], np.float32
+        )
+        for label in labels
+    }

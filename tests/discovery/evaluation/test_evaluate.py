@@ -449,3 +449,38 @@ def test_a_killed_evaluation_continues_where_it_stopped(tmp_path, monkeypatch):
     assert untimed(tmp_path / "killed") == untimed(tmp_path / "whole")
     code, log = evaluate_into(tmp_path / "killed", "", "--seeds", "3")
     assert code != 0 and "seeds: 2 -> 3" in log and "Use another --out" in log
+
+
+def test_reused_baselines_give_the_numbers_of_training_them(tmp_path, capfd):
+    """Rule B evaluated with --reuse-baselines pointing at rule A's evaluation (same settings)
+    trains only B, and its results equal B's evaluation that trained PPO-clip itself (but for
+    wall-clock times); an evaluation with other seeds is refused, naming the difference."""
+    rule = make_rule("lpo", hidden_size=8)
+    for name, seed in (("a", 1), ("b", 2)):
+        params = jax.tree.map(lambda x: x + 0.3, rule.init(jax.random.PRNGKey(seed)))
+        save_rule(tmp_path / name, rule, params, train_tasks=["gymnax:CartPole-v1"])
+    tasks = "gymnax:CartPole-v1,gymnax:Acrobot-v1"
+
+    def evaluate_into(name, out, *extra):
+        argv = tiny_eval_argv(tmp_path / f"{name}.json", tasks, tmp_path / out)[1:]
+        assert _cli(*argv, *extra) == 0
+        results = json.loads((tmp_path / out / "results.json").read_text())
+        del results["wall_seconds"]
+        return results
+
+    evaluate_into("a", "a")
+    trained = evaluate_into("b", "b_trained")
+    capfd.readouterr()
+    reused = evaluate_into("b", "b_reused", "--reuse-baselines", str(tmp_path / "a"))
+    log = capfd.readouterr().out
+    assert log.count("(ppo_clip read from --reuse-baselines)") == 2
+    assert reused == trained
+    a = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert (
+        reused["tasks"]["gymnax:Acrobot-v1"]["rules"]["ppo_clip"]
+        == a["tasks"]["gymnax:Acrobot-v1"]["rules"]["ppo_clip"]
+    )
+    with pytest.raises(ValueError, match=r"seeds: 2 -> 3"):
+        evaluate_into("b", "b_other", "--seeds", "3", "--reuse-baselines", str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="no tasks/ folder"):
+        evaluate_into("b", "b_none", "--reuse-baselines", str(tmp_path / "nowhere"))
