@@ -10,6 +10,11 @@ and a last column counting "better k/N, worse m/N" over the N replicates. Below 
 replicate: on how many held-out tasks it is better and worse, its pooled verdict, and whether it
 meets the study target (better on >= 2 held-out tasks, worse on none, pooled better).
 
+A rule that diverges (non-finite parameters) on a seed has no final return there, and the paired
+statistics leave that seed out, so a rule that diverges on most seeds could show no verdict
+instead of a loss. Here a task also counts as worse when the rule diverged significantly more
+often than the baseline (`divergence`): the cell says "diverged k/N (baseline m/N)".
+
 The replicates must have been evaluated alike: the same tasks at the same budgets, the same
 --seeds and --seed, the same reference and training set. Otherwise the command refuses, naming
 the folders and what differs.
@@ -29,6 +34,8 @@ import json
 import math
 from pathlib import Path
 from typing import NamedTuple
+
+from scipy.stats import binomtest
 
 from discovery.evaluation import plots
 from discovery.evaluation.results import status, write_json
@@ -109,9 +116,33 @@ def select_replicate(name: str, eval_dir: Path, results: dict, baseline: str | N
             )
         return found[0]
 
-    paired = {task: entry_of(r.get("paired", []), task) for task, r in results["tasks"].items()}
+    paired = {
+        task: {**entry_of(r.get("paired", []), task), "divergence": divergence(r, rule, baseline)}
+        for task, r in results["tasks"].items()
+    }
     pooled = entry_of(results["pooled_paired"], "pooled")
     return Replicate(name, Path(eval_dir), results, baseline, paired, pooled)
+
+
+def divergence(result: dict, rule: str, baseline: str) -> dict | None:
+    """On how many of a task's seeds `rule` and `baseline` diverged (a null in a seed's curve),
+    and whether the rule diverged significantly more often (`more`): of the seeds where exactly
+    one of the two diverged, the rule's count is tested against half by an exact one-sided
+    binomial (sign) test at 2.5%, the one-sided half of the 95% intervals used elsewhere. None
+    when the task's results hold no curves."""
+    rules = result.get("rules", {})
+    if rule not in rules or baseline not in rules:
+        return None
+
+    def failed(label: str) -> list[bool]:
+        return [any(v is None for v in curve) for curve in rules[label]["curves"]]
+
+    a, b = failed(rule), failed(baseline)
+    only_rule = sum(x and not y for x, y in zip(a, b))
+    only_baseline = sum(y and not x for x, y in zip(a, b))
+    discordant = only_rule + only_baseline
+    p = binomtest(only_rule, discordant, 0.5, alternative="greater").pvalue if discordant else 1.0
+    return {"rule": sum(a), "baseline": sum(b), "seeds": len(a), "p_more": float(p), "more": bool(p < 0.025)}
 
 
 def replicate_names(eval_dirs: list[Path], names: str | None) -> list[str]:
@@ -207,8 +238,15 @@ def build_rows(replicates: list[Replicate]) -> list[Row]:
 
 
 def count(entries: list[dict], verdict: str) -> int:
-    """How many of the paired entries have this verdict."""
-    return sum(e.get("verdict") == verdict for e in entries)
+    """How many of the paired entries stand at this verdict: their own, but "worse" for an entry
+    whose rule diverged significantly more often than the baseline (`divergence`), whatever the
+    seeds where both ran to the end say."""
+    return sum(("worse" if diverged_more(e) else e.get("verdict")) == verdict for e in entries)
+
+
+def diverged_more(entry: dict) -> bool:
+    """Whether the entry's rule diverged significantly more often than its baseline."""
+    return bool((entry.get("divergence") or {}).get("more"))
 
 
 def target_text(min_better: int = 2, max_worse: int = 0, pooled: str = "better") -> str:
@@ -247,6 +285,11 @@ def format_cell(entry: dict, key: str, digits: int) -> str:
     """'verdict, value [lo, hi]' of the paired difference `key`; 'no verdict' for an entry
     without one, '-' in place of a missing difference."""
     verdict = entry.get("verdict") or NO_VERDICT
+    if diverged_more(entry):
+        d = entry["divergence"]
+        verdict = (
+            f"{verdict}; diverged {d['rule']}/{d['seeds']} ({entry['baseline']} {d['baseline']}/{d['seeds']})"
+        )
     if not entry.get(key):
         return f"{verdict}, -"
     value, (lo, hi) = entry[key]["value"], entry[key]["ci"]

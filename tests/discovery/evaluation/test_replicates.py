@@ -273,3 +273,35 @@ def test_names_default_to_folders_and_must_match_in_number(eval_dirs, tmp_path):
         replicates.replicate_names(eval_dirs, "a,b")
     with pytest.raises(ValueError, match="names repeat"):
         replicates.replicate_names(eval_dirs, "a,b,a")
+
+
+def _curves(diverged, seeds=40):
+    """Curves `[seeds, 2]` as results.json stores them: the first `diverged` seeds null at the end."""
+    return [[0.0, None] if i < diverged else [0.0, 1.0] for i in range(seeds)]
+
+
+def test_a_rule_that_diverges_far_more_often_is_worse_even_without_a_verdict(tmp_path):
+    """r0's rule diverges on 37 of 40 hopper seeds, PPO-clip on none: 3 pairs, no verdict by the
+    paired statistics, but the exact sign test on the 37 discordant seeds (p = 0.5**37) makes the
+    task worse. r1's rule diverges on seeds 0-2, PPO-clip on seed 0 (discordant 2 vs 0, p = 0.5**2):
+    not significant, its verdict stands."""
+    folders = []
+    for name, rule_diverged, base_diverged in (("r0", 37, 0), ("r1", 3, 1)):
+        results = _results(name)
+        hopper = results["tasks"][HOPPER]
+        hopper["rules"] = {
+            RULE: {"curves": _curves(rule_diverged)},
+            "ppo_clip": {"curves": _curves(base_diverged)},
+        }
+        folders.append(_write(tmp_path, f"eval_{name}", results))
+    out = tmp_path / "side_by_side"
+    assert _cli(*folders, "--names", "r0,r1", "--out", out) == 0
+    table = _table((out / "replicates.md").read_text())
+    cells = table[f"{HOPPER} (held-out)"]
+    assert cells[0] == "better; diverged 37/40 (ppo_clip 0/40), 35.2 [5.1, 66.0]"
+    assert cells[1] == "no difference at 95%, 2.5 [-10.3, 15.8]"
+    assert cells[2] == "better 0/2, worse 1/2"
+    data = json.loads((out / "replicates.json").read_text())
+    assert data["replicates"][0]["held_out_worse"] == 1 and data["replicates"][0]["held_out_better"] == 1
+    divergence = replicates.divergence(results["tasks"][HOPPER], RULE, "ppo_clip")
+    assert divergence == {"rule": 3, "baseline": 1, "seeds": 40, "p_more": 0.25, "more": False}
