@@ -284,24 +284,24 @@ def _evaluate_tasks(
     (out / task_store.TASKS_DIR).mkdir(parents=True, exist_ok=True)
     tasks, timings = {}, {}
     watch = EvalWatchdog(out, *watchdog)
+    baselines = [e.label for e in entries if e.baseline]
     for number, (config, task) in enumerate(settings, start=1):
         key = store_key(config, task)
-        name = f"{plots.task_file_name(task.label)}.json"
-        done = task_store.finished_task(out / task_store.TASKS_DIR / name, key)
+        path = out / task_store.TASKS_DIR / f"{plots.task_file_name(task.label)}.json"
+        done = task_store.finished_task(path, key)
         if done is None:
             known = {}
             if reuse is not None:
-                baselines = [e.label for e in entries if e.baseline]
-                known = task_store.reused_baselines(reuse / task_store.TASKS_DIR / name, key, baselines)
+                known = task_store.reused_baselines(reuse / task_store.TASKS_DIR / path.name, key, baselines)
             inner = source_inner(source)
             done = _run_task(
                 config, task, entries, keys, points, source.train_tasks, watch, timings, inner, known
             )
             done["result"]["paired"] = paired_task(done["result"], pairs)
             faults.hit("eval_task", number)
-            write_json(out / task_store.TASKS_DIR / name, {"key": key, **done})
+            write_json(path, {"key": key, **done})
         else:
-            print(f"{task.label}: done earlier, read from {out / task_store.TASKS_DIR / name}", flush=True)
+            print(f"{task.label}: done earlier, read from {path}", flush=True)
         tasks[task.label], timings[task.label] = done["result"], done["seconds"]
         report.report_task(out, task.label, done["result"], done["seconds"])
     return tasks, timings

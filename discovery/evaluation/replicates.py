@@ -35,6 +35,7 @@ import math
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 from scipy.stats import binomtest
 
 from discovery.evaluation import plots
@@ -134,15 +135,17 @@ def divergence(result: dict, rule: str, baseline: str) -> dict | None:
     if rule not in rules or baseline not in rules:
         return None
 
-    def failed(label: str) -> list[bool]:
-        return [any(v is None for v in curve) for curve in rules[label]["curves"]]
-
-    a, b = failed(rule), failed(baseline)
-    only_rule = sum(x and not y for x, y in zip(a, b))
-    only_baseline = sum(y and not x for x, y in zip(a, b))
+    a, b = (np.isnan(np.array(rules[label]["curves"], float)).any(axis=1) for label in (rule, baseline))
+    only_rule, only_baseline = int(np.sum(a & ~b)), int(np.sum(b & ~a))
     discordant = only_rule + only_baseline
     p = binomtest(only_rule, discordant, 0.5, alternative="greater").pvalue if discordant else 1.0
-    return {"rule": sum(a), "baseline": sum(b), "seeds": len(a), "p_more": float(p), "more": bool(p < 0.025)}
+    return {
+        "rule": int(a.sum()),
+        "baseline": int(b.sum()),
+        "seeds": a.size,
+        "p_more": float(p),
+        "more": bool(p < 0.025),
+    }
 
 
 def replicate_names(eval_dirs: list[Path], names: str | None) -> list[str]:

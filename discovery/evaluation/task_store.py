@@ -36,19 +36,22 @@ def task_key(rules: dict, reference: str | None, seeds: int, seed: int, points: 
     )
 
 
+def _stored(path: Path, fix: str) -> tuple[dict, dict]:
+    """(key, {"result", "seconds"}) of the task file at `path`; ValueError ending in `fix` when it
+    is not one."""
+    try:
+        stored = json.loads(path.read_text())
+        return stored["key"], {"result": stored["result"], "seconds": stored["seconds"]}
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a task result of discover eval ({error}); {fix}") from None
+
+
 def finished_task(path: Path, key: dict) -> dict | None:
     """{"result", "seconds"} of the task stored at `path` by an earlier run with the same `key`;
     None when there is none; ValueError naming the differences when its key differs."""
     if not path.exists():
         return None
-    try:
-        stored = json.loads(path.read_text())
-        saved_key = stored["key"]
-        done = {"result": stored["result"], "seconds": stored["seconds"]}
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(
-            f"{path} is not a task result of discover eval ({error}); delete it or choose another --out"
-        ) from None
+    saved_key, done = _stored(path, "delete it or choose another --out")
     differences = spec_differences(saved_key, json.loads(json.dumps(key)), ignore=())
     if differences:
         raise ValueError(
@@ -67,17 +70,14 @@ def reused_baselines(path: Path, key: dict, labels: list[str]) -> dict:
     naming the differences when that evaluation's settings or baselines differ."""
     if not path.exists():
         return {}
-    try:
-        stored = json.loads(path.read_text())
-        saved_key, rules = stored["key"], stored["result"]["rules"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(
-            f"{path} is not a task result of discover eval ({error}); check --reuse-baselines"
-        ) from None
-    new = json.loads(json.dumps(key))
-    saved_key = {**saved_key, "rules": {k: v for k, v in saved_key.get("rules", {}).items() if k in labels}}
-    new["rules"] = {k: v for k, v in new["rules"].items() if k in labels}
-    differences = spec_differences(saved_key, new, ignore=())
+    saved_key, done = _stored(path, "check --reuse-baselines")
+
+    def baselines_only(task_key: dict) -> dict:
+        return {**task_key, "rules": {k: v for k, v in task_key.get("rules", {}).items() if k in labels}}
+
+    differences = spec_differences(
+        baselines_only(saved_key), baselines_only(json.loads(json.dumps(key))), ignore=()
+    )
     if differences:
         raise ValueError(
             f"--reuse-baselines: {path} ran its baselines with other settings, so they cannot stand "
@@ -85,10 +85,5 @@ def reused_baselines(path: Path, key: dict, labels: list[str]) -> dict:
             "made with the same --seeds, --seed, --points, --baselines, --set and task budgets, or drop "
             "--reuse-baselines."
         )
-    # a diverged measurement is stored as null (strict JSON): NaN again here
-    return {
-        label: np.array(
-            [[np.nan if v is None else v for v in row] for row in rules[label]["curves"]], np.float32
-        )
-        for label in labels
-    }
+    # a diverged measurement is stored as null (strict JSON); numpy reads None as NaN in a float array
+    return {label: np.array(done["result"]["rules"][label]["curves"], np.float32) for label in labels}
