@@ -22,7 +22,7 @@ import sys
 import tempfile
 from argparse import Namespace
 
-from inner_algos import xla_flags
+from discovery import xla_flags
 
 SPEC = "runs/quickstart.toml"
 
@@ -124,4 +124,5 @@ def run_configuration(population: int, processes: int, devices: int, generations
 
 
 if __name__ == "__main__":
+    xla_flags.apply_defaults()  # before jax starts its backend: the CPU work-around
     main()

@@ -33,6 +33,8 @@ import time
 import traceback
 from pathlib import Path
 
+from discovery import xla_flags
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ("runs/lpo_ant.toml", "runs/learned_optimizer_pes_gpu.toml", "runs/study_gpu.toml")
 TRUNCATED = ("pes", "truncated_es", "metagrad", "online_metagrad")
@@ -216,4 +218,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    xla_flags.apply_defaults()  # before jax starts its backend: the CPU work-around
     main()

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from discovery import xla_flags
+
 ROLLOUT = 16
 UPDATES = 8
 
@@ -200,4 +202,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    xla_flags.apply_defaults()  # before jax starts its backend: the CPU work-around
     main()

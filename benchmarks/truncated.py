@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from discovery import xla_flags
 from discovery.job import distributed
 from discovery.meta_opt import make_meta_optimizer, parse_options
 from discovery.meta_opt.problem import Problem
@@ -153,4 +154,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    xla_flags.apply_defaults()  # before jax starts its backend: the CPU work-around
     main()

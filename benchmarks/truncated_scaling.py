@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from inner_algos import xla_flags
+from discovery import xla_flags
 
 HERE = Path(__file__).resolve().parent
 
@@ -120,4 +120,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    xla_flags.apply_defaults()  # before jax starts its backend: the CPU work-around
     main()

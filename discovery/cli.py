@@ -14,11 +14,11 @@ import argparse
 import os
 import sys
 
+from discovery import xla_flags
 from discovery.evaluation import evaluate, inspect, replicates, train
 from discovery.job import commands as job
 from discovery.job.console import one_line_warnings
 from discovery.job.launch import launches
-from inner_algos import xla_flags
 
 SHARDED_COMMANDS = ("run", "resume")
 COMMANDS = (train, job, evaluate, inspect, replicates)  # modules with register(subparsers), in --help order
@@ -60,6 +60,7 @@ def configure_compilation_cache() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    xla_flags.apply_defaults()  # before any command starts jax's backend
     if argv[:1] and argv[0] in SHARDED_COMMANDS and not launches(argv):
         configure_host_devices()  # the local launcher leaves it to its children
     configure_compilation_cache()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery.meta_opt import validate_options
+from discovery.spec_tables import build
 from inner_algos.config_checks import (
     FACTOR_OR_OFF,
     NON_NEGATIVE,
@@ -23,7 +24,6 @@ from inner_algos.config_checks import (
     Interval,
     Noted,
     SpecError,
-    build,
     check_fields,
     respell,
 )

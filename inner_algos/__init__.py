@@ -1,8 +1,3 @@
-"""Inner RL algorithms (PPO over brax), their rule slots and environments.
-
-Importing the package first sets XLA's default flags (`inner_algos.xla_flags`), before jax runs.
-"""
-
-from inner_algos import xla_flags
-
-xla_flags.apply_defaults()
+"""Inner RL algorithms (PPO, the LPG agent), their rule slots, and the environments they train
+on (`inner_algos.envs`). Importing it sets nothing process-wide: XLA's flags are set by the entry
+points (`discovery.xla_flags.apply_defaults`)."""

@@ -1,15 +1,21 @@
 """Shared fixtures: a tiny task and PPO config that compile and run in seconds on a CPU; one JAX
-compilation cache per test session."""
+compilation cache per test session; XLA's default flags (the CPU work-around of
+`discovery.xla_flags`), set before any test starts jax's backend and inherited by the tests'
+subprocesses."""
 
 import os
 import shutil
 import tempfile
 
-import jax
-import pytest
+from discovery import xla_flags
 
-from inner_algos.envs import Task
-from tests.support.builders import tiny_ppo_config
+xla_flags.apply_defaults()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+from inner_algos.envs import Task  # noqa: E402
+from tests.support.builders import tiny_ppo_config  # noqa: E402
 
 _SESSION_CACHE = []  # the cache directory this session made, removed at its end
 

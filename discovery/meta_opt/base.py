@@ -53,7 +53,8 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from inner_algos.config_checks import SpecError, build
+from discovery.spec_tables import build
+from inner_algos.config_checks import SpecError
 from meta_objectives import rank_last
 
 RUNS_AXIS = "pop"  # the mesh axis that population members and persistent runs are laid over

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from inner_algos.contract import lifetime_fraction
-from inner_algos.envs import Task, episode_runner, make_env, sample_params
+from inner_algos.envs import SOURCES, Task, episode_runner, make_env, sample_params, source_entry
 from inner_algos.lpg import acting
 from inner_algos.lpg.config import LPGConfig
 from inner_algos.lpg.losses import (
@@ -43,8 +43,6 @@ from inner_algos.lpg.types import LPGAlgo, LPGParts, LPGState, Metrics, Trajecto
 from inner_algos.ppo.losses import gae
 from inner_algos.ppo.update import episode_metrics
 from inner_algos.rules import Rule
-
-ONE_HOT_SOURCES = ("gridworld",)  # task sources whose observation is a one-hot state (the tabular agent's)
 
 
 def acting_params(params: dict) -> dict:
@@ -185,9 +183,10 @@ def check_agent(config: LPGConfig, task: Task, observation_size: int) -> None:
     """Refuses the tabular agent on a task whose observations are not one-hot states: its tables
     would silently become a linear policy of the raw features (MinAtar's grids, CartPole's
     coordinates), which is not the tabular agent the config asks for."""
-    if config.agent == "tabular" and task.source not in ONE_HOT_SOURCES:
+    if config.agent == "tabular" and not source_entry(task.source).one_hot_observations:
+        one_hot = ", ".join(name for name, entry in SOURCES.items() if entry.one_hot_observations)
         raise ValueError(
-            f"lpg.agent = 'tabular' needs one-hot observations (sources: {', '.join(ONE_HOT_SOURCES)}); "
+            f"lpg.agent = 'tabular' needs one-hot observations (sources: {one_hot}); "
             f'task {task.label!r} observes {observation_size} features: set lpg.agent = "mlp" '
             "(e.g. --set lpg.agent=mlp --set lpg.optimizer=adam --set lpg.learning_rate=0.001 "
             "--set lpg.critic_learning_rate=0.001)"

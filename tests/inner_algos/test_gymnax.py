@@ -103,9 +103,11 @@ def test_unknown_names_list_valid_ones_per_source():
         ValueError, match=r"not a gymnax environment; valid names: CartPole-v1, .*Breakout-MinAtar"
     ):
         Task(source="gymnax", env_name="Pong")
-    with pytest.raises(ValueError, match=r"task.source = 'gym' is unknown; valid sources: brax, gymnax"):
+    with pytest.raises(
+        ValueError, match=r"task.source = 'gym' is unknown; valid sources: brax, gridworld, gymnax"
+    ):
         Task(source="gym", env_name="CartPole-v1")
-    with pytest.raises(ValueError, match=r"task.backend = 'spring' applies to brax tasks only"):
+    with pytest.raises(ValueError, match=r"task.backend = 'spring' does not apply to gymnax tasks"):
         Task(source="gymnax", env_name="CartPole-v1", backend="spring")
     assert CARTPOLE.episode_length == 500 and Task().episode_length == 1000
     assert Task() == Task(backend="spring", episode_length=1000)
@@ -118,7 +120,7 @@ def test_labels_old_and_new():
     assert parse_label("gymnax:Asterix-MinAtar") == {"source": "gymnax", "env_name": "Asterix-MinAtar"}
     for text in ("brax:hopper/spring", "hopper/spring", "hopper"):
         assert parse_label(text) == {"source": "brax", "env_name": "hopper", "backend": "spring"}
-    with pytest.raises(ValueError, match="source 'atari' is unknown"):
+    with pytest.raises(ValueError, match="source = 'atari' is unknown"):
         parse_label("atari:Pong")
 
 

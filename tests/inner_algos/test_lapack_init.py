@@ -36,7 +36,8 @@ import jax
 import numpy as np
 import pytest
 
-from inner_algos import networks, xla_flags
+from discovery import xla_flags
+from inner_algos import networks
 
 STRESS_S = 15  # how long the child initialises, again and again
 STALL_S = 30  # no progress for this long (one initialisation takes well under a second): hung

@@ -1,9 +1,9 @@
-"""XLA's CPU runtime can deadlock after compiling some vmapped programs; the package's default
-XLA flag (`inner_algos.xla_flags`) avoids it.
+"""XLA's CPU runtime can deadlock after compiling some vmapped programs; the project's default
+XLA flag (`discovery.xla_flags`, set by every entry point) avoids it.
 
 Each regression case runs in a subprocess with hard timeouts, so a hang fails the test instead
 of stalling the suite. The child gets the pytest process's XLA_FLAGS without the work-around, so
-it depends on the package setting it. Without the flag, every case below waits forever at 0% CPU
+it depends on `apply_defaults` setting it. Without the flag, every case below waits forever at 0% CPU
 after compiling (jaxlib 0.10.2, 2-core CPU).
 """
 
@@ -16,7 +16,7 @@ import time
 import jax
 import pytest
 
-from inner_algos import xla_flags
+from discovery import xla_flags
 
 FLAG = xla_flags.CPU_SCHEDULER_FLAG
 COMPILE_TIMEOUT_S = 1800  # compiling a case: ~12-25 s on an idle 2-core CPU, over 10 min on a busy one
@@ -88,6 +88,8 @@ def run_case(tmp_path, imports: str, call: str) -> list[str]:
 
 
 INNER_ALGOS = """
+    from discovery import xla_flags
+    xla_flags.apply_defaults()
     from inner_algos.envs import Task
     from inner_algos.ppo import PPOConfig, make_ppo
     from inner_algos.rules import make_rule
@@ -97,14 +99,14 @@ INNER_ALGOS = """
 
 
 def test_vmapped_train_returning_state_and_metrics_finishes(tmp_path):
-    """Through `import inner_algos` alone (no CLI, no discovery)."""
+    """`apply_defaults()` first, as the entry points do (no CLI)."""
     out = run_case(tmp_path, INNER_ALGOS, 'case("inverted_pendulum", 8, lambda result: result)')
     assert out == ["compiled", "finite: True"]
 
 
 def test_vmapped_train_returning_opt_state_finishes_when_jax_came_first(tmp_path):
-    """A user who imports jax before inner_algos: the flag, set after `import jax` but before
-    the first computation, still reaches XLA."""
+    """A script that imports jax before setting the flags: the flag, set after `import jax` but
+    before the first computation, still reaches XLA."""
     out = run_case(
         tmp_path,
         "import jax\n" + textwrap.dedent(INNER_ALGOS),
@@ -115,7 +117,7 @@ def test_vmapped_train_returning_opt_state_finishes_when_jax_came_first(tmp_path
 
 @pytest.mark.slow  # the two inverted_pendulum programs keep the scheduler hang in the default suite
 def test_vmapped_train_on_hopper_finishes_after_importing_discovery(tmp_path):
-    """`import discovery` alone (its modules import jax before inner_algos) sets the flag too."""
+    """Importing discovery's modules starts no backend, so the flags set afterwards still count."""
     out = run_case(
         tmp_path,
         "import discovery.evaluation.evaluate\n" + textwrap.dedent(INNER_ALGOS),
@@ -128,7 +130,7 @@ def test_flag_set_after_import_jax_reaches_xla():
     """XLA reads XLA_FLAGS when jax creates its backend, not at `import jax`."""
     out = run_child("""
         import jax
-        from inner_algos import xla_flags
+        from discovery import xla_flags
         assert xla_flags.set_default("xla_force_host_platform_device_count", 3)
         print(jax.device_count())
     """)
@@ -139,7 +141,8 @@ def test_users_own_setting_is_kept():
     out = run_child(
         """
         import os
-        import inner_algos
+        from discovery import xla_flags
+        xla_flags.apply_defaults()
         print(os.environ["XLA_FLAGS"])
     """,
         XLA_FLAGS=f"--{FLAG}=true --xla_force_host_platform_device_count=2",
@@ -180,3 +183,18 @@ def test_with_flag_replaces_the_setting():
         == "--a=1 --xla_force_host_platform_device_count=2"
     )
     assert xla_flags.with_flag("", FLAG, "false") == f"--{FLAG}=false"
+
+
+def test_importing_the_packages_sets_no_flag_and_starts_no_backend():
+    """No import side effect: importing every entry point's modules leaves XLA_FLAGS alone and jax's
+    backend unstarted, so the flags `apply_defaults` sets afterwards still reach XLA."""
+    out = run_child(
+        """
+        import os
+        import discovery.cli, inner_algos.registry, meta_objectives
+        from jax._src import xla_bridge
+        print(repr(os.environ["XLA_FLAGS"]), xla_bridge.backends_are_initialized())
+    """,
+        XLA_FLAGS="--xla_force_host_platform_device_count=1",
+    )
+    assert out.strip() == "'--xla_force_host_platform_device_count=1' False"

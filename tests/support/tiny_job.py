@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from discovery import xla_flags
 from discovery.spec import dump_toml
-from inner_algos import xla_flags
 
 TABLE = {
     "job": {"name": "tiny", "seed": 3, "generations": 3, "checkpoint_every": 2},
@@ -72,7 +72,7 @@ atexit.register(shutil.rmtree, COMPILATION_CACHE, ignore_errors=True)
 
 def discover(args, devices: int = 1, **popen) -> subprocess.Popen:
     """Starts `discover ARGS` (the real CLI) in a subprocess with `devices` host devices (and
-    this process's other XLA flags, such as the CPU work-around of `inner_algos.xla_flags`)."""
+    this process's other XLA flags, such as the CPU work-around of `discovery.xla_flags`)."""
     flags = xla_flags.with_flag(
         os.environ.get("XLA_FLAGS", ""), "xla_force_host_platform_device_count", devices
     )

@@ -92,4 +92,7 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
+    from discovery import xla_flags
+
+    xla_flags.apply_defaults()
     main(sys.argv[1])

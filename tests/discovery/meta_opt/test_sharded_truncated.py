@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from discovery import xla_flags
 from discovery.job.launch import child_environment, free_port
-from inner_algos import xla_flags
 
 TOLERANCE = 1e-4  # relative, as for ES's population (tests/discovery/meta_opt/test_devices.py)
 ROOT = Path(__file__).resolve().parents[3]  # the repository: tests.* import from there

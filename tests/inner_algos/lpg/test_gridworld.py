@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from inner_algos.envs import Task, make_env, parse_label, sample_params
-from inner_algos.gridworld_envs import LAYOUTS
+from inner_algos.envs.gridworld import LAYOUTS
 
 pytestmark = pytest.mark.fast
 

@@ -1,4 +1,5 @@
-"""LPG's tabular grid worlds in JAX, behind the env interface of `inner_algos.envs` (source "gridworld").
+"""The gridworld task source: LPG's tabular grid worlds in JAX, behind the env interface of
+`inner_algos.envs`.
 
 The worlds of Oh et al. 2020, "Discovering Reinforcement Learning Algorithms" (LPG, arXiv
 2007.08794), appendix A.1 (tabular grid worlds). A world is a grid with walls and objects; each
@@ -45,6 +46,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+
+from inner_algos.envs.sources import TaskSource, register_source
+
+VERSION = "1"  # of the worlds below: raise it when a change alters their numbers
 
 # (row, col) steps of the 9 actions: stay, N, NE, E, SE, S, SW, W, NW
 MOVES = np.array([(0, 0), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)], np.int32)
@@ -122,7 +127,7 @@ def sample_layout(env_name: str, key: jax.Array) -> dict:
 
 @struct.dataclass
 class GridworldState:
-    """One world's state in brax's reading (as `inner_algos.gymnax_envs.GymnaxState`): cell `[]`
+    """One world's state in brax's reading (as `inner_algos.envs.gymnax.GymnaxState`): cell `[]`
     int32 (flat), present `[m]` float32 (1 where the object is there), time `[]` steps into the
     episode; episode_return / episode_length accumulate the running episode."""
 
@@ -145,7 +150,8 @@ class GridworldEnv:
     discrete = True
     action_size = len(MOVES)
 
-    def __init__(self, task):
+    def __init__(self, task, auto_reset: bool = True):
+        del auto_reset  # a grid world always auto-resets (as gymnax's envs)
         self.layout = LAYOUTS[task.env_name]
         self.env_name = task.env_name
         self.episode_length = task.episode_length
@@ -226,3 +232,17 @@ class GridworldEnv:
             episode_return=ret * (1.0 - done),
             episode_length=length * (1.0 - done),
         )
+
+
+register_source(
+    TaskSource(
+        name="gridworld",
+        make_env=GridworldEnv,
+        env_names=env_names,
+        randomizable=lambda env_name: (),  # the object cells are drawn per lifetime instead
+        default_episode_length=default_episode_length,
+        version=lambda: VERSION,
+        sample_params=lambda task, key: sample_layout(task.env_name, key),
+        one_hot_observations=True,
+    )
+)

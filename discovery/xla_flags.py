@@ -1,9 +1,10 @@
-"""XLA flags: the one place where this package puts flags into XLA_FLAGS, before jax starts XLA.
+"""XLA flags: the one place where the project puts flags into XLA_FLAGS, before jax starts XLA.
 
 XLA parses XLA_FLAGS once, when jax creates its first backend (the first computation, or the
 first `jax.devices()`), not at `import jax`; so a flag set here after `import jax` still counts
-as long as nothing has run yet. `inner_algos/__init__.py` imports this module first, which makes
-every entry point (the `discover` CLI, `import inner_algos`, `import discovery`) apply DEFAULTS.
+as long as nothing has run yet. Importing a package sets nothing: each entry point calls
+`apply_defaults()` first (the `discover` command line's `main`, the tests' conftest, the
+benchmark scripts); a user's own script that runs jax programs on a CPU should do the same.
 
 DEFAULTS holds one work-around: XLA's CPU runtime (jaxlib 0.10.2) can deadlock for good after
 compiling some vmapped programs (e.g. `jit(vmap(train))` of PPO over 2 seeds returning its state
@@ -41,7 +42,7 @@ def flag_value(flags: str, name: str) -> str | None:
     return value
 
 
-def with_flag(flags: str, name: str, value) -> str:
+def with_flag(flags: str, name: str, value: object) -> str:
     """`flags` with `--name=value`, replacing any setting of `name` already there."""
     kept = [t for t in flags.split() if t != f"--{name}" and not t.startswith(f"--{name}=")]
     return " ".join([*kept, f"--{name}={value}"])
@@ -56,7 +57,7 @@ def backend_started() -> bool:
     return xla_bridge.backends_are_initialized()
 
 
-def set_default(name: str, value, why: str = "") -> bool:
+def set_default(name: str, value: object, why: str = "") -> bool:
     """Adds `--name=value` to os.environ["XLA_FLAGS"] unless XLA_FLAGS already sets `name`.
 
     Returns whether it did. Too late (jax's backend already started) it does nothing, and warns
@@ -70,9 +71,9 @@ def set_default(name: str, value, why: str = "") -> bool:
 
         if why and jax.default_backend() == "cpu":
             warnings.warn(
-                f"jax already ran a computation before inner_algos was imported, so XLA no longer "
-                f"reads --{name}={value} from XLA_FLAGS. {why} Import inner_algos (or discovery) "
-                f"before running jax, or set XLA_FLAGS=--{name}={value} yourself.",
+                f"jax already ran a computation before the XLA flags were set, so XLA no longer "
+                f"reads --{name}={value} from XLA_FLAGS. {why} Call discovery.xla_flags."
+                f"apply_defaults() before running jax, or set XLA_FLAGS=--{name}={value} yourself.",
                 stacklevel=2,
             )
         return False

@@ -1,6 +1,7 @@
-"""gymnax environments behind our env interface: the only module of ours that imports gymnax.
+"""The gymnax task source: gymnax environments behind our env interface, the only module of ours
+that imports gymnax.
 
-`GymnaxEnv(task)` presents a gymnax environment exactly as `inner_algos.brax_envs.BraxEnv`
+`GymnaxEnv(task)` presents a gymnax environment exactly as `inner_algos.envs.brax.BraxEnv`
 presents a brax one: `reset(key, params)` and `step(state, action, params)` on one (unbatched)
 environment, observations flattened to `[observation_size]` float32 (MinAtar's `[10, 10, C]`
 grids become vectors for the MLP), and a state whose `obs`, `reward`, `done`,
@@ -19,10 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.metadata
 
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+from inner_algos.envs.sources import TaskSource, register_source
 
 CLASSIC_CONTROL = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0")
 MINATAR = tuple(f"{game}-MinAtar" for game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"))
@@ -93,7 +97,8 @@ class GymnaxEnv:
     take actions in [-1, 1]^action_size, clipped and mapped affinely onto the env's bounds.
     """
 
-    def __init__(self, task):
+    def __init__(self, task, auto_reset: bool = True):
+        del auto_reset  # gymnax always auto-resets (module docstring)
         env, params = _make(task.env_name)
         self._env = env
         self._env_name = task.env_name
@@ -153,3 +158,15 @@ class GymnaxEnv:
 
 def _flat(obs) -> jax.Array:
     return jnp.ravel(obs).astype(jnp.float32)
+
+
+register_source(
+    TaskSource(
+        name="gymnax",
+        make_env=GymnaxEnv,
+        env_names=env_names,
+        randomizable=lambda env_name: tuple(randomisable_fields(env_name)),
+        default_episode_length=default_episode_length,
+        version=lambda: importlib.metadata.version("gymnax"),
+    )
+)

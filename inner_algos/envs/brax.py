@@ -1,4 +1,5 @@
-"""Brax environments behind our env interface: the only module of ours that imports brax.
+"""The brax task source: brax environments behind our env interface, the only module of ours
+that imports brax.
 
 `BraxEnv(task)` wraps a single (unbatched) brax env with brax's `EpisodeWrapper` (time limit,
 action repeat, per-episode return and length in `state.info['episode_metrics']`) and, unless
@@ -15,13 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
 import io
 import logging
 import warnings
+from typing import Any
+
+from inner_algos.envs.sources import TaskSource, register_source
 
 BACKENDS = ("spring", "positional", "generalized", "mjx")
 
-# randomise key -> the System fields it scales (brax pipelines read the first, mjx the others)
+# randomize key -> the System fields it scales (brax pipelines read the first, mjx the others)
 PHYSICS_FIELDS = {
     "mass_scale": ("link.inertia.mass", "link.inertia.i", "body_mass", "body_inertia"),
     "friction_scale": ("geom_friction",),
@@ -103,3 +108,30 @@ class BraxEnv:
 
         with self._physics(params):
             return self._env.step(state, jnp.clip(action, -1.0, 1.0))
+
+
+def label(env_name: str, backend: str) -> str:
+    """'hopper/spring': brax labels carry no source prefix (as before sources existed)."""
+    return f"{env_name}/{backend}"
+
+
+def parse_label(rest: str) -> dict[str, Any]:
+    """'hopper/positional' -> {env_name, backend}; 'hopper' -> the default backend, spring."""
+    env, _, backend = rest.partition("/")
+    return {"env_name": env, "backend": backend or BACKENDS[0]}
+
+
+register_source(
+    TaskSource(
+        name="brax",
+        make_env=BraxEnv,
+        env_names=env_names,
+        randomizable=lambda env_name: tuple(PHYSICS_FIELDS),
+        default_episode_length=lambda env_name: 1000,
+        version=lambda: importlib.metadata.version("brax"),
+        backends=BACKENDS,
+        action_repeat=True,
+        label=label,
+        parse_label=parse_label,
+    )
+)
