@@ -75,7 +75,7 @@ def shrunk_table(
         options["population_size"] = population
     if options["name"] not in TRUNCATED and num_updates and not tiny:
         table["ppo"]["num_updates"] = num_updates
-    if table["meta_objective"].get("normalise") == "baseline":
+    if table["meta_objective"].get("normalize") == "baseline":
         table["meta_objective"]["baselines"] = [1.0] * len(table["tasks"])
     table["job"].update(generations=generations, checkpoint_every=generations, run_dir=run_dir)
     return table

@@ -354,6 +354,7 @@ def parse_job_spec(table: dict) -> JobSpec:
     config = parse_inner_config(inner, table.get(inner_section, {}))
     check_rule_fits(rule, inner)
     objective = build(MetaObjective, table.get("meta_objective", {}), "meta_objective")
+    objective = objective.with_baseline_rule(inner)
     if objective.normalize == "paired" or (objective.normalize == "baseline" and not objective.baselines):
         check_rule_fits(make_rule(objective.baseline_rule), inner, "meta_objective.baseline_rule")
     if objective.baselines and len(objective.baselines) != len(tasks):

@@ -89,6 +89,15 @@ def inner_algo_entry(name: str, field: str = "inner.name") -> InnerAlgoEntry:
     return INNER_ALGOS[name]
 
 
+def default_baseline(name: str) -> str:
+    """The reference baseline of inner algorithm `name`: its first registered baseline (PPO:
+    ppo_clip, LPG: a2c), the rule a meta-objective and `discover train` use when none is given."""
+    entry = inner_algo_entry(name)
+    if not entry.baselines:
+        raise ValueError(f"inner algorithm {name!r} registers no baseline rule; name one explicitly")
+    return entry.baselines[0]
+
+
 def config_section(config) -> str:
     """The spec section of an inner algorithm's config ("ppo" for a PPOConfig): the key under
     which results and manifests record it. TypeError for a config no algorithm registered."""

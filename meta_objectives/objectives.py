@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from inner_algos.config_checks import POSITIVE_INT, OneOf, check_fields
+from inner_algos.registry import default_baseline
 from inner_algos.rules import RULES, make_rule
 
 KINDS = ("final_return", "curve_area", "eval_return")
@@ -51,19 +52,21 @@ class MetaObjective:
       `ppo.eval_envs` full episodes; exact but costs one episode of extra env steps).
     normalize: "none", or "baseline": per task (score - b) / |b| with b the baseline's score
       (0 = as good as the baseline, 1 = twice as good), so tasks with different return scales
-      average fairly. "paired": every generation also trains `baseline_rule` on exactly the
+      average fairly. "paired": every generation also trains the baseline rule on exactly the
       members' task draws and seed keys (one more member per generation), and a member's score on
       a (task, seed) is its improvement over that baseline run, in units of the baseline's gain
       over the random agent on the task (`paired_normalise`): 0 = as good as the baseline on the
       same problems, 1 = better by as much as the baseline is better than acting at random.
+    baseline_rule: the fixed rule of the baselines; "" = the inner algorithm's reference baseline
+      (its first registered one: ppo_clip for PPO, a2c for LPG; `with_baseline_rule`).
     baselines: per-task baseline scores in [[tasks]] order; empty = measured once at job start
-      by training `baseline_rule` on `baseline_seeds` seeds with the same PPO config.
+      by training the baseline rule on `baseline_seeds` seeds with the same inner config.
     """
 
     kind: str = "final_return"
     last_k: int = 5
     normalize: str = "none"
-    baseline_rule: str = "ppo_clip"
+    baseline_rule: str = ""
     baseline_seeds: int = 8
     baselines: tuple[float, ...] = ()
 
@@ -75,13 +78,21 @@ class MetaObjective:
             "meta_objective",
             kind=OneOf(KINDS),
             normalize=OneOf(NORMALISATIONS),
-            baseline_rule=OneOf(tuple(sorted(RULES))),
             last_k=POSITIVE_INT,
             baseline_seeds=POSITIVE_INT,
             baselines=NON_ZERO_EACH,
         )
-        if self.normalize == "paired":
+        if self.baseline_rule:  # "" is resolved by `with_baseline_rule`
+            check_fields(self, "meta_objective", baseline_rule=OneOf(tuple(sorted(RULES))))
+        if self.normalize == "paired" and self.baseline_rule:
             _check_fixed_rule(self.baseline_rule)
+
+    def with_baseline_rule(self, inner: str) -> MetaObjective:
+        """This objective with an empty baseline_rule set to inner algorithm `inner`'s reference
+        baseline (`inner_algos.registry.default_baseline`); unchanged when one is given."""
+        if self.baseline_rule:
+            return self
+        return dataclasses.replace(self, baseline_rule=default_baseline(inner))
 
 
 def _check_fixed_rule(name: str) -> None:
@@ -169,16 +180,17 @@ def paired_normalise(
 MIN_PAIRED_GAP = 0.05  # B - R must be at least this fraction of max(|B|, |R|)
 
 
-def check_paired_scale(baseline_mean, random, labels) -> None:
+def check_paired_scale(baseline_mean, random, labels, section: str) -> None:
     """Raises ValueError naming the task when the baseline does not clearly beat the random agent
-    (B - R < MIN_PAIRED_GAP * max(|B|, |R|)): the paired differences would be divided by ~0."""
+    (B - R < MIN_PAIRED_GAP * max(|B|, |R|)): the paired differences would be divided by ~0.
+    section: the inner algorithm's spec section (e.g. "ppo"), whose keys the advice names."""
     for b, r, label in zip(baseline_mean, random, labels):
         if not b - r > 0 or b - r < MIN_PAIRED_GAP * max(abs(b), abs(r)):
             raise ValueError(
-                f'meta_objective.normalise = "paired" divides by the baseline\'s gain over the '
-                f"random agent, which on {label} is {b:.4g} - {r:.4g}: too small to normalise by. "
-                f"Give the inner runs enough budget for the baseline to learn there (ppo.num_updates, "
-                f'ppo.learning_rate), give meta_objective.baselines, or use normalise = "baseline"'
+                f'meta_objective.normalize = "paired" divides by the baseline\'s gain over the '
+                f"random agent, which on {label} is {b:.4g} - {r:.4g}: too small to normalize by. "
+                f"Give the inner runs enough budget for the baseline to learn there ({section}.num_updates, "
+                f'{section}.learning_rate), give meta_objective.baselines, or use normalize = "baseline"'
             )
 
 

@@ -1,6 +1,6 @@
 """The meta-objective of truncated estimators: per-update losses and scores of lifetime segments.
 
-A segment is what K inner updates of N persistent runs produced (`discovery.meta_opt.truncated_ppo.
+A segment is what K inner updates of N persistent runs produced (`discovery.meta_opt.truncated.
 Segment`); these functions read its fields `curve`, `age` and `length`, each `[K, N]`. `curve` is
 the learning curve the whole-lifetime scores read (`objectives.latest_returns`: the latest ended
 episodes' mean return, 0 before the first), carried across segments, so the losses of all the

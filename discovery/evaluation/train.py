@@ -1,6 +1,7 @@
-"""`discover train SPEC`: one PPO training run per seed with a fixed rule, no meta-learning.
+"""`discover train SPEC`: one inner training run per seed with a fixed rule, no meta-learning.
 
-Reads the spec's [task], [ppo] and [rule] tables (plus optional [train] seeds/seed, and [inner]
+Reads the spec's [task], [ppo] and [rule] tables (no [rule]: the inner algorithm's reference
+baseline, ppo_clip for PPO, a2c for LPG) (plus optional [train] seeds/seed, and [inner]
 name for another registered inner algorithm than PPO, its config then in its own section), trains all
 seeds in one jitted `vmap`, prints the learning curve (mean return of the episodes completed in
 each update), evaluates the final deterministic policies on full episodes, and writes
@@ -27,6 +28,7 @@ from discovery.spec import (
     parse_task,
 )
 from inner_algos.config_checks import check_fields
+from inner_algos.registry import default_baseline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +45,7 @@ class TrainSettings:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="train PPO with a fixed rule (ppo_clip, dpo, an exported rule...) on one task"
+        "train", help="train PPO (or another inner algorithm) with a fixed rule (ppo_clip, ...) on one task"
     )
     parser.add_argument("spec", help="TOML spec with [task], [ppo], [rule] and optional [train]")
     add_override_argument(parser, "override a spec key, e.g. --set rule.name=dpo (repeatable)")
@@ -87,7 +89,7 @@ def main(args) -> int:
     task = parse_task(table.get("task", {}))
     inner, section = parse_inner(table.get("inner", {}))
     ppo_config = parse_inner_config(inner, table.get(section, {}))
-    rule = parse_rule(table.get("rule", {"name": "ppo_clip"}))
+    rule = parse_rule(table.get("rule", {"name": default_baseline(inner)}))
     check_rule_fits(rule, inner)
     settings = build(TrainSettings, table.get("train", {}), "train")
     import jax

@@ -53,17 +53,19 @@ class ReliabilityAlarm:
     """A loop callback: warns once (`warnings.warn`) when the job's history shows an unreliable
     fitness ranking for several generations in a row (`discovery.job.records.unreliable`).
 
-    history: the job's list of records, appended to before the callbacks run."""
+    history: the job's list of records, appended to before the callbacks run; section: the inner
+    algorithm's spec section (its keys are the advice)."""
 
-    def __init__(self, history: list, enabled: bool):
+    def __init__(self, history: list, section: str, enabled: bool):
         self.history = history
+        self.section = section
         self.enabled = enabled
         self.warned = False
 
     def __call__(self, record: dict, state) -> None:
         del record, state
         if self.enabled and not self.warned:
-            message = unreliable(self.history)
+            message = unreliable(self.history, self.section)
             if message is not None:
                 import warnings
 

@@ -14,8 +14,11 @@ score} (meta_objective.normalize = "paired"). Non-finite numbers are null.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+
+from inner_algos.registry import config_section
 
 
 def finite(x) -> float | None:
@@ -67,19 +70,28 @@ def _per_label(scores, labels) -> dict:
 
 RELIABILITY_FLOOR = 0.2  # a fitness ranking this unreliable is mostly seed noise
 RELIABILITY_PATIENCE = 5  # generations in a row below the floor before the job warns
-RELIABILITY_KEYS = (
-    "job.seeds_per_member",
-    "meta_optimizer.sigma_init",
-    "ppo.num_updates",
-    "job.tasks_per_generation",
-)
+
+
+def reliability_keys(section: str) -> tuple[str, ...]:
+    """The spec keys that make the fitness ranking more reliable, for an inner algorithm whose
+    config is the spec section `section` (e.g. "ppo", "lpg")."""
+    return (
+        "job.seeds_per_member",
+        "meta_optimizer.sigma_init",
+        f"{section}.num_updates",
+        "job.tasks_per_generation",
+    )
 
 
 def unreliable(
-    history: list, floor: float = RELIABILITY_FLOOR, patience: int = RELIABILITY_PATIENCE
+    history: list,
+    section: str,
+    floor: float = RELIABILITY_FLOOR,
+    patience: int = RELIABILITY_PATIENCE,
 ) -> str | None:
     """The warning for a job whose fitness_reliability was below `floor` in each of the last
-    `patience` generations (a null or absent value ends the streak), else None."""
+    `patience` generations (a null or absent value ends the streak), else None. section: the
+    inner algorithm's spec section, whose keys the advice names."""
     streak = []
     for record in reversed(history):
         value = record.get("fitness_reliability")
@@ -89,19 +101,21 @@ def unreliable(
     if len(streak) < patience:
         return None
     last = history[-1]["generation"]
+    keys = reliability_keys(section)
     return (
         f"the fitness ranking is mostly seed noise: its split-half reliability stayed below "
         f"{floor:g} for {len(streak)} generations ({last - len(streak) + 1}-{last}; mean "
         f"{np.mean(streak):.2f}), so ES follows luck more than the rule. Raise it with more "
-        f"seeds per member ({RELIABILITY_KEYS[0]}), larger perturbations "
-        f"({RELIABILITY_KEYS[1]}), a longer lifetime ({RELIABILITY_KEYS[2]}) or more tasks per "
-        f"generation ({RELIABILITY_KEYS[3]})"
+        f"seeds per member ({keys[0]}), larger perturbations "
+        f"({keys[1]}), a longer lifetime ({keys[2]}) or more tasks per "
+        f"generation ({keys[3]})"
     )
 
 
-def diverged(history: list, limit: int) -> str | None:
+def diverged(history: list, limit: int, inner_config: Any) -> str | None:
     """The message that stops a job whose every member was non-finite in each of the last
-    `limit` generations (0: never), else None."""
+    `limit` generations (0: never), else None. inner_config: the inner algorithm's config, whose
+    keys the advice names (its learning rate, and its reward normalisation when it has one)."""
     streak = 0
     for record in reversed(history):
         if record["fitness_max"] is not None:
@@ -110,11 +124,15 @@ def diverged(history: list, limit: int) -> str | None:
     if not limit or streak < limit:
         return None
     last = history[-1]["generation"]
+    section = config_section(inner_config)
+    scale = "tasks[].reward_scale" + (
+        f", {section}.normalize_rewards" if hasattr(inner_config, "normalize_rewards") else ""
+    )
     return (
         f"every member's fitness was non-finite in the last {streak} generations "
-        f"({last - streak + 1}-{last}): the inner runs diverge. Likely causes: ppo.learning_rate "
+        f"({last - streak + 1}-{last}): the inner runs diverge. Likely causes: {section}.learning_rate "
         f"too large, the search step too large (meta_optimizer.sigma_init, or its learning_rate), "
-        f"or rewards on a large scale (tasks[].reward_scale, ppo.normalize_rewards). Generation {last} "
+        f"or rewards on a large scale ({scale}). Generation {last} "
         f"is saved; job.max_nonfinite_generations = 0 never stops"
     )
 

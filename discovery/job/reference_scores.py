@@ -11,6 +11,7 @@ import numpy as np
 from discovery.job import console as job_console
 from discovery.meta_opt.problem import measure_baselines, measure_random_scores
 from discovery.spec import JobSpec, SpecError
+from inner_algos.registry import config_section
 from meta_objectives import check_paired_scale
 
 
@@ -44,7 +45,9 @@ def random_scores(spec: JobSpec, baselines, saved_info: dict | None, key, primar
     k_random = jax.random.fold_in(key, len(spec.tasks))
     scores = measure_random_scores(spec.tasks, spec.inner_config, objective, k_random)
     try:
-        check_paired_scale(baselines, scores, [t.label for t in spec.tasks])
+        check_paired_scale(
+            baselines, scores, [t.label for t in spec.tasks], config_section(spec.inner_config)
+        )
     except ValueError as err:
         raise SpecError(str(err)) from err
     return scores

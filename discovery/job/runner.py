@@ -37,6 +37,7 @@ from discovery.job import records as job_records
 from discovery.job.files import SPEC_FILE, JobFailed
 from discovery.job.signals import StopFlag
 from discovery.spec import JobSpec, load_toml, parse_job_spec
+from inner_algos.registry import config_section
 
 # callback(record, state): record is the generation's metrics.jsonl line (a dict of plain
 # Python values, `discovery.job.records`); state is the meta-optimizer state after it (a pytree
@@ -261,7 +262,9 @@ class Job:
         bar = job_console.ProgressBar(
             generation, self.spec.job.generations, self.spec.job.evaluate_mean, self.progress
         )
-        alarm = job_console.ReliabilityAlarm(self.history, self.primary)
+        alarm = job_console.ReliabilityAlarm(
+            self.history, config_section(self.spec.inner_config), self.primary
+        )
         try:
             state = self._generations(
                 step, state, [self._log, self.trackers, bar, alarm, self._checkpoint, *callbacks]
@@ -310,7 +313,9 @@ class Job:
             state, record = self._generation(step, state)
             self.history.append(record)
             self.stopping = distributed.any_process(self.stop.raised)
-            self.failure = job_records.diverged(self.history, self.spec.job.max_nonfinite_generations)
+            self.failure = job_records.diverged(
+                self.history, self.spec.job.max_nonfinite_generations, self.spec.inner_config
+            )
             for callback in callbacks:
                 callback(record, state)
             if self.failure:

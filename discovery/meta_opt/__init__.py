@@ -1,7 +1,7 @@
 """Meta-optimizers as flat siblings over one base (`base`): whole-lifetime ES (`es`, the only
 evosax importer), PES and truncated ES (`pes`), truncated meta-gradients (`metagrad`) and online
-meta-gradients (`online_metagrad`), the truncated ones over the segmented PPO runs of
-`truncated_ppo`; the meta-learning problem they solve (`problem`: the population of inner runs and
+meta-gradients (`online_metagrad`), the truncated ones over the segmented inner runs of
+`truncated`; the meta-learning problem they solve (`problem`: the population of inner runs and
 its fitness).
 
 May import: the core modules of `discovery`, `meta_objectives`, `inner_algos`; never

@@ -1,6 +1,6 @@
 """Truncated meta-gradients: jax.grad of a meta-loss through K inner updates of persistent runs.
 
-Each outer step advances N persistent inner lifetimes (`truncated_ppo.ppo_truncated_step`) by K
+Each outer step advances N persistent inner lifetimes (`truncated.truncated_step`) by K
 updates with the current meta-parameters and differentiates
     meta_loss(theta) = mean_n  meta_losses.meta_loss(kind, *InnerAlgo.rollout_loss(
                                    theta, state_n after K updates of theta, key_n))
@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 
 from discovery.meta_opt.base import MetaOptimizer, gradient_meta_optimizer, metagrad_estimator, register
-from discovery.meta_opt.truncated_ppo import SegmentOptions, check_segments, ppo_truncated_step
+from discovery.meta_opt.truncated import SegmentOptions, check_segments, truncated_step
 from inner_algos.config_checks import Interval, OneOf, check_fields
 from meta_objectives.meta_losses import META_LOSSES
 
@@ -60,9 +60,9 @@ def _metagrad_meta_optimizer(problem, opts: MetaGradOptions) -> MetaOptimizer:
 
     def make_estimator(t, algo, unravel, dim):
         del dim
-        step = ppo_truncated_step(
+        step = truncated_step(
             algo,
-            opts.schedule(algo.config.num_updates),
+            opts.schedule(algo.config),
             opts.unroll_length,
             unravel,
             problem.objective,

@@ -14,7 +14,7 @@ whole loss (the paper's choice: the inner objective with reference hyperparamete
 environment states where the next inner batch starts (same distribution as that batch, its own
 sample), so every inner update costs two rollouts of env steps.
 
-This is the truncated meta-gradient (`base.metagrad_estimator` over `truncated_ppo.ppo_truncated_step`)
+This is the truncated meta-gradient (`base.metagrad_estimator` over `truncated.truncated_step`)
 with K = 1 inner update, one run per task, no staggering, and `updates_per_step` meta-updates per
 outer step (a `lax.scan` of the shared Adam adapter `base.gradient_meta_optimizer`). When a
 lifetime of ppo.num_updates updates ends, a fresh agent starts and eta carries on.
@@ -43,7 +43,7 @@ from discovery.meta_opt.base import (
     metagrad_estimator,
     register,
 )
-from discovery.meta_opt.truncated_ppo import TruncationSchedule, ppo_truncated_step
+from discovery.meta_opt.truncated import TruncationSchedule, truncated_step
 from inner_algos.config_checks import POSITIVE, Interval, OneOf, check_fields
 from inner_algos.contract import lifetime_fraction
 from meta_objectives import rank_last
@@ -89,7 +89,7 @@ def online_metagrad_estimator(algo, opts: OnlineMetaGradOptions, unravel, object
     staggered): estimate(theta `[D]`, state, key) -> (dJ'/dtheta `[D]`, state advanced by one
     inner update, metrics)."""
     schedule = TruncationSchedule("constant", algo.config.num_updates, stagger=False)
-    step = ppo_truncated_step(algo, schedule, 1, unravel, objective, meta_loss=opts.meta_loss)
+    step = truncated_step(algo, schedule, 1, unravel, objective, meta_loss=opts.meta_loss)
     return metagrad_estimator(step, num_runs=1)
 
 

@@ -38,7 +38,7 @@ from discovery.meta_opt.base import (
     register,
     unroll_over_devices,
 )
-from discovery.meta_opt.truncated_ppo import SegmentOptions, ppo_truncated_step
+from discovery.meta_opt.truncated import SegmentOptions, truncated_step
 from inner_algos.config_checks import POSITIVE, Interval, check_fields
 from meta_objectives import SEGMENT_KINDS, task_scale
 
@@ -129,7 +129,7 @@ class PESOptions(SegmentOptions):
 def check_pes(opts: PESOptions, rule, config, objective) -> None:
     """Lifetimes fit config.num_updates and the objective has a per-update loss (ValueError)."""
     del rule
-    opts.schedule(config.num_updates)
+    opts.schedule(config)
     if objective.kind not in SEGMENT_KINDS:
         raise ValueError(
             f"meta_objective.kind = {objective.kind!r} has no per-update form for truncated "
@@ -139,10 +139,10 @@ def check_pes(opts: PESOptions, rule, config, objective) -> None:
 
 def _pes_meta_optimizer(problem, opts: PESOptions, persistent: bool) -> MetaOptimizer:
     """PES / truncated ES over segments of inner lifetimes on every task of `problem`."""
-    schedule = opts.schedule(problem.inner_config.num_updates)
+    schedule = opts.schedule(problem.inner_config)
 
     def make_estimator(t, algo, unravel, dim):
-        step = ppo_truncated_step(
+        step = truncated_step(
             algo, schedule, opts.unroll_length, unravel, problem.objective, task_scale(problem.baselines, t)
         )
         return pes_estimator(step, dim, opts.num_pairs, opts.sigma, persistent, problem.runs_mesh)

@@ -108,6 +108,7 @@ class Problem:
                 "meta_objective.normalize = 'paired' needs per-task baseline and "
                 "random-agent scores (its scale; measured at job start)"
             )
+        objective = objective.with_baseline_rule(inner)
         self.rule = rule
         self.tasks = tuple(tasks)
         self.inner = inner
@@ -303,7 +304,7 @@ def measure_baselines(
 
     Run once at job start (one compile per task); non-finite baselines are an error.
     """
-    rule = make_rule(objective.baseline_rule)
+    rule = make_rule(objective.with_baseline_rule(inner).baseline_rule)
     meta_params = rule.init(key)
     out = []
     for t, task in enumerate(tasks):
@@ -313,7 +314,7 @@ def measure_baselines(
         value = float(jnp.mean(scores))
         if not np.isfinite(value) or value == 0.0:
             raise ValueError(
-                f"baseline {objective.baseline_rule!r} on {task.label} scored {value}; cannot "
+                f"baseline {rule.name!r} on {task.label} scored {value}; cannot "
                 "normalise by it: give meta_objective.baselines in the spec"
             )
         out.append(value)

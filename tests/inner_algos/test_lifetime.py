@@ -8,7 +8,7 @@ import pytest
 
 from discovery.meta_opt import make_meta_optimizer, parse_options
 from discovery.meta_opt.problem import Problem
-from discovery.meta_opt.truncated_ppo import TruncationSchedule, make_runs
+from discovery.meta_opt.truncated import TruncationSchedule, make_runs
 from inner_algos.envs import Task
 from inner_algos.ppo import make_ppo
 from inner_algos.rules import make_rule

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery.meta_opt.truncated_ppo import TruncationSchedule, make_runs
+from discovery.meta_opt.truncated import TruncationSchedule, make_runs
 from inner_algos.envs import Task
 from inner_algos.ppo import make_ppo
 from inner_algos.reward_norm import REWARD_CLIP, VAR_EPS, ReturnStats

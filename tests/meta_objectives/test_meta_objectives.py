@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import struct
 
-from discovery.meta_opt.truncated_ppo import TruncationSchedule, make_runs
+from discovery.meta_opt.truncated import TruncationSchedule, make_runs
 from meta_objectives import (
     MetaObjective,
     aggregate,

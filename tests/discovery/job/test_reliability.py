@@ -23,7 +23,8 @@ from discovery.meta_opt.es import _to_evosax
 from discovery.meta_opt.problem import run_score
 from discovery.rule_io import load_rule, save_rule
 from inner_algos.envs import Task
-from inner_algos.ppo import make_ppo
+from inner_algos.lpg import LPGConfig
+from inner_algos.ppo import PPOConfig, make_ppo
 from inner_algos.rules import make_rule
 from meta_objectives import MetaObjective
 from tests.support.builders import two_point_results
@@ -138,15 +139,26 @@ def _record(generation, fitness_max):
     return {"generation": generation, "fitness_max": fitness_max}
 
 
+def _reliability(generation):
+    return {"generation": generation, "fitness_reliability": 0.0}
+
+
+PPO = PPOConfig()
+
+
 @pytest.mark.fast
 def test_a_job_stops_after_n_generations_without_a_finite_member():
     history = [_record(1, 2.0), _record(2, None), _record(3, 1.0)] + [_record(g, None) for g in (4, 5, 6)]
-    assert job_records.diverged(history, 4) is None  # 3 in a row
-    message = job_records.diverged(history, 3)
+    assert job_records.diverged(history, 4, PPO) is None  # 3 in a row
+    message = job_records.diverged(history, 3, PPO)
     assert "non-finite in the last 3 generations (4-6)" in message
-    for cause in ("ppo.learning_rate", "sigma_init", "reward_scale"):
+    for cause in ("ppo.learning_rate", "sigma_init", "reward_scale", "ppo.normalize_rewards"):
         assert cause in message
-    assert job_records.diverged(history, 0) is None  # off
+    assert job_records.diverged(history, 0, PPO) is None  # off
+    # an LPG run's advice names LPG's keys (it has no reward normalisation)
+    message = job_records.diverged(history, 3, LPGConfig())
+    assert "lpg.learning_rate" in message and "ppo." not in message and "normalize_rewards" not in message
+    assert "lpg.num_updates" in job_records.unreliable([_reliability(g) for g in range(1, 9)], "lpg")
 
 
 def _state(value: float) -> dict:

@@ -44,10 +44,10 @@ def test_paired_normalisation_equals_a_hand_computation():
 
 
 def test_paired_scale_must_be_clearly_positive():
-    check_paired_scale([10.0, -100.0], [0.0, -500.0], ["a", "b"])
+    check_paired_scale([10.0, -100.0], [0.0, -500.0], ["a", "b"], "ppo")
     for baseline, random in ((10.0, 10.0), (9.0, 10.0), (100.0, 99.0), (float("nan"), 0.0)):
-        with pytest.raises(ValueError, match="on b.*ppo.num_updates"):
-            check_paired_scale([10.0, baseline], [0.0, random], ["a", "b"])
+        with pytest.raises(ValueError, match='normalize = "paired".*on b.*lpg.num_updates'):
+            check_paired_scale([10.0, baseline], [0.0, random], ["a", "b"], "lpg")
 
 
 def test_paired_needs_a_fixed_baseline_rule_and_es(tmp_path):
@@ -132,7 +132,7 @@ def _record(generation, reliability):
 
 def test_the_warning_fires_once_and_names_the_keys():
     history = []
-    alarm = job_console.ReliabilityAlarm(history, enabled=True)
+    alarm = job_console.ReliabilityAlarm(history, "ppo", enabled=True)
     values = [0.05, None, 0.1, 0.0, -0.2, 0.15] + [0.1] * 6  # a null ends a streak
     fired = []
     with warnings.catch_warnings(record=True) as caught:
@@ -143,7 +143,7 @@ def test_the_warning_fires_once_and_names_the_keys():
             fired += [generation] * len(caught)
             caught.clear()
     assert fired == [7]  # generations 3-7: five in a row below 0.2; once only
-    message = job_records.unreliable(history[:7])
+    message = job_records.unreliable(history[:7], "ppo")
     for key in (
         "job.seeds_per_member",
         "meta_optimizer.sigma_init",
@@ -152,8 +152,8 @@ def test_the_warning_fires_once_and_names_the_keys():
     ):
         assert key in message
     assert "3-7" in message
-    assert job_records.unreliable([_record(g, 0.5) for g in range(1, 9)]) is None
-    assert job_records.unreliable([{"generation": g} for g in range(1, 9)]) is None  # 1 seed
+    assert job_records.unreliable([_record(g, 0.5) for g in range(1, 9)], "ppo") is None
+    assert job_records.unreliable([{"generation": g} for g in range(1, 9)], "ppo") is None  # 1 seed
 
 
 def test_records_and_progress_line_carry_the_signal_only_when_measured():

@@ -48,7 +48,7 @@ def _lookahead_fd(algo, unravel, state, h):
     """Central FD `[D]` (step h) of eta -> c . theta'(eta) at state.theta, where theta'(eta) are the
     params after one inner update of the lifetime with eta and c = dJ'/dtheta' is the meta-loss
     gradient at theta'(state.theta) on its batch (key as gradient_meta_optimizer and
-    ppo_truncated_step derive it). The inner update's own batch comes from the params before it, so
+    truncated_step derive it). The inner update's own batch comes from the params before it, so
     FD moves no rollout: by the chain rule this is the meta-gradient with tau' held fixed."""
     inner = jax.tree.map(lambda x: x[0], state.estimators[0].runs.inner)
     key = jax.random.split(jax.random.split(state.key)[1], 1)[0]

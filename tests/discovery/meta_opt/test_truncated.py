@@ -9,7 +9,7 @@ from jax.flatten_util import ravel_pytree
 
 from discovery.meta_opt.base import TruncatedStep, Unrolled, metagrad_estimator
 from discovery.meta_opt.pes import pes_estimator
-from discovery.meta_opt.truncated_ppo import TruncationSchedule, make_runs, ppo_truncated_step
+from discovery.meta_opt.truncated import TruncationSchedule, make_runs, truncated_step
 from inner_algos.envs import Task
 from inner_algos.ppo import make_ppo
 from inner_algos.rules import make_rule
@@ -118,7 +118,7 @@ def test_ppo_metagrad_is_finite_and_remat_does_not_change_it():
     theta, unravel = ravel_pytree(rule.init(jax.random.PRNGKey(0)))
     grads = []
     for remat in (True, False):
-        step = ppo_truncated_step(
+        step = truncated_step(
             algo,
             TruncationSchedule("constant", CFG.num_updates, stagger=False),
             2,

@@ -43,3 +43,16 @@ def test_es_meta_trains_the_same_rule_and_exports_it(tmp_path):
     rule, meta_params, _ = load_rule(tmp_path / "es" / "rules" / "latest_mean")
     assert (rule.name, rule.family) == ("lpg", "targets")
     assert set(meta_params) == {"embed", "gru", "pi_head", "y_head"}
+
+
+def test_a_paired_objective_without_a_baseline_rule_uses_lpgs_reference_baseline(tmp_path):
+    """No meta_objective.baseline_rule: the baseline beside each generation is the inner
+    algorithm's registered reference baseline, a2c for LPG (before, ppo_clip, which LPG refuses)."""
+    table = _tiny(tmp_path / "paired", 1)
+    table["tasks"] = table["tasks"][:1]
+    table["meta_optimizer"] = {"name": "es", "population_size": 2, "sigma_init": 0.05}
+    # the scale given (the tiny a2c does not beat the random agent): the baseline still runs beside
+    table["meta_objective"] = {"kind": "curve_area", "normalize": "paired", "baselines": [5.0]}
+    result = run_job(table, progress=False)
+    assert load_toml(tmp_path / "paired" / "spec.toml")["meta_objective"]["baseline_rule"] == "a2c"
+    assert result.generation == 1 and result.history[0]["num_nonfinite"] == 0

@@ -1,8 +1,7 @@
 """Segmented inner runs: a persistent batch of inner lifetimes advanced K updates per outer step,
-and `ppo_truncated_step`, the `base.TruncatedStep` over them that every truncated estimator uses.
-Despite the name (kept for its callers) it runs any inner algorithm through the contract of
-`inner_algos.contract`: init, step, rollout_loss; the state's update, lifetime and key; the
-metrics' num_episodes and episode_return.
+and `truncated_step`, the `base.TruncatedStep` over them that every truncated estimator uses. It
+runs any registered inner algorithm through the contract of `inner_algos.contract`: init, step,
+rollout_loss; the state's update, lifetime and key; the metrics' num_episodes and episode_return.
 
 Truncated meta-optimizers (PES, truncated ES, truncated meta-gradients) never train a lifetime in
 one go. They keep N inner states and advance each by K updates per outer step; a run whose
@@ -16,7 +15,7 @@ lifetime starts at a random age in [0, length), i.e. it is cut short, so that li
 different outer steps and segment gradients are not all taken at the same age (learned_
 optimization's random initial iteration offset). The age is `InnerState.update` and the length
 `InnerState.lifetime`: the lifetime fraction (`inner_algos.contract.lifetime_fraction`) is this run's
-update / length, whatever ppo.num_updates says.
+update / length, whatever the inner algorithm's num_updates (e.g. ppo.num_updates) says.
 
 Runs are independent: run n's randomness (rollouts, resets, lengths) derives from its own key
 only, so two runs initialised from the same key stay identical under identical meta-params
@@ -42,6 +41,7 @@ from inner_algos.config_checks import (
     OneOf,
     check_fields,
 )
+from inner_algos.registry import config_section
 from meta_objectives import SEGMENT_KINDS, segment_losses, segment_scores
 from meta_objectives.meta_losses import meta_loss as select_meta_loss
 
@@ -85,9 +85,10 @@ class SegmentOptions:
     """Options shared by the truncated estimators ([meta_optimizer] keys).
 
     unroll_length: K inner updates per outer step. truncation: "constant" (lifetimes of
-    `lifetime` updates; 0 = ppo.num_updates) or "log_uniform" in [min_lifetime, max_lifetime].
-    Lifetimes may not exceed ppo.num_updates: a rule is exported and evaluated with lifetimes of
-    ppo.num_updates, so that is the longest lifetime it is trained for (each run's lifetime
+    `lifetime` updates; 0 = the inner algorithm's num_updates, e.g. ppo.num_updates) or
+    "log_uniform" in [min_lifetime, max_lifetime]. Lifetimes may not exceed num_updates: a rule is
+    exported and evaluated with lifetimes of num_updates, so that is the longest lifetime it is
+    trained for (each run's lifetime
     fraction is update / its own length). stagger: random first ages. learning_rate: Adam step
     on the meta-parameters.
     init_seed: key for the rule's initial meta-parameters.
@@ -111,7 +112,7 @@ class SegmentOptions:
             truncation=OneOf(SCHEDULES),
             min_lifetime=POSITIVE_INT,
             max_lifetime=POSITIVE_INT,
-            lifetime=Noted(NON_NEGATIVE_INT, "(0 = ppo.num_updates)"),
+            lifetime=Noted(NON_NEGATIVE_INT, "(0 = the inner algorithm's num_updates)"),
         )
         if self.min_lifetime > self.max_lifetime:
             raise ValueError(
@@ -119,9 +120,12 @@ class SegmentOptions:
                 f"max_lifetime = {self.max_lifetime}"
             )
 
-    def schedule(self, num_updates: int) -> TruncationSchedule:
-        """The truncation schedule for lifetimes of at most `num_updates` (ppo.num_updates);
-        ValueError naming the field when a lifetime would be longer."""
+    def schedule(self, config: Any) -> TruncationSchedule:
+        """The truncation schedule for lifetimes of at most the inner algorithm's
+        `config.num_updates`; ValueError naming the field and the inner algorithm's key (e.g.
+        lpg.num_updates) when a lifetime would be longer."""
+        num_updates = config.num_updates
+        key = f"{config_section(config)}.num_updates"
         schedule = TruncationSchedule(
             self.truncation, self.lifetime or num_updates, self.min_lifetime, self.max_lifetime, self.stagger
         )
@@ -132,16 +136,16 @@ class SegmentOptions:
         )
         if longest > num_updates:
             raise ValueError(
-                f"meta_optimizer.{field} = {longest} exceeds ppo.num_updates = {num_updates}; "
-                f"lifetimes may not be longer than ppo.num_updates: lower {field} or raise num_updates"
+                f"meta_optimizer.{field} = {longest} exceeds {key} = {num_updates}; "
+                f"lifetimes may not be longer than {key}: lower {field} or raise num_updates"
             )
         return schedule
 
 
-def check_segments(opts: SegmentOptions, rule, config, objective) -> None:
+def check_segments(opts: SegmentOptions, rule: Any, config: Any, objective: Any) -> None:
     """Lifetimes of the truncation schedule fit config.num_updates (ValueError otherwise)."""
     del rule, objective
-    opts.schedule(config.num_updates)
+    opts.schedule(config)
 
 
 @struct.dataclass
@@ -217,7 +221,7 @@ def make_runs(algo, schedule: TruncationSchedule) -> tuple[Callable, Callable]:
     return init_one, advance
 
 
-def ppo_truncated_step(
+def truncated_step(
     algo,
     schedule: TruncationSchedule,
     unroll_length: int,
@@ -227,7 +231,8 @@ def ppo_truncated_step(
     meta_loss: str | None = None,
     remat: bool = False,
 ) -> TruncatedStep:
-    """The `base.TruncatedStep` of PPO lifetimes of `algo` cut into segments of `unroll_length`.
+    """The `base.TruncatedStep` of the lifetimes of `algo` (any `InnerAlgo`) cut into segments of
+    `unroll_length`.
 
     unravel: flat theta `[D]` -> the rule's meta-params. objective (`MetaObjective`) and scale
     (`meta_objectives.task_scale`) give the unroll's per-update losses (`segment_losses`; None
