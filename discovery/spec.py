@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from discovery.meta_opt import validate_options
+from discovery.meta_opt import estimators_with, meta_optimizer_entry, validate_options
 from discovery.spec_tables import build
 from inner_algos.config_checks import (
     FACTOR_OR_OFF,
@@ -369,10 +369,11 @@ def parse_job_spec(table: dict) -> JobSpec:
     name = opt_table.pop("name", "es")
     options = validate_options(name, opt_table, rule, config, objective)
     _check_task_sampling(job.tasks_per_generation, tasks, name)
-    if objective.normalize == "paired" and name != "es":
+    if objective.normalize == "paired" and not meta_optimizer_entry(name).paired_baseline:
+        able = " or ".join(f'"{n}"' for n in estimators_with("paired_baseline"))
         raise SpecError(
             f'meta_objective.normalize = "paired" trains the baseline beside each '
-            f'generation\'s population, which only meta_optimizer.name = "es" does '
+            f"generation's population, which only meta_optimizer.name = {able} does "
             f'(got {name!r}); use normalize = "baseline" (a fixed per-task baseline)'
         )
     job_table = _job_table(job)
@@ -429,10 +430,11 @@ def _check_task_sampling(k: int, tasks: tuple, meta_optimizer: str) -> None:
             f"job.tasks_per_generation = {k} exceeds the {len(tasks)} [[tasks]] listed; "
             f"choose at most {len(tasks)} (0 = all)"
         )
-    if 0 < k < len(tasks) and meta_optimizer != "es":
+    if 0 < k < len(tasks) and not meta_optimizer_entry(meta_optimizer).whole_lifetime:
+        able = " or ".join(f'"{n}"' for n in estimators_with("whole_lifetime"))
         raise SpecError(
             f"job.tasks_per_generation = {k} samples tasks, which only meta_optimizer.name "
-            f'= "es" supports (got {meta_optimizer!r}); set it to 0 or {len(tasks)}'
+            f"= {able} supports (got {meta_optimizer!r}); set it to 0 or {len(tasks)}"
         )
 
 

@@ -26,13 +26,15 @@ mean, NaN for a task not trained; ES with meta_objective.normalize = "paired"). 
 them under these names (metrics.jsonl).
 
 Estimators register a factory `make_<name>(options: OptionsDataclass, problem) -> MetaOptimizer`
-with `@register("<name>", OptionsDataclass, check)` and add their module to the imports in
-`discovery/meta_opt/__init__.py`; a run spec picks one with `[meta_optimizer] name = "..."`, the
-other keys of that table being the options. Spec parsing validates them once, before any work
-(`validate_options`: the options dataclass, then `check(options, rule, config, objective)`,
-config the inner algorithm's (an `inner_algos.contract.InnerConfig`), which
-raises ValueError for combinations the estimator cannot run, e.g. an objective it has no loss
-for); the factory receives that typed object and parses nothing. A pure gradient estimator is
+with `@register("<name>", OptionsDataclass, check, whole_lifetime=..., paired_baseline=...)` (the
+abilities the spec asks of a `MetaOptimizerEntry`, never its name) and add their module to the
+imports in `discovery/meta_opt/__init__.py`; a run spec picks one with `[meta_optimizer] name =
+"..."`, the other keys of that table being the options. Spec parsing validates them once, before
+any work (`validate_options`: the options dataclass, then `check(options, rule, config,
+objective)`, config the inner algorithm's (an `inner_algos.contract.InnerConfig`), which raises
+ValueError for combinations the estimator cannot run, e.g. an objective it has no loss for); the
+factory receives that typed object and parses nothing.
+A pure gradient estimator is
 `<name>_estimator(...) -> Estimator`.
 
 Truncated estimators (PES, truncated ES, metagrad, online metagrad) see their inner runs only
@@ -43,6 +45,7 @@ vector of meta-parameters).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -121,35 +124,73 @@ class TruncatedProblem(Protocol):
 
 # ---- the registry -----------------------------------------------------------------------------
 
-META_OPTIMIZERS: dict[str, Callable[[Any, Any], MetaOptimizer]] = {}
-_OPTIONS: dict[str, tuple[type, Callable | None]] = {}  # name -> (options dataclass, check)
+
+@dataclasses.dataclass(frozen=True)
+class MetaOptimizerEntry:
+    """A registered meta-optimizer.
+
+    make(options, problem) -> MetaOptimizer; options: its options dataclass ([meta_optimizer]
+    keys); check(options, rule, config, objective): optional compatibility check (config: the
+    inner algorithm's), ValueError naming the key. Its abilities, which the spec asks instead of
+    its name: whole_lifetime: it scores whole lifetimes (`Problem`), so it may sample a subset of
+    the tasks per generation (truncated estimators keep persistent runs per task);
+    paired_baseline: it trains the baseline beside each generation's population
+    (meta_objective.normalize = "paired").
+    """
+
+    name: str
+    make: Callable[[Any, Any], MetaOptimizer]
+    options: type
+    check: Callable | None = None
+    whole_lifetime: bool = False
+    paired_baseline: bool = False
 
 
-def register(name: str, options: type, check: Callable | None = None):
-    """Decorator adding `make_<name>(options, problem) -> MetaOptimizer` to META_OPTIMIZERS, with
-    its options dataclass and optional compatibility `check(options, rule, config, objective)`
-    (config: the inner algorithm's)."""
+META_OPTIMIZERS: dict[str, MetaOptimizerEntry] = {}
 
-    def add(factory):
-        META_OPTIMIZERS[name] = factory
-        _OPTIONS[name] = (options, check)
+
+def register(
+    name: str,
+    options: type,
+    check: Callable | None = None,
+    *,
+    whole_lifetime: bool = False,
+    paired_baseline: bool = False,
+) -> Callable:
+    """Decorator adding `make_<name>(options, problem) -> MetaOptimizer` to META_OPTIMIZERS as a
+    `MetaOptimizerEntry`, with its options dataclass, optional compatibility check and abilities."""
+
+    def add(factory: Callable[[Any, Any], MetaOptimizer]) -> Callable[[Any, Any], MetaOptimizer]:
+        META_OPTIMIZERS[name] = MetaOptimizerEntry(
+            name, factory, options, check, whole_lifetime, paired_baseline
+        )
         return factory
 
     return add
 
 
+def meta_optimizer_entry(name: str) -> MetaOptimizerEntry:
+    """The registered estimator `name`; a SpecError lists the registered ones."""
+    _known(name)
+    return META_OPTIMIZERS[name]
+
+
+def estimators_with(ability: str) -> list[str]:
+    """Names of the registered estimators with `ability` (a `MetaOptimizerEntry` flag), sorted."""
+    return sorted(name for name, entry in META_OPTIMIZERS.items() if getattr(entry, ability))
+
+
 def parse_options(name: str, options: dict):
     """The options dataclass of estimator `name` built from a [meta_optimizer] table (without
     `name`); a SpecError names a bad key. `validate_options` also checks the combination."""
-    _known(name)
-    return build(_OPTIONS[name][0], dict(options), "meta_optimizer")
+    return build(meta_optimizer_entry(name).options, dict(options), "meta_optimizer")
 
 
 def validate_options(name: str, options: dict, rule, config, objective):
     """The validated options dataclass of estimator `name` for this rule, inner algorithm config
     and meta-objective; every problem is a SpecError naming the key."""
     opts = parse_options(name, options)
-    check = _OPTIONS[name][1]
+    check = META_OPTIMIZERS[name].check
     if check is not None:
         try:
             check(opts, rule, config, objective)
@@ -169,15 +210,14 @@ def make_meta_optimizer(name: str, options, problem) -> MetaOptimizer:
     """Builds the meta-optimizer registered as `name` from its validated options dataclass
     (`JobSpec.meta_optimizer_options`, or `validate_options` / `parse_options`); unknown names
     list the valid ones."""
-    _known(name)
-    cls = _OPTIONS[name][0]
+    cls = meta_optimizer_entry(name).options
     if not isinstance(options, cls):
         raise TypeError(
             f"make_meta_optimizer({name!r}, ...) takes options of type "
             f"{cls.__name__}, got {type(options).__name__}; build them with "
             f"parse_options({name!r}, table)"
         )
-    return META_OPTIMIZERS[name](options, problem)
+    return META_OPTIMIZERS[name].make(options, problem)
 
 
 def strong_types(tree):

@@ -214,7 +214,7 @@ def _signal_metrics(evaluation, pop: int) -> dict:
     return metrics
 
 
-@register("es", ESOptions)
+@register("es", ESOptions, whole_lifetime=True, paired_baseline=True)
 def make_es(options: ESOptions, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "es"`."""
     return _es_meta_optimizer(options, problem)

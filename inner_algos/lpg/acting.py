@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from inner_algos.lpg.types import LPGParts, LPGState, Trajectory
+from inner_algos.rl import step_record
 
 
 def rollout(parts: LPGParts, agent_params: dict, env_state, env_params: dict, key: jax.Array):
@@ -14,25 +15,14 @@ def rollout(parts: LPGParts, agent_params: dict, env_state, env_params: dict, ke
     Returns (env_state after the rollout, traj: a Trajectory of `[T, num_envs, ...]` arrays,
     last_obs `[num_envs, obs_size]`: the observations after the last step).
     """
-    config, task, env = parts.config, parts.task, parts.env
+    config, env = parts.config, parts.env
 
     def one_step(env_state, step_key):
         logits, _ = parts.agent.apply(agent_params, env_state.obs)
         action = jax.random.categorical(step_key, logits)
         next_state = jax.vmap(env.step, in_axes=(0, 0, None))(env_state, action, env_params)
-        done = next_state.done
-        truncation = next_state.info["truncation"]
-        metrics = next_state.info["episode_metrics"]
         transition = Trajectory(
-            obs=env_state.obs,
-            action=action,
-            reward=next_state.reward * task.reward_scale,
-            done=done,
-            termination=done * (1.0 - truncation),
-            truncation=truncation,
-            episode_return=metrics["sum_reward"] * done,
-            episode_length=metrics["length"] / task.action_repeat * done,
-            episode_done=done,
+            obs=env_state.obs, action=action, done=next_state.done, **step_record(next_state, parts.task)
         )
         return next_state, transition
 

@@ -42,8 +42,8 @@ class Trajectory(NamedTuple):
 
     obs is the observation the action was chosen at; done = termination or truncation (the episode
     ended at this step; the next observation starts a new one); episode_return / episode_length are
-    those of the episode that ended here (0 elsewhere), episode_done marks them (as PPO's Transition,
-    so that `inner_algos.ppo.update.episode_metrics` reads both)."""
+    those of the episode that ended here (0 elsewhere), episode_done marks them
+    (`inner_algos.rl.step_record`, as in PPO's Transition)."""
 
     obs: jax.Array
     action: jax.Array

@@ -40,9 +40,8 @@ from inner_algos.lpg.losses import (
 from inner_algos.lpg.meta_loss import regulariser
 from inner_algos.lpg.networks import Agent, ValueNet
 from inner_algos.lpg.types import LPGAlgo, LPGParts, LPGState, Metrics, Trajectory
-from inner_algos.ppo.losses import gae
-from inner_algos.ppo.update import episode_metrics
-from inner_algos.rules import Rule
+from inner_algos.rl import episode_metrics, gae
+from inner_algos.rules import Rule, check_supported
 
 
 def acting_params(params: dict) -> dict:
@@ -198,11 +197,7 @@ def make_parts(config: LPGConfig, task: Task, rule: Rule) -> LPGParts:
     (family "targets"), checked: the rule's family and y_size, the action space, the agent kind
     against the observations. The agent's input and output sizes are the env's observation_size
     (flattened: MinAtar's `[10, 10, C]` grid is 100 C features) and action_size."""
-    if rule.family != "targets":
-        raise ValueError(
-            f"rule {rule.name!r} fills the {rule.family!r} slot; "
-            "the LPG agent takes a rule of family 'targets' (lpg, a2c)"
-        )
+    check_supported(rule, "lpg")
     rule_y = getattr(rule, "y_size", config.y_size)
     if rule_y != config.y_size:
         raise ValueError(

@@ -5,7 +5,7 @@ Split as brax's `training/agents/ppo`:
   types.py    InnerState, Transition, Batch, Networks, the `InnerAlgo` contract (Protocols) and
               `PPOAlgo`, what `make_ppo` returns
   slots.py    RuleSlots: what fills the drift, hyperparameter and update-direction slots
-  losses.py   gae and ppo_loss, pure functions of explicit arguments
+  losses.py   ppo_loss, a pure function of explicit arguments (GAE: `inner_algos.rl`)
   acting.py   observation normalisation, rollout, collect (rollout + GAE -> batch), evaluate
   update.py   the SGD step, the update step, train, rollout_loss, and make_ppo wiring them
 
@@ -14,7 +14,7 @@ section) with `example` and `size_note` from here.
 """
 
 from inner_algos.ppo.config import PPOConfig
-from inner_algos.ppo.losses import gae, ppo_loss
+from inner_algos.ppo.losses import ppo_loss
 from inner_algos.ppo.slots import RuleSlots, rule_slots
 from inner_algos.ppo.types import (
     Batch,
@@ -26,6 +26,7 @@ from inner_algos.ppo.types import (
     lifetime_fraction,
 )
 from inner_algos.ppo.update import make_ppo
+from inner_algos.rl import gae
 from inner_algos.rules.hyperparams import HyperParams
 
 

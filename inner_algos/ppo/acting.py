@@ -12,8 +12,8 @@ import jax
 
 from inner_algos.networks import RunningStats
 from inner_algos.ppo.config import PPOConfig
-from inner_algos.ppo.losses import gae
 from inner_algos.ppo.types import Batch, InnerState, PPOParts, Transition
+from inner_algos.rl import gae, step_record
 from inner_algos.rules.hyperparams import HyperParams
 
 
@@ -28,7 +28,7 @@ def rollout(parts: PPOParts, params: dict, stats: RunningStats, env_state, env_p
     Returns (env_state after the rollout, traj: a Transition of `[T, num_envs, ...]` arrays,
     last_value `[num_envs]`: the critic at the final observations, for bootstrapping).
     """
-    config, task, env, networks = parts.config, parts.task, parts.env, parts.networks
+    config, env, networks = parts.config, parts.env, parts.networks
 
     def one_step(env_state, step_key):
         obs = normalize(config, stats, env_state.obs)
@@ -36,20 +36,12 @@ def rollout(parts: PPOParts, params: dict, stats: RunningStats, env_state, env_p
         action = dist.sample(seed=step_key)
         value = networks.critic.apply(params["critic"], obs)
         next_state = jax.vmap(env.step, in_axes=(0, 0, None))(env_state, action, env_params)
-        info = next_state.info
-        trunc = info["truncation"]
-        done = next_state.done
         transition = Transition(
             obs=env_state.obs,
             action=action,
             log_prob=dist.log_prob(action),
             value=value,
-            reward=next_state.reward * task.reward_scale,
-            termination=done * (1.0 - trunc),
-            truncation=trunc,
-            episode_return=info["episode_metrics"]["sum_reward"] * done,
-            episode_length=info["episode_metrics"]["length"] / task.action_repeat * done,
-            episode_done=done,
+            **step_record(next_state, parts.task),
         )
         return next_state, transition
 

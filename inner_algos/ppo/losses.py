@@ -1,4 +1,5 @@
-"""PPO's advantage estimate and loss, as pure functions of explicit arguments.
+"""PPO's loss, a pure function of explicit arguments (its advantage estimate, GAE, is shared:
+`inner_algos.rl.gae`).
 
 The policy objective is Mirror Learning's L = -mean(r A - drift(r, A)) (Kuba et al. 2022; Lu et
 al. 2022, arXiv 2210.05639), r the probability ratio and A the minibatch-normalised advantage;
@@ -16,29 +17,6 @@ from inner_algos.ppo.slots import DriftFn
 from inner_algos.ppo.types import Batch, Metrics, Networks
 from inner_algos.rules import DriftInputs
 from inner_algos.rules.hyperparams import HyperParams
-
-
-def gae(rewards, values, last_value, termination, truncation, gamma, lam):
-    """Generalised advantage estimation over `[T, N]` arrays (last_value `[N]`).
-
-    Terminations stop bootstrapping; at a time-limit truncation the TD error is zeroed (the
-    next observation belongs to a new episode) and the trace is cut, as in brax's PPO.
-    Returns (advantages, value targets), both `[T, N]`.
-    """
-    next_values = jnp.concatenate([values[1:], last_value[None]], axis=0)
-    not_term = 1.0 - termination
-    not_trunc = 1.0 - truncation
-    deltas = (rewards + gamma * not_term * next_values - values) * not_trunc
-
-    def backward(carry, xs):
-        delta, nt, ntr = xs
-        adv = delta + gamma * lam * nt * ntr * carry
-        return adv, adv
-
-    _, advantages = jax.lax.scan(
-        backward, jnp.zeros_like(last_value), (deltas, not_term, not_trunc), reverse=True
-    )
-    return advantages, advantages + values
 
 
 def ppo_loss(

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from inner_algos.ppo.config import PPOConfig
-from inner_algos.rules import DriftInputs, Rule
+from inner_algos.rules import DriftInputs, Rule, check_supported
 from inner_algos.rules.drift import ppo_clip_drift
 from inner_algos.rules.hyperparams import HyperParams
 from inner_algos.rules.learned_optimizer import OptimizerInputs
@@ -90,8 +90,9 @@ def _optimizer_slots(config, rule, hyperparams, direction) -> RuleSlots:
     return RuleSlots(ppo_clip_slot, hyperparams, rule_direction(rule))
 
 
-# PPO's slot for each rule family it supports (the families registered with inner_algos=("ppo",)):
-# family -> (config, rule, default hyperparams slot, default direction) -> RuleSlots
+# How PPO fills the slot of each rule family registered with inner_algos=("ppo",) (which families
+# PPO takes is declared there, once): family -> (config, rule, default hyperparams slot, default
+# direction) -> RuleSlots
 SLOTS = {"drift": _drift_slots, "hyperparams": _hyperparams_slots, "optimizer": _optimizer_slots}
 
 
@@ -99,12 +100,9 @@ def rule_slots(
     config: PPOConfig, rule: Rule, optimizer: optax.GradientTransformation | None = None
 ) -> RuleSlots:
     """The slots for `rule`, by its family (`SLOTS`); raises ValueError for a family PPO has no
-    slot for, or an optimizer rule together with an explicit `optimizer`."""
-    if rule.family not in SLOTS:
-        raise ValueError(
-            f"rule {rule.name!r} of family {rule.family!r} has no slot in PPO; "
-            f"supported families: {', '.join(SLOTS)}"
-        )
+    slot for (`inner_algos.rules.check_supported`), or an optimizer rule together with an explicit
+    `optimizer`."""
+    check_supported(rule, "ppo")
     if rule.family == "optimizer" and optimizer is not None:
         raise ValueError(
             f"rule {rule.name!r} of family 'optimizer' supplies the optimizer; "

@@ -36,10 +36,10 @@ from inner_algos.ppo.types import (
     Networks,
     PPOAlgo,
     PPOParts,
-    Transition,
     lifetime_fraction,
 )
 from inner_algos.reward_norm import ReturnStats
+from inner_algos.rl import episode_metrics
 from inner_algos.rules import Rule
 from inner_algos.rules.hyperparams import HyperParams
 
@@ -113,19 +113,6 @@ def train_epochs(
         return jax.lax.scan(lambda c, b: sgd_step(parts, c, b, meta_params, hp, progress), carry, minibatches)
 
     return jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, config.num_epochs))
-
-
-def episode_metrics(traj: Transition) -> Metrics:
-    """Mean return and length `[]` of the episodes that ended in the rollout (NaN if none did)
-    and their number."""
-    num_episodes = traj.episode_done.sum()
-    denom = jnp.maximum(num_episodes, 1.0)
-    no_episode = jnp.where(num_episodes > 0, 0.0, jnp.nan)
-    return dict(
-        episode_return=traj.episode_return.sum() / denom + no_episode,
-        episode_length=traj.episode_length.sum() / denom + no_episode,
-        num_episodes=num_episodes,
-    )
 
 
 def update_step(parts: PPOParts, meta_params: Any, state: InnerState) -> tuple[InnerState, Metrics]:
