@@ -2,8 +2,10 @@
 registries (as evosax's tests parametrise over every algorithm and optax's over every alias):
 registering a new entry adds it to these tests without touching them.
 
-Meta-optimizers (`discovery.meta_opt.META_OPTIMIZERS`), each on a tiny problem with the tiny
-options of `TINY` (required for every registered name): `params` has exactly the rule's
+Meta-optimizers (`discovery.meta_opt.META_OPTIMIZERS`), each on a tiny problem of every registered
+inner algorithm whose rule it can meta-learn (its spec check accepts the pair; PPO with a
+hyperparameter rule, every other algorithm with its registered `example`), with the tiny options of
+`TINY` (required for every registered name): `params` has exactly the rule's
 meta-parameter shapes for "mean" and "best"; `step`'s metrics have the documented keys and
 shapes; three generations trace the jitted step once; a state saved by the job's checkpointer
 and restored resumes bit-for-bit (and without a retrace).
@@ -12,17 +14,20 @@ Rules (`inner_algos.rules.RULES`): exported-rule files round-trip the rule (clas
 its meta-parameters bit for bit; drift rules give drift 0 at ratio 1 for any advantage.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from discovery.job.checkpoint import INFO_KEYS, Checkpointer
-from discovery.meta_opt import META_OPTIMIZERS, make_meta_optimizer, parse_options
+from discovery.meta_opt import META_OPTIMIZERS, make_meta_optimizer, parse_options, validate_options
 from discovery.meta_opt.base import METRIC_KEYS, OPTIONAL_METRIC_KEYS
 from discovery.meta_opt.problem import Problem
 from discovery.rule_io import load_rule, save_rule
 from inner_algos.envs import Task
+from inner_algos.registry import INNER_ALGOS
 from inner_algos.rules import RULES, DriftInputs, make_rule
 from meta_objectives import MetaObjective
 from tests.support.builders import tiny_ppo_config
@@ -39,6 +44,31 @@ PPO = tiny_ppo_config(4, num_envs=2, rollout_length=4, num_updates=4, num_miniba
 TASK = Task(source="gymnax", env_name="CartPole-v1", episode_length=16)
 RULE = make_rule("hyperparams")  # every estimator accepts it (online_metagrad requires it)
 GENERATIONS = 3
+OBJECTIVE = MetaObjective(kind="curve_area")
+
+
+def _problem_parts(inner: str) -> tuple:
+    """(config, task, rule) of the tiny problem on inner algorithm `inner`: its registered example
+    on 4-step episodes, so that every update ends some (a finite fitness)."""
+    if inner == "ppo":
+        return PPO, TASK, RULE
+    config, task, rule = INNER_ALGOS[inner].example()
+    return config, dataclasses.replace(task, episode_length=4), rule
+
+
+def _fits(name: str, inner: str) -> bool:
+    """Whether estimator `name` accepts the tiny problem of `inner` (its spec check)."""
+    config, _, rule = _problem_parts(inner)
+    try:
+        validate_options(name, TINY.get(name, {}), rule, config, OBJECTIVE)
+    except ValueError:
+        return False
+    return True
+
+
+CASES = [
+    (name, inner) for name in sorted(META_OPTIMIZERS) for inner in sorted(INNER_ALGOS) if _fits(name, inner)
+]
 
 
 def _shapes(tree):
@@ -51,13 +81,20 @@ def _assert_bit_equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # NaNs in place count as equal
 
 
-@pytest.fixture(scope="module", params=sorted(META_OPTIMIZERS))
+def test_every_estimator_runs_on_some_inner_algorithm():
+    for name in META_OPTIMIZERS:
+        assert name in TINY, f"meta-optimizer {name!r} is registered: add its tiny options to TINY"
+        assert any(n == name for n, _ in CASES), f"meta-optimizer {name!r} fits no inner algorithm"
+    assert {inner for _, inner in CASES} == set(INNER_ALGOS)
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[f"{n}-{i}" for n, i in CASES])
 def run(request, tmp_path_factory):
     """One tiny meta-optimizer run: GENERATIONS jitted steps, then a resume from the state after
-    the first, through the job's checkpointer. Shared by the tests of one name (one compile)."""
-    name = request.param
-    assert name in TINY, f"meta-optimizer {name!r} is registered: add its tiny options to TINY"
-    problem = Problem(RULE, (TASK,), PPO, MetaObjective(kind="curve_area"))
+    the first, through the job's checkpointer. Shared by the tests of one case (one compile)."""
+    name, inner = request.param
+    config, task, rule = _problem_parts(inner)
+    problem = Problem(rule, (task,), config, OBJECTIVE, inner=inner)
     opt = make_meta_optimizer(name, parse_options(name, TINY[name]), problem)
     traces = []
 
@@ -78,6 +115,7 @@ def run(request, tmp_path_factory):
     resumed = step(restored)
     return {
         "name": name,
+        "rule": rule,
         "opt": opt,
         "states": states,
         "metrics": metrics,
@@ -88,7 +126,7 @@ def run(request, tmp_path_factory):
 
 
 def test_params_have_the_rules_shapes(run):
-    expected = _shapes(RULE.init(jax.random.PRNGKey(0)))
+    expected = _shapes(run["rule"].init(jax.random.PRNGKey(0)))
     for state in run["states"]:
         params = run["opt"].params(state)
         assert set(params) == {"mean", "best"}
