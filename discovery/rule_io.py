@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -72,7 +72,7 @@ def save_rule(path: str | os.PathLike, rule: Rule, meta_params: Any, **provenanc
     }
     tmp_npz = stem.with_name(stem.name + ".tmp.npz")
     tmp_json = stem.with_name(stem.name + ".tmp.json")
-    np.savez(tmp_npz, **flat)
+    np.savez(tmp_npz, **cast(dict[str, Any], flat))  # array names, none a savez option
     tmp_json.write_text(json.dumps(header, indent=2, default=float))
     os.replace(tmp_npz, stem.with_suffix(".npz"))
     os.replace(tmp_json, stem.with_suffix(".json"))

@@ -194,9 +194,10 @@ def check_loggers(names, field: str, allowed=tuple(LOGGERS)) -> None:
             )
     if len(set(names)) < len(names):
         raise ValueError(f"{field} = {list(names)!r} names a logger twice")
-    missing = [n for n in names if LOGGERS[n] and importlib.util.find_spec(LOGGERS[n]) is None]
+    modules = {n: module for n in names if (module := LOGGERS[n])}
+    missing = [n for n, module in modules.items() if importlib.util.find_spec(module) is None]
     if missing:
-        packages = ", ".join(LOGGERS[n] for n in missing)
+        packages = ", ".join(modules[n] for n in missing)
         raise ValueError(
             f"{field} = {list(names)!r} asks for {', '.join(missing)}, but {packages} "
             f"is not installed: install the tracking extra ({TRACKING_EXTRA}) or "

@@ -124,8 +124,10 @@ def check_fields(obj: Any, section: str, **constraints: Any) -> None:
             raise ValueError(f"{section}.{field} = {value!r} {problem}")
 
 
-def _num(x: float) -> str:
-    """0 for 0 and 0.0, 0.5 for 0.5: bounds print as a person writes them."""
+def _num(x: float | None) -> str:
+    """0 for 0 and 0.0, 0.5 for 0.5: bounds print as a person writes them ("any" for no bound)."""
+    if x is None:
+        return "any"
     return str(int(x)) if float(x).is_integer() else repr(x)
 
 

@@ -50,7 +50,7 @@ least `num_updates` (the lifetime in updates) and `eval_envs` (episodes `evaluat
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -78,10 +78,18 @@ ALGO_FIELDS = (
 
 
 class InnerConfig(Protocol):
-    """What the outer loop reads of an inner algorithm's config (its spec section)."""
+    """What the outer loop reads of an inner algorithm's config (its spec section): a frozen
+    dataclass (written to results with `dataclasses.asdict`) with at least these fields."""
 
-    num_updates: int  # updates per lifetime (the truncated estimators bound lifetimes by it)
-    eval_envs: int  # episodes `evaluate` averages over (and the random agent's reference)
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def num_updates(self) -> int:
+        """Updates per lifetime (the truncated estimators bound lifetimes by it)."""
+
+    @property
+    def eval_envs(self) -> int:
+        """Episodes `evaluate` averages over (and the random agent's reference)."""
 
 
 class InitFn(Protocol):

@@ -14,7 +14,7 @@ tanh-squashing keeps log-probabilities exact and cheap.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import distrax
 import flax.linen as nn
@@ -119,18 +119,28 @@ def make_policy(
 ) -> Policy:
     """Categorical policy for a discrete action space, diagonal Gaussian for a continuous one."""
     if discrete:
-        actor = CategoricalActor(tuple(hidden), action_size, activation)
+        return _categorical_policy(CategoricalActor(tuple(hidden), action_size, activation))
+    return _gaussian_policy(Actor(tuple(hidden), action_size, activation, init_log_std))
 
-        def distribution(params, obs):
-            return distrax.Categorical(logits=actor.apply(params, obs))
 
-        return Policy(actor.init, distribution, lambda params, obs: jnp.argmax(actor.apply(params, obs), -1))
-    actor = Actor(tuple(hidden), action_size, activation, init_log_std)
+def _categorical_policy(actor: CategoricalActor) -> Policy:
+    def logits(params: Any, obs: jax.Array) -> jax.Array:
+        return cast(jax.Array, actor.apply(params, obs))
 
-    def distribution(params, obs):
-        return policy_distribution(*actor.apply(params, obs))
+    def distribution(params: Any, obs: jax.Array) -> Any:
+        return distrax.Categorical(logits=logits(params, obs))
 
-    return Policy(actor.init, distribution, lambda params, obs: actor.apply(params, obs)[0])
+    return Policy(actor.init, distribution, lambda params, obs: jnp.argmax(logits(params, obs), -1))
+
+
+def _gaussian_policy(actor: Actor) -> Policy:
+    def mean_and_log_std(params: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return cast(tuple[jax.Array, jax.Array], actor.apply(params, obs))
+
+    def distribution(params: Any, obs: jax.Array) -> Any:
+        return policy_distribution(*mean_and_log_std(params, obs))
+
+    return Policy(actor.init, distribution, lambda params, obs: mean_and_log_std(params, obs)[0])
 
 
 def policy_distribution(mean: jax.Array, log_std: jax.Array) -> distrax.Distribution:

@@ -143,11 +143,16 @@ def curve_area(episode_return: jnp.ndarray, num_episodes: jnp.ndarray) -> jnp.nd
 
 
 def score(objective: MetaObjective, metrics: dict, eval_return: jnp.ndarray | None) -> jnp.ndarray:
-    """The raw (unnormalised) score of runs: metrics arrays `[..., U]`, eval_return `[...]` -> `[...]`."""
+    """The raw (unnormalised) score of runs: metrics arrays `[..., U]`, eval_return `[...]` -> `[...]`
+    (kind "eval_return" needs eval_return)."""
     if objective.kind == "final_return":
         return final_return(metrics["episode_return"], metrics["num_episodes"], objective.last_k)
     if objective.kind == "curve_area":
         return curve_area(metrics["episode_return"], metrics["num_episodes"])
+    if eval_return is None:
+        raise ValueError(
+            f"meta_objective.kind = {objective.kind!r} scores the evaluation's return; none was run"
+        )
     return eval_return
 
 

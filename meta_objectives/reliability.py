@@ -12,6 +12,7 @@ seed ranks the members alike. Negative values (below -1 when r < -1/3) mean the 
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 
 def average_ranks(x: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
@@ -61,7 +62,7 @@ def split_half_reliability(scores: jnp.ndarray) -> jnp.ndarray:
     return spearman_brown(spearman(first, second))
 
 
-def pooled_reliability(reliabilities: jnp.ndarray) -> jnp.ndarray:
+def pooled_reliability(reliabilities: ArrayLike) -> jnp.ndarray:
     """One reliability `[]` for a run from its generations' split-half reliabilities `[G]` (NaN
     ones, generations without a measurement, left out): the Spearman-Brown step-up of their mean
     split-half correlation.

@@ -71,7 +71,9 @@ import functools
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -200,7 +202,7 @@ def run_eval(
     out: Path,
     argv: list[str],
     watchdog: tuple[float, float] = (10.0, 300.0),
-    loggers: tuple[str, ...] = (),
+    loggers: Sequence[str] = (),
     wandb: WandbSettings | None = None,
     reuse: Path | None = None,
 ) -> dict:
@@ -237,7 +239,7 @@ def run_eval(
     tasks, timings = _evaluate_tasks(
         out, source, settings, entries, keys, points, pairs, store_key, watchdog, reuse
     )
-    results = {
+    results: dict[str, Any] = {
         "evaluated": source.label,
         "rules": rules,
         "seeds": seeds,
@@ -282,7 +284,8 @@ def _evaluate_tasks(
     read from `reuse`/tasks/<task>.json when there), compared pairwise and stored at once; then
     reported. Returns ({label: result}, {label: seconds})."""
     (out / task_store.TASKS_DIR).mkdir(parents=True, exist_ok=True)
-    tasks, timings = {}, {}
+    tasks: dict[str, dict] = {}
+    timings: dict[str, float] = {}
     watch = EvalWatchdog(out, *watchdog)
     baselines = [e.label for e in entries if e.baseline]
     for number, (config, task) in enumerate(settings, start=1):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -59,8 +59,8 @@ def drift_grid(
 ) -> DriftGrid:
     """Tabulates a drift rule on `num` x `num` evenly spaced points (the grid of the picture), at
     lifetime fraction `progress` (only temporally-aware rules depend on it)."""
-    ratio = jnp.linspace(*ratio_range, num)
-    adv = jnp.linspace(*adv_range, num)
+    ratio = jnp.linspace(ratio_range[0], ratio_range[1], num)
+    adv = jnp.linspace(adv_range[0], adv_range[1], num)
     r, a = jnp.meshgrid(ratio, adv)  # [A, R]
 
     def objective(r):
@@ -89,7 +89,7 @@ class OptimizerGrid(NamedTuple):
 
 
 def optimizer_grid(
-    rule: Rule, meta_params, grad_range=(-1.0, 1.0), num=41, history=10, progress=0.5
+    rule: Any, meta_params, grad_range=(-1.0, 1.0), num=41, history=10, progress=0.5
 ) -> OptimizerGrid:
     """Feeds every grid point as one parameter element: `history` steps of gradient m, then g.
 
@@ -98,7 +98,7 @@ def optimizer_grid(
     """
     from inner_algos.rules.learned_optimizer import OptimizerInputs
 
-    values = jnp.linspace(*grad_range, num)
+    values = jnp.linspace(grad_range[0], grad_range[1], num)
     m, g = jnp.meshgrid(values, values, indexing="ij")  # [M, G]
     params = {"w": jnp.zeros_like(g)}
     state = rule.init_state(params)
@@ -214,7 +214,7 @@ def targets_setting(source: Source) -> TargetsSetting:
     updates = min(config.num_updates, TARGETS_MAX_UPDATES)
     cut = f" (of {config.num_updates}; cut to {TARGETS_MAX_UPDATES})" if updates < config.num_updates else ""
     config = dataclasses.replace(config, num_updates=updates)
-    rollouts = -(-2 * task.episode_length // config.rollout_length)
+    rollouts = -(-2 * cast(int, task.episode_length) // config.rollout_length)  # set by Task
     note = (
         f"{task.label}, {origin}; {updates} updates{cut} of {config.num_envs} envs x "
         f"{config.rollout_length} steps; analysis batches of {rollouts} rollouts "
@@ -386,10 +386,10 @@ def fitness_picture(path: Path, sources: list[Source]) -> Path | None:
     if len(histories) > 2:
         histories = {label: _headline(series) for label, series in histories.items()}
     reliability = {s.label: figures.reliability_series(s.fitness_history) for s in sources}
-    reliability = {label: r for label, r in reliability.items() if r is not None and label in histories}
+    shown = {label: r for label, r in reliability.items() if r is not None and label in histories}
     if not histories:
         return None
-    return figures.fitness_figure(path, histories, reliability or None, RELIABILITY_FLOOR)
+    return figures.fitness_figure(path, histories, shown or None, RELIABILITY_FLOOR)
 
 
 def run_inspect(sources: list[Source], out: Path) -> list[Path]:

@@ -186,7 +186,9 @@ def scores_figure(path: Path, scores: dict[str, dict[str, dict]], y_label: str, 
     width = 0.8 / len(labels)
     fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(groups) * max(1, len(labels) / 3), 4.2))
     for i, label in enumerate(labels):
-        xs, values, errs = [], [], [[], []]
+        xs: list[float] = []
+        values: list[float] = []
+        errs: list[list[float]] = [[], []]
         for j, group in enumerate(groups):
             entry = scores[group].get(label)
             if entry is None:

@@ -8,6 +8,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +126,7 @@ def paired_task(result: dict, pairs: list[tuple[str, str]]) -> list[dict]:
     out = []
     for rule, base in pairs:
         d, left_out = stats.paired_differences(_finals(result, rule), _finals(result, base))
-        entry = {"rule": rule, "baseline": base, "pairs": int(d.size), "left_out": left_out}
+        entry: dict[str, Any] = {"rule": rule, "baseline": base, "pairs": int(d.size), "left_out": left_out}
         if d.size:
             entry.update(stats.paired_bootstrap([d]))
             if result["normalized"]:

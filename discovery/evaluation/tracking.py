@@ -114,8 +114,8 @@ def _row(label: str, entry: dict) -> list:
 
 def _mean_curve(curves: list) -> list[float]:
     """The mean over seeds `[N, P+1]` of the seeds whose curve is finite (nan: none is)."""
-    curves = np.asarray(curves, dtype=float).reshape(len(curves), -1)
-    finite = curves[np.all(np.isfinite(curves), axis=1)]
+    array = np.asarray(curves, dtype=float).reshape(len(curves), -1)
+    finite = array[np.all(np.isfinite(array), axis=1)]
     if not finite.size:
-        return [math.nan] * curves.shape[1]
+        return [math.nan] * array.shape[1]
     return [float(v) for v in finite.mean(axis=0)]

@@ -123,8 +123,9 @@ def _watch(children: list[subprocess.Popen]) -> int:
                 flush=True,
             )
             return 128 - code if code < 0 else code
-        if all(code is not None for code in codes):
-            return max(codes)
+        finished = [code for code in codes if code is not None]
+        if len(finished) == len(codes):
+            return max(finished)
         time.sleep(POLL_SECONDS)
 
 

@@ -38,7 +38,7 @@ import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from discovery.job import faults
 from discovery.spec import JobSettings, WandbSettings
@@ -173,7 +173,7 @@ class WandbTracker:
             id=run_id,
             resume="allow",
             dir=str(directory),
-            mode=settings.mode,
+            mode=cast(Any, settings.mode),  # one of WANDB_MODES, checked by WandbSettings
             config=config,
             job_type=job_type,
             reinit="create_new",
@@ -196,7 +196,7 @@ class WandbTracker:
         """Given to wandb.init already."""
 
     def table(self, tag: str, columns: list[str], rows: list[list], step: int = 0) -> None:
-        self.run.log({tag: self._wandb.Table(columns=columns, data=rows)}, step=step)
+        self.run.log({tag: self._wandb.Table(columns=cast(list[Any], columns), data=rows)}, step=step)
 
     def curves(self, tag: str, steps: list[int], series: dict[str, list[float]], x_name: str) -> None:
         """A line chart of every series against `steps` (wandb steps only rise, so the curves
@@ -279,6 +279,7 @@ def open_trackers(
     warned about and left out."""
     trackers = Trackers()
     for tracker_name in names:
+        tracker: TensorBoardTracker | WandbTracker
         try:
             if tracker_name == "tensorboard":
                 tracker = TensorBoardTracker(directory / TB_DIR, purge_from=0)
@@ -319,6 +320,7 @@ class JobTrackers:
     def _start(self, name: str, settings: JobSettings, config: dict, history: list) -> None:
         """Opens tracker `name` where its run stands and logs the history it lacks."""
         entry = self.state.setdefault(name, {})
+        tracker: TensorBoardTracker | WandbTracker
         try:
             if name == "tensorboard":  # later ones are recomputed: log them again
                 logged = min(entry.get("logged", 0), len(history))
@@ -330,8 +332,9 @@ class JobTrackers:
                 if "id" not in entry:  # kept before the run starts, so a killed job resumes it
                     entry["id"] = new_run_id()
                     self._save_state()
-                tracker = WandbTracker(self.run_dir, settings.wandb, settings.name, config, entry["id"])
-                logged = tracker.holds_through()
+                wandb_tracker = WandbTracker(self.run_dir, settings.wandb, settings.name, config, entry["id"])
+                logged = wandb_tracker.holds_through()
+                tracker = wandb_tracker
         except Exception as err:
             warnings.warn(
                 f"the {name} logger could not start ({type(err).__name__}: {err}); the "

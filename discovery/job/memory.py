@@ -104,7 +104,7 @@ def available_bytes(devices: list) -> int:
     return host_memory() // len(devices)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     """1536 -> '1.5 KiB', 3 * 2**30 -> '3.0 GiB'."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024:

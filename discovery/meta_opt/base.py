@@ -304,7 +304,9 @@ def unroll_over_devices(unroll: Callable, mesh: Mesh | None) -> Callable:
     if mesh is None or mesh.size == 1:
         return unroll
     runs, per_step = PartitionSpec(RUNS_AXIS), PartitionSpec(None, RUNS_AXIS)
-    sharded = over_devices(unroll, mesh, (runs, runs), (runs, Unrolled(per_step, per_step, runs)))
+    # out_specs: a PartitionSpec per output leaf, in the shape of (runs, Unrolled)
+    specs = Unrolled._make((per_step, per_step, runs, None))
+    sharded = over_devices(unroll, mesh, (runs, runs), (runs, specs))
 
     def laid_out(thetas, state):
         size = thetas.shape[0]

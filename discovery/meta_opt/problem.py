@@ -34,7 +34,7 @@ their meta-parameters; seed keys depend on the seed index only, never on the dev
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -246,7 +246,10 @@ class Problem:
         )
         if self.paired:
             base = self.baseline_scores(key)
-            scores = paired_normalise(raw, base, self.baselines[indices], self.random_scores[indices])
+            # both set whenever paired (__init__)
+            reference = cast(jax.Array, self.baselines)[indices]
+            random = cast(jax.Array, self.random_scores)[indices]
+            scores = paired_normalise(raw, base, reference, random)
             base_per_task = jnp.full(len(self.tasks), jnp.nan).at[indices].set(jnp.mean(base, axis=-1))
             return Evaluation(aggregate(scores), per_task, scores, base_per_task)
         baselines = None if self.baselines is None else self.baselines[indices][None, :, None]

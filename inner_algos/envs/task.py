@@ -94,7 +94,7 @@ class Task:
                 valid = ", ".join(source.backends)
                 raise ValueError(f"task.backend = {self.backend!r} is unknown; valid backends: {valid}")
             object.__setattr__(self, "backend", backend)
-        checks = [] if source.backends else [("backend", "")]
+        checks: list[tuple[str, object]] = [] if source.backends else [("backend", "")]
         checks += [] if source.action_repeat else [("action_repeat", 1)]
         for field, default in checks:
             if getattr(self, field) != default:
@@ -129,12 +129,11 @@ class Task:
 
 def _ranges(value: Any, valid: tuple[str, ...]) -> tuple:
     """{name: [low, high]} (or pairs of them) -> sorted ((name, (low, high)), ...), checked."""
-    items = value.items() if isinstance(value, dict) else value
+    items: Any = value.items() if isinstance(value, dict) else value
     if not isinstance(items, (tuple, list, type({}.items()))):
         raise ValueError(f"task.randomize = {value!r} must be a table like {{ mass_scale = [0.5, 2.0] }}")
     out = []
-    for item in items:
-        name, bounds = item
+    for name, bounds in items:
         if name not in valid:
             raise ValueError(
                 f"task.randomize.{name} is not a randomisable field; valid fields: "

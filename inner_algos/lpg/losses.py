@@ -14,7 +14,7 @@ update into the rule.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +28,7 @@ from inner_algos.rules.targets import TargetInputs, Targets
 
 def log_probs(agent: Agent, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(log pi `[..., A]`, log y `[..., n]`) of the agent at observations `[..., obs_size]`."""
-    logits, y_logits = agent.apply(params, obs)
+    logits, y_logits = cast(tuple[jax.Array, jax.Array], agent.apply(params, obs))
     return jax.nn.log_softmax(logits), jax.nn.log_softmax(y_logits)
 
 
@@ -100,7 +100,7 @@ def agent_loss(
 
 def value_loss(params: dict, obs: jax.Array, target: jax.Array, *, critic: ValueNet) -> jax.Array:
     """The side critic's 0.5 mean (V(s) - target)^2 over `[T, N]`."""
-    return 0.5 * jnp.mean(jnp.square(critic.apply(params, obs) - target))
+    return 0.5 * jnp.mean(jnp.square(cast(jax.Array, critic.apply(params, obs)) - target))
 
 
 def policy_gradient_loss(

@@ -18,8 +18,9 @@ actions and rewards are data, so meta-params reach the agent's new params only t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -74,8 +75,8 @@ def advantages(parts: LPGParts, critic_params: dict, traj: Trajectory, last_obs:
     """The side critic's GAE (advantage, value target), both `[T, N]`, at the config's gamma and
     lambda; data (no gradient)."""
     critic_params = jax.lax.stop_gradient(critic_params)
-    values = parts.critic.apply(critic_params, traj.obs)
-    last_value = parts.critic.apply(critic_params, last_obs)
+    values = cast(jax.Array, parts.critic.apply(critic_params, traj.obs))
+    last_value = cast(jax.Array, parts.critic.apply(critic_params, last_obs))
     config = parts.config
     return gae(
         traj.reward, values, last_value, traj.termination, traj.truncation, config.gamma, config.gae_lambda
@@ -141,8 +142,8 @@ def update_step(parts: LPGParts, meta_params: Any, state: LPGState) -> tuple[LPG
     )
     params, opt_state, metrics = learn(parts, meta_params, state, traj, last_obs)
     metrics.update(episode_metrics(traj), learning_rate=jnp.asarray(parts.config.learning_rate, jnp.float32))
-    new_state = state.replace(
-        params=params, opt_state=opt_state, env_state=env_state, key=key, update=state.update + 1
+    new_state = dataclasses.replace(
+        state, params=params, opt_state=opt_state, env_state=env_state, key=key, update=state.update + 1
     )
     return new_state, metrics
 

@@ -8,7 +8,7 @@ the drift slot holds PPO-clip, LPO or DPO (`inner_algos.rules.drift`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +49,7 @@ def ppo_loss(
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     drift_value = drift(meta_params, DriftInputs(ratio, adv, progress), hp)
     policy_loss = -jnp.mean(ratio * adv - drift_value)
-    value = networks.critic.apply(params["critic"], obs)
+    value = cast(jax.Array, networks.critic.apply(params["critic"], obs))
     value_loss = jnp.square(value - target)
     if value_clip:
         clipped = old_value + jnp.clip(value - old_value, -hp.clip_eps, hp.clip_eps)

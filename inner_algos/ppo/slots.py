@@ -68,7 +68,7 @@ def rule_drift_slot(rule: Rule, meta_params: Any, inputs: DriftInputs, hp: Hyper
     return rule.apply(meta_params, inputs)
 
 
-def rule_direction(rule: Rule) -> optax.GradientTransformationExtraArgs:
+def rule_direction(rule: Any) -> optax.GradientTransformationExtraArgs:
     """An optimizer rule as an optax transform (its state from `rule.init_state(params)`)."""
 
     def update(updates, state, params=None, *, meta_params, progress):

@@ -30,6 +30,7 @@ class Rule:
 
     name: ClassVar[str]
     family: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every rule is a frozen dataclass
 
     def init(self, key: jax.Array) -> Any:
         """Initial meta-parameters (a pytree; `{}` for fixed rules)."""
