@@ -43,6 +43,20 @@ def pytest_configure(config):
     )
 
 
+MULTIPROCESS = "multiprocess"  # the xdist group of the tests that start several JAX processes at once
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """xdist groups (`--dist loadgroup`, pyproject.toml): every test file is one group, as with
+    `--dist loadfile` (its module-scoped fixtures are built once), except the files marked
+    `pytest.mark.xdist_group(MULTIPROCESS)`, which share one group and so one worker: two workers
+    each running multi-process tests would start four JAX processes on CI's two cores."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 def pytest_unconfigure(config):
     for path in _SESSION_CACHE:
         shutil.rmtree(path, ignore_errors=True)

@@ -20,6 +20,9 @@ from tests.support.tiny_job import META_OPTIMIZERS
 TOLERANCE = 1e-4  # relative, as across device counts (tests/discovery/meta_opt/test_devices.py)
 NO_FLAGS = Namespace(coordinator=None, num_processes=None, process_id=None)
 
+# several JAX processes at once: one xdist group with the other such files (tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("multiprocess")
+
 
 def test_settings_from_flags_env_and_cluster():
     env = {"DISCOVER_COORDINATOR": "10.0.0.1:1234", "DISCOVER_NUM_PROCESSES": "4", "DISCOVER_PROCESS_ID": "3"}

@@ -5,7 +5,12 @@ Population 4 + the ES mean = 5 members: on 2 devices they are padded to 6, so th
 that a population that does not divide the device count works.
 """
 
+import pytest
+
 from tests.support import tiny_job
+
+# several JAX processes at once: one xdist group with the other such files (tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("multiprocess")
 
 TOLERANCE = 1e-4  # relative; XLA may vectorise a 3-member and a 5-member batch differently
 LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1)}  # processes x devices per process

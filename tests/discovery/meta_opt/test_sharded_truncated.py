@@ -19,6 +19,9 @@ TOLERANCE = 1e-4  # relative, as for ES's population (tests/discovery/meta_opt/t
 ROOT = Path(__file__).resolve().parents[3]  # the repository: tests.* import from there
 CHILD = "tests.support.truncated_layouts"
 
+# several JAX processes at once: one xdist group with the other such files (tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("multiprocess")
+
 
 def start(out: Path, processes: int, devices: int) -> list[subprocess.Popen]:
     """The layout's processes, each with `devices` host devices, writing `out`."""
