@@ -171,3 +171,33 @@ def test_every_task_source_and_environment_is_documented():
             assert not missing, f"source {name}: environments {missing} are not in docs/tasks.md"
         for field in source.randomizable(source.env_names()[0]) if name == "brax" else ():
             assert f"`{field}`" in row, f"source {name}: randomisable {field} not documented"
+
+
+def _layout() -> dict[str, str]:
+    """{directory: its entry} of docs/architecture.md's layout block (an entry starts at column 0
+    with 'dir/' and runs over its indented continuation lines)."""
+    text = (DOCS / "architecture.md").read_text()
+    block = re.search(r"^```\n(inner_algos/.*?)^```", text, re.S | re.M)
+    assert block, "docs/architecture.md: the layout block is missing"
+    entries: dict[str, str] = {}
+    current = ""
+    for line in block.group(1).splitlines():
+        if line and not line[0].isspace():
+            current, _, line = line.partition(" ")
+            entries[current] = ""
+        entries[current] += " " + line
+    return entries
+
+
+def test_the_architecture_layout_lists_every_module():
+    root = DOCS.parent
+    entries = _layout()
+    for package in ("inner_algos", "meta_objectives", "discovery"):
+        for init in sorted((root / package).rglob("__init__.py")):
+            folder = init.parent.relative_to(root).as_posix() + "/"
+            assert folder in entries, f"docs/architecture.md's layout has no entry for {folder}"
+            modules = {p.name for p in init.parent.glob("*.py") if p.name != "__init__.py"}
+            listed = set(re.findall(r"\b(\w+\.py)\b", entries[folder]))
+            assert listed == modules, (
+                f"{folder}: the layout lists {sorted(listed)}, the code has {sorted(modules)}"
+            )
