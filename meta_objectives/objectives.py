@@ -49,7 +49,7 @@ class MetaObjective:
     kind: "final_return" (mean of `latest_returns` over the last `last_k` updates),
       "curve_area" (mean of `latest_returns` over all updates: the learning curve's area per
       update), or "eval_return" (deterministic evaluation of the final policy on
-      `ppo.eval_envs` full episodes; exact but costs one episode of extra env steps).
+      `eval_envs` full episodes of the inner algorithm; exact but costs one episode of extra env steps).
     normalize: "none", or "baseline": per task (score - b) / |b| with b the baseline's score
       (0 = as good as the baseline, 1 = twice as good), so tasks with different return scales
       average fairly. "paired": every generation also trains the baseline rule on exactly the
