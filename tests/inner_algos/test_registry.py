@@ -205,3 +205,16 @@ def test_results_record_a_config_under_its_own_spec_section():
     assert config_section(LPGConfig()) == "lpg"
     with pytest.raises(TypeError, match="dict is the config of no registered inner algorithm"):
         config_section({})
+
+
+@pytest.mark.fast
+def test_an_empty_baseline_rule_is_the_inner_algorithms_reference_baseline():
+    from inner_algos.registry import default_baseline
+    from meta_objectives import MetaObjective
+
+    assert (default_baseline("ppo"), default_baseline("lpg")) == ("ppo_clip", "a2c")
+    paired = MetaObjective(normalize="paired")
+    assert paired.with_baseline_rule("lpg").baseline_rule == "a2c"
+    assert paired.with_baseline_rule("ppo").baseline_rule == "ppo_clip"
+    given = MetaObjective(normalize="paired", baseline_rule="dpo")
+    assert given.with_baseline_rule("ppo") is given

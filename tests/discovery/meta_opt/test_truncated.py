@@ -179,3 +179,16 @@ def test_a_nonfinite_pair_is_left_out_of_the_estimate():
     assert np.all(np.isfinite(grad))
     np.testing.assert_allclose(grad, expected, rtol=1e-4)
     assert int(metrics["nonfinite_pairs"]) == 1
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("section", ["ppo", "lpg"])
+def test_a_lifetime_too_long_names_the_inner_algorithms_own_key(section):
+    """The truncated runs serve every inner algorithm: the message names the run's own section."""
+    from discovery.meta_opt.truncated import SegmentOptions
+    from inner_algos.registry import INNER_ALGOS
+
+    config = INNER_ALGOS[section].config_cls(num_updates=4)
+    with pytest.raises(ValueError, match=rf"meta_optimizer.lifetime = 5 exceeds {section}.num_updates = 4"):
+        SegmentOptions(lifetime=5).schedule(config)
+    assert SegmentOptions(lifetime=4).schedule(config).length == 4
