@@ -33,8 +33,7 @@ imports in `discovery/meta_opt/__init__.py`; a run spec picks one with `[meta_op
 any work (`validate_options`: the options dataclass, then `check(options, rule, config,
 objective)`, config the inner algorithm's (an `inner_algos.contract.InnerConfig`), which raises
 ValueError for combinations the estimator cannot run, e.g. an objective it has no loss for); the
-factory receives that typed object and parses nothing.
-A pure gradient estimator is
+factory receives that typed object and parses nothing. A pure gradient estimator is
 `<name>_estimator(...) -> Estimator`.
 
 Truncated estimators (PES, truncated ES, metagrad, online metagrad) see their inner runs only
