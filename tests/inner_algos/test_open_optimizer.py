@@ -16,9 +16,13 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from inner_algos.envs import Task
+from inner_algos.networks import Actor, layer_activations, make_policy
+from inner_algos.ppo import make_ppo
 from inner_algos.rules import make_rule
 from inner_algos.rules.learned_optimizer import OptimizerContext, OptimizerInputs
 from inner_algos.rules.open_optimizer import OpenState, dormancy, layer_fractions
+from tests.support.builders import tiny_ppo_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "open_parity" / "open_parity.npz"
 PUBLISHED = Path(__file__).parents[2] / "discovery" / "zoo" / "data" / "open"
@@ -111,3 +115,37 @@ def test_zero_meta_params_give_no_update():
     rule, _, params, inputs, _ = _reference_case("breakout")
     update, _ = rule.apply(rule.init(jax.random.PRNGKey(0)), inputs)
     assert not np.any(ravel_pytree(update)[0])
+
+
+@pytest.mark.fast
+def test_layer_activations_match_flax_intermediates():
+    policy = make_policy(False, 3, (8, 8), "relu")
+    obs = jax.random.normal(jax.random.PRNGKey(1), (5, 4))
+    params = policy.init(jax.random.PRNGKey(0), obs[0])
+    ours = layer_activations(params, obs, "relu")["params"]["MLP_0"]
+    actor = Actor((8, 8), 3, "relu")
+    _, inter = actor.apply(params, obs, capture_intermediates=True, mutable=["intermediates"])
+    dense = inter["intermediates"]["MLP_0"]
+    for i, name in enumerate(("Dense_0", "Dense_1", "Dense_2")):
+        out = dense[name]["__call__"][0]
+        expected = jnp.mean(jnp.abs(jax.nn.relu(out) if i < 2 else out), axis=0)
+        np.testing.assert_allclose(ours[name]["kernel"], expected, rtol=1e-6)
+        np.testing.assert_allclose(ours[name]["bias"], expected, rtol=1e-6)
+    assert layer_activations(params, obs, "relu")["params"]["log_std"].shape == (1,)
+
+
+@pytest.mark.fast
+def test_open_in_ppo_owns_the_whole_update():
+    config = tiny_ppo_config(num_updates=3, anneal_lr=True, activation="relu")
+    rule = make_rule("open")
+    algo = make_ppo(config, Task(episode_length=50), rule)
+    init = algo.init(rule.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    train = jax.jit(algo.train)
+    state, metrics = train(rule.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    # zero meta-params: OPEN's update is exactly 0, whatever PPO's learning rate
+    np.testing.assert_array_equal(ravel_pytree(state.params)[0], ravel_pytree(init.params)[0])
+    np.testing.assert_array_equal(metrics["learning_rate"], 1.0)  # not annealed
+    published = rule.from_flat(np.load(PUBLISHED / "breakout_OPEN.npy"))
+    state, _ = train(published, jax.random.PRNGKey(1))
+    moved = np.abs(ravel_pytree(state.params)[0] - ravel_pytree(init.params)[0])
+    assert np.all(np.isfinite(moved)) and moved.max() > 1e-4
