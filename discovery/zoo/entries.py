@@ -1,0 +1,76 @@
+"""The shipped zoo entries: OPEN's seven optimizers, DPO and PPO-clip."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from discovery.zoo.registry import Published, data_path, register_published
+from inner_algos.rules import make_rule
+
+OPEN_SOURCE = "github.com/AlexGoldie/rl-learned-optimization, commit b65037bd, rl_optimizer/pretrained/"
+OPEN_PAPER = (
+    "Goldie, Lu, Jackson, Whiteson, Foerster. Can Learned Optimization Make Reinforcement Learning "
+    "Less Difficult? NeurIPS 2024, arXiv 2407.07082"
+)
+# name: (file, meta-training tasks, the larger network)
+OPEN_OPTIMIZERS = {
+    "breakout": ("breakout_OPEN.npy", "Breakout-MinAtar", False),
+    "asterix": ("asterix_OPEN.npy", "Asterix-MinAtar", False),
+    "freeway": ("freeway_OPEN.npy", "Freeway-MinAtar", False),
+    "spaceinvaders": ("spaceinvaders_OPEN.npy", "SpaceInvaders-MinAtar", False),
+    "ant": ("ant_OPEN.npy", "Brax Ant", False),
+    "gridworld": ("gridworld_OPEN.npy", "GROOVE's grid worlds", False),
+    "multi": ("multi_OPEN.npy", "the four MinAtar games together", True),
+}
+
+
+def _open_entry(name: str, file: str, tasks: str, larger: bool) -> Published:
+    sizes = {"hidden_size": 32, "gru_size": 16} if larger else {}
+    relative = f"open/{file}"
+    network = (
+        "GRU of 16 units, MLP of 32 (the authors' larger network)" if larger else "GRU of 8 units, MLP of 16"
+    )
+    return Published(
+        name=f"open/{name}",
+        family="optimizer",
+        rule=lambda: make_rule("open", **sizes),
+        meta_params=lambda rule: rule.from_flat(np.load(data_path(relative))),
+        about=(
+            f"OPEN's learned optimizer meta-trained by the authors on {tasks} ({network}); rule 'open'. "
+            f"Source: {OPEN_SOURCE}{file}, copied unchanged. Paper: {OPEN_PAPER}. Licence: Apache-2.0 "
+            "(discovery/zoo/data/open/LICENSE). Checked: the update equals the authors' code to 1e-6 "
+            "(tests/inner_algos/test_open_optimizer.py)."
+        ),
+        data=relative,
+    )
+
+
+for _name, (_file, _tasks, _larger) in OPEN_OPTIMIZERS.items():
+    register_published(_open_entry(_name, _file, _tasks, _larger))
+
+register_published(
+    Published(
+        name="dpo",
+        family="drift",
+        rule=lambda: make_rule("dpo", alpha=2.0, beta=0.6),
+        meta_params=lambda rule: {},
+        about=(
+            "Discovered Policy Optimisation: the closed-form drift distilled from LPO, alpha 2, beta 0.6; "
+            "rule 'dpo' (our implementation of the paper's eq. 5). Paper: Lu, Kuba, Letcher, Metz, de Witt, "
+            "Foerster. Discovered Policy Optimisation. NeurIPS 2022, arXiv 2210.05639. No weights."
+        ),
+    )
+)
+register_published(
+    Published(
+        name="ppo_clip",
+        family="drift",
+        rule=lambda: make_rule("ppo_clip", eps=0.2),
+        meta_params=lambda rule: {},
+        about=(
+            "PPO's clipped objective written as a drift, clip range 0.2; rule 'ppo_clip'. Paper: Schulman, "
+            "Wolski, Dhariwal, Radford, Klimov. Proximal Policy Optimization Algorithms. arXiv 1707.06347. "
+            "No weights."
+        ),
+    )
+)
