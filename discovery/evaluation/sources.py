@@ -206,7 +206,7 @@ def zoo_source(text: str, generation: int | None = None) -> Source:
     entry = get_published(text)
     rule, meta = entry.load()
     header = {"zoo": entry.name, "about": entry.about}
-    return Source(text, "zoo", rule, meta, header, entry.path or Path(text))
+    return Source(text, "zoo", rule, meta, header, entry.path or Path(text), spec=entry.spec)
 
 
 def add_source_command(subparsers, name: str, help: str, description: str, nargs=None):

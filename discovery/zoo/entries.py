@@ -24,6 +24,45 @@ OPEN_OPTIMIZERS = {
 }
 
 
+# OPEN's inner PPO for MinAtar, from its configs.py (lines 43-61 for Breakout; the same values for
+# Asterix, Freeway, SpaceInvaders) and train.py; sources of every value in runs/open_breakout_minatar.toml.
+# learning_rate / anneal_lr are the Adam baseline's (learn-rl-algorithms 5c52f686,
+# algorithms/utils/configs.py lines 24, 49, 76, 101): rule 'open' owns its update and ignores them.
+OPEN_MINATAR_PPO = dict(
+    num_envs=64,
+    rollout_length=128,
+    num_updates=1220,  # 1e7 env steps
+    num_epochs=4,
+    num_minibatches=8,
+    anneal_lr=True,
+    gamma=0.99,
+    gae_lambda=0.95,
+    clip_eps=0.2,
+    value_clip=True,
+    vf_coef=0.5,
+    ent_coef=0.01,
+    max_grad_norm=0.5,
+    actor_hidden=[64, 64],
+    critic_hidden=[64, 64],
+    activation="relu",
+    normalize_obs=False,
+    normalize_rewards=False,
+)
+ADAM_LEARNING_RATE = {"Breakout": 1e-2, "Asterix": 3e-3, "Freeway": 1e-3, "SpaceInvaders": 7e-3}
+
+
+def _minatar_spec(games: list[str]) -> dict:
+    ppo = dict(OPEN_MINATAR_PPO)
+    if len(games) == 1:
+        ppo["learning_rate"] = ADAM_LEARNING_RATE[games[0]]
+    tasks = [{"source": "gymnax", "env_name": f"{g}-MinAtar", "episode_length": 1000} for g in games]
+    return {"ppo": ppo, "tasks": tasks}
+
+
+MINATAR_GAMES = {"breakout": ["Breakout"], "asterix": ["Asterix"], "freeway": ["Freeway"]}
+MINATAR_GAMES.update(spaceinvaders=["SpaceInvaders"], multi=list(ADAM_LEARNING_RATE))
+
+
 def _open_entry(name: str, file: str, tasks: str, larger: bool) -> Published:
     sizes = {"hidden_size": 32, "gru_size": 16} if larger else {}
     relative = f"open/{file}"
@@ -42,6 +81,7 @@ def _open_entry(name: str, file: str, tasks: str, larger: bool) -> Published:
             "(tests/inner_algos/test_open_optimizer.py)."
         ),
         data=relative,
+        spec=_minatar_spec(MINATAR_GAMES[name]) if name in MINATAR_GAMES else {},
     )
 
 

@@ -22,7 +22,9 @@ class Published:
     rule: builds the rule; meta_params: loads its meta-params given the rule (package data read
     here, nothing downloaded); about: what it is, where it came from (repository + commit),
     paper and licence, printed by `discover inspect`; data: the package-data file of its numbers
-    (relative to `discovery/zoo/data/`), or None for a rule without meta-params.
+    (relative to `discovery/zoo/data/`), or None for a rule without meta-params; spec: the run
+    spec sections it was trained with, as far as known ([ppo], [[tasks]]): `discover eval`
+    starts its inner config from them, as it does from a run directory's spec.
     """
 
     name: str
@@ -31,6 +33,7 @@ class Published:
     meta_params: Callable[[Rule], Any]
     about: str
     data: str | None = None
+    spec: dict = dataclasses.field(default_factory=dict)
 
     def load(self) -> tuple[Rule, Any]:
         rule = self.rule()

@@ -58,3 +58,27 @@ def test_zoo_source_for_eval_and_inspect():
         resolve_source("zoo:dpo", generation=3)
     with pytest.raises(ValueError, match="unknown"):
         resolve_source("zoo:nothing")
+
+
+@pytest.mark.fast
+def test_open_entries_carry_opens_minatar_ppo():
+    from discovery.evaluation.evaluate import eval_settings
+
+    source = resolve_source("zoo:open/breakout")
+    assert source.train_tasks == ["gymnax:Breakout-MinAtar"]
+    [(config, task)] = eval_settings(source, ["gymnax:Breakout-MinAtar@65536"], [], None)
+    assert (config.num_envs, config.rollout_length, config.num_epochs, config.num_minibatches) == (
+        64,
+        128,
+        4,
+        8,
+    )
+    assert config.actor_hidden == (64, 64) and config.activation == "relu" and config.value_clip
+    assert (config.ent_coef, config.clip_eps, config.learning_rate, config.num_updates) == (
+        0.01,
+        0.2,
+        1e-2,
+        8,
+    )
+    assert len(resolve_source("zoo:open/multi").train_tasks) == 4
+    assert resolve_source("zoo:open/ant").spec == {}
