@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from discovery.zoo.registry import Published, data_path, register_published
-from inner_algos.rules import make_rule
+from inner_algos.rules import Rule, make_rule
+from inner_algos.rules.open_optimizer import Open
 
 OPEN_SOURCE = "github.com/AlexGoldie/rl-learned-optimization, commit b65037bd, rl_optimizer/pretrained/"
 OPEN_PAPER = (
@@ -63,6 +64,11 @@ MINATAR_GAMES = {"breakout": ["Breakout"], "asterix": ["Asterix"], "freeway": ["
 MINATAR_GAMES.update(spaceinvaders=["SpaceInvaders"], multi=list(ADAM_LEARNING_RATE))
 
 
+def _from_flat(rule: Rule, relative: str) -> dict:
+    assert isinstance(rule, Open)
+    return rule.from_flat(np.load(data_path(relative)))
+
+
 def _open_entry(name: str, file: str, tasks: str, larger: bool) -> Published:
     sizes = {"hidden_size": 32, "gru_size": 16} if larger else {}
     relative = f"open/{file}"
@@ -73,7 +79,7 @@ def _open_entry(name: str, file: str, tasks: str, larger: bool) -> Published:
         name=f"open/{name}",
         family="optimizer",
         rule=lambda: make_rule("open", **sizes),
-        meta_params=lambda rule: rule.from_flat(np.load(data_path(relative))),
+        meta_params=lambda rule: _from_flat(rule, relative),
         about=(
             f"OPEN's learned optimizer meta-trained by the authors on {tasks} ({network}); rule 'open'. "
             f"Source: {OPEN_SOURCE}{file}, copied unchanged. Paper: {OPEN_PAPER}. Licence: Apache-2.0 "

@@ -44,7 +44,7 @@ from jax.flatten_util import ravel_pytree
 
 from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields
 from inner_algos.rules.base import Rule
-from inner_algos.rules.learned_optimizer import OptimizerContext, OptimizerInputs
+from inner_algos.rules.learned_optimizer import OptimizerInputs
 
 DECAYS = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
 NUM_FEATURES = 19
@@ -195,7 +195,7 @@ class Open(Rule):
 
     def apply(self, meta_params: dict, inputs: OptimizerInputs):
         """(update, state): the update pytree like params (applied as params - update)."""
-        ctx: OptimizerContext = inputs.context
+        ctx = inputs.context
         if ctx is None:
             raise ValueError("rule 'open' needs PPO's OptimizerContext (inputs.context is None)")
         params = ctx.params
@@ -205,8 +205,8 @@ class Open(Rule):
         )
         fracs = layer_fractions(params)
         dorms = jax.tree.map(dormancy, ctx.activations)
-        treedef = jax.tree.structure(params)
-        keys = jax.tree.unflatten(treedef, list(jax.random.split(ctx.key, treedef.num_leaves)))
+        leaves, treedef = jax.tree.flatten(params)
+        keys = jax.tree.unflatten(treedef, list(jax.random.split(ctx.key, len(leaves))))
         # the learned stochasticity reaches the actor only
         masks = {n: jax.tree.map(lambda _, m=float(n == "actor"): m, t) for n, t in params.items()}
 
