@@ -4,7 +4,7 @@ Layers, each importing only the ones before it (tests/discovery/test_layers.py c
 
 1. core modules: `figures` (figure plumbing, the fitness figure), `rule_io` (exported rule
    files), `versions`, `xla_flags` (XLA's flags, set by each entry point before jax starts),
-   `spec_tables` (spec tables into checked dataclasses);
+   `spec_tables` (spec tables into checked dataclasses), `zoo/` (published rules by name);
 2. `meta_opt/`: the meta-learning problem and the meta-optimizers over it;
 3. `spec`: run specs validated once into typed option objects;
 4. `job/`: the discovery job and its runtime (checkpoints, signals, watchdog, processes);

@@ -101,6 +101,29 @@ class CategoricalActor(nn.Module):
         return MLP(self.hidden, self.num_actions, self.activation, out_scale=0.01)(obs)
 
 
+def layer_activations(params: dict, obs: jax.Array, activation: str) -> dict:
+    """Mean |activation| over the batch of each layer of an `MLP`-based actor or critic.
+
+    params: the network's params ({"params": {"MLP_0": {"Dense_i": ...}, "log_std": ...}});
+    obs `[B, obs_size]` as the network sees them. Returns a pytree like params: each Dense
+    layer's kernel and bias get the layer's `[width]` (after the activation function for hidden
+    layers, the raw output for the last), a lone parameter (log-std) gets mean(exp(.)) `[1]`, as
+    OPEN's networks report them for its dormancy feature. Recomputes the forward pass; nothing of
+    it reaches a gradient.
+    """
+    act = ACTIVATIONS[activation]
+    mlp = params["params"]["MLP_0"]
+    names = sorted(mlp, key=lambda name: int(name.split("_")[-1]))
+    x, out = obs, {}
+    for i, name in enumerate(names):
+        x = x @ mlp[name]["kernel"] + mlp[name]["bias"]
+        x = act(x) if i < len(names) - 1 else x
+        mean_abs = jax.lax.stop_gradient(jnp.mean(jnp.abs(x), axis=tuple(range(x.ndim - 1))))
+        out[name] = {"bias": mean_abs, "kernel": mean_abs}
+    rest = {k: jnp.mean(jnp.exp(v)).reshape(1) for k, v in params["params"].items() if k != "MLP_0"}
+    return {"params": {"MLP_0": out, **rest}}
+
+
 class Policy(NamedTuple):
     """A stochastic policy over an env's action space; `params` are the actor's.
 

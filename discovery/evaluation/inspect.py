@@ -307,6 +307,8 @@ def summary(source: Source) -> str:
         f"rule: {rule.name} (family {rule.family}) options {rule.options()}",
         f"content hash: sha256:{source.hash}",
     ]
+    if "about" in header:
+        lines.append(f"about: {header['about']}")
     prov = {k: header[k] for k in ("kind", "generation", "fitness", "spec_hash") if k in header}
     if prov:
         lines.append("exported: " + ", ".join(f"{k} {v}" for k, v in prov.items()))
@@ -403,7 +405,10 @@ def run_inspect(sources: list[Source], out: Path) -> list[Path]:
     families = list(dict.fromkeys(s.rule.family for s in sources))
     for family in families:
         group = [s for s in sources if s.rule.family == family]
-        if family in PICTURES:
+        if any(getattr(s.rule, "owns_update", False) for s in group):
+            # OPEN-style: an element's update depends on its whole tensor, so no per-element grid
+            print(f"no picture for {family} rules that own the whole update ({group[0].rule.name})")
+        elif family in PICTURES:
             written.append(PICTURES[family](out / f"rule_{family}.png", group))
         else:
             print(no_picture(family))

@@ -5,7 +5,8 @@ A SOURCE on the command line is one of
   - a run directory (layout in docs/CONTRACTS.md): the rule is `rules/gen_<G:06d>_<which>`,
     G the newest generation with an intact export unless `generation` is given;
   - a checkpoint step `RUN_DIR/checkpoints/<G>`: the rule exported at that generation, and the
-    fitness history up to G.
+    fitness history up to G;
+  - a published rule `zoo:<name>`, e.g. `zoo:open/breakout` (see `discovery.zoo`).
 Nothing is unpickled or executed: rules come from `load_rule`, the spec from TOML, the fitness
 history from JSON lines.
 """
@@ -36,7 +37,8 @@ _RULE_FILE = re.compile(r"gen_(\d{6})_(mean|best)\.json")
 class Source:
     """A resolved SOURCE: the rule and whatever is known about the run that produced it.
 
-    kind is "rule" (an exported file), "run" (a run directory) or "checkpoint" (a step dir).
+    kind is "rule" (an exported file), "run" (a run directory), "checkpoint" (a step dir) or
+    "zoo" (a published rule; header holds its zoo name and `about` text).
     spec is the run's spec.toml as a dict ({} for an exported rule); fitness_history the metrics.jsonl
     records; checkpoint_steps the generations with a checkpoint directory; tag tells apart
     sources whose labels would otherwise be equal.
@@ -58,7 +60,9 @@ class Source:
     def label(self) -> str:
         """Short name for legends, e.g. 'lpo gen 12 mean' or 'lpo (my_rule)', then ' [tag]'."""
         gen, kind = self.header.get("generation"), self.header.get("kind")
-        if gen is not None and kind is not None:
+        if self.kind == "zoo":
+            label = self.text
+        elif gen is not None and kind is not None:
             label = f"{self.rule.name} gen {gen} {kind}"
         else:
             label = f"{self.rule.name} ({self.rule_path.name})"
@@ -164,6 +168,8 @@ def resolve_source(text: str, generation: int | None = None, which: str = "mean"
     """Resolves a SOURCE string (see module docstring); ValueError names what is wrong."""
     if which not in WHICH:
         raise ValueError(f"--which = {which!r} is unknown; valid: {', '.join(WHICH)}")
+    if text.startswith("zoo:"):
+        return zoo_source(text, generation)
     path = Path(text)
     if path.is_dir():
         if path.parent.name == "checkpoints" and path.name.isdigit():
@@ -191,6 +197,18 @@ def resolve_source(text: str, generation: int | None = None, which: str = "mean"
     )
 
 
+def zoo_source(text: str, generation: int | None = None) -> Source:
+    """The published rule `zoo:<name>` (`discovery.zoo`); rule_path its weights file, if any."""
+    from discovery.zoo import get_published
+
+    if generation is not None:
+        raise ValueError(f"--generation applies to a run directory, not to the published rule {text}")
+    entry = get_published(text)
+    rule, meta = entry.load()
+    header = {"zoo": entry.name, "about": entry.about}
+    return Source(text, "zoo", rule, meta, header, entry.path or Path(text), spec=entry.spec)
+
+
 def add_source_command(subparsers, name: str, help: str, description: str, nargs=None):
     """Adds the subcommand `name` (its module docstring as `description`, printed as written)
     with the SOURCE arguments of `add_source_arguments`; returns its parser."""
@@ -207,7 +225,7 @@ def add_source_arguments(parser, nargs=None) -> None:
         "source",
         nargs=nargs,
         metavar="SOURCE",
-        help="exported rule (stem, .json or .npz), run directory, or RUN_DIR/checkpoints/<G>",
+        help="exported rule (stem, .json or .npz), run directory, RUN_DIR/checkpoints/<G>, or zoo:<name>",
     )
     parser.add_argument(
         "--generation",

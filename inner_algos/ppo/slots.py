@@ -36,12 +36,15 @@ class RuleSlots(NamedTuple):
 
     drift: DriftFn; hyperparams: HyperparamsFn; direction: an optax transform whose `update`
     takes the extra keyword arguments meta_params and progress (PPO clips the gradient before
-    it and scales its output by -learning_rate).
+    it and scales its output by -learning_rate). owns_update: the direction is the whole update
+    (an optimizer rule with `owns_update`, e.g. OPEN's): the learning rate is 1, never annealed,
+    and `update` also takes context (`OptimizerContext`).
     """
 
     drift: DriftFn
     hyperparams: HyperparamsFn
     direction: optax.GradientTransformationExtraArgs
+    owns_update: bool = False
 
 
 def config_hyperparams(config: PPOConfig, meta_params: Any, progress: jax.Array) -> HyperParams:
@@ -71,9 +74,9 @@ def rule_drift_slot(rule: Rule, meta_params: Any, inputs: DriftInputs, hp: Hyper
 def rule_direction(rule: Any) -> optax.GradientTransformationExtraArgs:
     """An optimizer rule as an optax transform (its state from `rule.init_state(params)`)."""
 
-    def update(updates, state, params=None, *, meta_params, progress):
+    def update(updates, state, params=None, *, meta_params, progress, context=None):
         del params
-        return rule.apply(meta_params, OptimizerInputs(updates, state, progress))
+        return rule.apply(meta_params, OptimizerInputs(updates, state, progress, context))
 
     return optax.GradientTransformationExtraArgs(rule.init_state, update)
 
@@ -87,7 +90,13 @@ def _hyperparams_slots(config, rule, hyperparams, direction) -> RuleSlots:
 
 
 def _optimizer_slots(config, rule, hyperparams, direction) -> RuleSlots:
-    return RuleSlots(ppo_clip_slot, hyperparams, rule_direction(rule))
+    if not getattr(rule, "owns_update", False):
+        return RuleSlots(ppo_clip_slot, hyperparams, rule_direction(rule))
+
+    def unit_step(meta_params, progress):  # the rule's direction is the whole update
+        return hyperparams(meta_params, progress)._replace(learning_rate=jnp.asarray(1.0))
+
+    return RuleSlots(ppo_clip_slot, unit_step, rule_direction(rule), owns_update=True)
 
 
 # How PPO fills the slot of each rule family registered with inner_algos=("ppo",) (which families

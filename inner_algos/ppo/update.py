@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from inner_algos.envs import Task, episode_runner, make_env, sample_params
-from inner_algos.networks import Critic, RunningStats, make_policy
+from inner_algos.networks import Critic, RunningStats, layer_activations, make_policy
 from inner_algos.ppo import acting
 from inner_algos.ppo.config import PPOConfig
 from inner_algos.ppo.losses import ppo_loss
@@ -42,6 +42,7 @@ from inner_algos.reward_norm import ReturnStats
 from inner_algos.rl import episode_metrics
 from inner_algos.rules import Rule
 from inner_algos.rules.hyperparams import HyperParams
+from inner_algos.rules.learned_optimizer import OptimizerContext
 
 
 def init_state(parts: PPOParts, meta_params: Any, key: jax.Array) -> InnerState:
@@ -79,16 +80,29 @@ def loss_of(parts: PPOParts):
     )
 
 
-def sgd_step(parts: PPOParts, carry, batch: Batch, meta_params: Any, hp: HyperParams, progress):
+def sgd_step(parts: PPOParts, carry, batch: Batch, meta_params: Any, hp: HyperParams, progress, context=None):
     """One gradient step on a minibatch (fields `[B / M, ...]`): carry (params, opt_state) ->
-    (carry, loss stats + grad_norm). The direction slot's output is scaled by -hp.learning_rate."""
+    (carry, loss stats + grad_norm). The direction slot's output is scaled by -hp.learning_rate.
+    context: (update_fraction, epoch_fraction, key) of this step when the rule owns the update
+    (`RuleSlots.owns_update`); its `OptimizerContext` is then built here."""
     params, opt_state = carry
     grads, stats = jax.grad(loss_of(parts), has_aux=True)(params, batch, meta_params, hp, progress)
-    updates, opt_state = parts.tx.update(grads, opt_state, params, meta_params=meta_params, progress=progress)
+    extra = {} if context is None else {"context": optimizer_context(parts, params, batch, *context)}
+    updates, opt_state = parts.tx.update(
+        grads, opt_state, params, meta_params=meta_params, progress=progress, **extra
+    )
     updates = jax.tree.map(lambda u: -hp.learning_rate * u, updates)
     params = optax.apply_updates(params, updates)
     stats["grad_norm"] = optax.global_norm(grads)
     return (params, opt_state), stats
+
+
+def optimizer_context(parts: PPOParts, params, batch: Batch, update_fraction, epoch_fraction, key):
+    """The `OptimizerContext` of one SGD step: the proportions, the key, params and the mean
+    |activation| of every layer of actor and critic on the minibatch's observations."""
+    activation = parts.config.activation
+    activations = {net: layer_activations(params[net], batch.obs, activation) for net in ("actor", "critic")}
+    return OptimizerContext(update_fraction, epoch_fraction, activations, key, params)
 
 
 def train_epochs(
@@ -100,34 +114,59 @@ def train_epochs(
     meta_params: Any,
     hp: HyperParams,
     progress,
+    update_fraction=None,
 ):
     """config.num_epochs passes over the batch `flat` (`[T * N, ...]`), each a fresh permutation
-    cut into num_minibatches. Returns ((params, opt_state), stats `[num_epochs, M]` per name)."""
+    cut into num_minibatches. Returns ((params, opt_state), stats `[num_epochs, M]` per name).
+    A rule that owns the update also gets each step's context (`sgd_step`), its key drawn from
+    the epoch's key (update_fraction `[]`: this update's, see `update_step`)."""
     config = parts.config
 
-    def epoch(carry, epoch_key):
+    def minibatches(epoch_key):
         perm = jax.random.permutation(epoch_key, config.batch_size)
-        minibatches = jax.tree.map(
-            lambda x: x[perm].reshape((config.num_minibatches, -1) + x.shape[1:]), flat
-        )
-        return jax.lax.scan(lambda c, b: sgd_step(parts, c, b, meta_params, hp, progress), carry, minibatches)
+        return jax.tree.map(lambda x: x[perm].reshape((config.num_minibatches, -1) + x.shape[1:]), flat)
 
-    return jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, config.num_epochs))
+    def epoch(carry, epoch_key):
+        return jax.lax.scan(
+            lambda c, b: sgd_step(parts, c, b, meta_params, hp, progress), carry, minibatches(epoch_key)
+        )
+
+    def epoch_with_context(carry, xs):
+        epoch_key, epoch_index = xs
+        epoch_fraction = epoch_index / max(config.num_epochs - 1, 1)
+        step_keys = jax.random.split(jax.random.fold_in(epoch_key, 1), config.num_minibatches)
+
+        def step(c, batch_and_key):
+            batch, step_key = batch_and_key
+            context = (update_fraction, epoch_fraction, step_key)
+            return sgd_step(parts, c, batch, meta_params, hp, progress, context)
+
+        return jax.lax.scan(step, carry, (minibatches(epoch_key), step_keys))
+
+    epoch_keys = jax.random.split(key, config.num_epochs)
+    if parts.slots.owns_update:
+        return jax.lax.scan(
+            epoch_with_context, (params, opt_state), (epoch_keys, jnp.arange(config.num_epochs))
+        )
+    return jax.lax.scan(epoch, (params, opt_state), epoch_keys)
 
 
 def update_step(parts: PPOParts, meta_params: Any, state: InnerState) -> tuple[InnerState, Metrics]:
     """One PPO update: hyperparameters from the slot (learning rate annealed when
     config.anneal_lr), a rollout + GAE, num_epochs x num_minibatches SGD steps, observation
-    statistics updated with the rollout. Metrics are scalars (loss stats averaged over the SGD steps)."""
+    statistics updated with the rollout. Metrics are scalars (loss stats averaged over the SGD steps).
+    A rule that owns the update (OPEN) keeps learning rate 1, unannealed."""
     config = parts.config
     progress = lifetime_fraction(state)
     hp = parts.slots.hyperparams(meta_params, progress)
-    if config.anneal_lr:
+    if config.anneal_lr and not parts.slots.owns_update:
         hp = hp._replace(learning_rate=hp.learning_rate * (1.0 - progress))
+    # OPEN's training proportion: 0 at the first update, 1 at the last
+    update_fraction = state.update / jnp.maximum(state.lifetime - 1, 1) if parts.slots.owns_update else None
     key, k_roll, k_perm = jax.random.split(state.key, 3)
     env_state, return_stats, traj, flat = acting.collect(parts, state, k_roll, hp)
     (params, opt_state), stats = train_epochs(
-        parts, state.params, state.opt_state, flat, k_perm, meta_params, hp, progress
+        parts, state.params, state.opt_state, flat, k_perm, meta_params, hp, progress, update_fraction
     )
     obs_stats = state.obs_stats
     if config.normalize_obs:

@@ -10,6 +10,7 @@ from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrif
 from inner_algos.rules.families import FAMILIES, Family, check_supported, get_family, register_family
 from inner_algos.rules.hyperparams import LearnedHyperparams
 from inner_algos.rules.learned_optimizer import Adam, LearnedOptimizer
+from inner_algos.rules.open_optimizer import Open
 from inner_algos.rules.targets import A2CTargets, LearnedTargets
 
 RULES: dict[str, type[Rule]] = {
@@ -21,6 +22,7 @@ RULES: dict[str, type[Rule]] = {
         LearnedHyperparams,
         Adam,
         LearnedOptimizer,
+        Open,
         LearnedTargets,
         A2CTargets,
     )

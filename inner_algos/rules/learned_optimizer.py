@@ -29,17 +29,38 @@ from inner_algos.rules.families import register_family
 register_family("optimizer", slot="the update direction of the agent's parameters", inner_algos=("ppo",))
 
 
+class OptimizerContext(NamedTuple):
+    """What PPO also passes to an optimizer rule that asks for it (`owns_update`, e.g. OPEN's).
+
+    update_fraction: `[]` update / (num_updates - 1): 0 at the first update, 1 at the last
+        (OPEN's "training proportion").
+    epoch_fraction: `[]` epoch / (num_epochs - 1) within the update (OPEN's "batch proportion").
+    activations: pytree like the agent's params; each leaf `[width]` holds the mean |activation|
+        over the minibatch of the neurons its layer outputs (`inner_algos.networks.layer_activations`).
+    key: a PRNG key for this SGD step.
+    params: the agent's params before the step, {"actor": ..., "critic": ...}.
+    """
+
+    update_fraction: jax.Array
+    epoch_fraction: jax.Array
+    activations: Any
+    key: jax.Array
+    params: Any
+
+
 class OptimizerInputs(NamedTuple):
     """What an optimizer rule sees at one inner update.
 
     grads: gradient pytree (after PPO's global-norm clip), shaped like the agent's params.
     state: the rule's optimizer state (from `init_state`, then from the previous `apply`).
     progress: scalar lifetime fraction, update / lifetime (`inner_algos.ppo.lifetime_fraction`).
+    context: `OptimizerContext` for rules with `owns_update` (None for the others).
     """
 
     grads: Any
     state: Any
     progress: jax.Array
+    context: OptimizerContext | None = None
 
 
 def _adam(b1: float, b2: float, eps: float) -> optax.GradientTransformation:

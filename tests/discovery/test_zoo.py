@@ -1,0 +1,84 @@
+"""The zoo of published rules: names, loading, licence files, and `zoo:` sources."""
+
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from discovery.evaluation.inspect import summary
+from discovery.evaluation.sources import resolve_source
+from discovery.zoo import PUBLISHED, data_path, get_published, published_names, register_published
+
+NAMES = [
+    f"open/{n}" for n in ("ant", "asterix", "breakout", "freeway", "gridworld", "multi", "spaceinvaders")
+]
+
+
+@pytest.mark.fast
+def test_every_entry_loads_and_open_vectors_are_the_shipped_files():
+    get_published("dpo")  # registers the shipped entries
+    assert set(NAMES + ["dpo", "ppo_clip"]) <= set(published_names())
+    for name in NAMES:
+        entry = get_published("zoo:" + name)
+        rule, meta = entry.load()
+        assert rule.name == "open" and entry.family == "optimizer"
+        np.testing.assert_array_equal(ravel_pytree(meta)[0], np.load(entry.path))
+        assert "2407.07082" in entry.about and "b65037bd" in entry.about and "Apache-2.0" in entry.about
+    assert get_published("open/multi").load()[0].options()["hidden_size"] == 32
+    assert get_published("dpo").load()[0].options() == {"alpha": 2.0, "beta": 0.6}
+    assert get_published("ppo_clip").load() == (get_published("ppo_clip").rule(), {})
+
+
+@pytest.mark.fast
+def test_licence_and_source_beside_the_weights():
+    folder = data_path("open")
+    assert "Apache License" in (folder / "LICENSE").read_text()
+    source = (folder / "SOURCE.md").read_text()
+    assert "b65037bd" in source and "2407.07082" in source
+    assert len(list(folder.glob("*_OPEN.npy"))) == 7
+
+
+@pytest.mark.fast
+def test_unknown_and_duplicate_names():
+    with pytest.raises(ValueError, match="did you mean zoo:open/breakout") as err:
+        get_published("zoo:open/brekout")
+    assert "zoo:ppo_clip" in str(err.value)
+    with pytest.raises(ValueError, match="already registered"):
+        register_published(PUBLISHED["dpo"])
+
+
+@pytest.mark.fast
+def test_zoo_source_for_eval_and_inspect():
+    source = resolve_source("zoo:open/breakout")
+    assert source.kind == "zoo" and source.label == "zoo:open/breakout"
+    assert source.rule_path.name == "breakout_OPEN.npy"
+    text = summary(source)
+    assert "NeurIPS 2024" in text and "github.com/AlexGoldie/rl-learned-optimization" in text
+    assert resolve_source("zoo:dpo").rule.name == "dpo"
+    with pytest.raises(ValueError, match="--generation"):
+        resolve_source("zoo:dpo", generation=3)
+    with pytest.raises(ValueError, match="unknown"):
+        resolve_source("zoo:nothing")
+
+
+@pytest.mark.fast
+def test_open_entries_carry_opens_minatar_ppo():
+    from discovery.evaluation.evaluate import eval_settings
+
+    source = resolve_source("zoo:open/breakout")
+    assert source.train_tasks == ["gymnax:Breakout-MinAtar"]
+    [(config, task)] = eval_settings(source, ["gymnax:Breakout-MinAtar@65536"], [], None)
+    assert (config.num_envs, config.rollout_length, config.num_epochs, config.num_minibatches) == (
+        64,
+        128,
+        4,
+        8,
+    )
+    assert config.actor_hidden == (64, 64) and config.activation == "relu" and config.value_clip
+    assert (config.ent_coef, config.clip_eps, config.learning_rate, config.num_updates) == (
+        0.01,
+        0.2,
+        1e-2,
+        8,
+    )
+    assert len(resolve_source("zoo:open/multi").train_tasks) == 4
+    assert resolve_source("zoo:open/ant").spec == {}
