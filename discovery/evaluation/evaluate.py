@@ -79,6 +79,7 @@ from discovery.evaluation import plots, report, task_store, tracking
 from discovery.evaluation.results import (
     comparisons,
     json_ready,
+    judge,
     normalization,
     paired_pooled,
     paired_task,
@@ -302,6 +303,7 @@ def _evaluate_tasks(
             write_json(path, {"key": key, **done})
         else:
             print(f"{task.label}: done earlier, read from {path}", flush=True)
+            done["result"]["paired"] = [judge(done["result"], e) for e in done["result"]["paired"]]
         tasks[task.label], timings[task.label] = done["result"], done["seconds"]
         report.report_task(out, task.label, done["result"], done["seconds"])
     return tasks, timings
