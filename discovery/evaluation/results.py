@@ -211,8 +211,11 @@ def _diverged_note(result: dict, rule: str, baseline: str) -> str:
 
 def verdict_text(entry: dict) -> str:
     """A paired entry's verdict with the diverged seeds when any: 'worse (diverged 37/40,
-    ppo_clip 0/40)', 'better', 'no verdict (diverged 20/40, ppo_clip 19/40)'."""
+    ppo_clip 0/40)', 'better', 'no verdict (diverged 20/40, ppo_clip 19/40)'; a pooled entry's
+    with the tasks it leaves out: 'worse (without hopper/spring)'."""
     verdict = entry.get("verdict") or "no verdict"
+    if entry.get("left_out_tasks"):  # a pooled entry
+        return f"{verdict} (without {', '.join(entry['left_out_tasks'])})"
     d = entry.get("divergence")
     if not d or not d["rule"] + d["baseline"]:
         return verdict
