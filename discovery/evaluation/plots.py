@@ -41,49 +41,53 @@ def heatmaps_figure(
     y_label: str,
     title: str,
     x_mark: float = 0.0,
+    wrap: int = 3,
 ) -> Path:
-    """A grid of heatmaps: one column per source, one row per quantity, shared scale per row.
+    """Heatmaps of several sources: per quantity a block of panels, one per source, `wrap` to a
+    line; a shared colour scale (and colour bar) per quantity.
 
-    x `[X]`, y `[Y]`; columns: [(column title, {row key: values `[Y, X]`})]; rows: [(row key,
-    colourbar label, "sequential" (from 0 when the row is >= 0) or "diverging" (symmetric))].
+    x `[X]`, y `[Y]`; columns: [(panel title, {row key: values `[Y, X]`})]; rows: [(row key,
+    colourbar label, "sequential" (from 0 when the quantity is >= 0) or "diverging" (symmetric))].
     Dotted reference lines at x = x_mark and y = 0.
     """
-    n = len(columns)
-    fig, axes = plt.subplots(
-        len(rows),
-        n,
-        figsize=(3.4 * n + 1.2, 3.2 * len(rows) + 0.4),
-        squeeze=False,
-        sharex=True,
-        sharey=True,
-        layout="constrained",
-    )
+    n, cols = len(columns), min(wrap, len(columns))
+    lines = -(-n // cols)
+    fig = plt.figure(figsize=(2.5 * cols + 1.3, (2.3 * lines + 0.5) * len(rows) + 0.3), layout="constrained")
+    blocks = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
     extent = (x[0], x[-1], y[0], y[-1])
-    for row, (key, label, kind) in enumerate(rows):
+    for block, (key, label, kind) in zip(blocks, rows):
         values = [np.asarray(c[key], dtype=float) for _, c in columns]
-        if kind == "diverging":
-            top = max(float(np.nanmax(np.abs(v))) for v in values) or 1.0
-            style = dict(cmap="RdBu_r", vmin=-top, vmax=top)
-        else:
-            lo = min(float(np.nanmin(v)) for v in values)
-            hi = max(float(np.nanmax(v)) for v in values)
-            lo = 0.0 if lo >= 0.0 else lo
-            style = dict(cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1.0)
-        for col, ((col_title, _), z) in enumerate(zip(columns, values)):
-            ax = axes[row, col]
+        axes = block.subplots(lines, cols, squeeze=False, sharex=True, sharey=True)
+        style = _heatmap_style(values, kind)
+        for i, ((panel_title, _), z) in enumerate(zip(columns, values)):
+            ax = axes.flat[i]
             image = ax.imshow(z, origin="lower", extent=extent, aspect="auto", **style)
             line = "w" if kind == "sequential" else "k"
             ax.axvline(x_mark, color=line, lw=0.6, ls=":")
             ax.axhline(0.0, color=line, lw=0.6, ls=":")
-            if row == 0:
-                ax.set_title(col_title)
-            if row == len(rows) - 1:
-                ax.set_xlabel(x_label)
-            if col == 0:
-                ax.set_ylabel(y_label)
-        fig.colorbar(image, ax=list(axes[row]), label=label, fraction=0.03)
-    fig.suptitle(title)
+            ax.set_title(panel_title, fontsize=8)
+            ax.tick_params(labelsize=7)
+        for ax in axes.flat[n:]:
+            ax.axis("off")
+            above = axes.flat[list(axes.flat).index(ax) - cols]  # the last panel of its column
+            above.xaxis.set_tick_params(labelbottom=True)
+        block.supxlabel(x_label, fontsize=9)
+        block.supylabel(y_label, fontsize=9)
+        block.colorbar(image, ax=list(axes.flat), label=label, fraction=0.04)
+    fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
+
+
+def _heatmap_style(values: list[np.ndarray], kind: str) -> dict:
+    """imshow's colour map and limits shared by a quantity's panels: symmetric about 0 for a
+    diverging one, else from 0 (or the minimum, when negative) to the maximum."""
+    if kind == "diverging":
+        top = max(float(np.nanmax(np.abs(v))) for v in values) or 1.0
+        return dict(cmap="RdBu_r", vmin=-top, vmax=top)
+    lo = min(float(np.nanmin(v)) for v in values)
+    hi = max(float(np.nanmax(v)) for v in values)
+    lo = 0.0 if lo >= 0.0 else lo
+    return dict(cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1.0)
 
 
 def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], title: str) -> Path:
@@ -94,7 +98,9 @@ def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], 
     n = len(panels)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.2 * rows + 0.5), squeeze=False, layout="constrained"
+    )
     for ax, (name, lines) in zip(axes.flat, panels.items()):
         for label, (x, y) in lines.items():
             ax.plot(x, y, label=label)
@@ -103,9 +109,9 @@ def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], 
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=2, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
     return save_figure(fig, path)
 
 
