@@ -58,7 +58,7 @@ def fitness_figure(
     ax.set_ylabel(unit, fontsize=9)
     ax.set_title("Meta-training fitness" + (f" of {next(iter(histories))}" if len(histories) == 1 else ""))
     ax.grid(alpha=0.3)
-    if low is not None:
+    if low is not None and reliability:
         _draw_reliability(low, reliability, colours, floor)
         ax = low
     ax.set_xlabel("generation")

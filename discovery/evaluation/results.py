@@ -123,7 +123,7 @@ def paired_task(result: dict, pairs: list[tuple[str, str]]) -> list[dict]:
     out = []
     for rule, base in pairs:
         d, left_out = stats.paired_differences(_finals(result, rule), _finals(result, base))
-        entry = {"rule": rule, "baseline": base, "pairs": int(d.size), "left_out": left_out}
+        entry: dict = {"rule": rule, "baseline": base, "pairs": int(d.size), "left_out": left_out}
         if d.size:
             entry.update(stats.paired_bootstrap([d]))
             if result["normalized"]:
