@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 
 def save_figure(fig, path: Path, **savefig) -> Path:
@@ -34,57 +35,112 @@ def fitness_figure(
     histories: dict[str, dict[str, tuple]],
     reliability: dict[str, tuple] | None = None,
     floor: float | None = None,
+    unit: str = "fitness",
 ) -> Path:
     """Fitness per generation: a colour per source, a line style per series; below it, when
-    `reliability` has a source, a panel of the fitness reliability per generation (same colours)
-    with `floor` (the warning's threshold) dashed.
+    `reliability` has a source, a panel of the split-half rank correlation r of the fitness per
+    generation (same colours) in [-1, 1], r = R / (2 - R) of the stepped-up reliability R that
+    the job records, with `floor` (the warning's threshold on R) dashed at its r; the title gives
+    each source's pooled stepped-up reliability. Legends sit below the panels.
 
     histories: {source label: {series name: (generation `[G]`, fitness `[G]`)}};
-    reliability: {source label: (generation `[G]`, reliability `[G]`)}.
+    reliability: {source label: (generation `[G]`, stepped-up reliability R `[G]`)};
+    unit: the y label (`fitness_unit`).
     """
-    styles = ["-", "--", ":", "-."]  # of the raw series; running means are bold
-    colours = {label: f"C{i}" for i, label in enumerate(histories)}
+    height = 5.6 + 0.25 * len(histories) if reliability else 4.4
+    fig = plt.figure(figsize=(6.4, height), layout="constrained")
     if reliability:
-        fig, (ax, low) = plt.subplots(
-            2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.4]}
-        )
+        ax, low = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.5]})
     else:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        ax, low = fig.subplots(), None
+    colours = {label: f"C{i}" for i, label in enumerate(histories)}
+    styles = _draw_fitness(ax, histories, colours)
+    ax.set_ylabel(unit, fontsize=9)
+    ax.set_title("Meta-training fitness" + (f" of {next(iter(histories))}" if len(histories) == 1 else ""))
+    ax.grid(alpha=0.3)
+    if low is not None and reliability:
+        _draw_reliability(low, reliability, colours, floor)
+        ax = low
+    ax.set_xlabel("generation")
+    handles = [Line2D([], [], color="black", ls=ls, lw=lw, label=name) for name, (ls, lw) in styles.items()]
+    if len(histories) > 1:
+        handles += [Line2D([], [], color=c, lw=2, label=label) for label, c in colours.items()]
+    if low is not None and floor is not None:
+        handles += low.get_legend_handles_labels()[0]
+    if handles:  # a job whose every generation diverged so far has nothing to draw yet
+        fig.legend(handles=handles, fontsize=7, loc="outside lower center", ncols=2, frameon=False)
+    return save_figure(fig, path)
+
+
+def _draw_fitness(ax, histories: dict[str, dict[str, tuple]], colours: dict[str, str]) -> dict:
+    """Draws every series of every source; returns {series name: (line style, width)} for the
+    legend (running means bold, the raw series thin and faint behind them)."""
+    raw_styles = ["-", "--", ":", "-."]
+    styles = {}
     for label, series in histories.items():
         smoothed = any(name.startswith(RUNNING_MEAN) for name in series)
         raw = [name for name in series if not name.startswith(RUNNING_MEAN)]
         for name, (x, y) in series.items():
-            # with a running mean drawn bold, the raw per-generation series recede behind it;
-            # the ES mean's running mean is dashed, the population mean's solid
-            bold = name.startswith(RUNNING_MEAN)
-            style = ("--" if "ES mean" in name else "-") if bold else styles[raw.index(name) % len(styles)]
-            ax.plot(
-                x,
-                y,
-                ls=style,
-                color="black" if bold and len(histories) == 1 else colours[label],
-                lw=2.0 if bold else 1.0,
-                alpha=1.0 if bold or not smoothed else 0.35,
-                label=f"{label}: {name}" if len(histories) > 1 else name,
-            )
-    ax.set_ylabel("fitness")
-    title = "Meta-training fitness" if len(histories) > 1 else f"Meta-training fitness of {label}"
-    ax.set_title(title)
+            bold = name.startswith(RUNNING_MEAN)  # the ES mean's running mean dashed, the population's solid
+            style = ("--" if "ES mean" in name else "-") if bold else raw_styles[raw.index(name) % 4]
+            width = 2.0 if bold else 1.0
+            alpha = 1.0 if bold or not smoothed else 0.35
+            one = len(histories) == 1
+            ax.plot(x, y, ls=style, lw=width, alpha=alpha, color="black" if bold and one else colours[label])
+            styles[name] = (style, width)
+    return styles
+
+
+def _draw_reliability(
+    ax, reliability: dict[str, tuple], colours: dict[str, str], floor: float | None
+) -> None:
+    """The split-half correlation r = R / (2 - R) per generation of each source in [-1, 1], the
+    floor's r dashed, each source's pooled stepped-up reliability in the title."""
+    pooled = []
+    for label, (x, stepped_up) in reliability.items():
+        r = split_half(np.asarray(stepped_up, dtype=float))
+        ax.plot(x, r, color=colours.get(label, "C0"), marker=".", ms=3, lw=1)
+        mean_r = float(np.nanmean(r))
+        pooled.append(
+            f"{label} {2 * mean_r / (1 + mean_r):.2f}"
+            if len(reliability) > 1
+            else f"{2 * mean_r / (1 + mean_r):.2f}"
+        )
+    if floor is not None:
+        label = f"warning: reliability < {floor:g} (r < {split_half(floor):.2f})"
+        ax.axhline(split_half(floor), ls="--", color="grey", lw=1, label=label)
+    ax.axhline(0.0, color="black", lw=0.6)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("split-half rank\ncorrelation r", fontsize=9)
+    ax.set_title(f"pooled reliability, 2r/(1+r) of the mean r: {', '.join(pooled)}", fontsize=8)
     ax.grid(alpha=0.3)
-    if ax.lines:  # a job whose every generation diverged so far has nothing to draw yet
-        ax.legend(fontsize=8)
-    if reliability:
-        for label, (x, y) in reliability.items():
-            low.plot(x, y, color=colours.get(label, "C0"), marker=".", ms=3, label=label)
-        if floor is not None:
-            low.axhline(floor, ls="--", color="grey", lw=1, label=f"warning below {floor:g}")
-        low.axhline(0.0, color="black", lw=0.6)
-        low.set_ylabel("fitness reliability\n(split-half, S-B)")
-        low.grid(alpha=0.3)
-        low.legend(fontsize=7)
-        ax = low
-    ax.set_xlabel("generation")
-    return save_figure(fig, path)
+
+
+def split_half(stepped_up):
+    """The split-half correlation r of a Spearman-Brown stepped-up reliability R = 2r / (1 + r):
+    r = R / (2 - R) (in [-1, 1] for any R the step-up can give)."""
+    return stepped_up / (2 - stepped_up)
+
+
+def fitness_unit(meta_objective: dict) -> str:
+    """The y label of a fitness from a spec's [meta_objective] table (defaults: `MetaObjective`'s),
+    e.g. 'fitness: paired score of the final return\n(0 = ppo_clip, 1 = ppo_clip's gain over random)'."""
+    from meta_objectives.objectives import MetaObjective
+
+    defaults = MetaObjective()
+    kind = meta_objective.get("kind", defaults.kind)
+    normalize = meta_objective.get("normalize", meta_objective.get("normalise", defaults.normalize))
+    baseline = meta_objective.get("baseline_rule", defaults.baseline_rule)
+    what = {
+        "final_return": f"final return (last {meta_objective.get('last_k', defaults.last_k)} updates)",
+        "curve_area": "learning-curve area per update",
+        "eval_return": "evaluation return",
+    }.get(kind, kind)
+    if normalize == "paired":
+        return f"fitness: paired score of the {what}\n(0 = {baseline}, 1 = {baseline}'s gain over random)"
+    if normalize == "baseline":
+        return f"fitness: {what} relative to {baseline}\n(0 = {baseline}, 1 = twice {baseline}'s)"
+    return f"fitness: {what}"
 
 
 FITNESS_SERIES = {

@@ -23,8 +23,10 @@ Writes to --out:
                        seeds diverged (`diverged`); the paired comparisons per task (`paired`)
                        and pooled (`pooled_paired`); `score_matrix`: per rule the normalised
                        final scores [seeds x tasks] (null: diverged), as rliable takes them
-  curves_<task>.png    learning curves, mean over seeds with 95% bootstrap CI bands
-  summary.png          normalised final return (IQM, 95% CI) per task and pooled
+  curves_<task>.png    learning curves, mean over the seeds not diverged at each point with
+                       95% bootstrap CI bands, and below it how many seeds that is
+  summary.png          normalised final return (IQM, 95% CI) per task and pooled, the
+                       diverged seeds written above the bars
   paired.png           paired differences and P(rule > baseline) with 95% CIs, per task and pooled
   manifest.json        rule content hash, source, spec, evaluation config, package versions,
                        command line
@@ -39,7 +41,8 @@ small a budget) gets no normalised scores; without baselines there are none at a
 whose policy parameters or observation statistics became non-finite diverged: its returns from
 then on are NaN (null in results.json; a NaN policy can collect the maximum return on a task
 whose termination it never triggers), it is counted under `diverged` and left out of every
-statistic.
+statistic of returns (a curve's point averages the seeds not diverged by then); how often each
+rule diverged is compared by the verdict below.
 
 Paired comparisons (every rule against every baseline; a baseline against the baselines listed
 before it). Seed i of every rule is trained on the same key, so it forms a pair; a seed that
@@ -51,11 +54,15 @@ diverged under either rule is left out of that pair's statistics and counted (`l
                        ties counting 1/2; pooled: the mean over tasks
   95% CIs              percentile bootstrap over the pairs (2000 resamples, whole pairs drawn
                        with replacement); pooled: stratified, pairs drawn within each task
-  verdict              `better` if the CI of the paired difference lies above 0, `worse` if
-                       below, else `no difference at 95%`. None (`no verdict`, with the reason)
-                       when the baseline's mean final return does not beat R0, or fewer than 5
-                       seeds are paired. The pooled verdict covers the tasks with a verdict and
-                       normalised scores (listed under `tasks`).
+  verdict              `worse` when the rule diverged significantly more often than the
+                       baseline (exact one-sided sign test on the seeds where only one diverged,
+                       p < 0.025: `divergence`); else `better` if the CI of the paired difference
+                       lies above 0, `worse` if below, `no difference at 95%` otherwise. None (`no
+                       verdict`, with the reason: seeds diverged, or too few) when the baseline's
+                       mean final return does not beat R0, or fewer than 5 seeds are paired.
+                       Printed with the diverged seeds: "worse (diverged 37/40, ppo_clip 0/40)".
+                       The pooled verdict covers the normalised tasks with >= 5 paired seeds
+                       (`tasks`; the others under `left_out_tasks`, with the reason).
   detectable (+-)      the CI's half-width: about the smallest true difference this many seeds
                        could tell from none; `no difference` with a wide one means too few seeds
                        to decide, not equal rules
@@ -81,6 +88,7 @@ from discovery.evaluation import plots, report, task_store, tracking
 from discovery.evaluation.results import (
     comparisons,
     json_ready,
+    judge,
     normalization,
     paired_pooled,
     paired_task,
@@ -305,6 +313,7 @@ def _evaluate_tasks(
             write_json(path, {"key": key, **done})
         else:
             print(f"{task.label}: done earlier, read from {path}", flush=True)
+            done["result"]["paired"] = [judge(done["result"], e) for e in done["result"]["paired"]]
         tasks[task.label], timings[task.label] = done["result"], done["seconds"]
         report.report_task(out, task.label, done["result"], done["seconds"])
     return tasks, timings

@@ -383,15 +383,18 @@ def fitness_picture(path: Path, sources: list[Source]) -> Path | None:
     """Fitness per generation (population mean and max, the ES mean's score, best so far; with
     three or more sources the ES mean's alone, `_headline`), and the fitness reliability below it
     where measured; None without history."""
-    histories = {s.label: figures.fitness_series(s.fitness_history) for s in sources}
+    names = {s.label: s.tag or s.label for s in sources}  # replicates: their run directories' names
+    histories = {names[s.label]: figures.fitness_series(s.fitness_history) for s in sources}
     histories = {label: series for label, series in histories.items() if series}
     if len(histories) > 2:
         histories = {label: _headline(series) for label, series in histories.items()}
-    reliability = {s.label: figures.reliability_series(s.fitness_history) for s in sources}
-    shown = {label: r for label, r in reliability.items() if r is not None and label in histories}
+    measured = {names[s.label]: figures.reliability_series(s.fitness_history) for s in sources}
+    reliability = {label: r for label, r in measured.items() if r is not None and label in histories}
     if not histories:
         return None
-    return figures.fitness_figure(path, histories, shown or None, RELIABILITY_FLOOR)
+    units = {figures.fitness_unit((s.spec or {}).get("meta_objective", {})) for s in sources if s.spec}
+    unit = units.pop() if len(units) == 1 else "fitness (each source in its meta-objective's unit)"
+    return figures.fitness_figure(path, histories, reliability or None, RELIABILITY_FLOOR, unit)
 
 
 def run_inspect(sources: list[Source], out: Path) -> list[Path]:

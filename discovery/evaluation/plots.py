@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from discovery.evaluation import stats
+from discovery.evaluation.results import verdict_text
 from discovery.figures import save_figure
 
 
@@ -40,49 +41,53 @@ def heatmaps_figure(
     y_label: str,
     title: str,
     x_mark: float = 0.0,
+    wrap: int = 3,
 ) -> Path:
-    """A grid of heatmaps: one column per source, one row per quantity, shared scale per row.
+    """Heatmaps of several sources: per quantity a block of panels, one per source, `wrap` to a
+    line; a shared colour scale (and colour bar) per quantity.
 
-    x `[X]`, y `[Y]`; columns: [(column title, {row key: values `[Y, X]`})]; rows: [(row key,
-    colourbar label, "sequential" (from 0 when the row is >= 0) or "diverging" (symmetric))].
+    x `[X]`, y `[Y]`; columns: [(panel title, {row key: values `[Y, X]`})]; rows: [(row key,
+    colourbar label, "sequential" (from 0 when the quantity is >= 0) or "diverging" (symmetric))].
     Dotted reference lines at x = x_mark and y = 0.
     """
-    n = len(columns)
-    fig, axes = plt.subplots(
-        len(rows),
-        n,
-        figsize=(3.4 * n + 1.2, 3.2 * len(rows) + 0.4),
-        squeeze=False,
-        sharex=True,
-        sharey=True,
-        layout="constrained",
-    )
+    n, cols = len(columns), min(wrap, len(columns))
+    lines = -(-n // cols)
+    fig = plt.figure(figsize=(2.5 * cols + 1.3, (2.3 * lines + 0.5) * len(rows) + 0.3), layout="constrained")
+    blocks = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
     extent = (x[0], x[-1], y[0], y[-1])
-    for row, (key, label, kind) in enumerate(rows):
+    for block, (key, label, kind) in zip(blocks, rows):
         values = [np.asarray(c[key], dtype=float) for _, c in columns]
-        if kind == "diverging":
-            top = max(float(np.nanmax(np.abs(v))) for v in values) or 1.0
-            style = dict(cmap="RdBu_r", vmin=-top, vmax=top)
-        else:
-            lo = min(float(np.nanmin(v)) for v in values)
-            hi = max(float(np.nanmax(v)) for v in values)
-            lo = 0.0 if lo >= 0.0 else lo
-            style = dict(cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1.0)
-        for col, ((col_title, _), z) in enumerate(zip(columns, values)):
-            ax = axes[row, col]
+        axes = block.subplots(lines, cols, squeeze=False, sharex=True, sharey=True)
+        style = _heatmap_style(values, kind)
+        for i, ((panel_title, _), z) in enumerate(zip(columns, values)):
+            ax = axes.flat[i]
             image = ax.imshow(z, origin="lower", extent=extent, aspect="auto", **style)
             line = "w" if kind == "sequential" else "k"
             ax.axvline(x_mark, color=line, lw=0.6, ls=":")
             ax.axhline(0.0, color=line, lw=0.6, ls=":")
-            if row == 0:
-                ax.set_title(col_title)
-            if row == len(rows) - 1:
-                ax.set_xlabel(x_label)
-            if col == 0:
-                ax.set_ylabel(y_label)
-        fig.colorbar(image, ax=list(axes[row]), label=label, fraction=0.03)
-    fig.suptitle(title)
+            ax.set_title(panel_title, fontsize=8)
+            ax.tick_params(labelsize=7)
+        for ax in axes.flat[n:]:
+            ax.axis("off")
+            above = axes.flat[list(axes.flat).index(ax) - cols]  # the last panel of its column
+            above.xaxis.set_tick_params(labelbottom=True)
+        block.supxlabel(x_label, fontsize=9)
+        block.supylabel(y_label, fontsize=9)
+        block.colorbar(image, ax=list(axes.flat), label=label, fraction=0.04)
+    fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
+
+
+def _heatmap_style(values: list[np.ndarray], kind: str) -> dict:
+    """imshow's colour map and limits shared by a quantity's panels: symmetric about 0 for a
+    diverging one, else from 0 (or the minimum, when negative) to the maximum."""
+    if kind == "diverging":
+        top = max(float(np.nanmax(np.abs(v))) for v in values) or 1.0
+        return dict(cmap="RdBu_r", vmin=-top, vmax=top)
+    lo = min(float(np.nanmin(v)) for v in values)
+    hi = max(float(np.nanmax(v)) for v in values)
+    lo = 0.0 if lo >= 0.0 else lo
+    return dict(cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1.0)
 
 
 def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], title: str) -> Path:
@@ -93,7 +98,9 @@ def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], 
     n = len(panels)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.2 * rows + 0.5), squeeze=False, layout="constrained"
+    )
     for ax, (name, lines) in zip(axes.flat, panels.items()):
         for label, (x, y) in lines.items():
             ax.plot(x, y, label=label)
@@ -102,9 +109,9 @@ def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], 
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=2, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -165,45 +172,81 @@ def seed_curves_figure(path: Path, env_steps: np.ndarray, curves: np.ndarray, ti
 def learning_curves_figure(
     path: Path, title: str, env_steps: np.ndarray, curves: dict[str, np.ndarray], y_label: str
 ) -> Path:
-    """Mean over seeds (line) and its 95% bootstrap CI (band) of each rule's curves `[seeds, P]`."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    """Each rule's curves `[seeds, P]` (NaN once a seed diverged) against env steps `[P]`: above,
+    the mean over the seeds not diverged at each point (line) and its 95% bootstrap CI (band,
+    `stats.nan_curve_stats`); below, how many seeds that is. The legend gives the seeds at the
+    start and at the end."""
+    fig, (ax, low) = plt.subplots(
+        2, 1, figsize=(6.4, 5.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]}, layout="constrained"
+    )
     for label, curve in curves.items():
-        lo, hi = stats.bootstrap_ci(curve, stats.mean)
-        (line,) = ax.plot(env_steps, stats.mean(curve), lw=2, label=f"{label} (n={curve.shape[0]})")
+        mean, lo, hi, count = stats.nan_curve_stats(curve)
+        seeds = f"{count[0]} seeds" if count[-1] == count[0] else f"{count[0]} seeds, {count[-1]} at the end"
+        (line,) = ax.plot(env_steps, mean, lw=2, label=f"{label} ({seeds})")
         ax.fill_between(env_steps, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_xlabel("environment steps")
+        low.step(env_steps, count, where="post", color=line.get_color(), lw=1.5)
     ax.set_ylabel(y_label)
-    ax.set_title(title)
+    fig.suptitle(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
+    low.set_ylabel("seeds not\ndiverged")
+    low.set_ylim(0, max(c.shape[0] for c in curves.values()) * 1.08)
+    low.set_xlabel("environment steps")
+    low.grid(alpha=0.3)
     return save_figure(fig, path)
 
 
+def wrap_label(label: str, width: int = 14) -> str:
+    """A task label broken into lines of at most `width` characters (a longer piece stays whole)
+    after ':', '/', '_' or '-', for a tick label: 'gymnax:SpaceInvaders-MinAtar' ->
+    'gymnax:\nSpaceInvaders-\nMinAtar'."""
+    lines = [""]
+    for piece in re.split(r"(?<=[:/_-])", label):
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(lines)
+
+
 def scores_figure(path: Path, scores: dict[str, dict[str, dict]], y_label: str, title: str) -> Path:
-    """Grouped bars with CI error bars: scores = {group (task): {rule: {"value", "ci": [lo, hi]}}}."""
+    """Grouped bars with CI error bars: scores = {group (task): {rule: {"value", "ci": [lo, hi]}}}.
+
+    An entry's optional "note" (e.g. "diverged 37/40") is written in red above its bar."""
     groups = list(scores)
     labels = list(dict.fromkeys(k for g in groups for k in scores[g]))
     width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(groups) * max(1, len(labels) / 3), 4.2))
+    fig, ax = plt.subplots(
+        figsize=(1.4 + 1.1 * len(groups) * max(1, len(labels) / 2), 4.4), layout="constrained"
+    )
     for i, label in enumerate(labels):
-        xs: list[float] = []
-        values: list[float] = []
-        errs: list[list[float]] = [[], []]
+        xs, entries = [], []
         for j, group in enumerate(groups):
-            entry = scores[group].get(label)
-            if entry is None:
-                continue
-            xs.append(j + (i - (len(labels) - 1) / 2) * width)
-            values.append(entry["value"])
-            errs[0].append(entry["value"] - entry["ci"][0])
-            errs[1].append(entry["ci"][1] - entry["value"])
+            if label in scores[group]:
+                xs.append(j + (i - (len(labels) - 1) / 2) * width)
+                entries.append(scores[group][label])
+        values = [e["value"] for e in entries]
+        errs = [[e["value"] - e["ci"][0] for e in entries], [e["ci"][1] - e["value"] for e in entries]]
         ax.bar(xs, values, width, yerr=errs, capsize=3, label=label)
+        for x, e in zip(xs, entries):
+            if e.get("note"):
+                ax.annotate(
+                    e["note"],
+                    (x, e["ci"][1]),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color="firebrick",
+                    rotation=90,
+                )
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.axhline(0.0, color="k", lw=0.6)
-    ax.set_xticks(range(len(groups)), groups, rotation=15)
+    ax.set_xticks(range(len(groups)), groups, fontsize=8)
     ax.set_ylabel(y_label)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.margins(y=0.15)
+    ax.set_title(title, fontsize=10)
+    fig.legend(fontsize=8, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path)
 
@@ -216,23 +259,27 @@ def paired_figure(path: Path, groups: dict[str, list[dict]], title: str, referen
     normalised by (the x label says so).
 
     groups: {group: [{"rule", "baseline", "normalized_difference": {"value", "ci"},
-    "p_improvement": {"value", "ci"}, "verdict"}]} (`results.paired_task` entries).
+    "p_improvement": {"value", "ci"}, "verdict"}]} (`results.paired_task` entries); the verdict is
+    written beside each with its diverged seeds (`results.verdict_text`).
     """
     names = list(groups)
     height = sum(0.45 * len(groups[g]) + 0.7 for g in names)
     fig, axes = plt.subplots(
         len(names),
         2,
-        figsize=(10, 0.6 + height),
+        figsize=(8.5, 0.8 + height),
         squeeze=False,
         sharex="col",
         layout="constrained",
         gridspec_kw={"height_ratios": [len(groups[g]) + 1 for g in names]},
     )
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    baselines = {e["baseline"] for g in names for e in groups[g]}
+    one_baseline = len(baselines) == 1  # then the rows name the rules, the x labels the baseline
+    base = baselines.pop() if one_baseline else "baseline"
     for row, group in enumerate(names):
         entries = groups[group]
-        labels = [f"{e['rule']} - {e['baseline']}" for e in entries]
+        labels = [e["rule"] if one_baseline else f"{e['rule']} - {e['baseline']}" for e in entries]
         for col, (key, ref) in enumerate((("normalized_difference", 0.0), ("p_improvement", 0.5))):
             ax = axes[row, col]
             for i, e in enumerate(entries):
@@ -248,12 +295,15 @@ def paired_figure(path: Path, groups: dict[str, list[dict]], title: str, referen
             ax.invert_yaxis()
             ax.grid(axis="x", alpha=0.3)
             if col == 1:
-                verdicts = [e.get("verdict") or "no verdict" for e in entries]
+                verdicts = [verdict_text(e).replace(" (", "\n(", 1) for e in entries]
                 twin = ax.twinx()
                 twin.set_ylim(ax.get_ylim())
                 twin.set_yticks(range(len(entries)), verdicts, fontsize=8)
         axes[row, 0].set_title(group, loc="left", fontsize=9)
-    axes[-1, 0].set_xlabel(f"paired difference, {reference}-normalised (rule - baseline)")
-    axes[-1, 1].set_xlabel("P(rule > baseline) on the same seed")
+    axes[-1, 0].set_xlabel(
+        f"paired difference of final return,\nrule - {base} (1 = {reference}'s gain\nover random actions)",
+        fontsize=9,
+    )
+    axes[-1, 1].set_xlabel(f"P(rule > {base}) on the same seed\n(0.5 = as often better as worse)", fontsize=9)
     fig.suptitle(title)
     return save_figure(fig, path)

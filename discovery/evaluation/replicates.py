@@ -12,8 +12,11 @@ meets the study target (better on >= 2 held-out tasks, worse on none, pooled bet
 
 A rule that diverges (non-finite parameters) on a seed has no final return there, and the paired
 statistics leave that seed out, so a rule that diverges on most seeds could show no verdict
-instead of a loss. Here a task also counts as worse when the rule diverged significantly more
-often than the baseline (`divergence`): the cell says "diverged k/N (baseline m/N)".
+instead of a loss. Each task's verdict is `results.judge`'s, the rule of `discover eval`: worse
+when the rule diverged significantly more often than the baseline (an exact one-sided sign test
+on the seeds where only one of them diverged, p < 0.025), else from the paired difference's CI.
+A cell names the diverged seeds when there are any: "worse (diverged 37/40, ppo_clip 0/40)".
+Results files written before the divergence test are judged again from their curves.
 
 The replicates must have been evaluated alike: the same tasks at the same budgets, the same
 --seeds and --seed, the same reference and training set. Otherwise the command refuses, naming
@@ -35,11 +38,8 @@ import math
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-from scipy.stats import binomtest
-
 from discovery.evaluation import plots
-from discovery.evaluation.results import status, write_json
+from discovery.evaluation.results import VERDICT_RULE, judge, pool_reason, status, verdict_text, write_json
 
 RESULTS = "results.json"
 POOLED = "pooled"
@@ -117,35 +117,11 @@ def select_replicate(name: str, eval_dir: Path, results: dict, baseline: str | N
             )
         return found[0]
 
-    paired = {
-        task: {**entry_of(r.get("paired", []), task), "divergence": divergence(r, rule, baseline)}
-        for task, r in results["tasks"].items()
-    }
+    paired = {task: judge(r, entry_of(r.get("paired", []), task)) for task, r in results["tasks"].items()}
     pooled = entry_of(results["pooled_paired"], "pooled")
+    left_out = {t: pool_reason(results["tasks"][t], e) for t, e in paired.items() if t not in pooled["tasks"]}
+    pooled = {**pooled, "left_out_tasks": {t: reason or "not pooled" for t, reason in left_out.items()}}
     return Replicate(name, Path(eval_dir), results, baseline, paired, pooled)
-
-
-def divergence(result: dict, rule: str, baseline: str) -> dict | None:
-    """On how many of a task's seeds `rule` and `baseline` diverged (a null in a seed's curve),
-    and whether the rule diverged significantly more often (`more`): of the seeds where exactly
-    one of the two diverged, the rule's count is tested against half by an exact one-sided
-    binomial (sign) test at 2.5%, the one-sided half of the 95% intervals used elsewhere. None
-    when the task's results hold no curves."""
-    rules = result.get("rules", {})
-    if rule not in rules or baseline not in rules:
-        return None
-
-    a, b = (np.isnan(np.array(rules[label]["curves"], float)).any(axis=1) for label in (rule, baseline))
-    only_rule, only_baseline = int(np.sum(a & ~b)), int(np.sum(b & ~a))
-    discordant = only_rule + only_baseline
-    p = binomtest(only_rule, discordant, 0.5, alternative="greater").pvalue if discordant else 1.0
-    return {
-        "rule": int(a.sum()),
-        "baseline": int(b.sum()),
-        "seeds": a.size,
-        "p_more": float(p),
-        "more": bool(p < 0.025),
-    }
 
 
 def replicate_names(eval_dirs: list[Path], names: str | None) -> list[str]:
@@ -241,15 +217,8 @@ def build_rows(replicates: list[Replicate]) -> list[Row]:
 
 
 def count(entries: list[dict], verdict: str) -> int:
-    """How many of the paired entries stand at this verdict: their own, but "worse" for an entry
-    whose rule diverged significantly more often than the baseline (`divergence`), whatever the
-    seeds where both ran to the end say."""
-    return sum(("worse" if diverged_more(e) else e.get("verdict")) == verdict for e in entries)
-
-
-def diverged_more(entry: dict) -> bool:
-    """Whether the entry's rule diverged significantly more often than its baseline."""
-    return bool((entry.get("divergence") or {}).get("more"))
+    """How many of the paired entries stand at this verdict (`results.judge`'s)."""
+    return sum(e.get("verdict") == verdict for e in entries)
 
 
 def target_text(min_better: int = 2, max_worse: int = 0, pooled: str = "better") -> str:
@@ -285,14 +254,9 @@ def decimals(entries: list[dict], key: str) -> int:
 
 
 def format_cell(entry: dict, key: str, digits: int) -> str:
-    """'verdict, value [lo, hi]' of the paired difference `key`; 'no verdict' for an entry
-    without one, '-' in place of a missing difference."""
-    verdict = entry.get("verdict") or NO_VERDICT
-    if diverged_more(entry):
-        d = entry["divergence"]
-        verdict = (
-            f"{verdict}; diverged {d['rule']}/{d['seeds']} ({entry['baseline']} {d['baseline']}/{d['seeds']})"
-        )
+    """'verdict (diverged seeds), value [lo, hi]' of the paired difference `key`
+    (`results.verdict_text`); '-' in place of a missing difference."""
+    verdict = verdict_text(entry)
     if not entry.get(key):
         return f"{verdict}, -"
     value, (lo, hi) = entry[key]["value"], entry[key]["ci"]
@@ -306,8 +270,10 @@ def format_report(replicates: list[Replicate], rows: list[Row], summaries: list[
     names = [r.name for r in replicates]
     lines = [
         f"Replicates of {first.results['evaluated']} against {first.baseline}: {first.results['seeds']} "
-        f"paired seeds per task (--seed {first.results['seed']}); cells: verdict, paired difference "
-        f"rule - baseline [95% CI] (tasks: final return; pooled: {rows[-1].kind}).",
+        f"paired seeds per task (--seed {first.results['seed']}); cells: verdict (seeds diverged under "
+        f"the rule and the baseline, when any), paired difference rule - baseline [95% CI] over the "
+        f"seeds both finished (tasks: final return; pooled: {rows[-1].kind}). Verdict per task: "
+        f"{VERDICT_RULE}.",
         "",
         "| task | " + " | ".join(names) + " | replicates |",
         "|---|" + "---|" * (n + 1),
@@ -330,7 +296,22 @@ def format_report(replicates: list[Replicate], rows: list[Row], summaries: list[
         for name, e in zip(names, row.entries)
         if e.get("no_verdict")
     ]
-    return "\n".join(lines + (["", "No verdict:", *reasons] if reasons else [])) + "\n"
+    lines += ["", "No verdict:", *reasons] if reasons else []
+    return "\n".join(lines + pool_lines(replicates)) + "\n"
+
+
+def pool_lines(replicates: list[Replicate]) -> list[str]:
+    """What each pooled cell leaves out: the tasks not pooled (with the reason), and the pooled
+    tasks where the rule diverged more often (their diverged seeds are in no pooled number)."""
+    lines = []
+    for r in replicates:
+        parts = [f"leaves out {task} ({reason})" for task, reason in r.pooled["left_out_tasks"].items()]
+        diverged = [t for t in r.pooled["tasks"] if r.paired[t].get("verdict_basis") == "divergence"]
+        if diverged:
+            parts.append(f"pools {', '.join(diverged)} without the seeds that diverged")
+        lines += [f"- {r.name}: " + "; ".join(parts)] if parts else []
+    header = "Pooled row: the tasks with normalised scores and enough paired seeds, the seeds both finished."
+    return ["", header, *lines] if lines else []
 
 
 def report_data(replicates: list[Replicate], rows: list[Row], summaries: list[dict], target: dict) -> dict:

@@ -17,11 +17,10 @@ def report_task(out: Path, label: str, result: dict, seconds: float) -> None:
     curves = {rule: np.array(e["curves"], dtype=float) for rule, e in result["rules"].items()}
     plots.learning_curves_figure(
         plots.curves_file(out, label),
-        f"{label} ({status(result['in_training_set'])}): {len(next(iter(curves.values())))} seeds, "
-        "95% bootstrap CI",
+        f"{label} ({status(result['in_training_set'])}): mean over the seeds not diverged, 95% CI",
         np.asarray(result["env_steps"]),
         curves,
-        "return of the deterministic policy",
+        "episode return of the\ndeterministic policy",
     )
     print_task(result, seconds)
     if result["paired"]:  # none without baselines
@@ -34,22 +33,29 @@ def report_task(out: Path, label: str, result: dict, seconds: float) -> None:
 
 
 def summary_figures(out: Path, evaluated: str, results: dict) -> None:
-    """summary.png (normalised IQMs per task and pooled) and paired.png (paired differences), in
-    units of the reference rule `results["reference"]`."""
+    """summary.png (normalised IQMs per task and pooled, the diverged seeds written above the
+    bars) and paired.png (paired differences), in units of the reference rule
+    `results["reference"]`."""
     tasks, reference = results["tasks"], results["reference"]
     scores = {
-        f"{name}\n({status(r['in_training_set'])})": {
-            label: e["normalized"]["iqm"] for label, e in r["rules"].items() if "normalized" in e
+        f"{plots.wrap_label(name)}\n({status(r['in_training_set'])})": {
+            label: {**e["normalized"]["iqm"], "note": _diverged_note([e])}
+            for label, e in r["rules"].items()
+            if "normalized" in e
         }
         for name, r in tasks.items()
     }
-    scores["all tasks (pooled)"] = {label: s["iqm"] for label, s in results["pooled_normalized"].items()}
+    normalized = [r for r in tasks.values() if r["normalized"]]
+    scores["all tasks\n(pooled)"] = {
+        label: {**s["iqm"], "note": _diverged_note([r["rules"][label] for r in normalized])}
+        for label, s in results["pooled_normalized"].items()
+    }
     if any(scores.values()):
         plots.scores_figure(
             out / "summary.png",
             {k: v for k, v in scores.items() if v},
-            f"final return, {reference}-normalised (IQM, 95% CI)",
-            f"Transfer of {evaluated}: 0 = random actions, 1 = {reference}",
+            f"normalised final return, IQM over the\nseeds not diverged (0 = random, 1 = {reference})",
+            f"Transfer of {evaluated}: normalised final return (IQM, 95% CI; red: seeds diverged)",
         )
     rows = {name: [e for e in r["paired"] if "normalized_difference" in e] for name, r in tasks.items()}
     rows["all tasks (pooled)"] = [e for e in results["pooled_paired"] if "normalized_difference" in e]
@@ -60,3 +66,10 @@ def summary_figures(out: Path, evaluated: str, results: dict) -> None:
             f"Paired comparison of {evaluated} (rule - baseline, seed by seed; 95% CI)",
             reference,
         )
+
+
+def _diverged_note(entries: list[dict]) -> str | None:
+    """'diverged 37/40' of a rule's per-task entries (summed over them), None when none diverged."""
+    diverged = sum(e["diverged"] for e in entries)
+    seeds = sum(len(e["final_returns"]) for e in entries)
+    return f"diverged {diverged}/{seeds}" if diverged else None

@@ -118,10 +118,8 @@ def paired_task(result: dict, pairs: list[tuple[str, str]]) -> list[dict]:
     Per pair: the seeds where both ran to the end (`pairs`; `left_out` the others); the mean
     paired difference of final returns (`difference`) and of normalised scores
     (`normalized_difference`, on normalised tasks) with 95% bootstrap CIs; P(rule > baseline)
-    over the paired seeds, ties one half (`p_improvement`); `verdict` from the difference's CI and
-    `detectable`, its half-width. No verdict (null, with `no_verdict` saying why) when the
-    baseline's mean final return does not beat the random agent's or fewer than
-    `stats.MIN_PAIRS` seeds are paired.
+    over the paired seeds, ties one half (`p_improvement`); `detectable`, the CI's half-width;
+    then the verdict of `judge` (divergence first, then the difference's CI).
     """
     out = []
     for rule, base in pairs:
@@ -132,17 +130,63 @@ def paired_task(result: dict, pairs: list[tuple[str, str]]) -> list[dict]:
             if result["normalized"]:
                 entry["normalized_difference"] = stats.paired_bootstrap([d / _scale(result)])["difference"]
             entry["detectable"] = stats.half_width(entry["difference"]["ci"])
-        reason = _no_verdict(result, base, d.size)
-        entry["verdict"] = None if reason else stats.verdict(entry["difference"]["ci"])
-        entry["no_verdict"] = reason
-        out.append(entry)
+        out.append(judge(result, entry))
     return out
 
 
-def _no_verdict(result: dict, baseline: str, pairs: int) -> str | None:
-    """Why a comparison on this task gets no verdict, or None when it gets one."""
+VERDICT_RULE = (
+    "worse when the rule diverged on significantly more seeds than the baseline (exact one-sided "
+    f"sign test on the seeds where only one diverged, p < {stats.DIVERGENCE_LEVEL}), else from the "
+    "95% CI of the paired difference over the seeds both finished"
+)
+
+
+def task_divergence(result: dict, rule: str, baseline: str) -> dict | None:
+    """`stats.divergence_test` of two rules on a task: a seed diverged where its curve holds a
+    null (NaN). None when the task's results hold no curves (a results file written without them)."""
+    rules = result.get("rules", {})
+    if rule not in rules or baseline not in rules or "curves" not in rules[rule]:
+        return None
+    diverged = [np.isnan(np.array(rules[label]["curves"], float)).any(axis=1) for label in (rule, baseline)]
+    return stats.divergence_test(*diverged)
+
+
+def judge(result: dict, entry: dict) -> dict:
+    """The verdict of a paired entry on a task, the one rule of `discover eval` and `discover
+    replicates`: `worse` when the rule diverged significantly more often than the baseline
+    (`task_divergence`), whatever its finished seeds say; otherwise the paired difference's CI over
+    the seeds where both finished (`stats.verdict`), or none when `paired_reason` gives a reason.
+    Returns the entry with `divergence`, `verdict`, `verdict_basis` ("divergence", "paired
+    difference" or None) and `no_verdict` (the reason, or None) set. Idempotent: a stored entry
+    is judged again alike."""
+    divergence = task_divergence(result, entry["rule"], entry["baseline"])
+    reason = paired_reason(result, entry)
+    if divergence is not None and divergence["more"]:
+        verdict, basis, reason = stats.VERDICTS[1], "divergence", None
+    elif reason is None:
+        verdict, basis = stats.verdict(entry["difference"]["ci"]), "paired difference"
+    else:
+        verdict, basis = None, None
+    return {
+        **entry,
+        "divergence": divergence,
+        "verdict": verdict,
+        "verdict_basis": basis,
+        "no_verdict": reason,
+    }
+
+
+def paired_reason(result: dict, entry: dict) -> str | None:
+    """Why the paired difference of an entry decides nothing on this task, or None when it can:
+    no seed finished under both rules, the baseline does not beat the random agent, or fewer
+    than `stats.MIN_PAIRS` paired seeds (saying how many diverged when that is why). A results
+    file without the rules' final returns keeps the reason it stored."""
+    rule, baseline, pairs = entry["rule"], entry["baseline"], entry["pairs"]
+    if "final_returns" not in result.get("rules", {}).get(baseline, {}):
+        return entry.get("no_verdict")
     if not pairs:
-        return "no seed ran to the end under both rules"
+        note = _diverged_note(result, rule, baseline)
+        return "no seed ran to the end under both rules" + (f" ({note})" if note else "")
     finals = _finals(result, baseline)
     mean = float(np.mean(finals[np.isfinite(finals)]))
     if not mean > result["random_return"]:
@@ -151,30 +195,71 @@ def _no_verdict(result: dict, baseline: str, pairs: int) -> str | None:
             f"{result['random_return']:.4g}): raise --budget"
         )
     if pairs < stats.MIN_PAIRS:
+        if entry["left_out"]:
+            note = _diverged_note(result, rule, baseline)
+            return f"{note}: {pairs} paired seeds left; a verdict needs {stats.MIN_PAIRS}"
         return f"{pairs} paired seeds; a verdict needs {stats.MIN_PAIRS} (raise --seeds)"
     return None
 
 
+def _diverged_note(result: dict, rule: str, baseline: str) -> str:
+    """'37 of 40 seeds diverged under lpo, 0 under ppo_clip' ('' when none diverged)."""
+    d = task_divergence(result, rule, baseline)
+    if d is None or not d["rule"] + d["baseline"]:
+        return ""
+    return f"{d['rule']} of {d['seeds']} seeds diverged under {rule}, {d['baseline']} under {baseline}"
+
+
+def verdict_text(entry: dict) -> str:
+    """A paired entry's verdict with the diverged seeds when any: 'worse (diverged 37/40,
+    ppo_clip 0/40)', 'better', 'no verdict (diverged 20/40, ppo_clip 19/40)'; a pooled entry's
+    with the tasks it leaves out: 'worse (without hopper/spring)'."""
+    verdict = entry.get("verdict") or "no verdict"
+    if entry.get("left_out_tasks"):  # a pooled entry
+        return f"{verdict} (without {', '.join(entry['left_out_tasks'])})"
+    d = entry.get("divergence")
+    if not d or not d["rule"] + d["baseline"]:
+        return verdict
+    return f"{verdict} (diverged {d['rule']}/{d['seeds']}, {entry['baseline']} {d['baseline']}/{d['seeds']})"
+
+
+def pool_reason(result: dict, entry: dict) -> str | None:
+    """Why a task is left out of the pooled paired statistics, or None when it is pooled: it has
+    no normalised scores, or its paired difference decides nothing (`paired_reason`)."""
+    if not result.get("normalized", True):
+        return f"no normalised scores (the reference {result.get('reference')} does not beat random actions)"
+    return paired_reason(result, entry)
+
+
 def paired_pooled(tasks: dict[str, dict], pairs: list[tuple[str, str]]) -> list[dict]:
-    """Paired statistics pooled over the tasks that have a per-task verdict and normalised
-    scores, for each (rule, baseline): the normalised paired difference (mean over tasks of each
-    task's mean) and P(rule > baseline) (mean over tasks), with stratified bootstrap CIs (pairs
-    resampled within each task), the verdict from the difference's CI and its half-width. The
-    pooled difference is in units of the reference's gain over random actions."""
+    """Paired statistics pooled over the tasks whose paired difference decides (`pool_reason`),
+    for each (rule, baseline): the normalised paired difference (mean over tasks of each task's
+    mean over the seeds both finished) and P(rule > baseline) (mean over tasks), with stratified
+    bootstrap CIs (pairs resampled within each task), the verdict from the difference's CI and
+    its half-width. The pooled difference is in units of the reference's gain over random
+    actions. `tasks` lists the tasks pooled, `left_out_tasks` {task: reason} the others and
+    `diverged_more` the pooled tasks where the rule diverged significantly more often (their
+    diverged seeds are in no pooled number)."""
     out = []
     for rule, base in pairs:
-        names, strata, left_out = [], [], 0
+        names, strata, left_out, excluded, diverged = [], [], 0, {}, []
         for name, result in tasks.items():
             entry = next(e for e in result["paired"] if (e["rule"], e["baseline"]) == (rule, base))
-            if entry["verdict"] is not None and result["normalized"]:
-                d, dropped = stats.paired_differences(_finals(result, rule), _finals(result, base))
-                names.append(name)
-                strata.append(d / _scale(result))
-                left_out += dropped
+            reason = pool_reason(result, entry)
+            if reason is not None:
+                excluded[name] = reason
+                continue
+            d, dropped = stats.paired_differences(_finals(result, rule), _finals(result, base))
+            names.append(name)
+            strata.append(d / _scale(result))
+            left_out += dropped
+            diverged += [name] if (entry.get("divergence") or {}).get("more") else []
         pooled = {
             "rule": rule,
             "baseline": base,
             "tasks": names,
+            "left_out_tasks": excluded,
+            "diverged_more": diverged,
             "pairs": int(sum(d.size for d in strata)),
             "left_out": left_out,
         }
@@ -270,14 +355,23 @@ def print_paired(entries: list[dict], key: str = "difference", digits: int = 1) 
         f" {'pairs':>6}   verdict (detectable +-)"
     )
     for e in entries:
-        verdict = (
-            f"{e['verdict']} (+-{e['detectable']:.{digits}f})"
-            if e["verdict"]
-            else f"no verdict: {e['no_verdict']}"
-        )
+        verdict = verdict_text(e)
+        if e["verdict"] and e.get("detectable") is not None and e.get("verdict_basis") != "divergence":
+            verdict += f" (+-{e['detectable']:.{digits}f})"
+        if e.get("no_verdict"):
+            verdict += f": {e['no_verdict']}"
         name = f"{e['rule']} - {e['baseline']}"
         seeds = f"{e['pairs']}/{e['pairs'] + e['left_out']}"
         print(
             f"  {name:<36} {_interval(e.get(key), digits):>30} {_interval(e.get('p_improvement'), 2):>25}"
             f" {seeds:>6}   {verdict}"
         )
+        for task, reason in e.get("left_out_tasks", {}).items():
+            print(f"    left out of the pool: {task}: {reason}")
+        if e.get("diverged_more"):
+            print(f"    pooled, though {e['rule']} diverged more often: {', '.join(e['diverged_more'])}")
+    if any(
+        (e.get("divergence") or {}).get("rule") or (e.get("divergence") or {}).get("baseline")
+        for e in entries
+    ):
+        print(f"  verdict: {VERDICT_RULE}")

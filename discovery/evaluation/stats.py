@@ -1,9 +1,10 @@
 """Evaluation statistics of `discover eval`: aggregates of returns over seeds, with percentile-bootstrap
 confidence intervals.
 
-Pure numpy. The sample axis is always axis 0: a sample is `[n]` (e.g. final returns of n seeds)
-or `[n, ...]` (e.g. learning curves `[n, T]`, giving statistics `[T]`). NaNs propagate as in
-numpy (a NaN in the sample makes the statistic NaN); callers decide how to treat diverged runs.
+Pure numpy (and scipy's exact binomial test). The sample axis is always axis 0: a sample is
+`[n]` (e.g. final returns of n seeds) or `[n, ...]` (e.g. learning curves `[n, T]`, giving
+statistics `[T]`). NaNs propagate as in numpy (a NaN in the sample makes the statistic NaN);
+callers decide how to treat diverged runs (`nan_curve_stats` keeps the finite seeds per point).
 
 IQM is the interquartile mean of Agarwal et al. 2021 ("Deep RL at the edge of the statistical
 precipice", arXiv 2108.13264): the mean of the middle 50% of the sorted sample, trimming
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.stats import binomtest
 
 Statistic = Callable[[np.ndarray], np.ndarray]  # reduces axis 0: [n, ...] -> [...]
 
@@ -206,3 +208,55 @@ def half_width(ci: tuple[float, float]) -> float:
     """Half the width of a CI: roughly the smallest true difference the run could have told
     apart from none (a difference that size puts the CI's near end at about 0)."""
     return float(ci[1] - ci[0]) / 2.0
+
+
+# Divergence. A seed whose run diverged has no final return, so the paired statistics above leave
+# it out; a rule that diverges on most seeds would then be judged on its few survivors. The test
+# below compares how often two rules diverged on the same seeds.
+
+DIVERGENCE_LEVEL = 0.025  # the one-sided half of the 95% intervals used elsewhere
+
+
+def divergence_test(rule: np.ndarray, baseline: np.ndarray) -> dict:
+    """Whether a rule diverged significantly more often than a baseline on the same seeds.
+
+    rule, baseline: `[n]` bool, seed i diverged under each. Of the discordant seeds (exactly one
+    of the two diverged), the rule's count k is tested against half by an exact one-sided
+    binomial (sign) test: p = P(X >= k), X ~ Binomial(discordant, 1/2); `more` when p <
+    DIVERGENCE_LEVEL. Returns {"rule": diverged under the rule, "baseline": under the baseline,
+    "seeds": n, "p_more": p, "more": bool}.
+    """
+    rule, baseline = np.asarray(rule, dtype=bool), np.asarray(baseline, dtype=bool)
+    if rule.ndim != 1 or rule.shape != baseline.shape:
+        raise ValueError(f"divergence_test needs the same seeds: shapes {rule.shape} and {baseline.shape}")
+    only_rule, only_baseline = int(np.sum(rule & ~baseline)), int(np.sum(baseline & ~rule))
+    discordant = only_rule + only_baseline
+    p = binomtest(only_rule, discordant, 0.5, alternative="greater").pvalue if discordant else 1.0
+    return {
+        "rule": int(rule.sum()),
+        "baseline": int(baseline.sum()),
+        "seeds": int(rule.size),
+        "p_more": float(p),
+        "more": bool(p < DIVERGENCE_LEVEL),
+    }
+
+
+def nan_curve_stats(
+    curves: np.ndarray, confidence: float = 0.95, num_resamples: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean learning curve over the seeds still finite at each point, with its bootstrap CI.
+
+    curves: `[n, T]`, NaN where a seed had diverged. At each point t the sample is the seeds
+    finite there (n_t of them): mean `[T]`, CI ends lo, hi `[T]` (percentile bootstrap over those
+    seeds, `bootstrap_ci`), n_t `[T]`. NaN where no seed is finite. The mean after seeds diverge
+    is over the survivors only; n_t says how many.
+    """
+    curves = np.asarray(curves, dtype=float)
+    finite = np.isfinite(curves)
+    count = finite.sum(axis=0)
+    mean_, lo, hi = (np.full(curves.shape[1], np.nan) for _ in range(3))
+    for t in np.flatnonzero(count):
+        sample = curves[finite[:, t], t]
+        mean_[t] = sample.mean()
+        lo[t], hi[t] = bootstrap_ci(sample, mean, confidence, num_resamples, seed)
+    return mean_, lo, hi, count

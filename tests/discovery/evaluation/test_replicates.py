@@ -7,6 +7,7 @@ import json
 import pytest
 
 from discovery.evaluation import plots, replicates
+from discovery.evaluation.results import task_divergence
 
 pytestmark = pytest.mark.fast  # reads small JSON files; one small figure
 
@@ -298,10 +299,10 @@ def test_a_rule_that_diverges_far_more_often_is_worse_even_without_a_verdict(tmp
     assert _cli(*folders, "--names", "r0,r1", "--out", out) == 0
     table = _table((out / "replicates.md").read_text())
     cells = table[f"{HOPPER} (held-out)"]
-    assert cells[0] == "better; diverged 37/40 (ppo_clip 0/40), 35.2 [5.1, 66.0]"
-    assert cells[1] == "no difference at 95%, 2.5 [-10.3, 15.8]"
+    assert cells[0] == "worse (diverged 37/40, ppo_clip 0/40), 35.2 [5.1, 66.0]"
+    assert cells[1] == "no difference at 95% (diverged 3/40, ppo_clip 1/40), 2.5 [-10.3, 15.8]"
     assert cells[2] == "better 0/2, worse 1/2"
     data = json.loads((out / "replicates.json").read_text())
     assert data["replicates"][0]["held_out_worse"] == 1 and data["replicates"][0]["held_out_better"] == 1
-    divergence = replicates.divergence(results["tasks"][HOPPER], RULE, "ppo_clip")
+    divergence = task_divergence(results["tasks"][HOPPER], RULE, "ppo_clip")
     assert divergence == {"rule": 3, "baseline": 1, "seeds": 40, "p_more": 0.25, "more": False}
