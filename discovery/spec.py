@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import importlib.util
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from inner_algos.config_checks import (
     SpecError,
     build,
     check_fields,
+    did_you_mean,
     respell,
 )
 from inner_algos.envs import Task
@@ -146,8 +148,51 @@ def parse_rule(table: dict, section: str = "rule") -> Rule:
         raise SpecError(f'[{section}] needs a `name` key, e.g. name = "lpo"')
     name = table["name"]
     if name not in RULES:
-        raise SpecError(f"{section}.name = {name!r} is unknown; valid rules: {', '.join(sorted(RULES))}")
+        raise SpecError(
+            f"{section}.name = {name!r} is unknown{did_you_mean(name, RULES)}; "
+            f"valid rules: {', '.join(sorted(RULES))}"
+        )
     return build(RULES[name], {k: v for k, v in table.items() if k != "name"}, section)
+
+
+def parse_rule_start(
+    table: dict, resolve: Callable | None = None, section: str = "rule"
+) -> tuple[Rule, Any, dict]:
+    """A discovery spec's [rule] -> (rule, initial meta-parameters or None, resolved table).
+
+    With `init_from = SOURCE` (an exported rule, a run directory's latest rule, a checkpoint step,
+    read by `resolve`: `discovery.evaluation.sources.resolve_source`, which the job passes) the
+    job starts from that rule's meta-parameters instead of `rule.init`: its name and options come
+    from the file, and any the table gives beside init_from must agree with them (a SpecError
+    names each that does not). Without it, `parse_rule`. The resolved table keeps init_from, so
+    spec.toml says where the start came from.
+    """
+    if not isinstance(table, dict) or "init_from" not in table:
+        rule = parse_rule(table, section)
+        return rule, None, {"name": rule.name, **rule.options()}
+    given = {k: v for k, v in table.items() if k != "init_from"}
+    text = table["init_from"]
+    if not isinstance(text, str) or not text:
+        raise SpecError(f'{section}.init_from = {text!r} must name a SOURCE, e.g. "out/quickstart"')
+    if resolve is None:
+        raise SpecError(f"{section}.init_from = {text!r} is read by a discovery job (run_job), not here")
+    try:
+        loaded = resolve(text)
+    except ValueError as err:
+        raise SpecError(f"{section}.init_from = {text!r}: {err}") from err
+    stored = {"name": loaded.rule.name, **loaded.rule.options()}
+    differing = [
+        f"{section}.{key} = {value!r} (the rule in {text} has {stored.get(key, '<no such option>')!r})"
+        for key, value in given.items()
+        if _plain(value) != _plain(stored.get(key))
+    ]
+    if differing:
+        raise SpecError(
+            f"{section}.init_from = {text!r} starts from a rule that disagrees with the spec: "
+            f"{'; '.join(differing)}; remove those keys (init_from gives the rule's name and "
+            f"options) or make them agree"
+        )
+    return loaded.rule, loaded.meta_params, {**stored, "init_from": text}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,7 +346,8 @@ class JobSpec:
     meta_optimizer_options: its validated options dataclass (what
     `discovery.meta_opt.make_meta_optimizer` takes). `table` is the
     resolved TOML table, every default filled in and keys in their current spelling (what
-    `spec.toml` in the run directory holds)."""
+    `spec.toml` in the run directory holds). init_params: the meta-parameters the search starts
+    from ([rule] init_from), None for the rule's own `init`."""
 
     job: JobSettings
     tasks: tuple[Task, ...]
@@ -312,10 +358,12 @@ class JobSpec:
     meta_optimizer: str
     meta_optimizer_options: Any
     table: dict
+    init_params: Any = None
 
 
-def parse_job_spec(table: dict) -> JobSpec:
+def parse_job_spec(table: dict, resolve: Callable | None = None) -> JobSpec:
     """Validates a whole discovery spec; errors name the key, the value and what is allowed.
+    resolve: reads a [rule] init_from SOURCE (`parse_rule_start`).
 
     Everything is checked here, before a job measures or writes anything: each section, the
     chosen estimator's options and its compatibility with the rule, PPO config and meta-objective
@@ -324,8 +372,8 @@ def parse_job_spec(table: dict) -> JobSpec:
     unknown = sorted(set(table) - set(job_sections()))
     if unknown:
         raise SpecError(
-            f"unknown section(s) {', '.join(f'[{k}]' for k in unknown)}; "
-            f"allowed sections: {', '.join(job_sections())}"
+            f"unknown section(s) {', '.join(f'[{k}]' for k in unknown)}"
+            f"{did_you_mean(unknown[0], job_sections())}; allowed sections: {', '.join(job_sections())}"
         )
     for section, example in (
         ("tasks", '[[tasks]] with env_name = "inverted_pendulum"'),
@@ -343,7 +391,7 @@ def parse_job_spec(table: dict) -> JobSpec:
     tasks = tuple(parse_task(t, f"tasks[{i}]") for i, t in enumerate(task_tables))
     if len(set(tasks)) < len(tasks):
         raise SpecError(f"[[tasks]] lists the same task twice: {[t.label for t in tasks]}")
-    rule = parse_rule(table["rule"])
+    rule, init_params, rule_table = parse_rule_start(table["rule"], resolve)
     inner, inner_section = parse_inner(table.get("inner", {}))
     others = sorted(set(table) & {e.section for e in INNER_ALGOS.values()} - {inner_section})
     if others:
@@ -378,14 +426,14 @@ def parse_job_spec(table: dict) -> JobSpec:
     resolved = {
         "job": job_table,
         "tasks": [t.as_table() for t in tasks],
-        "rule": {"name": rule.name, **rule.options()},
+        "rule": rule_table,
         # [inner] only when not the default, so that the spec.toml of older runs stays theirs
         **({} if inner == DEFAULT else {"inner": {"name": inner}}),
         inner_section: dataclasses.asdict(config),
         "meta_objective": dataclasses.asdict(objective),
         "meta_optimizer": {"name": name, **dataclasses.asdict(options)},
     }
-    return JobSpec(job, tasks, rule, inner, config, objective, name, options, _plain(resolved))
+    return JobSpec(job, tasks, rule, inner, config, objective, name, options, _plain(resolved), init_params)
 
 
 def respell_spec(table: dict) -> dict:

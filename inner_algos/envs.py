@@ -27,7 +27,7 @@ import functools
 from typing import Any, ClassVar
 
 from inner_algos import brax_envs, gridworld_envs, gymnax_envs
-from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields, respell
+from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields, did_you_mean, respell
 
 SOURCES = ("brax", "gymnax", "gridworld")
 BACKENDS = brax_envs.BACKENDS
@@ -79,12 +79,15 @@ class Task:
 
     def __post_init__(self):
         if self.source not in SOURCES:
-            raise ValueError(f"task.source = {self.source!r} is unknown; valid sources: {', '.join(SOURCES)}")
+            raise ValueError(
+                f"task.source = {self.source!r} is unknown{did_you_mean(self.source, SOURCES)}; "
+                f"valid sources: {', '.join(SOURCES)}"
+            )
         names = env_names(self.source)
         if self.env_name not in names:
             raise ValueError(
-                f"task.env_name = {self.env_name!r} is not a {self.source} environment; "
-                f"valid names: {', '.join(names)}"
+                f"task.env_name = {self.env_name!r} is not a {self.source} environment"
+                f"{did_you_mean(self.env_name, names)}; valid names: {', '.join(names)}"
             )
         self._resolve_source_defaults()
         check_fields(
@@ -175,7 +178,10 @@ def parse_label(text: str) -> dict:
     if not sep:
         source, rest = "brax", text
     if source not in SOURCES:
-        raise ValueError(f"task {text!r}: source {source!r} is unknown; valid sources: {', '.join(SOURCES)}")
+        raise ValueError(
+            f"task {text!r}: source {source!r} is unknown{did_you_mean(source, SOURCES)}; "
+            f"valid sources: {', '.join(SOURCES)}"
+        )
     if source in ("gymnax", "gridworld"):
         return {"source": source, "env_name": rest}
     env, _, backend = rest.partition("/")

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from discovery.evaluation.sources import resolve_source
 from discovery.job import console as job_console
 from discovery.job import distributed, faults, loggers, reference_scores, watchdog
 from discovery.job import files as job_files
@@ -90,7 +91,7 @@ def run_job(
     and save it; a second signal outside a save raises JobInterrupted. Raises JobFailed when a
     write fails or every member diverges for job.max_nonfinite_generations generations.
     """
-    spec = parse_job_spec(table)
+    spec = parse_job_spec(table, resolve_source)
     stop = StopFlag()
     try:
         job = Job(spec, progress, stop, restart)
@@ -124,7 +125,7 @@ class Job:
         stop: StopFlag | None = None,
         restart: bool = False,
     ):
-        self.spec = spec if isinstance(spec, JobSpec) else parse_job_spec(spec)
+        self.spec = spec if isinstance(spec, JobSpec) else parse_job_spec(spec, resolve_source)
         self.restart = restart
         self.run_dir = self.spec.job.directory
         self.progress = progress
@@ -172,6 +173,7 @@ class Job:
             tasks_per_generation=spec.job.tasks_per_generation,
             random_scores=self.random_scores,
             inner=spec.inner,
+            init_params=spec.init_params,
         )
         self.optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, self.problem)
         if saved_spec is not None:
