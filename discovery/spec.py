@@ -8,6 +8,7 @@ table before parsing, so they are validated exactly like the file.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import importlib.util
@@ -64,9 +65,22 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+class _Override(argparse.Action):
+    """Appends one `--set KEY=VALUE`; a value without '=' (`--set job.generations 80`, which
+    argparse would otherwise report as an unrecognised '80') is an error that shows the fix."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if "=" not in value:
+            raise argparse.ArgumentError(
+                self,
+                f"{value!r} has no '=': write the key and its value as one word, --set {value}=VALUE",
+            )
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), value])
+
+
 def add_override_argument(parser, help: str) -> None:
     """The repeatable `--set KEY=VALUE` option of a command that reads a spec (`apply_overrides`)."""
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
+    parser.add_argument("--set", action=_Override, default=[], metavar="KEY=VALUE", help=help)
 
 
 def apply_overrides(table: dict, overrides: list[str]) -> dict:
@@ -77,7 +91,7 @@ def apply_overrides(table: dict, overrides: list[str]) -> dict:
     table = copy.deepcopy(table)
     for item in overrides:
         if "=" not in item:
-            raise SpecError(f"override {item!r} must look like section.key=value")
+            raise SpecError(f"override {item!r} must look like section.key=value, e.g. job.generations=80")
         dotted, text = item.split("=", 1)
         _set_path(table, dotted.strip().split("."), _parse_value(text.strip()), item)
     return table
