@@ -39,6 +39,11 @@ RESUMABLE = (
 )
 
 
+def resumable_keys() -> str:
+    """The keys a resume may change, for messages: 'job.generations, job.watchdog, ...'."""
+    return ", ".join(key for key in RESUMABLE if key != "job.run_dir")  # run_dir: set by resume
+
+
 class JobFailed(RuntimeError):
     """The job stopped on an error its message explains (exit code 1); what it saved is intact."""
 
@@ -157,7 +162,7 @@ def check_resumed_spec(run_dir: Path, saved: dict, resolved: dict) -> None:
     differences = spec_differences(respell_spec(saved), resolved, ignore=RESUMABLE)
     if differences:
         raise SpecError(
-            f"{run_dir} holds a run with a different spec; only job.generations may change "
+            f"{run_dir} holds a run with a different spec; only {resumable_keys()} may change "
             f"on resume. Differing keys: {'; '.join(differences)}. Use another job.run_dir."
         )
 
@@ -170,7 +175,7 @@ def check_checkpoint_spec(run_dir: Path, info: dict, resolved: dict) -> None:
     if differences:
         raise SpecError(
             f"{run_dir / SPEC_FILE} differs from the spec checkpoint {info['step']} was written "
-            f"with; only job.generations may change on resume. Differing keys: "
+            f"with; only {resumable_keys()} may change on resume. Differing keys: "
             f"{'; '.join(differences)}. Undo the edit or use another job.run_dir."
         )
 
