@@ -145,3 +145,25 @@ def test_init_from_is_the_first_generations_es_mean_and_resume_keeps_the_checkpo
     for name in stored:
         np.testing.assert_array_equal(mean[name], checkpointed[name])  # the checkpoint, not the file
     assert any(not np.array_equal(checkpointed[name], stored[name]) for name in stored)
+
+
+def test_eval_against_a_source_baseline_that_is_the_same_rule_gives_zero_differences(tmp_path):
+    """`--baselines ppo_clip,SOURCE` where SOURCE names the evaluated rule's own file: it is
+    labelled as written, meets the same seed keys, so its curves equal the rule's and every
+    paired difference is 0 (the known answer)."""
+    from tests.support.builders import tiny_eval_argv
+
+    argv = tiny_eval_argv(LATEST, "gymnax:CartPole-v1", tmp_path / "eval")
+    argv[argv.index("--baselines") + 1] = f"{LATEST},ppo_clip"
+    assert cli.main(argv) == 0
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["reference"] == str(LATEST)
+    rules = results["tasks"]["gymnax:CartPole-v1"]["rules"]
+    assert rules[str(LATEST)]["curves"] == rules["lpo gen 80 mean"]["curves"]
+    assert results["rules"][str(LATEST)]["sha256"] == results["rules"]["lpo gen 80 mean"]["sha256"]
+    (paired,) = [
+        p
+        for p in results["tasks"]["gymnax:CartPole-v1"]["paired"]
+        if p["baseline"] == str(LATEST) and p["rule"] == "lpo gen 80 mean"
+    ]
+    assert paired["difference"]["value"] == 0.0
