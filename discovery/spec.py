@@ -8,10 +8,12 @@ table before parsing, so they are validated exactly like the file.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import importlib.util
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from inner_algos.config_checks import (
     Noted,
     SpecError,
     check_fields,
+    did_you_mean,
     respell,
 )
 from inner_algos.envs import Task
@@ -62,9 +65,22 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+class _Override(argparse.Action):
+    """Appends one `--set KEY=VALUE`; a value without '=' (`--set job.generations 80`, which
+    argparse would otherwise report as an unrecognised '80') is an error that shows the fix."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if "=" not in value:
+            raise argparse.ArgumentError(
+                self,
+                f"{value!r} has no '=': write the key and its value as one word, --set {value}=VALUE",
+            )
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), value])
+
+
 def add_override_argument(parser, help: str) -> None:
     """The repeatable `--set KEY=VALUE` option of a command that reads a spec (`apply_overrides`)."""
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
+    parser.add_argument("--set", action=_Override, default=[], metavar="KEY=VALUE", help=help)
 
 
 def apply_overrides(table: dict, overrides: list[str]) -> dict:
@@ -75,7 +91,7 @@ def apply_overrides(table: dict, overrides: list[str]) -> dict:
     table = copy.deepcopy(table)
     for item in overrides:
         if "=" not in item:
-            raise SpecError(f"override {item!r} must look like section.key=value")
+            raise SpecError(f"override {item!r} must look like section.key=value, e.g. job.generations=80")
         dotted, text = item.split("=", 1)
         _set_path(table, dotted.strip().split("."), _parse_value(text.strip()), item)
     return table
@@ -146,8 +162,51 @@ def parse_rule(table: dict, section: str = "rule") -> Rule:
         raise SpecError(f'[{section}] needs a `name` key, e.g. name = "lpo"')
     name = table["name"]
     if name not in RULES:
-        raise SpecError(f"{section}.name = {name!r} is unknown; valid rules: {', '.join(sorted(RULES))}")
+        raise SpecError(
+            f"{section}.name = {name!r} is unknown{did_you_mean(name, RULES)}; "
+            f"valid rules: {', '.join(sorted(RULES))}"
+        )
     return build(RULES[name], {k: v for k, v in table.items() if k != "name"}, section)
+
+
+def parse_rule_start(
+    table: dict, resolve: Callable | None = None, section: str = "rule"
+) -> tuple[Rule, Any, dict]:
+    """A discovery spec's [rule] -> (rule, initial meta-parameters or None, resolved table).
+
+    With `init_from = SOURCE` (an exported rule, a run directory's latest rule, a checkpoint step,
+    read by `resolve`: `discovery.evaluation.sources.resolve_source`, which the job passes) the
+    job starts from that rule's meta-parameters instead of `rule.init`: its name and options come
+    from the file, and any the table gives beside init_from must agree with them (a SpecError
+    names each that does not). Without it, `parse_rule`. The resolved table keeps init_from, so
+    spec.toml says where the start came from.
+    """
+    if not isinstance(table, dict) or "init_from" not in table:
+        rule = parse_rule(table, section)
+        return rule, None, {"name": rule.name, **rule.options()}
+    given = {k: v for k, v in table.items() if k != "init_from"}
+    text = table["init_from"]
+    if not isinstance(text, str) or not text:
+        raise SpecError(f'{section}.init_from = {text!r} must name a SOURCE, e.g. "out/quickstart"')
+    if resolve is None:
+        raise SpecError(f"{section}.init_from = {text!r} is read by a discovery job (run_job), not here")
+    try:
+        loaded = resolve(text)
+    except ValueError as err:
+        raise SpecError(f"{section}.init_from = {text!r}: {err}") from err
+    stored = {"name": loaded.rule.name, **loaded.rule.options()}
+    differing = [
+        f"{section}.{key} = {value!r} (the rule in {text} has {stored.get(key, '<no such option>')!r})"
+        for key, value in given.items()
+        if _plain(value) != _plain(stored.get(key))
+    ]
+    if differing:
+        raise SpecError(
+            f"{section}.init_from = {text!r} starts from a rule that disagrees with the spec: "
+            f"{'; '.join(differing)}; remove those keys (init_from gives the rule's name and "
+            f"options) or make them agree"
+        )
+    return loaded.rule, loaded.meta_params, {**stored, "init_from": text}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,7 +361,8 @@ class JobSpec:
     meta_optimizer_options: its validated options dataclass (what
     `discovery.meta_opt.make_meta_optimizer` takes). `table` is the
     resolved TOML table, every default filled in and keys in their current spelling (what
-    `spec.toml` in the run directory holds)."""
+    `spec.toml` in the run directory holds). init_params: the meta-parameters the search starts
+    from ([rule] init_from), None for the rule's own `init`."""
 
     job: JobSettings
     tasks: tuple[Task, ...]
@@ -313,10 +373,12 @@ class JobSpec:
     meta_optimizer: str
     meta_optimizer_options: Any
     table: dict
+    init_params: Any = None
 
 
-def parse_job_spec(table: dict) -> JobSpec:
+def parse_job_spec(table: dict, resolve: Callable | None = None) -> JobSpec:
     """Validates a whole discovery spec; errors name the key, the value and what is allowed.
+    resolve: reads a [rule] init_from SOURCE (`parse_rule_start`).
 
     Everything is checked here, before a job measures or writes anything: each section, the
     chosen estimator's options and its compatibility with the rule, PPO config and meta-objective
@@ -325,8 +387,8 @@ def parse_job_spec(table: dict) -> JobSpec:
     unknown = sorted(set(table) - set(job_sections()))
     if unknown:
         raise SpecError(
-            f"unknown section(s) {', '.join(f'[{k}]' for k in unknown)}; "
-            f"allowed sections: {', '.join(job_sections())}"
+            f"unknown section(s) {', '.join(f'[{k}]' for k in unknown)}"
+            f"{did_you_mean(unknown[0], job_sections())}; allowed sections: {', '.join(job_sections())}"
         )
     for section, example in (
         ("tasks", '[[tasks]] with env_name = "inverted_pendulum"'),
@@ -344,7 +406,7 @@ def parse_job_spec(table: dict) -> JobSpec:
     tasks = tuple(parse_task(t, f"tasks[{i}]") for i, t in enumerate(task_tables))
     if len(set(tasks)) < len(tasks):
         raise SpecError(f"[[tasks]] lists the same task twice: {[t.label for t in tasks]}")
-    rule = parse_rule(table["rule"])
+    rule, init_params, rule_table = parse_rule_start(table["rule"], resolve)
     inner, inner_section = parse_inner(table.get("inner", {}))
     others = sorted(set(table) & {e.section for e in INNER_ALGOS.values()} - {inner_section})
     if others:
@@ -381,14 +443,14 @@ def parse_job_spec(table: dict) -> JobSpec:
     resolved = {
         "job": job_table,
         "tasks": [t.as_table() for t in tasks],
-        "rule": {"name": rule.name, **rule.options()},
+        "rule": rule_table,
         # [inner] only when not the default, so that the spec.toml of older runs stays theirs
         **({} if inner == DEFAULT else {"inner": {"name": inner}}),
         inner_section: dataclasses.asdict(config),
         "meta_objective": dataclasses.asdict(objective),
         "meta_optimizer": {"name": name, **dataclasses.asdict(options)},
     }
-    return JobSpec(job, tasks, rule, inner, config, objective, name, options, _plain(resolved))
+    return JobSpec(job, tasks, rule, inner, config, objective, name, options, _plain(resolved), init_params)
 
 
 def respell_spec(table: dict) -> dict:

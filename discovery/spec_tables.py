@@ -10,7 +10,7 @@ import types
 import typing
 from typing import Any
 
-from inner_algos.config_checks import SpecError, respell
+from inner_algos.config_checks import SpecError, did_you_mean, respell
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:
@@ -83,8 +83,8 @@ def build(cls, table: dict, section: str):
     unknown = sorted(set(table) - fields)
     if unknown:
         raise SpecError(
-            f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
-            f"allowed keys in [{section}]: {', '.join(sorted(fields))}"
+            f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}"
+            f"{did_you_mean(unknown[0], fields)}; allowed keys in [{section}]: {', '.join(sorted(fields))}"
         )
     kwargs = {}
     for key, value in table.items():

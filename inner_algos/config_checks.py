@@ -22,9 +22,18 @@ specs and run directories keep working, and refuses a table that gives both.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import typing
 import warnings
 from typing import Any
+
+
+def did_you_mean(value: Any, choices: typing.Iterable[Any]) -> str:
+    """ " (did you mean 'x'?)" naming the choices closest to `value` (difflib, at most 3), or ""
+    when none is close; appended to an "unknown ..." message."""
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +82,9 @@ class OneOf:
     choices: tuple
 
     def problem(self, value: Any) -> str | None:
-        return None if value in self.choices else f"is unknown; valid: {', '.join(map(str, self.choices))}"
+        if value in self.choices:
+            return None
+        return f"is unknown{did_you_mean(value, self.choices)}; valid: {', '.join(map(str, self.choices))}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from inner_algos.config_checks import did_you_mean
 from inner_algos.contract import InnerAlgo
 from inner_algos.rules import check_supported, make_rule
 
@@ -84,7 +85,8 @@ def inner_algo_entry(name: str, field: str = "inner.name") -> InnerAlgoEntry:
     """The registered entry of `name`; ValueError naming `field` and the registered algorithms."""
     if name not in INNER_ALGOS:
         raise ValueError(
-            f"{field} = {name!r} is unknown; registered inner algorithms: {', '.join(sorted(INNER_ALGOS))}"
+            f"{field} = {name!r} is unknown{did_you_mean(name, INNER_ALGOS)}; "
+            f"registered inner algorithms: {', '.join(sorted(INNER_ALGOS))}"
         )
     return INNER_ALGOS[name]
 

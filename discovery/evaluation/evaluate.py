@@ -233,7 +233,8 @@ def run_eval(
             "earlier discover eval"
         )
     settings = eval_settings(source, task_labels, sets, budget)
-    entries = [Entry(source.label, source.rule, source.meta_params, False)] + baseline_entries(baselines)
+    entries = [Entry(source.label, source.rule, source.meta_params, False)]
+    entries += baseline_entries(baselines, source_inner(source))
     labels = [e.label for e in entries]
     if len(set(labels)) < len(labels):
         raise ValueError(f"--baselines repeat a rule: {labels}")
@@ -452,7 +453,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--baselines",
         default=None,
-        help="fixed rules to compare with, comma-separated ('' for none); the first is the "
+        help="rules to compare with, comma-separated ('' for none): fixed rules by name, or a SOURCE "
+        "(exported rule, run directory, RUN_DIR/checkpoints/<G>) for a discovered one; the first is the "
         "reference the normalised scores are in units of (default: the rule's inner algorithm's, "
         + "; ".join(f"{n}: {','.join(e.baselines)}" for n, e in INNER_ALGOS.items())
         + ")",

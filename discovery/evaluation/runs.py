@@ -5,16 +5,18 @@ behind a traced index (`DriftSwitch`)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from inner_algos.config_checks import did_you_mean
 from inner_algos.contract import InnerConfig, policy_leaves
 from inner_algos.envs import Task
 from inner_algos.registry import DEFAULT, make_inner_algo
-from inner_algos.rules import RULES, Rule, make_rule
+from inner_algos.rules import RULES, Rule, check_supported, get_family, make_rule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,13 +116,50 @@ def run_task(
     return {e.label: curves[e.label] for e in entries}, updates, per_update
 
 
-def baseline_entries(names: list[str]) -> list[Entry]:
-    """Fixed rules (no meta-parameters) by name, with default options."""
-    entries = []
-    for name in names:
+def baseline_entries(items: list[str], inner: str = DEFAULT) -> list[Entry]:
+    """The --baselines of an evaluation in inner algorithm `inner`, each labelled as written:
+    a fixed rule by name (no meta-parameters, default options) or any SOURCE
+    (`discovery.evaluation.sources.resolve_source`: an exported rule, a run directory's latest
+    rule, a checkpoint step), so a discovered rule can be the reference too."""
+    return [_baseline_entry(item, inner) for item in items]
+
+
+def fixed_rules(inner: str) -> list[str]:
+    """Registered rules without meta-parameters that inner algorithm `inner` has a slot for:
+    the rules --baselines takes by name."""
+    names = []
+    for name in sorted(RULES):
         rule = make_rule(name)
-        if jax.tree.leaves(rule.init(jax.random.PRNGKey(0))):
-            fixed = [n for n in RULES if not jax.tree.leaves(make_rule(n).init(jax.random.PRNGKey(0)))]
-            raise ValueError(f"--baselines {name!r} has meta-parameters; baselines are fixed rules: {fixed}")
-        entries.append(Entry(name, rule, {}, True))
-    return entries
+        family_fits = inner in get_family(rule.family).inner_algos
+        if family_fits and not jax.tree.leaves(rule.init(jax.random.PRNGKey(0))):
+            names.append(name)
+    return names
+
+
+def _baseline_entry(item: str, inner: str) -> Entry:
+    fixed = fixed_rules(inner)
+    named = f"fixed rules for inner algorithm {inner!r}: {', '.join(fixed)}"
+    if item in RULES:
+        if item not in fixed:
+            raise ValueError(
+                f"--baselines {item!r} cannot be a baseline by name (it has meta-parameters to learn, "
+                f"or no slot in {inner!r}); {named}; a discovered rule is given as a SOURCE (an "
+                "exported rule or a run directory)"
+            )
+        return Entry(item, make_rule(item), {}, True)
+    from discovery.evaluation.sources import resolve_source
+
+    try:
+        source = resolve_source(item)
+    except ValueError as err:
+        if any(c in item for c in "/\\:.") or Path(item).exists():
+            raise ValueError(f"--baselines {item!r}: {err}") from err
+        raise ValueError(
+            f"--baselines {item!r} is neither a fixed rule nor a SOURCE{did_you_mean(item, fixed)}; "
+            f"{named}; or an exported rule (stem, .json or .npz), a run directory, RUN_DIR/checkpoints/<G>"
+        ) from err
+    try:
+        check_supported(source.rule, inner)
+    except ValueError as err:
+        raise ValueError(f"--baselines {item!r}: {err}") from err
+    return Entry(item, source.rule, source.meta_params, True)

@@ -26,6 +26,7 @@ import numpy as np
 
 from discovery.rule_io import load_rule, stem_of
 from discovery.spec import load_toml
+from inner_algos.config_checks import did_you_mean
 from inner_algos.envs import task_from_table
 from inner_algos.rules import Rule
 
@@ -192,8 +193,8 @@ def resolve_source(text: str, generation: int | None = None, which: str = "mean"
         rule, meta, header = load_rule(path)
         return Source(text, "rule", rule, meta, header, stem_of(path))
     raise ValueError(
-        f"SOURCE {text} does not exist; give an exported rule (stem, .json or .npz), "
-        "a run directory or a checkpoint step RUN_DIR/checkpoints/<G>"
+        f"SOURCE {text} does not exist{did_you_mean(text, _neighbours(path))}; give an exported "
+        "rule (stem, .json or .npz), a run directory or a checkpoint step RUN_DIR/checkpoints/<G>"
     )
 
 
@@ -207,6 +208,14 @@ def zoo_source(text: str, generation: int | None = None) -> Source:
     rule, meta = entry.load()
     header = {"zoo": entry.name, "about": entry.about}
     return Source(text, "zoo", rule, meta, header, entry.path or Path(text), spec=entry.spec)
+
+
+def _neighbours(path: Path) -> list[str]:
+    """What `path` may have meant: the entries of its parent directory (rule files as stems)."""
+    parent = path.parent
+    if not parent.is_dir():
+        return []
+    return sorted({str(stem_of(p)) for p in parent.iterdir()})
 
 
 def add_source_command(subparsers, name: str, help: str, description: str, nargs=None):

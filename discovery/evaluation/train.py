@@ -3,7 +3,10 @@
 Reads the spec's [task], [ppo] and [rule] tables (no [rule]: the inner algorithm's reference
 baseline, ppo_clip for PPO, a2c for LPG) (plus optional [train] seeds/seed, and [inner]
 name for another registered inner algorithm than PPO, its config then in its own section), trains all
-seeds in one jitted `vmap`, prints the learning curve (mean return of the episodes completed in
+seeds in one jitted `vmap`, with the [rule] at its initial meta-parameters or, given `--rule SOURCE`,
+with a discovered rule and its meta-parameters (`discovery.evaluation.sources.resolve_source`: an
+exported rule file, a run directory's latest rule or a checkpoint step; it replaces [rule]),
+prints the learning curve (mean return of the episodes completed in
 each update), evaluates the final deterministic policies on full episodes, and writes
 `learning_curve.png` and `results.json` to --out.
 """
@@ -45,11 +48,39 @@ class TrainSettings:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="train PPO (or another inner algorithm) with a fixed rule (ppo_clip, ...) on one task"
+        "train",
+        help="train an inner algorithm (PPO, ...) with a fixed rule (its reference baseline, dpo, ..., or "
+        "--rule SOURCE: a discovered or published one) on one task",
     )
     parser.add_argument("spec", help="TOML spec with [task], [ppo], [rule] and optional [train]")
     add_override_argument(parser, "override a spec key, e.g. --set rule.name=dpo (repeatable)")
+    parser.add_argument(
+        "--rule",
+        metavar="SOURCE",
+        default=None,
+        help="train with this rule and its meta-parameters instead of the spec's [rule]: an exported "
+        "rule (stem, .json or .npz), a run directory (its latest ES-mean rule) or RUN_DIR/checkpoints/<G>",
+    )
     parser.set_defaults(func=main)
+
+
+def rule_and_params(table: dict, source: str | None, inner: str, seed: int):
+    """(rule, meta-params, where they come from): the spec's [rule] (default: the inner algorithm's
+    reference baseline) at
+    `rule.init(PRNGKey(seed))`, or the rule SOURCE names with its stored meta-parameters."""
+    import jax
+
+    if source is None:
+        rule = parse_rule(table.get("rule", {"name": default_baseline(inner)}))
+        check_rule_fits(rule, inner)
+        return rule, rule.init(jax.random.PRNGKey(seed)), "its initial meta-parameters"
+    from discovery.evaluation.sources import resolve_source
+
+    loaded = resolve_source(source)
+    check_rule_fits(loaded.rule, inner, "--rule")
+    if "rule" in table:
+        print(f"--rule {source}: replaces the spec's [rule] ({table['rule'].get('name')!r})")
+    return loaded.rule, loaded.meta_params, f"meta-parameters from {source} ({loaded.label})"
 
 
 def run_training(task, ppo_config, rule, meta_params, seeds: int, seed: int, inner: str = "ppo"):
@@ -89,17 +120,13 @@ def main(args) -> int:
     task = parse_task(table.get("task", {}))
     inner, section = parse_inner(table.get("inner", {}))
     ppo_config = parse_inner_config(inner, table.get(section, {}))
-    rule = parse_rule(table.get("rule", {"name": default_baseline(inner)}))
-    check_rule_fits(rule, inner)
     settings = build(TrainSettings, table.get("train", {}), "train")
-    import jax
-
-    meta_params = rule.init(jax.random.PRNGKey(settings.seed))
+    rule, meta_params, origin = rule_and_params(table, args.rule, inner, settings.seed)
     from inner_algos.registry import make_inner_algo
 
     total = ppo_config.num_updates * make_inner_algo(inner, ppo_config, task, rule).env_steps_per_update
     print(
-        f"training {inner.upper() if inner == 'ppo' else inner} with rule {rule.name!r} on "
+        f"training {inner.upper() if inner == 'ppo' else inner} with rule {rule.name!r} ({origin}) on "
         f"{task.label}: {settings.seeds} seeds x {total:,} env steps (compiling first, ~10-60 s)",
         flush=True,
     )
@@ -125,7 +152,7 @@ def main(args) -> int:
     results = {
         "task": dataclasses.asdict(task),
         section: dataclasses.asdict(ppo_config),
-        "rule": {"name": rule.name, "options": rule.options()},
+        "rule": {"name": rule.name, "options": rule.options(), "source": args.rule},
         "seeds": settings.seeds,
         "seed": settings.seed,
         "env_steps": env_steps.tolist(),

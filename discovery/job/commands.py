@@ -18,18 +18,34 @@ def register(subparsers) -> None:
     )
     run.add_argument("spec", help="run spec TOML (see runs/quickstart.toml)")
     add_override_argument(run, "override a spec key, e.g. --set job.generations=50 (repeatable)")
+    add_restart_argument(run)
     distributed.add_arguments(run)
     run.set_defaults(func=main_run)
     resume = subparsers.add_parser("resume", help="continue the job in a run directory")
     resume.add_argument("run_dir", help="directory written by `discover run`")
     add_override_argument(resume, "e.g. --set job.generations=200 to extend the budget")
+    add_restart_argument(resume)
     distributed.add_arguments(resume)
     resume.set_defaults(func=main_resume)
 
 
+def add_restart_argument(parser) -> None:
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start from generation 0: first move the run directory's files into "
+        "RUN_DIR/replaced-<UTC time>/ (nothing is deleted)",
+    )
+
+
+def child_flags(args) -> list[str]:
+    """The --set and --restart flags of `args` again, for the local launcher's children."""
+    return [*launch.set_flags(args.set), *(["--restart"] if args.restart else [])]
+
+
 def main_run(args) -> int:
     if args.processes > 1:
-        return launch.launch_local(["run", args.spec, *launch.set_flags(args.set)], args.processes)
+        return launch.launch_local(["run", args.spec, *child_flags(args)], args.processes)
     table = load_toml(args.spec)
     if not table:
         raise SpecError(
@@ -41,7 +57,7 @@ def main_run(args) -> int:
 
 def main_resume(args) -> int:
     if args.processes > 1:
-        return launch.launch_local(["resume", args.run_dir, *launch.set_flags(args.set)], args.processes)
+        return launch.launch_local(["resume", args.run_dir, *child_flags(args)], args.processes)
     run_dir = Path(args.run_dir)
     if not (run_dir / SPEC_FILE).exists():
         raise SpecError(
@@ -57,7 +73,7 @@ def run_from_cli(table: dict, args) -> int:
     143 SIGTERM: saved, unless a second signal cut the generation short), 1 failed (one line)."""
     try:
         with distributed.session(distributed.settings(args)):
-            return run_job(table).exit_code
+            return run_job(table, restart=args.restart).exit_code
     except JobInterrupted as err:
         print(f"discover {args.command}: {err}", file=sys.stderr)
         return err.exit_code

@@ -10,6 +10,7 @@ checkpoint's export is complete, and a resume re-exports it when not.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import os
@@ -20,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from discovery.job import faults
-from discovery.spec import SpecError, dump_toml, respell_spec
+from discovery.spec import SpecError, dump_toml, load_toml, respell_spec
 
 SPEC_FILE, METRICS_FILE, PLOT_FILE = "spec.toml", "metrics.jsonl", "fitness.png"
+SET_ASIDE_PREFIX = "replaced-"  # `--restart` moves a run directory's files into replaced-<UTC time>/
 RESUMABLE = (
     "job.generations",
     "job.run_dir",
@@ -35,6 +37,11 @@ RESUMABLE = (
     "job.wandb.group",
     "job.wandb.mode",
 )
+
+
+def resumable_keys() -> str:
+    """The keys a resume may change, for messages: 'job.generations, job.watchdog, ...'."""
+    return ", ".join(key for key in RESUMABLE if key != "job.run_dir")  # run_dir: set by resume
 
 
 class JobFailed(RuntimeError):
@@ -74,6 +81,56 @@ def check_run_dir(path: Path) -> None:
         )
 
 
+def recorded_generations(run_dir: Path) -> int:
+    """How many generation records (non-blank lines) the run directory's metrics.jsonl holds."""
+    metrics = Path(run_dir) / METRICS_FILE
+    if not metrics.is_file():
+        return 0
+    return sum(1 for line in metrics.read_bytes().splitlines() if line.strip())
+
+
+def check_not_overwriting(run_dir: Path, resolved: dict) -> None:
+    """SpecError when starting a job in `run_dir` would overwrite generations it cannot continue:
+    metrics.jsonl holds records but there is no checkpoint to restore (a stored or copied run,
+    whose checkpoints were left out). The one exception is a start of this very spec that was
+    stopped before its first checkpoint (checkpoints/ exists, spec.toml agrees): running it again
+    writes the same records. Writes nothing."""
+    from discovery.job.checkpoint import available_steps, checkpoint_dir
+
+    run_dir = Path(run_dir)
+    count = recorded_generations(run_dir)
+    if not count or available_steps(run_dir):
+        return
+    spec_file = run_dir / SPEC_FILE
+    if checkpoint_dir(run_dir).is_dir() and spec_file.is_file():
+        if not spec_differences(respell_spec(load_toml(spec_file)), resolved, ignore=RESUMABLE):
+            return
+    raise SpecError(
+        f"{run_dir} holds {count} generation(s) in {METRICS_FILE} but no checkpoint to continue "
+        f"from (a stored or copied run?); starting here would overwrite them. Keep them and use "
+        f"another run directory (`discover run SPEC --set job.run_dir=NEW_DIR`), or add --restart "
+        f"to move its files into {run_dir}/{SET_ASIDE_PREFIX}<UTC time>/ (nothing is deleted) and "
+        f"start again"
+    )
+
+
+def set_aside(run_dir: Path, now: datetime.datetime | None = None) -> Path | None:
+    """Moves every entry of `run_dir` (but earlier set-aside folders) into a new folder
+    `run_dir/replaced-<UTC time>/` and returns it; None when there was nothing to move."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    entries = [p for p in run_dir.iterdir() if not p.name.startswith(SET_ASIDE_PREFIX)]
+    if not entries:
+        return None
+    stamp = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%dT%H%M%SZ")
+    target = run_dir / f"{SET_ASIDE_PREFIX}{stamp}"
+    target.mkdir()  # exists already: a second restart within the second; the error names it
+    for entry in entries:
+        entry.rename(target / entry.name)
+    return target
+
+
 def flatten(table: dict, prefix: str = "") -> dict[str, Any]:
     """`{"a": {"b": 1}, "tasks": [{"x": 2}]}` -> `{"a.b": 1, "tasks[0].x": 2}`."""
     out: dict[str, Any] = {}
@@ -105,7 +162,7 @@ def check_resumed_spec(run_dir: Path, saved: dict, resolved: dict) -> None:
     differences = spec_differences(respell_spec(saved), resolved, ignore=RESUMABLE)
     if differences:
         raise SpecError(
-            f"{run_dir} holds a run with a different spec; only job.generations may change "
+            f"{run_dir} holds a run with a different spec; only {resumable_keys()} may change "
             f"on resume. Differing keys: {'; '.join(differences)}. Use another job.run_dir."
         )
 
@@ -118,7 +175,7 @@ def check_checkpoint_spec(run_dir: Path, info: dict, resolved: dict) -> None:
     if differences:
         raise SpecError(
             f"{run_dir / SPEC_FILE} differs from the spec checkpoint {info['step']} was written "
-            f"with; only job.generations may change on resume. Differing keys: "
+            f"with; only {resumable_keys()} may change on resume. Differing keys: "
             f"{'; '.join(differences)}. Undo the edit or use another job.run_dir."
         )
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from discovery.evaluation.sources import resolve_source
 from discovery.job import console as job_console
 from discovery.job import distributed, faults, loggers, reference_scores, watchdog
 from discovery.job import files as job_files
@@ -79,18 +80,22 @@ class JobResult:
         return 128 + (self.signal or signal.SIGINT) if self.interrupted else 0
 
 
-def run_job(table: dict, progress: bool = True, callbacks: Iterable[Callback] = ()) -> JobResult:
+def run_job(
+    table: dict, progress: bool = True, callbacks: Iterable[Callback] = (), restart: bool = False
+) -> JobResult:
     """Runs or resumes the job the spec table describes (see module docstring), calling each of
     `callbacks` with every generation's (record, state) after the job's own callbacks.
+    restart: first move what the run directory holds into `replaced-<UTC time>/` in it
+    (`files.set_aside`) and start from generation 0.
 
     SIGINT/SIGTERM from here on stop the job after the current generation (or after compiling)
     and save it; a second signal outside a save raises JobInterrupted. Raises JobFailed when a
     write fails or every member diverges for job.max_nonfinite_generations generations.
     """
-    spec = parse_job_spec(table)
+    spec = parse_job_spec(table, resolve_source)
     stop = StopFlag()
     try:
-        job = Job(spec, progress, stop)
+        job = Job(spec, progress, stop, restart)
         job.build()
         return job.loop(job.restore(), callbacks)
     except KeyboardInterrupt:
@@ -114,8 +119,15 @@ class Job:
     After restore(): history (the records so far), steps_per_generation.
     """
 
-    def __init__(self, spec: JobSpec | dict, progress: bool = True, stop: StopFlag | None = None):
-        self.spec = spec if isinstance(spec, JobSpec) else parse_job_spec(spec)
+    def __init__(
+        self,
+        spec: JobSpec | dict,
+        progress: bool = True,
+        stop: StopFlag | None = None,
+        restart: bool = False,
+    ):
+        self.spec = spec if isinstance(spec, JobSpec) else parse_job_spec(spec, resolve_source)
+        self.restart = restart
         self.run_dir = self.spec.job.directory
         self.progress = progress
         self.stop = stop if stop is not None else StopFlag(install=False)
@@ -134,8 +146,10 @@ class Job:
         from discovery.meta_opt.problem import Problem
 
         spec = self.spec
-        saved_spec = _check_start(spec)
         self.primary = distributed.is_primary()  # the one process that writes besides checkpoints
+        if self.restart:
+            self._set_aside()
+        saved_spec = _check_start(spec)
         self.progress = self.progress and self.primary
         saved_info = None
         if saved_spec is not None:
@@ -160,6 +174,7 @@ class Job:
             tasks_per_generation=spec.job.tasks_per_generation,
             random_scores=self.random_scores,
             inner=spec.inner,
+            init_params=spec.init_params,
         )
         self.optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, self.problem)
         if saved_spec is not None:
@@ -168,6 +183,16 @@ class Job:
         if self.primary:
             job_files.write_spec(self.run_dir, self.spec.table)
         faults.hit("startup", 0)
+
+    def _set_aside(self) -> None:
+        """--restart: the primary process moves the run directory's files aside, then every
+        process waits for it (a collective), so none sees the old files."""
+        if self.primary:
+            job_files.check_run_dir(self.run_dir)
+            moved = job_files.set_aside(self.run_dir)
+            if moved is not None:
+                print(f"--restart: moved the earlier files of {self.run_dir} into {moved}", file=sys.stderr)
+        distributed.any_process(False)
 
     def restore(self):
         """The meta-optimizer state to continue from: its init, or the newest intact checkpoint
@@ -379,15 +404,17 @@ class Job:
 
 def _check_start(spec: JobSpec) -> dict | None:
     """The checks after parsing that need the machine, before anything is written or compiled:
-    the run directory is usable, the memory estimate fits (`discovery.job.memory`). Returns the
-    saved spec of the run to resume, or None: a run directory holds one once it has a checkpoint;
-    a spec.toml without one (a start that failed) is started afresh."""
+    the run directory is usable and would lose no stored generation (`files.check_not_overwriting`),
+    the memory estimate fits (`discovery.job.memory`). Returns the saved spec of the run to
+    resume, or None: a run directory holds one once it has a checkpoint; a spec.toml without one
+    (a start that failed) is started afresh."""
     import jax
 
     from discovery.job import checkpoint, memory
 
     run_dir = spec.job.directory
     job_files.check_run_dir(run_dir)
+    job_files.check_not_overwriting(run_dir, spec.table)
     memory.check(spec, len(jax.devices()), jax.local_devices())
     if (run_dir / SPEC_FILE).is_file() and checkpoint.available_steps(run_dir):
         return load_toml(run_dir / SPEC_FILE)

@@ -78,6 +78,8 @@ class Problem:
     InnerAlgo per task), mesh (1-D over all processes' devices, axis "pop"), runs_mesh (the
     mesh truncated estimators split their persistent runs over, or None: every device computes
     all runs). split_runs (default on; off only to compare layouts) sets runs_mesh.
+    init_params: the meta-parameters the search starts from (a pytree like `rule.init`'s; a
+    spec's [rule] init_from), None for `rule.init`.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class Problem:
         random_scores: Any = None,
         split_runs: bool = True,
         inner: str = DEFAULT,
+        init_params: Any = None,
     ):
         if not 0 <= tasks_per_generation <= len(tasks):
             raise ValueError(
@@ -110,6 +113,7 @@ class Problem:
             )
         objective = objective.with_baseline_rule(inner)
         self.rule = rule
+        self.init_params = init_params
         self.tasks = tuple(tasks)
         self.inner = inner
         self.inner_config = inner_config
@@ -137,7 +141,10 @@ class Problem:
         return self.mesh.size
 
     def init_meta_params(self, key: jax.Array):
-        """The rule's initial meta-parameters (the search's starting point)."""
+        """The search's starting point: `init_params` when given (a spec's [rule] init_from),
+        else the rule's own `init(key)`."""
+        if self.init_params is not None:
+            return jax.tree.map(jnp.asarray, self.init_params)
         return self.rule.init(key)
 
     @property

@@ -19,6 +19,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from inner_algos.config_checks import did_you_mean
+
 DEFAULT_SOURCE = "brax"  # the source of a task (and a label) that names none
 
 
@@ -84,7 +86,10 @@ def register_source(source: TaskSource) -> TaskSource:
 def source_entry(name: str, field: str = "task.source") -> TaskSource:
     """The registered source `name`; ValueError naming `field` and the registered sources."""
     if name not in SOURCES:
-        raise ValueError(f"{field} = {name!r} is unknown; valid sources: {', '.join(sorted(SOURCES))}")
+        raise ValueError(
+            f"{field} = {name!r} is unknown{did_you_mean(name, SOURCES)}; "
+            f"valid sources: {', '.join(sorted(SOURCES))}"
+        )
     return SOURCES[name]
 
 

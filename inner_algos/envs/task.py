@@ -25,7 +25,7 @@ import dataclasses
 import functools
 from typing import Any, ClassVar
 
-from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields, respell
+from inner_algos.config_checks import POSITIVE, POSITIVE_INT, check_fields, did_you_mean, respell
 from inner_algos.envs.sources import DEFAULT_SOURCE, SOURCES, source_entry
 
 
@@ -73,8 +73,8 @@ class Task:
         names = env_names(self.source)
         if self.env_name not in names:
             raise ValueError(
-                f"task.env_name = {self.env_name!r} is not a {self.source} environment; "
-                f"valid names: {', '.join(names)}"
+                f"task.env_name = {self.env_name!r} is not a {self.source} environment"
+                f"{did_you_mean(self.env_name, names)}; valid names: {', '.join(names)}"
             )
         self._resolve_source_defaults()
         check_fields(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from inner_algos.config_checks import did_you_mean
 from inner_algos.rules.base import Rule
 from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrift
 from inner_algos.rules.families import FAMILIES, Family, check_supported, get_family, register_family
@@ -32,7 +33,10 @@ RULES: dict[str, type[Rule]] = {
 def make_rule(name: str, **options) -> Rule:
     """Builds the rule registered as `name` with its options; clear errors for bad input."""
     if name not in RULES:
-        raise ValueError(f"rule.name = {name!r} is unknown; valid rules: {', '.join(sorted(RULES))}")
+        raise ValueError(
+            f"rule.name = {name!r} is unknown{did_you_mean(name, RULES)}; "
+            f"valid rules: {', '.join(sorted(RULES))}"
+        )
     cls = RULES[name]
     try:
         return cls(**options)

@@ -21,7 +21,7 @@ LAYERS = [
     ("discovery.figures", "discovery.rule_io", "discovery.versions", "discovery"),
     ("discovery.meta_opt",),
     ("discovery.spec",),
-    ("discovery.job",),
+    ("discovery.job", "discovery.evaluation.sources"),  # a job reads [rule] init_from SOURCEs
     ("discovery.evaluation",),
     ("discovery.cli",),
 ]

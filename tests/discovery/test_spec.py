@@ -25,12 +25,12 @@ def test_overrides_are_parsed_as_toml_values():
 @pytest.mark.parametrize(
     "parse, table, message",
     [
-        (parse_ppo, {"num_env": 8}, r"unknown key\(s\) ppo.num_env; allowed keys in \[ppo\]: .*num_envs"),
+        (parse_ppo, {"num_env": 8}, r"ppo.num_env \(did you mean 'num_envs'\?\); allowed keys in .*num_envs"),
         (parse_ppo, {"num_envs": "many"}, r"ppo.num_envs = 'many' has the wrong type; expected int"),
         (parse_ppo, {"anneal_lr": 1}, r"ppo.anneal_lr = 1 has the wrong type; expected bool"),
         (parse_ppo, {"learning_rate": -0.1}, r"ppo.learning_rate = -0.1 must be > 0"),
         (parse_task, {"env_name": "walker"}, r"valid names: .*walker2d"),
-        (parse_rule, {"name": "lpo", "hidden": 4}, r"unknown key\(s\) rule.hidden; .*hidden_size"),
+        (parse_rule, {"name": "lpo", "hidden": 4}, r"rule.hidden \(did you mean 'hidden_size'"),
         (parse_rule, {"name": "nope"}, r"rule.name = 'nope' is unknown; valid rules: .*dpo"),
         (parse_rule, {"eps": 0.1}, r"needs a `name` key"),
     ],

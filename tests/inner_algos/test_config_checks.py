@@ -56,7 +56,7 @@ def test_constraints_accept_and_refuse(constraint, good, bad, words):
         ("gamma", 0.0, "ppo.gamma = 0.0 must be in (0, 1]"),
         ("clip_eps", 1.0, "ppo.clip_eps = 1.0 must be in (0, 1)"),
         ("ent_coef", -0.1, "ppo.ent_coef = -0.1 must be >= 0"),
-        ("activation", "gelu2", "ppo.activation = 'gelu2' is unknown; valid: "),
+        ("activation", "gelu2", "ppo.activation = 'gelu2' is unknown (did you mean 'elu' or 'relu'"),
     ],
 )
 def test_ppo_config_names_the_field(field, value, message):

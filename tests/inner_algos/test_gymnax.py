@@ -100,12 +100,10 @@ def test_env_steps_as_gymnax_with_episode_bookkeeping_and_time_limit_apart():
 @pytest.mark.fast
 def test_unknown_names_list_valid_ones_per_source():
     with pytest.raises(
-        ValueError, match=r"not a gymnax environment; valid names: CartPole-v1, .*Breakout-MinAtar"
+        ValueError, match=r"not a gymnax environment.*; valid names: CartPole-v1, .*Breakout-MinAtar"
     ):
         Task(source="gymnax", env_name="Pong")
-    with pytest.raises(
-        ValueError, match=r"task.source = 'gym' is unknown; valid sources: brax, gridworld, gymnax"
-    ):
+    with pytest.raises(ValueError, match=r"'gym' is unknown \(did you mean 'gymnax'\?\); valid"):
         Task(source="gym", env_name="CartPole-v1")
     with pytest.raises(ValueError, match=r"task.backend = 'spring' does not apply to gymnax tasks"):
         Task(source="gymnax", env_name="CartPole-v1", backend="spring")

@@ -118,7 +118,9 @@ def test_bad_settings_name_the_field(tmp_path, sets, match):
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("name, match", [("lpo", "baselines are fixed rules"), ("nope", "valid rules")])
+@pytest.mark.parametrize(
+    "name, match", [("lpo", "cannot be a baseline by name"), ("nope", "fixed rules for inner algorithm")]
+)
 def test_bad_baselines_are_named(name, match):
     with pytest.raises(ValueError, match=match):
         eval_runs.baseline_entries([name])

@@ -106,7 +106,7 @@ def test_all_members_failing_leaves_the_mean_unchanged():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"strategy": "nes"}, "meta_optimizer.strategy = 'nes' is unknown; valid: open_es"),
+        ({"strategy": "nes"}, r"strategy = 'nes' is unknown \(did you mean 'snes'.*; valid: open_es"),
         ({"population_size": 5}, "population_size = 5 must be even"),
         ({"sigma_init": 0.0}, "meta_optimizer.sigma_init = 0.0 must be > 0"),
         ({"sigma_decay": 1.5}, "meta_optimizer.sigma_decay = 1.5 must be in"),
