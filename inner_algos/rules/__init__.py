@@ -8,6 +8,7 @@ import dataclasses
 from inner_algos.rules.base import Rule
 from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrift
 from inner_algos.rules.families import FAMILIES, Family, check_supported, get_family, register_family
+from inner_algos.rules.formula import SymbolicDrift
 from inner_algos.rules.hyperparams import LearnedHyperparams
 from inner_algos.rules.learned_optimizer import Adam, LearnedOptimizer
 from inner_algos.rules.targets import A2CTargets, LearnedTargets
@@ -18,6 +19,7 @@ RULES: dict[str, type[Rule]] = {
         PPOClipDrift,
         DPODrift,
         LPODrift,
+        SymbolicDrift,
         LearnedHyperparams,
         Adam,
         LearnedOptimizer,
@@ -50,6 +52,7 @@ __all__ = [
     "LPODrift",
     "PPOClipDrift",
     "Rule",
+    "SymbolicDrift",
     "check_supported",
     "get_family",
     "make_rule",
