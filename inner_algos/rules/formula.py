@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import jax
@@ -52,7 +52,7 @@ def _fold(op, args):
 
 
 # name -> (jax function of the evaluated arguments, least arity, largest arity or None for any)
-FUNCTIONS: dict[str, tuple[Any, int, int | None]] = {
+FUNCTIONS: dict[str, tuple[Callable[..., jax.Array], int, int | None]] = {
     "log": (jnp.log, 1, 1),
     "exp": (jnp.exp, 1, 1),
     "abs": (jnp.abs, 1, 1),
@@ -273,7 +273,12 @@ def variables_of(tree: tuple) -> set[str]:
     return variables_of(tree[1]) | variables_of(tree[2])
 
 
-_BINARY = {"add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply, "div": jnp.divide}
+_BINARY: dict[str, Callable[..., jax.Array]] = {
+    "add": jnp.add,
+    "sub": jnp.subtract,
+    "mul": jnp.multiply,
+    "div": jnp.divide,
+}
 
 
 def evaluate(tree: tuple, env: Mapping[str, Any]) -> jax.Array:
@@ -310,6 +315,7 @@ class SymbolicDrift(Rule):
     name: ClassVar[str] = "symbolic"
     family: ClassVar[str] = "drift"
     expression: str = "0"
+    _tree: ClassVar[tuple]  # the parsed formula, set by __post_init__ (not an option)
 
     def __post_init__(self):
         try:
