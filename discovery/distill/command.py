@@ -159,7 +159,7 @@ def register(subparsers) -> None:
     )
     search = parser.add_argument_group("symbolic (gplearn)")
     search.add_argument("--population", type=int, default=1000, help="programs per generation (default 1000)")
-    search.add_argument("--generations", type=int, default=20, help="generations (default 20)")
+    search.add_argument("--generations", type=int, default=15, help="generations (default 15)")
     search.add_argument("--parsimony", type=float, default=3e-4, help="score per program node (default 3e-4)")
     net = parser.add_argument_group("mlp (optax)")
     net.add_argument("--hidden-size", type=int, default=16, help="hidden units of the student (default 16)")

@@ -16,7 +16,7 @@ import optax
 
 from discovery.distill import symbolic
 from discovery.distill.data import Samples, drift_and_grad, is_temporal
-from inner_algos.rules import Rule, make_rule
+from inner_algos.rules import Rule, formula, make_rule
 
 MAX_ROWS = 2000  # training samples the symbolic search scores each program on (a seeded subset)
 CANDIDATES = 12  # programs of the last generation whose formulas are compared (`fit_symbolic`)
@@ -101,7 +101,8 @@ def fit_symbolic(teacher: Rule, samples: Samples, options: symbolic.SearchOption
     Of the last generation's CANDIDATES best programs, the formula kept is the one whose parsed
     form scores best (the search's score on these samples, plus its parsimony term) among those
     finite, with a finite gradient, on the samples and at r = 1; it is then simplified by sympy
-    (kept as built if simplifying changes its values by more than 1e-4).
+    (kept as built if simplifying changes its values by more than 1e-4), and its numbers fitted
+    (`tune_constants`; kept if that scores better).
     """
     rng = np.random.default_rng(options.seed)
     rows = samples.subset(rng.permutation(len(samples.ratio))[:MAX_ROWS])
@@ -120,7 +121,55 @@ def fit_symbolic(teacher: Rule, samples: Samples, options: symbolic.SearchOption
     _, expr, rule = best
     simple = _formula_rule(symbolic.formula_text(expr, simplify=True))
     same = np.allclose(_values(simple, rows), _values(rule, rows), atol=1e-4, equal_nan=False)
-    return (simple if same else rule), {}
+    rule = simple if same else rule
+    tuned = tune_constants(rule, rows, options.grad_weight)
+    if tuned is not None and _score(tuned, rows, options) < _score(rule, rows, options):
+        rule = tuned
+    return rule, {}
+
+
+TUNE_STEPS = 400
+
+
+def tune_constants(rule, rows: Samples, grad_weight: float, steps: int = TUNE_STEPS) -> Rule | None:
+    """The formula with its numbers fitted by Adam to the samples (as PySR optimises a program's
+    constants), kept in the constrained form relu(f(r) - f(1)) so that it stays zero at r = 1 and
+    non-negative; None when it does not come out finite."""
+    tree = rule._tree
+    values = jnp.asarray(formula.constants(tree), jnp.float32)
+    if values.size == 0:
+        return None
+    r, a = jnp.asarray(rows.ratio, jnp.float32), jnp.asarray(rows.advantage, jnp.float32)
+    p = jnp.zeros_like(r) if rows.progress is None else jnp.asarray(rows.progress, jnp.float32)
+    y, gy = jnp.asarray(rows.drift, jnp.float32), jnp.asarray(rows.grad, jnp.float32)
+
+    def drift(c, r, a, p):
+        t = formula.with_constants(tree, c)
+        f = formula.evaluate(t, {"r": r, "A": a, "p": p}) - formula.evaluate(t, {"r": 1.0, "A": a, "p": p})
+        return jax.nn.relu(f)
+
+    def loss(c):
+        out = jnp.mean((jax.vmap(drift, (None, 0, 0, 0))(c, r, a, p) - y) ** 2) / jnp.maximum(
+            jnp.var(y), 1e-12
+        )
+        if grad_weight > 0:
+            g = jax.vmap(jax.grad(drift, 1), (None, 0, 0, 0))(c, r, a, p)
+            out += grad_weight * jnp.mean((g - gy) ** 2) / jnp.maximum(jnp.var(gy), 1e-12)
+        return out
+
+    optimizer = optax.adam(1e-2)
+
+    def step(carry, _):
+        c, state = carry
+        updates, state = optimizer.update(jax.grad(loss)(c), state, c)
+        return (optax.apply_updates(c, updates), state), None
+
+    (values, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, None, steps))((values, optimizer.init(values)))
+    if not np.all(np.isfinite(np.asarray(values))):
+        return None
+    inner = formula.with_constants(tree, [float(v) for v in np.asarray(values)])
+    text = symbolic.constrained_text(inner)
+    return _formula_rule(text) if text is not None else None
 
 
 def _formula_rule(text: str) -> Rule:

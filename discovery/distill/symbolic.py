@@ -178,6 +178,13 @@ _SYMPY = {
 }
 
 
+def symbols() -> tuple[sympy.Symbol, sympy.Symbol, sympy.Symbol]:
+    """r (positive), A and p (real) as sympy symbols: declared so, sympy keeps log r and |.| real
+    (undeclared, it writes re(...) and im(...), which the formula language does not have)."""
+    r = sympy.Symbol(DRIFT_VARIABLES[0], positive=True)
+    return r, sympy.Symbol(DRIFT_VARIABLES[1], real=True), sympy.Symbol(DRIFT_VARIABLES[2], real=True)
+
+
 def to_sympy(program, inputs: list) -> sympy.Expr:
     """A gplearn program (prefix list of functions, column indices and constants) as sympy, over
     `inputs` (the columns as sympy expressions), with the functions of `function_set` exactly."""
@@ -196,7 +203,7 @@ def to_sympy(program, inputs: list) -> sympy.Expr:
 
 def drift_expression(program, temporal: bool) -> sympy.Expr:
     """relu(g - g at r = 1): the drift of a program g, zero at r = 1 and non-negative."""
-    r, a, p = sympy.symbols(" ".join(DRIFT_VARIABLES))
+    r, a, p = symbols()
     extra = [p] if temporal else []
     g = to_sympy(program, [r - 1, sympy.log(r), a, (r - 1) * a, a * sympy.log(r), *extra])
     zero = sympy.Integer(0)
@@ -245,3 +252,43 @@ def formula_text(expr: sympy.Expr, simplify: bool = True) -> str:
             continue
         return text
     raise ValueError(f"the formula found cannot be written in the formula language: {expr}")
+
+
+def tree_to_sympy(tree: tuple) -> sympy.Expr:
+    """A parsed formula (`inner_algos.rules.formula.parse`) as sympy, over `symbols()`."""
+    names = dict(zip(DRIFT_VARIABLES, symbols()))
+    functions = {
+        "log": sympy.log,
+        "exp": sympy.exp,
+        "abs": sympy.Abs,
+        "tanh": sympy.tanh,
+        "sqrt": sympy.sqrt,
+        "relu": lambda x: sympy.Max(x, 0),
+        "max": sympy.Max,
+        "min": sympy.Min,
+        "clip": lambda x, lo, hi: sympy.Min(sympy.Max(x, lo), hi),
+    }
+    kind = tree[0]
+    if kind == "num":
+        return sympy.Float(tree[1])
+    if kind == "var":
+        return names[tree[1]]
+    if kind == "neg":
+        return -tree_to_sympy(tree[1])
+    if kind == "pow":
+        return tree_to_sympy(tree[1]) ** sympy.Float(tree[2])
+    if kind == "call":
+        return functions[tree[1]](*(tree_to_sympy(a) for a in tree[2]))
+    left, right = tree_to_sympy(tree[1]), tree_to_sympy(tree[2])
+    return {"add": left + right, "sub": left - right, "mul": left * right, "div": left / right}[kind]
+
+
+def constrained_text(tree: tuple) -> str | None:
+    """relu(f - f at r = 1) for a parsed formula f, printed in the formula language (None if it
+    cannot be)."""
+    f = tree_to_sympy(tree)
+    r = symbols()[0]
+    try:
+        return formula_text(sympy.Max(f - f.subs(r, 1), 0))
+    except ValueError:
+        return None

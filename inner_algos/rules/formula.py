@@ -341,3 +341,55 @@ def _short(text: Any, limit: int = 80) -> str:
     """repr of a (possibly hostile, long) value cut to `limit` characters for an error message."""
     shown = repr(text)
     return shown if len(shown) <= limit else shown[:limit] + f"... ({len(shown)} characters)"
+
+
+def constants(tree: tuple) -> list[float]:
+    """The numbers of a tree, in the order `with_constants` puts them back (exponents excluded)."""
+    if tree[0] == "num":
+        return [tree[1]]
+    if tree[0] == "var":
+        return []
+    if tree[0] == "call":
+        return [c for a in tree[2] for c in constants(a)]
+    if tree[0] in ("neg", "pow"):
+        return constants(tree[1])
+    return constants(tree[1]) + constants(tree[2])
+
+
+def with_constants(tree: tuple, values) -> tuple:
+    """The tree with its numbers replaced by `values` (a sequence, possibly of traced scalars)."""
+    values = list(values)
+    index = iter(range(len(values)))
+
+    def rebuild(node: tuple) -> tuple:
+        kind = node[0]
+        if kind == "num":
+            return ("num", values[next(index)])
+        if kind == "var":
+            return node
+        if kind == "call":
+            return ("call", node[1], tuple(rebuild(a) for a in node[2]))
+        if kind in ("neg", "pow"):
+            return (kind, rebuild(node[1]), *node[2:])
+        return (kind, rebuild(node[1]), rebuild(node[2]))
+
+    return rebuild(tree)
+
+
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def to_text(tree: tuple) -> str:
+    """A tree written back in the formula language (fully parenthesised): parse(to_text(t)) == t."""
+    kind = tree[0]
+    if kind == "num":
+        return repr(float(tree[1]))
+    if kind == "var":
+        return tree[1]
+    if kind == "neg":
+        return f"(-{to_text(tree[1])})"
+    if kind == "pow":
+        return f"({to_text(tree[1])}**{float(tree[2])!r})"
+    if kind == "call":
+        return f"{tree[1]}({', '.join(to_text(a) for a in tree[2])})"
+    return f"({to_text(tree[1])} {_SYMBOLS[kind]} {to_text(tree[2])})"
