@@ -15,7 +15,7 @@ from discovery.rule_io import load_rule, save_rule
 from inner_algos.ppo import PPOConfig, rule_slots
 from inner_algos.rules import DriftInputs, make_rule
 from inner_algos.rules import formula as formula_module
-from inner_algos.rules.formula import FormulaError, evaluate, parse
+from inner_algos.rules.formula import FormulaError, constants, evaluate, parse, to_text, with_constants
 from tests.inner_algos.test_ppo_loss import _loss, _reference, _setup
 
 pytestmark = pytest.mark.fast
@@ -146,3 +146,13 @@ def test_an_exported_formula_rule_round_trips_and_a_hostile_header_is_refused(tm
     with pytest.raises(ValueError, match="cannot be built: .*is refused: character"):
         load_rule(stem)
     assert not (Path.cwd() / "pwned").exists()
+
+
+def test_a_tree_written_back_parses_to_itself_and_its_numbers_can_be_replaced():
+    tree = parse("relu((r - clip(r, 0.8, 1.2)) * A) + 2*p**2 - -Max(A, 0.5)", VARS)
+    assert parse(to_text(tree), VARS) == tree
+    assert constants(tree) == [0.8, 1.2, 2.0, 0.5]
+    changed = with_constants(tree, [0.7, 1.3, 3.0, 0.5])
+    point = {"r": 1.25, "A": 1.0, "p": 1.0}
+    np.testing.assert_allclose(float(evaluate(tree, point)), 0.05 + 2.0 + 1.0, rtol=1e-6)  # r above 1.2
+    np.testing.assert_allclose(float(evaluate(changed, point)), 0.0 + 3.0 + 1.0, rtol=1e-6)  # inside 1.3
