@@ -1,4 +1,4 @@
-"""The `discover` command line: `discover {train,run,resume,eval,inspect,replicates} ...`.
+"""The `discover` command line: `discover {train,run,resume,eval,inspect,replicates,distill} ...`.
 
 Each sub-command lives in its own module exposing `register(subparsers)`, imported here. For the
 commands that shard a population (`run`, `resume`), the CPU is split into one XLA host device per
@@ -15,13 +15,15 @@ import os
 import sys
 
 from discovery import xla_flags
+from discovery.distill import command as distill
 from discovery.evaluation import evaluate, inspect, replicates, train
 from discovery.job import commands as job
 from discovery.job.console import one_line_warnings
 from discovery.job.launch import launches
 
 SHARDED_COMMANDS = ("run", "resume")
-COMMANDS = (train, job, evaluate, inspect, replicates)  # modules with register(subparsers), in --help order
+# modules with register(subparsers), in --help order
+COMMANDS = (train, job, evaluate, inspect, replicates, distill)
 
 
 def configure_host_devices(count: int | None = None) -> None:

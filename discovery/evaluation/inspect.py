@@ -7,7 +7,8 @@ checkpoint steps, versions), draws the fitness curve (`fitness.png`) and a pictu
 by family (`rule_<family>.png`):
   drift        drift(r, A) on r in [0.5, 1.5] x A in [-2, 2] beside PPO-clip and DPO, and the
                implied policy-gradient weight d/dr (r*A - drift) (via jax.grad); a temporally-
-               aware drift is drawn at lifetime fractions n/N = 0, 0.5 and 1;
+               aware drift is drawn at lifetime fractions n/N = 0, 0.5 and 1; a distilled
+               rule (`discover distill`) beside its teacher, and its formula printed;
   hyperparams  each hyperparameter over the lifetime fraction, beside its initial value;
   optimizer    the update direction as a function of the current gradient and the gradient
                history ("momentum"), beside Adam;
@@ -36,6 +37,7 @@ from discovery import figures
 from discovery.evaluation import plots
 from discovery.evaluation.sources import Source, add_source_command, resolve_source, spec_tasks
 from discovery.job.records import RELIABILITY_FLOOR
+from discovery.rule_io import load_rule
 from discovery.spec import parse_inner, parse_inner_config
 from inner_algos.envs import Task, task_from_table
 from inner_algos.lpg import LPGConfig, analysis
@@ -123,6 +125,7 @@ def _drift_picture(path: Path, sources: list[Source]) -> Path:
             (s.label if p is None else f"{s.label}\nn/N = {p:g}", s.rule, s.meta_params, p or 0.0)
             for p in fractions
         ]
+    columns += [(f"teacher of {s.label}", *t, 0.0) for s in sources for t in [teacher_of(s)] if t]
     columns += [
         (f"ppo_clip (eps={eps:g})", make_rule("ppo_clip", eps=eps), {}, 0.0),
         ("dpo", make_rule("dpo"), {}, 0.0),
@@ -140,6 +143,16 @@ def _drift_picture(path: Path, sources: list[Source]) -> Path:
         "Policy-objective drift (top) and implied policy-gradient weight (bottom)",
         x_mark=1.0,
     )
+
+
+def teacher_of(source: Source) -> tuple[Rule, dict] | None:
+    """The rule a distilled rule was distilled from (its header's `teacher_rule`, an exported rule
+    beside it; `discover distill`), or None."""
+    name = source.header.get("teacher_rule")
+    if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", ".."):
+        return None
+    rule, meta, _ = load_rule(source.rule_path.parent / name)
+    return rule, meta
 
 
 def _hyperparams_picture(path: Path, sources: list[Source]) -> Path:
@@ -309,6 +322,17 @@ def summary(source: Source) -> str:
     ]
     if "about" in header:
         lines.append(f"about: {header['about']}")
+    expression = getattr(rule, "expression", None)
+    if isinstance(expression, str):
+        lines.append(f"formula: drift = {expression}")
+    distilled = header.get("distilled")
+    if isinstance(distilled, dict) and isinstance(distilled.get("fidelity_held_out"), dict):
+        f = distilled["fidelity_held_out"]
+        lines.append(
+            f"distilled from {distilled.get('teacher', {}).get('label')} into {distilled.get('to')}: "
+            f"held-out drift R^2 {_num(f.get('drift_r2')):.4f}, d loss / d r R^2 "
+            f"{_num(f.get('loss_grad_r2')):.4f}"
+        )
     prov = {k: header[k] for k in ("kind", "generation", "fitness", "spec_hash") if k in header}
     if prov:
         lines.append("exported: " + ", ".join(f"{k} {v}" for k, v in prov.items()))

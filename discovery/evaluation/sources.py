@@ -7,6 +7,7 @@ A SOURCE on the command line is one of
   - a checkpoint step `RUN_DIR/checkpoints/<G>`: the rule exported at that generation, and the
     fitness history up to G;
   - a published rule `zoo:<name>`, e.g. `zoo:open/breakout` (see `discovery.zoo`).
+  - a folder holding one exported rule `rule.json`/`rule.npz` (what `discover distill` writes).
 Nothing is unpickled or executed: rules come from `load_rule`, the spec from TOML, the fitness
 history from JSON lines.
 """
@@ -179,6 +180,8 @@ def resolve_source(text: str, generation: int | None = None, which: str = "mean"
             run_dir, generation, kind = path.parent.parent, int(path.name), "checkpoint"
         elif any((path / p).exists() for p in ("spec.toml", "rules", "metrics.jsonl", "checkpoints")):
             run_dir, kind = path, "run"
+        elif (path / "rule.json").is_file():  # a folder holding one exported rule (discover distill's)
+            return resolve_source(str(path / "rule"), generation, which)
         else:
             raise ValueError(
                 f"SOURCE {text} is a directory but neither a run directory (spec.toml, rules/, "

@@ -9,6 +9,7 @@ from inner_algos.config_checks import did_you_mean
 from inner_algos.rules.base import Rule
 from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrift
 from inner_algos.rules.families import FAMILIES, Family, check_supported, get_family, register_family
+from inner_algos.rules.formula import SymbolicDrift
 from inner_algos.rules.hyperparams import LearnedHyperparams
 from inner_algos.rules.learned_optimizer import Adam, LearnedOptimizer
 from inner_algos.rules.open_optimizer import Open
@@ -20,6 +21,7 @@ RULES: dict[str, type[Rule]] = {
         PPOClipDrift,
         DPODrift,
         LPODrift,
+        SymbolicDrift,
         LearnedHyperparams,
         Adam,
         LearnedOptimizer,
@@ -56,6 +58,7 @@ __all__ = [
     "LPODrift",
     "PPOClipDrift",
     "Rule",
+    "SymbolicDrift",
     "check_supported",
     "get_family",
     "make_rule",
