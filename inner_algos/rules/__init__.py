@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from inner_algos.rules.base import Rule
+from inner_algos.rules.disco import DiscoActorCritic, DiscoRule
 from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrift
 from inner_algos.rules.families import FAMILIES, Family, check_supported, get_family, register_family
 from inner_algos.rules.hyperparams import LearnedHyperparams
@@ -23,6 +24,8 @@ RULES: dict[str, type[Rule]] = {
         LearnedOptimizer,
         LearnedTargets,
         A2CTargets,
+        DiscoRule,
+        DiscoActorCritic,
     )
 }
 
