@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -31,9 +31,15 @@ from inner_algos.disco.networks import DiscoAgentNet
 from inner_algos.envs import Task, episode_runner, make_env, sample_params
 from inner_algos.ppo.update import episode_metrics
 from inner_algos.rules import Rule
-from inner_algos.rules.disco import AgentOutputs, DiscoInputs, DiscoMetaState
+from inner_algos.rules.disco import AgentOutputs, DiscoActorCritic, DiscoInputs, DiscoMetaState, DiscoRule
 
 Metrics = dict[str, jax.Array]
+DiscoFamilyRule = DiscoRule | DiscoActorCritic  # the rules of family "disco"
+
+
+def outputs(net: DiscoAgentNet, params: Any, obs: jax.Array) -> AgentOutputs:
+    """The agent's outputs on obs `[..., obs_size]`."""
+    return cast(AgentOutputs, net.apply(params, obs))
 
 
 @struct.dataclass
@@ -75,7 +81,7 @@ class DiscoParts(NamedTuple):
     task: Task
     env: Any
     net: DiscoAgentNet
-    rule: Rule
+    rule: DiscoFamilyRule
     tx: optax.GradientTransformation
     eval_episodes: Callable
 
@@ -153,7 +159,7 @@ def rollout(parts: DiscoParts, params: dict, env_state, env_params: dict, key: j
     task, env = parts.task, parts.env
 
     def one_step(env_state, step_key):
-        logits = parts.net.apply(params["agent"], env_state.obs).logits
+        logits = outputs(parts.net, params["agent"], env_state.obs).logits
         action = jax.random.categorical(step_key, logits)
         next_state = jax.vmap(env.step, in_axes=(0, 0, None))(env_state, action, env_params)
         done = next_state.done
@@ -165,7 +171,7 @@ def rollout(parts: DiscoParts, params: dict, env_state, env_params: dict, key: j
     keys = jax.random.split(key, parts.config.rollout_length + 1)
     env_state, (steps, book) = jax.lax.scan(one_step, env_state, keys[:-1])
     obs, actions, logits, rewards, done = steps
-    last_logits = parts.net.apply(params["agent"], env_state.obs).logits
+    last_logits = outputs(parts.net, params["agent"], env_state.obs).logits
     last_action = jax.random.categorical(keys[-1], last_logits)
     return env_state, Rollout(
         obs=jnp.concatenate([obs, env_state.obs[None]], axis=0),
@@ -183,8 +189,8 @@ def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout)
     """Steps 2-4 of the module docstring. Returns (params, target_params, opt_state, meta_state,
     stats: the loss, its terms and the gradient's norm)."""
     net, rule = parts.net, parts.rule
-    agent_out = jax.lax.stop_gradient(net.apply(state.params["agent"], roll.obs))
-    target_out = jax.lax.stop_gradient(net.apply(state.target_params["agent"], roll.obs))
+    agent_out = jax.lax.stop_gradient(outputs(net, state.params["agent"], roll.obs))
+    target_out = jax.lax.stop_gradient(outputs(net, state.target_params["agent"], roll.obs))
     inputs = DiscoInputs(
         agent_out,
         target_out,
@@ -197,7 +203,7 @@ def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout)
     targets = rule.apply(meta_params, inputs)
 
     def loss_fn(params):
-        out: AgentOutputs = net.apply(params["agent"], roll.obs)
+        out = outputs(net, params["agent"], roll.obs)
         per_step, terms = rule.agent_loss(out, targets, roll.actions, roll.is_terminal)
         return jnp.mean(per_step), terms
 
@@ -239,7 +245,7 @@ def evaluate(parts: DiscoParts, state: DiscoState, key: jax.Array):
     """Mean return and length `[]` over config.eval_envs full episodes of the most likely action."""
 
     def act(obs, _):
-        return jnp.argmax(parts.net.apply(state.params["agent"], obs).logits, axis=-1)
+        return jnp.argmax(outputs(parts.net, state.params["agent"], obs).logits, axis=-1)
 
     total, length = parts.eval_episodes(act, key, state.env_params)
     return total.mean(), length.mean()
@@ -247,7 +253,7 @@ def evaluate(parts: DiscoParts, state: DiscoState, key: jax.Array):
 
 def make_parts(config: DiscoConfig, task: Task, rule: Rule) -> DiscoParts:
     """The static pieces for `task` (a discrete-action env) and `rule` (family "disco"), checked."""
-    if rule.family != "disco":
+    if not isinstance(rule, (DiscoRule, DiscoActorCritic)):
         raise ValueError(
             f"rule {rule.name!r} fills the {rule.family!r} slot; the DiscoRL agent takes a rule of "
             "family 'disco' (disco, disco_ac)"
@@ -259,7 +265,7 @@ def make_parts(config: DiscoConfig, task: Task, rule: Rule) -> DiscoParts:
         )
     net = DiscoAgentNet(
         num_actions=env.action_size,
-        prediction_size=getattr(rule, "net", rule).prediction_size,
+        prediction_size=rule.net.prediction_size if isinstance(rule, DiscoRule) else rule.prediction_size,
         num_bins=rule.num_bins,
         torso=config.torso,
         head_w_init_std=config.head_w_init_std,

@@ -89,10 +89,11 @@ class DiscoInputs(NamedTuple):
 
 
 class DiscoTargets(NamedTuple):
-    """The rule's output: meta (pi, y, z targets `[T, B, ...]` as logits, and meta_input_emb),
+    """The rule's output: meta (pi, y, z targets `[T, B, ...]` as logits, and meta_input_emb; None
+    for the actor-critic baseline),
     values (`values.ValueOutputs`, q_td among them), meta_state (after this update)."""
 
-    meta: MetaOutputs
+    meta: MetaOutputs | None
     values: ValueOutputs
     meta_state: DiscoMetaState
 
@@ -202,6 +203,8 @@ class DiscoRule(Rule):
         `[T+1, B, ...]` (differentiable); actions `[T+1, B]`; is_terminal `[T, B]`; backprop:
         let gradients reach the targets (meta-training), else they are data."""
         h = self.hyperparams
+        if targets.meta is None:
+            raise ValueError("DiscoRule.agent_loss needs the meta-network's targets (DiscoRule.apply's)")
         meta = targets.meta if backprop else jax.lax.stop_gradient(targets.meta)
         taken = actions[:-1]
         out = jax.tree.map(lambda x: x[:-1], agent_out)
