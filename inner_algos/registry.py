@@ -125,7 +125,7 @@ def make_inner_algo(name: str, config, task, rule) -> InnerAlgo:
 
 # The registered inner algorithms (their packages never import this module: no import cycle);
 # add new ones here.
-from inner_algos import lpg, ppo  # noqa: E402
+from inner_algos import disco, lpg, ppo  # noqa: E402
 
 register_inner_algo(
     "ppo",
@@ -137,4 +137,12 @@ register_inner_algo(
 )
 register_inner_algo(
     "lpg", lpg.make_lpg, lpg.LPGConfig, example=lpg.example, size_note=lpg.size_note, baselines=("a2c",)
+)
+register_inner_algo(
+    "disco",
+    disco.make_disco,
+    disco.DiscoConfig,
+    example=disco.example,
+    size_note=disco.size_note,
+    baselines=("disco_ac",),
 )

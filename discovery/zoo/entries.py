@@ -1,9 +1,10 @@
-"""The shipped zoo entries: OPEN's seven optimizers, DPO and PPO-clip."""
+"""The shipped zoo entries: OPEN's seven optimizers, DiscoRL's Disco103, DPO and PPO-clip."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from discovery.zoo.disco import ABOUT as DISCO_ABOUT
 from discovery.zoo.registry import Published, data_path, register_published
 from inner_algos.rules import Rule, make_rule
 from inner_algos.rules.open_optimizer import Open
@@ -118,5 +119,24 @@ register_published(
             "Wolski, Dhariwal, Radford, Klimov. Proximal Policy Optimization Algorithms. arXiv 1707.06347. "
             "No weights."
         ),
+    )
+)
+
+
+def _disco103_params(rule: Rule) -> dict:
+    from discovery.zoo.disco import load_disco103
+
+    return load_disco103()[1]
+
+
+register_published(
+    Published(
+        name="disco/disco103",
+        family="disco",
+        rule=lambda: make_rule("disco"),
+        meta_params=_disco103_params,
+        about=DISCO_ABOUT,
+        data="disco/disco_103.npz",
+        spec={"inner": {"name": "disco"}},
     )
 )

@@ -7,6 +7,7 @@ import dataclasses
 
 from inner_algos.config_checks import did_you_mean
 from inner_algos.rules.base import Rule
+from inner_algos.rules.disco import DiscoActorCritic, DiscoRule
 from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrift
 from inner_algos.rules.families import FAMILIES, Family, check_supported, get_family, register_family
 from inner_algos.rules.formula import SymbolicDrift
@@ -28,6 +29,8 @@ RULES: dict[str, type[Rule]] = {
         Open,
         LearnedTargets,
         A2CTargets,
+        DiscoRule,
+        DiscoActorCritic,
     )
 }
 

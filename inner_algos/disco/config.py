@@ -1,0 +1,53 @@
+"""The DiscoRL agent's static settings (a `[disco]` section of a run spec)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from inner_algos.config_checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Widths, check_fields
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscoConfig:
+    """The agent of DiscoRL's evaluation colab (github.com/google-deepmind/disco_rl,
+    `colabs/eval.ipynb`, Disco103 on Catch), trained on-policy.
+
+    Each update collects num_envs x rollout_length steps (`[T, B]` trajectories, plus the
+    observation after the last step for bootstrapping), computes the rule's targets on them and
+    takes one optimizer step: Adam (b1 0.9, b2 0.999, eps 1e-8; no gradient through its
+    denominator) whose update is clipped to +-max_abs_update per parameter, then scaled by
+    learning_rate.
+
+    torso: the MLP's widths (ReLU between layers, none after the last); head_w_init_std: the
+    policy and y heads' initial weight scale; model_lstm_size, model_head_hiddens: the
+    action-conditional model (one LSTM step per action from the torso, then an MLP per output:
+    z, q, aux_pi). The sizes of y, z (Disco103: 600) and of the q head's bins (601) are the
+    rule's. The colab: torso (512, 512), head_w_init_std 1e-2, lstm 128, heads (128,),
+    learning rate 1e-2, max_abs_update 1.
+    """
+
+    num_envs: int = 16
+    rollout_length: int = 28
+    num_updates: int = 100
+    torso: tuple[int, ...] = (512, 512)
+    head_w_init_std: float = 1e-2
+    model_lstm_size: int = 128
+    model_head_hiddens: tuple[int, ...] = (128,)
+    learning_rate: float = 1e-2
+    max_abs_update: float = 1.0
+    eval_envs: int = 8
+
+    def __post_init__(self):
+        ints = ("num_envs", "rollout_length", "num_updates", "model_lstm_size", "eval_envs")
+        check_fields(self, "disco", **dict.fromkeys(ints, POSITIVE_INT))
+        check_fields(self, "disco", torso=Widths(), model_head_hiddens=Widths())
+        check_fields(
+            self, "disco", learning_rate=POSITIVE, max_abs_update=POSITIVE, head_w_init_std=NON_NEGATIVE
+        )
+        object.__setattr__(self, "torso", tuple(self.torso))
+        object.__setattr__(self, "model_head_hiddens", tuple(self.model_head_hiddens))
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions per update: num_envs x rollout_length."""
+        return self.num_envs * self.rollout_length
