@@ -22,7 +22,7 @@ LAYERS = [
     ("discovery.meta_opt",),
     ("discovery.spec",),
     ("discovery.job", "discovery.evaluation.sources"),  # a job reads [rule] init_from SOURCEs
-    ("discovery.evaluation",),
+    ("discovery.evaluation", "discovery.distill"),  # distillers read SOURCEs and train as eval does
     ("discovery.cli",),
 ]
 
