@@ -66,7 +66,7 @@ def main() -> None:
                 print(
                     f"  {n:3d} seeds: difference {w['difference']:9.2f} "
                     f"[{w['ci'][0]:9.2f}, {w['ci'][1]:9.2f}]  +-{w['detectable']:8.2f}"
-                    f" ({'n/a' if norm is None else f'{norm:.3f}'} normalised)"
+                    f" ({'n/a' if norm is None else f'{norm:.3f}'} normalized)"
                     f"  P(improvement) {w['p_improvement']:.2f}  {w['verdict']}"
                 )
 

@@ -13,15 +13,15 @@
 import inner_algos  # noqa: F401  (sets XLA's default flags before jax starts)
 from meta_objectives.objectives import (
     KINDS,
-    NORMALISATIONS,
+    NORMALIZATIONS,
     MetaObjective,
     aggregate,
     check_paired_scale,
     curve_area,
     final_return,
     latest_returns,
-    normalise,
-    paired_normalise,
+    normalize,
+    paired_normalize,
     score,
 )
 from meta_objectives.reliability import (
@@ -35,7 +35,7 @@ from meta_objectives.shaping import rank_last, z_score_shaping
 
 __all__ = [
     "KINDS",
-    "NORMALISATIONS",
+    "NORMALIZATIONS",
     "SEGMENT_KINDS",
     "MetaObjective",
     "aggregate",
@@ -43,8 +43,8 @@ __all__ = [
     "curve_area",
     "final_return",
     "latest_returns",
-    "normalise",
-    "paired_normalise",
+    "normalize",
+    "paired_normalize",
     "pooled_reliability",
     "rank_last",
     "score",

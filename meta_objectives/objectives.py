@@ -10,7 +10,7 @@ one of the lifetime. Truncated estimators score their segments with the same cur
 (`meta_objectives.segments`), so whole-lifetime ES and PES treat an update with no ended episode alike.
 
 Pipeline for one task: score each (member, seed) run -> normalise by the task's baseline
-(`normalise`, or `paired_normalise` against the baseline trained on the same draw and seed) ->
+(`normalize`, or `paired_normalize` against the baseline trained on the same draw and seed) ->
 mean over seeds; several tasks: mean over tasks. A non-finite value anywhere in a member's runs
 makes its fitness non-finite; `shaping.rank_last` then sends it to the bottom and counts it.
 """
@@ -28,7 +28,7 @@ from inner_algos.registry import default_baseline
 from inner_algos.rules import RULES, make_rule
 
 KINDS = ("final_return", "curve_area", "eval_return")
-NORMALISATIONS = ("none", "baseline", "paired")
+NORMALIZATIONS = ("none", "baseline", "paired")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +55,7 @@ class MetaObjective:
       average fairly. "paired": every generation also trains the baseline rule on exactly the
       members' task draws and seed keys (one more member per generation), and a member's score on
       a (task, seed) is its improvement over that baseline run, in units of the baseline's gain
-      over the random agent on the task (`paired_normalise`): 0 = as good as the baseline on the
+      over the random agent on the task (`paired_normalize`): 0 = as good as the baseline on the
       same problems, 1 = better by as much as the baseline is better than acting at random.
     baseline_rule: the fixed rule of the baselines; "" = the inner algorithm's reference baseline
       (its first registered one: ppo_clip for PPO, a2c for LPG; `with_baseline_rule`).
@@ -77,7 +77,7 @@ class MetaObjective:
             self,
             "meta_objective",
             kind=OneOf(KINDS),
-            normalize=OneOf(NORMALISATIONS),
+            normalize=OneOf(NORMALIZATIONS),
             last_k=POSITIVE_INT,
             baseline_seeds=POSITIVE_INT,
             baselines=NON_ZERO_EACH,
@@ -156,14 +156,14 @@ def score(objective: MetaObjective, metrics: dict, eval_return: jnp.ndarray | No
     return eval_return
 
 
-def normalise(scores: jnp.ndarray, baseline: jnp.ndarray | float | None) -> jnp.ndarray:
+def normalize(scores: jnp.ndarray, baseline: jnp.ndarray | float | None) -> jnp.ndarray:
     """(score - b) / |b| elementwise, or the scores unchanged when baseline is None."""
     if baseline is None:
         return scores
     return (scores - baseline) / jnp.abs(baseline)
 
 
-def paired_normalise(
+def paired_normalize(
     scores: jnp.ndarray, baseline: jnp.ndarray, baseline_mean: jnp.ndarray, random: jnp.ndarray
 ) -> jnp.ndarray:
     """Members' scores `[M, K, S]` (member, task, seed) relative to the baseline's runs on the

@@ -35,7 +35,7 @@ def segment_losses(segment, kind: str, last_k: int, scale) -> jax.Array:
 
 def segment_scores(segment) -> jax.Array:
     """Per-run mean of the learning curve over the segment: `curve` `[K, N]` -> `[N]` (higher is
-    better; not baseline-normalised)."""
+    better; not baseline-normalized)."""
     return jnp.mean(segment.curve, axis=0)
 
 

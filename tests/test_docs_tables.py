@@ -170,7 +170,7 @@ def test_every_task_source_and_environment_is_documented():
             missing = [env for env in source.env_names() if f"`{env}`" not in row]
             assert not missing, f"source {name}: environments {missing} are not in docs/tasks.md"
         for field in source.randomizable(source.env_names()[0]) if name == "brax" else ():
-            assert f"`{field}`" in row, f"source {name}: randomisable {field} not documented"
+            assert f"`{field}`" in row, f"source {name}: randomizable {field} not documented"
 
 
 def _layout() -> dict[str, str]:

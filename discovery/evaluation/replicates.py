@@ -347,7 +347,7 @@ def report_data(replicates: list[Replicate], rows: list[Row], summaries: list[di
 def draw(path: Path, replicates: list[Replicate], rows: list[Row]) -> Path | None:
     """replicates.png by `plots.paired_figure`: a group per task and pooled, one entry per
     replicate (its rule named by the replicate) with normalised scores; None when no entry has
-    them (no task was normalised), and nothing is drawn."""
+    them (no task was normalized), and nothing is drawn."""
     names = [r.name for r in replicates]
     groups = {
         (f"{row.group} ({row.kind})" if row.group != POOLED else "all tasks (pooled)"): [

@@ -15,7 +15,7 @@ the meta-objective, the number of inner seeds per member, per-task baselines and
 With `meta_objective.normalize = "paired"` the same jitted computation also trains the baseline
 rule (outside the member sharding, replicated) on the generation's task draws and seed keys,
 exactly those of the members, and each member's (task, seed) score is normalised against that
-run (`meta_objectives.paired_normalise`): one more member's worth of inner runs per generation.
+run (`meta_objectives.paired_normalize`): one more member's worth of inner runs per generation.
 
 With `tasks_per_generation = K < T`, each generation draws K distinct task indices from its key
 (the same K for every member: common random numbers) and a `lax.scan` over them runs each slot's
@@ -46,7 +46,7 @@ from inner_algos.contract import InnerConfig
 from inner_algos.envs import Task, random_policy_return
 from inner_algos.registry import DEFAULT, make_inner_algo
 from inner_algos.rules import Rule, make_rule
-from meta_objectives import MetaObjective, aggregate, normalise, paired_normalise, score
+from meta_objectives import MetaObjective, aggregate, normalize, paired_normalize, score
 
 POP_AXIS = RUNS_AXIS
 
@@ -256,11 +256,11 @@ class Problem:
             # both set whenever paired (__init__)
             reference = cast(jax.Array, self.baselines)[indices]
             random = cast(jax.Array, self.random_scores)[indices]
-            scores = paired_normalise(raw, base, reference, random)
+            scores = paired_normalize(raw, base, reference, random)
             base_per_task = jnp.full(len(self.tasks), jnp.nan).at[indices].set(jnp.mean(base, axis=-1))
             return Evaluation(aggregate(scores), per_task, scores, base_per_task)
         baselines = None if self.baselines is None else self.baselines[indices][None, :, None]
-        scores = normalise(raw, baselines)
+        scores = normalize(raw, baselines)
         return Evaluation(aggregate(scores), per_task, scores, None)
 
 

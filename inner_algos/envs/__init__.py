@@ -16,7 +16,7 @@ from inner_algos.envs.task import (
     env_names,
     make_env,
     parse_label,
-    randomisable,
+    randomizable,
     sample_params,
     task_from_table,
 )
@@ -36,7 +36,7 @@ __all__ = [
     "parse_label",
     "random_actions",
     "random_policy_return",
-    "randomisable",
+    "randomizable",
     "register_source",
     "sample_params",
     "source_entry",

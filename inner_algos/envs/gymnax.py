@@ -38,7 +38,7 @@ _DERIVED = {
         total_mass=p.masspole + p.masscart, polemass_length=p.masspole * p.length
     ),
 }
-_NOT_RANDOMISABLE = {
+_NOT_RANDOMIZABLE = {
     "max_steps_in_episode": "the time limit is the task's episode_length",
     "total_mass": "derived",
     "polemass_length": "derived",
@@ -62,13 +62,13 @@ def default_episode_length(env_name: str) -> int:
     return int(_make(env_name)[1].max_steps_in_episode)
 
 
-def randomisable_fields(env_name: str) -> dict[str, type]:
+def randomizable_fields(env_name: str) -> dict[str, type]:
     """{field: float or int} of the env's params that a task may randomise (scalar numbers only)."""
     _, params = _make(env_name)
     out = {}
     for field in dataclasses.fields(params):
         value = getattr(params, field.name)
-        if field.name in _NOT_RANDOMISABLE or isinstance(value, bool):
+        if field.name in _NOT_RANDOMIZABLE or isinstance(value, bool):
             continue
         if isinstance(value, (int, float)):
             out[field.name] = type(value)
@@ -112,7 +112,7 @@ class GymnaxEnv:
             self._low, self._high = space.low, space.high
         obs, _ = env.reset(jax.random.PRNGKey(0), self._params)
         self.observation_size = int(jnp.size(obs))
-        self._fields = randomisable_fields(task.env_name)
+        self._fields = randomizable_fields(task.env_name)
 
     def env_params(self, params: dict):
         """gymnax EnvParams with the sampled `params` set (ints rounded) and derived fields redone."""
@@ -165,7 +165,7 @@ register_source(
         name="gymnax",
         make_env=GymnaxEnv,
         env_names=env_names,
-        randomizable=lambda env_name: tuple(randomisable_fields(env_name)),
+        randomizable=lambda env_name: tuple(randomizable_fields(env_name)),
         default_episode_length=default_episode_length,
         version=lambda: importlib.metadata.version("gymnax"),
     )

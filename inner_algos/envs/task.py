@@ -34,7 +34,7 @@ def env_names(source: str = DEFAULT_SOURCE) -> tuple[str, ...]:
     return source_entry(source).env_names()
 
 
-def randomisable(source: str, env_name: str) -> tuple[str, ...]:
+def randomizable(source: str, env_name: str) -> tuple[str, ...]:
     """Names a task of `source`/`env_name` may randomise (brax: physics scale factors; gymnax: the
     numeric fields of the env's params; a grid world: none, its layout is drawn per lifetime)."""
     return tuple(source_entry(source).randomizable(env_name))
@@ -55,7 +55,7 @@ class Task:
         a grid world: the published one, dense: 500).
       action_repeat: how many times one action is applied (sources that allow it: brax).
       reward_scale: multiplies the reward seen by the learner (returns are logged unscaled).
-      randomize: {name: [low, high]} ranges sampled once per lifetime (see `randomisable`);
+      randomize: {name: [low, high]} ranges sampled once per lifetime (see `randomizable`);
         stored as a sorted tuple of (name, (low, high)) so that the task stays hashable.
     """
 
@@ -81,7 +81,7 @@ class Task:
             self, "task", episode_length=POSITIVE_INT, action_repeat=POSITIVE_INT, reward_scale=POSITIVE
         )
         object.__setattr__(
-            self, "randomize", _ranges(self.randomize, randomisable(self.source, self.env_name))
+            self, "randomize", _ranges(self.randomize, randomizable(self.source, self.env_name))
         )
 
     def _resolve_source_defaults(self) -> None:
@@ -136,7 +136,7 @@ def _ranges(value: Any, valid: tuple[str, ...]) -> tuple:
     for name, bounds in items:
         if name not in valid:
             raise ValueError(
-                f"task.randomize.{name} is not a randomisable field; valid fields: "
+                f"task.randomize.{name} is not a randomizable field; valid fields: "
                 f"{', '.join(valid) or 'none for this env'}"
             )
         if (

@@ -2,7 +2,7 @@
 arXiv 2210.05639).
 
 The policy loss of the inner PPO is  L = -mean(r * A - drift(r, A)),  r = pi_new / pi_old and
-A the (normalised) advantage, all arrays of one shape (a minibatch, `[B]`). A valid drift is
+A the (normalized) advantage, all arrays of one shape (a minibatch, `[B]`). A valid drift is
 >= 0 and zero with zero gradient at r = 1; every rule here satisfies drift(1, A) = 0.
 """
 

@@ -175,7 +175,7 @@ CASES = [
         spec_text().replace("[[tasks]]", "[[tasks]]\nreward_scale = inf", 1),
     ),
     Case(
-        "randomise_bound_inf",
+        "randomize_bound_inf",
         r"tasks\[0\].randomize.mass_scale\[1\] = inf is not a finite",
         spec_text().replace("[[tasks]]", "[[tasks]]\nrandomize = { mass_scale = [0.5, inf] }", 1),
     ),

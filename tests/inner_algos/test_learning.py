@@ -31,7 +31,7 @@ def test_inverted_pendulum_reaches_900_in_2m_steps(rule_name):
     assert np.sum(eval_returns >= 900) >= 4, eval_returns
 
 
-def test_inverted_pendulum_with_reward_normalisation_at_reward_scale_1_reaches_900():
+def test_inverted_pendulum_with_reward_normalization_at_reward_scale_1_reaches_900():
     task, config, seeds = _spec("runs/ppo_inverted_pendulum.toml")
     task = dataclasses.replace(task, reward_scale=1.0)
     config = dataclasses.replace(config, normalize_rewards=True)

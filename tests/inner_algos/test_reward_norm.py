@@ -46,18 +46,18 @@ def _stream(key, scale, rollouts=3, steps=32, envs=16):
 
 
 @pytest.mark.fast
-def test_rewards_scaled_by_1000_give_the_same_normalised_rewards_after_warm_up():
-    normalised = {}
+def test_rewards_scaled_by_1000_give_the_same_normalized_rewards_after_warm_up():
+    normalized = {}
     for scale in (1.0, 1000.0):
         rewards, dones = _stream(jax.random.PRNGKey(0), scale)
         stats, out = ReturnStats.create(16), []
         for r, d in zip(rewards, dones):
             stats = stats.update(r, d, 0.99)
             out.append(stats.normalize(r))
-        normalised[scale] = np.asarray(out)
+        normalized[scale] = np.asarray(out)
     # the first rollout is the warm-up: the statistics then hold its returns only
-    np.testing.assert_allclose(normalised[1000.0], normalised[1.0], rtol=1e-5, atol=1e-6)
-    assert 0.05 < np.std(normalised[1.0]) < 1.0  # discounted returns vary more than rewards
+    np.testing.assert_allclose(normalized[1000.0], normalized[1.0], rtol=1e-5, atol=1e-6)
+    assert 0.05 < np.std(normalized[1.0]) < 1.0  # discounted returns vary more than rewards
 
 
 @pytest.mark.fast

@@ -94,7 +94,7 @@ def test_a_registered_source_is_a_task_source(toy):
     assert Task(source="toy", env_name="coin", randomize={"pay": [2, 3]}).label == "toy:coin~pay=2..3"
     with pytest.raises(ValueError, match=r"task.backend = 'spring' does not apply to toy tasks"):
         Task(source="toy", env_name="coin", backend="spring")
-    with pytest.raises(ValueError, match=r"task.randomize.mass_scale is not a randomisable field; .*: pay"):
+    with pytest.raises(ValueError, match=r"task.randomize.mass_scale is not a randomizable field; .*: pay"):
         Task(source="toy", env_name="coin", randomize={"mass_scale": [1, 2]})
     with pytest.raises(ValueError, match=r"'coin2' is not a toy environment; valid names: coin"):
         Task(source="toy", env_name="coin2")

@@ -14,7 +14,7 @@ from meta_objectives import (
     aggregate,
     curve_area,
     final_return,
-    normalise,
+    normalize,
     rank_last,
     score,
     segment_losses,
@@ -116,10 +116,10 @@ def test_segment_scores_average_the_curve_per_run_and_tasks_scale_by_the_baselin
     assert float(task_scale(jnp.array([2.0, -4.0]), 1)) == 4.0  # |baseline|: negative returns too
 
 
-def test_normalise_is_relative_improvement_over_the_baseline():
-    np.testing.assert_allclose(normalise(jnp.array([150.0, 100.0]), 100.0), [0.5, 0.0])
-    np.testing.assert_allclose(normalise(jnp.array([-50.0]), -100.0), [0.5])  # negative returns
-    np.testing.assert_allclose(normalise(jnp.array([3.0]), None), [3.0])
+def test_normalize_is_relative_improvement_over_the_baseline():
+    np.testing.assert_allclose(normalize(jnp.array([150.0, 100.0]), 100.0), [0.5, 0.0])
+    np.testing.assert_allclose(normalize(jnp.array([-50.0]), -100.0), [0.5])  # negative returns
+    np.testing.assert_allclose(normalize(jnp.array([3.0]), None), [3.0])
 
 
 def test_aggregate_means_over_seeds_then_tasks_and_propagates_nan():

@@ -149,7 +149,7 @@ def test_drift_switch_is_each_rule_in_value_and_gradient():
 
 
 @pytest.mark.fast
-def test_task_results_normalise_between_random_and_ppo_clip_with_known_answers():
+def test_task_results_normalize_between_random_and_ppo_clip_with_known_answers():
     # 3 seeds, 2 points: every run starts at 10; random actions score 5; ppo_clip ends at
     # 20, 30, 40 (mean 30, so 1 = 30 and 0 = 5)
     ppo = np.array([[10.0, 20.0], [10.0, 30.0], [10.0, 40.0]])
@@ -182,7 +182,7 @@ def _finals_result(finals: dict[str, list[float]], random_return: float, referen
 
 
 @pytest.mark.fast
-def test_scores_are_normalised_by_the_reference_not_by_ppo_clip():
+def test_scores_are_normalized_by_the_reference_not_by_ppo_clip():
     """Reference a2c, random actions 2: a2c ends at 4..8 (mean 6), so 1 = 6 and 0 = 2, scale 4;
     the rule's 6, 9, 10, 11, 14 are (R - 2) / 4 = 1, 1.75, 2, 2.25, 3, whatever ppo_clip (here a
     rule that is not the reference) scored. Paired with a2c: d = 2, 4, 4, 4, 6, mean 4 = 1 a2c unit."""
@@ -233,7 +233,7 @@ def test_a_reference_that_does_not_beat_random_actions_is_named(tmp_path, capsys
 
 
 @pytest.mark.fast
-def test_without_baselines_there_is_no_reference_and_no_normalised_scores(tmp_path, capsys):
+def test_without_baselines_there_is_no_reference_and_no_normalized_scores(tmp_path, capsys):
     result = _finals_result({"lpg": [6.0, 9.0]}, 2.0, reference=None)
     assert result["reference"] is None and result["normalized"] is False
     assert "normalized_scores" not in result["rules"]["lpg"]

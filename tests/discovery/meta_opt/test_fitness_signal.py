@@ -17,7 +17,7 @@ from meta_objectives import (
     MetaObjective,
     aggregate,
     check_paired_scale,
-    paired_normalise,
+    paired_normalize,
     pooled_reliability,
     spearman,
     spearman_brown,
@@ -28,19 +28,19 @@ from tests.support import tiny_job
 # ---- paired normalisation ---------------------------------------------------------------------
 
 
-def test_paired_normalisation_equals_a_hand_computation():
+def test_paired_normalization_equals_a_hand_computation():
     """2 members x 2 tasks x 2 seeds; task 0: baseline 10 vs random 0 (scale 10), task 1:
     baseline -100 vs random -500 (scale 400)."""
     scores = jnp.asarray([[[12.0, 9.0], [-80.0, -140.0]], [[10.0, 11.0], [-100.0, -60.0]]])  # [M, K, S]
     baseline = jnp.asarray([[11.0, 9.0], [-120.0, -100.0]])  # [K, S]: same draws and seeds
-    normalised = paired_normalise(scores, baseline, jnp.asarray([10.0, -100.0]), jnp.asarray([0.0, -500.0]))
+    normalized = paired_normalize(scores, baseline, jnp.asarray([10.0, -100.0]), jnp.asarray([0.0, -500.0]))
     expected = [
         [[(12 - 11) / 10, (9 - 9) / 10], [(-80 + 120) / 400, (-140 + 100) / 400]],
         [[(10 - 11) / 10, (11 - 9) / 10], [(-100 + 120) / 400, (-60 + 100) / 400]],
     ]
-    np.testing.assert_allclose(normalised, expected, rtol=1e-6)
+    np.testing.assert_allclose(normalized, expected, rtol=1e-6)
     # member 0: mean of 0.1, 0, 0.1, -0.1 = 0.025; member 1: -0.1, 0.2, 0.05, 0.1 = 0.0625
-    np.testing.assert_allclose(aggregate(normalised), [0.025, 0.0625], rtol=1e-6)
+    np.testing.assert_allclose(aggregate(normalized), [0.025, 0.0625], rtol=1e-6)
 
 
 def test_paired_scale_must_be_clearly_positive():

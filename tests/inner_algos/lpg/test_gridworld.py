@@ -142,5 +142,5 @@ def test_task_wiring():
     assert env.discrete and env.action_size == 9 and env.observation_size == 16 * 121
     with pytest.raises(ValueError, match="task.env_name = 'maze' is not a gridworld environment"):
         Task(source="gridworld", env_name="maze")
-    with pytest.raises(ValueError, match="task.randomize.object_cells is not a randomisable field"):
+    with pytest.raises(ValueError, match="task.randomize.object_cells is not a randomizable field"):
         Task(source="gridworld", env_name="dense", randomize={"object_cells": [0, 1]})

@@ -82,7 +82,7 @@ def test_brax_gravity_scale_changes_the_physics():
     [
         (
             {"env_name": "hopper", "randomize": {"mass": [0.5, 2.0]}},
-            r"task.randomize.mass is not a randomisable field; valid fields: mass_scale, friction_scale, "
+            r"task.randomize.mass is not a randomizable field; valid fields: mass_scale, friction_scale, "
             r"gravity_scale, actuator_scale",
         ),
         (
@@ -99,14 +99,14 @@ def test_brax_gravity_scale_changes_the_physics():
         ),
     ],
 )
-def test_bad_randomise_fails_in_the_spec_naming_the_key(tmp_path, task, message):
+def test_bad_randomize_fails_in_the_spec_naming_the_key(tmp_path, task, message):
     table = {"job": {"run_dir": str(tmp_path)}, "tasks": [task], "rule": {"name": "lpo"}}
     with pytest.raises(SpecError, match=r"\[tasks\[0\]\]: " + message):
         parse_job_spec(table)
 
 
 @pytest.mark.fast
-def test_randomised_spec_round_trips_through_the_resolved_toml(tmp_path):
+def test_randomized_spec_round_trips_through_the_resolved_toml(tmp_path):
     table = {
         "job": {"run_dir": str(tmp_path)},
         "tasks": [
