@@ -122,15 +122,16 @@ def split_half(stepped_up):
     return stepped_up / (2 - stepped_up)
 
 
-def fitness_unit(meta_objective: dict) -> str:
-    """The y label of a fitness from a spec's [meta_objective] table (defaults: `MetaObjective`'s),
-    e.g. 'fitness: paired score of the final return\n(0 = ppo_clip, 1 = ppo_clip's gain over random)'."""
+def fitness_unit(meta_objective: dict, inner: str = "ppo") -> str:
+    """The y label of a fitness from a spec's [meta_objective] table (defaults: `MetaObjective`'s;
+    an empty baseline_rule is inner algorithm `inner`'s reference baseline), e.g.
+    'fitness: paired score of the final return\n(0 = ppo_clip, 1 = ppo_clip's gain over random)'."""
     from meta_objectives.objectives import MetaObjective
 
-    defaults = MetaObjective()
+    defaults = MetaObjective().with_baseline_rule(inner)
     kind = meta_objective.get("kind", defaults.kind)
     normalize = meta_objective.get("normalize", meta_objective.get("normalise", defaults.normalize))
-    baseline = meta_objective.get("baseline_rule", defaults.baseline_rule)
+    baseline = meta_objective.get("baseline_rule") or defaults.baseline_rule
     what = {
         "final_return": f"final return (last {meta_objective.get('last_k', defaults.last_k)} updates)",
         "curve_area": "learning-curve area per update",

@@ -416,7 +416,11 @@ def fitness_picture(path: Path, sources: list[Source]) -> Path | None:
     reliability = {label: r for label, r in measured.items() if r is not None and label in histories}
     if not histories:
         return None
-    units = {figures.fitness_unit((s.spec or {}).get("meta_objective", {})) for s in sources if s.spec}
+    units = {
+        figures.fitness_unit(s.spec.get("meta_objective", {}), s.spec.get("inner", {}).get("name", "ppo"))
+        for s in sources
+        if s.spec
+    }
     unit = units.pop() if len(units) == 1 else "fitness (each source in its meta-objective's unit)"
     return figures.fitness_figure(path, histories, reliability or None, RELIABILITY_FLOOR, unit)
 

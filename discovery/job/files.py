@@ -195,6 +195,7 @@ class RunFiles:
     train_tasks: list
     params: Callable[[Any], dict]
     primary: bool
+    unit: str = "fitness"  # the fitness plot's y label (`discovery.figures.fitness_unit`)
 
     def save(self, state, info: dict) -> None:
         """Checkpoint + exported mean and best rules + fitness plot for generation
@@ -255,6 +256,7 @@ class RunFiles:
             {self.title: fitness_series(history)},
             {self.title: reliability} if reliability else None,
             RELIABILITY_FLOOR,
+            self.unit,
         )
         for kind, fitness in (("mean", last["mean_fitness"]), ("best", last["best_so_far"])):
             for stem in (f"gen_{generation:06d}_{kind}", f"latest_{kind}"):  # latest last: `exported`

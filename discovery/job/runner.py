@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery.evaluation.sources import resolve_source
+from discovery.figures import fitness_unit
 from discovery.job import console as job_console
 from discovery.job import distributed, faults, loggers, reference_scores, watchdog
 from discovery.job import files as job_files
@@ -244,6 +245,7 @@ class Job:
             [t.label for t in spec.tasks],
             optimizer.params,
             self.primary,
+            fitness_unit(dataclasses.asdict(spec.meta_objective)),
         )
 
     def _resumed(self, state, info: dict) -> None:

@@ -1,5 +1,7 @@
 """The zoo of published rules: names, loading, licence files, and `zoo:` sources."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
@@ -82,3 +84,23 @@ def test_open_entries_carry_opens_minatar_ppo():
     )
     assert len(resolve_source("zoo:open/multi").train_tasks) == 4
     assert resolve_source("zoo:open/ant").spec == {}
+
+
+def test_the_search_from_breakout_starts_exactly_at_the_published_vector(tmp_path):
+    """runs/open_from_breakout.toml (`[rule] init_from = "zoo:open/breakout"`): the first
+    generation's ES mean, flattened in OPEN's order, is the authors' file unchanged."""
+    import jax
+
+    from discovery.job.runner import Job
+    from discovery.spec import load_toml
+
+    table = load_toml(Path(__file__).parents[2] / "runs" / "open_from_breakout.toml")
+    table["job"]["run_dir"] = str(tmp_path / "run")
+    job = Job(table, progress=False)
+    job.build()
+    state = job.restore()
+    job.ckpt.close()
+    mean = jax.device_get(job.optimizer.params(state)["mean"])
+    published = np.load(get_published("open/breakout").path)
+    np.testing.assert_array_equal(ravel_pytree(mean)[0], published)
+    assert job.spec.rule.name == "open" and job.spec.rule.options()["gru_size"] == 8
