@@ -80,14 +80,3 @@ def get_published(name: str) -> Published:
     raise ValueError(
         f"zoo rule {name!r} is unknown; {hint}registered: {', '.join(PREFIX + n for n in published_names())}"
     )
-
-
-__all__ = [
-    "PREFIX",
-    "PUBLISHED",
-    "Published",
-    "data_path",
-    "get_published",
-    "published_names",
-    "register_published",
-]
