@@ -39,7 +39,9 @@ class InnerAlgoEntry:
     registered algorithm from it); size_note(config) -> str: what sets the size of one run, for
     the memory check's message (e.g. "ppo.num_envs = 64 environments x ...");
     baselines: the fixed rules `discover eval` compares its rules with by default, the first the
-    reference its normalised scores are in units of (each of a family it has a slot for).
+    reference its normalised scores are in units of (each of a family it has a slot for);
+    rollout_loss: whether its InnerAlgo provides `rollout_loss` (the meta-gradient estimators'
+    meta-loss reads it).
     """
 
     name: str
@@ -49,6 +51,7 @@ class InnerAlgoEntry:
     example: Callable[[], tuple[Any, Any, Any]]
     size_note: Callable[[Any], str] | None = None
     baselines: tuple[str, ...] = ()
+    rollout_loss: bool = True
 
 
 INNER_ALGOS: dict[str, InnerAlgoEntry] = {}
@@ -63,10 +66,13 @@ def register_inner_algo(
     section: str | None = None,
     size_note: Callable[[Any], str] | None = None,
     baselines: tuple[str, ...] = (),
+    rollout_loss: bool = True,
 ) -> InnerAlgoEntry:
     """Adds an inner algorithm to INNER_ALGOS (section defaults to its name); ValueError when a
     default baseline is no rule or of a family the algorithm has no slot for."""
-    entry = InnerAlgoEntry(name, make, config_cls, section or name, example, size_note, tuple(baselines))
+    entry = InnerAlgoEntry(
+        name, make, config_cls, section or name, example, size_note, tuple(baselines), rollout_loss
+    )
     for baseline in entry.baselines:
         try:
             check_supported(make_rule(baseline), name)
@@ -100,13 +106,18 @@ def default_baseline(name: str) -> str:
     return entry.baselines[0]
 
 
+def config_entry(config) -> InnerAlgoEntry:
+    """The registered inner algorithm whose config `config` is; TypeError for none."""
+    for entry in INNER_ALGOS.values():
+        if type(config) is entry.config_cls:
+            return entry
+    raise TypeError(f"{type(config).__name__} is the config of no registered inner algorithm")
+
+
 def config_section(config) -> str:
     """The spec section of an inner algorithm's config ("ppo" for a PPOConfig): the key under
     which results and manifests record it. TypeError for a config no algorithm registered."""
-    for entry in INNER_ALGOS.values():
-        if type(config) is entry.config_cls:
-            return entry.section
-    raise TypeError(f"{type(config).__name__} is the config of no registered inner algorithm")
+    return config_entry(config).section
 
 
 def make_inner_algo(name: str, config, task, rule) -> InnerAlgo:
@@ -145,4 +156,5 @@ register_inner_algo(
     example=disco.example,
     size_note=disco.size_note,
     baselines=("disco_ac",),
+    rollout_loss=False,
 )

@@ -29,6 +29,7 @@ import dataclasses
 from discovery.meta_opt.base import MetaOptimizer, gradient_meta_optimizer, metagrad_estimator, register
 from discovery.meta_opt.truncated import SegmentOptions, check_segments, truncated_step
 from inner_algos.config_checks import Interval, OneOf, check_fields
+from inner_algos.registry import config_entry
 from meta_objectives.meta_losses import META_LOSSES
 
 FITNESS_DOC = (
@@ -77,7 +78,19 @@ def _metagrad_meta_optimizer(problem, opts: MetaGradOptions) -> MetaOptimizer:
     )
 
 
-@register("metagrad", MetaGradOptions, check_segments)
+def check_metagrad(opts: MetaGradOptions, rule, config, objective) -> None:
+    """`check_segments`, and an inner algorithm with the rollout_loss the meta-loss reads."""
+    check_segments(opts, rule, config, objective)
+    entry = config_entry(config)
+    if not entry.rollout_loss:
+        raise ValueError(
+            f"meta_optimizer.name = 'metagrad' reads the inner algorithm's rollout_loss, which inner "
+            f"algorithm {entry.name!r} does not provide; use an estimator without a meta-loss (es, pes, "
+            "truncated_es)"
+        )
+
+
+@register("metagrad", MetaGradOptions, check_metagrad)
 def make_metagrad(options: MetaGradOptions, problem) -> MetaOptimizer:
     """Factory for `[meta_optimizer] name = "metagrad"`."""
     return _metagrad_meta_optimizer(problem, options)

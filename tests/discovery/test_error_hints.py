@@ -60,7 +60,7 @@ def test_unknown_names_in_a_spec_suggest_the_close_ones(tmp_path, change, messag
 
 
 def test_unknown_task_labels_and_sources_suggest_the_close_ones():
-    with pytest.raises(ValueError, match=r"source 'gymax' is unknown \(did you mean 'gymnax'\?\)"):
+    with pytest.raises(ValueError, match=r"source = 'gymax' is unknown \(did you mean 'gymnax'\?\)"):
         parse_label("gymax:CartPole-v1")
     with pytest.raises(ValueError, match=r"not a gymnax environment \(did you mean 'CartPole-v1'\?\)"):
         task_from_table(parse_label("gymnax:CartPol-v1"))

@@ -13,6 +13,7 @@ import jax
 import pytest
 
 from discovery.evaluation import train
+from discovery.evaluation.sources import resolve_source
 from discovery.job import memory
 from discovery.meta_opt import make_meta_optimizer
 from discovery.spec import (
@@ -39,7 +40,7 @@ def test_specs_are_shipped():
 def test_shipped_spec_builds(path):
     table = load_toml(path)
     if "job" in table:  # a `discover run` spec
-        spec = parse_job_spec(table)
+        spec = parse_job_spec(table, resolve_source)  # a job resolves [rule] init_from SOURCEs
         baselines = [1.0] * len(spec.tasks)  # stand in for the measured baseline and random-agent scores
         problem = spec_problem(spec, baselines, random_scores=[0.0] * len(spec.tasks))
         optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, problem)

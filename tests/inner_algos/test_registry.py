@@ -192,7 +192,7 @@ def test_inspect_prints_no_picture_for_a_family_without_one(tmp_path, capsys, mo
     import types
 
     rule = make_rule("dpo")
-    source = types.SimpleNamespace(rule=rule, fitness_history=[], label="x")
+    source = types.SimpleNamespace(rule=rule, fitness_history=[], label="x", tag="", header={})
     monkeypatch.setattr(inspect, "PICTURES", {})
     monkeypatch.setattr(inspect, "summary", lambda s: "summary")
     assert inspect.run_inspect([source], tmp_path) == []

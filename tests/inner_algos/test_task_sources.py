@@ -96,7 +96,9 @@ def test_a_registered_source_is_a_task_source(toy):
         Task(source="toy", env_name="coin", backend="spring")
     with pytest.raises(ValueError, match=r"task.randomize.mass_scale is not a randomizable field; .*: pay"):
         Task(source="toy", env_name="coin", randomize={"mass_scale": [1, 2]})
-    with pytest.raises(ValueError, match=r"'coin2' is not a toy environment; valid names: coin"):
+    with pytest.raises(
+        ValueError, match=r"'coin2' is not a toy environment \(did you mean 'coin'\?\); valid names: coin"
+    ):
         Task(source="toy", env_name="coin2")
 
 

@@ -184,7 +184,7 @@ def test_temporal_drift_is_drawn_at_three_lifetime_fractions(tmp_path, monkeypat
         "heatmaps_figure",
         lambda path, x, y, columns, *a, **k: drawn.setdefault("titles", [t for t, _ in columns]),
     )
-    source = types.SimpleNamespace(label="found", rule=rule, meta_params=params)
+    source = types.SimpleNamespace(label="found", rule=rule, meta_params=params, header={})
     inspect._drift_picture(tmp_path / "rule_drift.png", [source])
     assert drawn["titles"] == [
         "found\nn/N = 0",

@@ -26,6 +26,7 @@ from discovery.meta_opt import META_OPTIMIZERS, make_meta_optimizer, parse_optio
 from discovery.meta_opt.base import METRIC_KEYS, OPTIONAL_METRIC_KEYS
 from discovery.meta_opt.problem import Problem
 from discovery.rule_io import load_rule, save_rule
+from inner_algos.config_checks import SpecError
 from inner_algos.envs import Task
 from inner_algos.registry import INNER_ALGOS
 from inner_algos.rules import RULES, DriftInputs, make_rule
@@ -79,6 +80,12 @@ def _assert_bit_equal(a, b):
     assert jax.tree.structure(a) == jax.tree.structure(b)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # NaNs in place count as equal
+
+
+def test_metagrad_refuses_an_inner_algorithm_without_rollout_loss():
+    config, _, rule = INNER_ALGOS["disco"].example()
+    with pytest.raises(SpecError, match="rollout_loss, which inner algorithm 'disco' does not provide"):
+        validate_options("metagrad", TINY["metagrad"], rule, config, OBJECTIVE)
 
 
 def test_every_estimator_runs_on_some_inner_algorithm():
