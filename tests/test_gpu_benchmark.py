@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 SPEC_FIELDS = (
     "spec",
@@ -27,6 +29,7 @@ SPEC_FIELDS = (
 )
 
 
+@pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_gpu_benchmark_runs_tiny_on_cpu(tmp_path):
     out = tmp_path / "gpu.json"
     proc = subprocess.run(

@@ -86,6 +86,7 @@ def test_open_entries_carry_opens_minatar_ppo():
     assert resolve_source("zoo:open/ant").spec == {}
 
 
+@pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_the_search_from_breakout_starts_exactly_at_the_published_vector(tmp_path):
     """runs/open_from_breakout.toml (`[rule] init_from = "zoo:open/breakout"`): the first
     generation's ES mean, flattened in OPEN's order, is the authors' file unchanged."""

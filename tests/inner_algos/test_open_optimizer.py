@@ -111,6 +111,7 @@ def test_dormancy_and_layer_fractions_by_hand():
 
 
 @pytest.mark.fast
+@pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_zero_meta_params_give_no_update():
     rule, _, params, inputs, _ = _reference_case("breakout")
     update, _ = rule.apply(rule.init(jax.random.PRNGKey(0)), inputs)
@@ -135,6 +136,7 @@ def test_layer_activations_match_flax_intermediates():
 
 
 @pytest.mark.fast
+@pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_open_in_ppo_owns_the_whole_update():
     config = tiny_ppo_config(num_updates=3, anneal_lr=True, activation="relu")
     rule = make_rule("open")

@@ -409,6 +409,7 @@ def test_eval_end_to_end_lpo_at_init_equals_ppo_clip(tmp_path, monkeypatch):
     assert manifest["evaluation"]["budget"] == 384
 
 
+@pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_a_killed_evaluation_continues_where_it_stopped(tmp_path, monkeypatch):
     """4 tiny tasks, SIGKILLed in the third (DISCOVER_FAULT=eval_task:3, after it ran, before its
     result was written), then the same command again: only tasks 3 and 4 run, and results.json

@@ -39,6 +39,7 @@ def _stored_rule():
     return rule, meta_params
 
 
+@pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_train_with_rule_uses_the_discovered_drift(tmp_path):
     """One update with `--rule latest_mean.json`: its losses are those of the stored rule's
     meta-parameters, not those of the spec's own rule (the same LPO at its PPO-like start)."""
@@ -147,6 +148,7 @@ def test_init_from_is_the_first_generations_es_mean_and_resume_keeps_the_checkpo
     assert any(not np.array_equal(checkpointed[name], stored[name]) for name in stored)
 
 
+@pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_eval_against_a_source_baseline_that_is_the_same_rule_gives_zero_differences(tmp_path):
     """`--baselines ppo_clip,SOURCE` where SOURCE names the evaluated rule's own file: it is
     labelled as written, meets the same seed keys, so its curves equal the rule's and every

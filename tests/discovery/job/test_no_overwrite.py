@@ -102,6 +102,7 @@ def test_restart_moves_the_stored_run_aside(tmp_path, monkeypatch):
     assert load_toml(run_dir / "spec.toml")["job"]["name"] == "tiny"  # the new job's own spec
 
 
+@pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_run_on_a_finished_run_directory_continues_it(tmp_path):
     """As documented: `discover run SPEC --set job.generations=N` on a finished run continues."""
     run_dir = tmp_path / "run"

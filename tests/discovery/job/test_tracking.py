@@ -129,6 +129,7 @@ def test_scalars_are_the_numeric_fields_flattened_with_slashes():
 
 
 @needs("tensorboardX", "tensorboard", "wandb")
+@pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_trackers_hold_metrics_values_across_a_failure_a_kill_and_a_resume(tmp_path, monkeypatch):
     """The wandb write of generation 2 hits a full disk (warned once, the job goes on); the job
     is SIGKILLed in generation 5, after generation 4 is logged and checkpoint 3 saved. The

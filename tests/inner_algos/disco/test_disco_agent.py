@@ -41,6 +41,7 @@ def _run(config, rule, meta_params, updates=3):
     return algo, first, state, metrics
 
 
+@pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_disco103_trains_the_colab_agent_a_few_updates():
     rule, meta_params = load_disco103()
     config = DiscoConfig(num_envs=2, rollout_length=6, num_updates=3, torso=(64, 64), eval_envs=2)
