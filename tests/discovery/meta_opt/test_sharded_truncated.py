@@ -119,6 +119,7 @@ def test_toy_estimators_split_over_two_devices_give_the_same_gradients():
     assert proc.returncode == 0 and "same" in proc.stdout, proc.stdout + proc.stderr[-3000:]
 
 
+@pytest.mark.slow  # 4 minutes of one worker (three JAX processes in turn); run with -m slow
 def test_two_host_devices_match_one_device(tmp_path):
     runs = results({"1x1": (1, 1), "1x2": (1, 2)}, tmp_path)
     assert (runs["1x1"]["devices"], runs["1x2"]["devices"]) == (1, 2)
