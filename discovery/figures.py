@@ -96,16 +96,14 @@ def _draw_reliability(
 ) -> None:
     """The split-half correlation r = R / (2 - R) per generation of each source in [-1, 1], the
     floor's r dashed, each source's pooled stepped-up reliability in the title."""
+    from meta_objectives.reliability import pooled_reliability  # here: jax only where drawn
+
     pooled = []
     for label, (x, stepped_up) in reliability.items():
         r = split_half(np.asarray(stepped_up, dtype=float))
         ax.plot(x, r, color=colours.get(label, "C0"), marker=".", ms=3, lw=1)
-        mean_r = float(np.nanmean(r))
-        pooled.append(
-            f"{label} {2 * mean_r / (1 + mean_r):.2f}"
-            if len(reliability) > 1
-            else f"{2 * mean_r / (1 + mean_r):.2f}"
-        )
+        value = f"{float(pooled_reliability(stepped_up)):.2f}"
+        pooled.append(f"{label} {value}" if len(reliability) > 1 else value)
     if floor is not None:
         label = f"warning: reliability < {floor:g} (r < {split_half(floor):.2f})"
         ax.axhline(split_half(floor), ls="--", color="grey", lw=1, label=label)
@@ -130,7 +128,7 @@ def fitness_unit(meta_objective: dict, inner: str = "ppo") -> str:
 
     defaults = MetaObjective().with_baseline_rule(inner)
     kind = meta_objective.get("kind", defaults.kind)
-    normalize = meta_objective.get("normalize", meta_objective.get("normalise", defaults.normalize))
+    normalize = meta_objective.get("normalize", defaults.normalize)
     baseline = meta_objective.get("baseline_rule") or defaults.baseline_rule
     what = {
         "final_return": f"final return (last {meta_objective.get('last_k', defaults.last_k)} updates)",

@@ -118,14 +118,14 @@ def _drift_picture(path: Path, sources: list[Source]) -> Path:
     """One column per source (one per lifetime fraction n/N for a temporally-aware rule), then
     PPO-clip and DPO."""
     eps = next((s.rule.options()["eps"] for s in sources if "eps" in s.rule.options()), 0.2)
+    entries = [(s.label, s.rule, s.meta_params) for s in sources]
+    entries += [(f"teacher of {s.label}", *t) for s in sources for t in [teacher_of(s)] if t]
     columns = []
-    for s in sources:
-        fractions = LIFETIME_FRACTIONS if s.rule.options().get("temporal") else (None,)
+    for label, rule, meta in entries:  # a formula reading p is temporally aware too
+        fractions = LIFETIME_FRACTIONS if getattr(rule, "temporal", False) else (None,)
         columns += [
-            (s.label if p is None else f"{s.label}\nn/N = {p:g}", s.rule, s.meta_params, p or 0.0)
-            for p in fractions
+            (label if p is None else f"{label}\nn/N = {p:g}", rule, meta, p or 0.0) for p in fractions
         ]
-    columns += [(f"teacher of {s.label}", *t, 0.0) for s in sources for t in [teacher_of(s)] if t]
     columns += [
         (f"ppo_clip (eps={eps:g})", make_rule("ppo_clip", eps=eps), {}, 0.0),
         ("dpo", make_rule("dpo"), {}, 0.0),
@@ -435,11 +435,14 @@ def run_inspect(sources: list[Source], out: Path) -> list[Path]:
         written.append(fitness)
     families = list(dict.fromkeys(s.rule.family for s in sources))
     for family in families:
-        group = [s for s in sources if s.rule.family == family]
-        if any(getattr(s.rule, "owns_update", False) for s in group):
-            # OPEN-style: an element's update depends on its whole tensor, so no per-element grid
-            print(f"no picture for {family} rules that own the whole update ({group[0].rule.name})")
-        elif family in PICTURES:
+        group = [s for s in sources if s.rule.family == family and not s.rule.owns_update]
+        for s in sources:
+            if s.rule.family == family and s.rule.owns_update:
+                # OPEN-style: an element's update depends on its whole tensor, so no per-element grid
+                print(f"no picture for {s.label}: its rule ({s.rule.name}) owns the whole update")
+        if not group:
+            continue
+        if family in PICTURES:
             written.append(PICTURES[family](out / f"rule_{family}.png", group))
         else:
             print(no_picture(family))

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from discovery.rule_io import load_rule, stem_of
-from discovery.spec import load_toml
+from discovery.spec import load_toml, respell_spec
 from inner_algos.config_checks import did_you_mean
 from inner_algos.envs import task_from_table
 from inner_algos.rules import Rule
@@ -110,7 +110,7 @@ def read_run(run_dir: Path, generation: int | None = None) -> dict:
     """
     from discovery.job.checkpoint import available_steps
 
-    spec = load_toml(run_dir / "spec.toml") if (run_dir / "spec.toml").is_file() else {}
+    spec = respell_spec(load_toml(run_dir / "spec.toml")) if (run_dir / "spec.toml").is_file() else {}
     history = []
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():

@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from discovery.zoo.registry import data_path
+from inner_algos.rules import Rule
 from inner_algos.rules.disco import DiscoRule, params_from_reference
 
-WEIGHTS = Path(__file__).parent / "data" / "disco" / "disco_103.npz"
+WEIGHTS = data_path("disco/disco_103.npz")
 
 ABOUT = """\
 Disco103 (Oh et al. 2025, "Discovering state-of-the-art reinforcement learning algorithms",
@@ -27,8 +27,14 @@ github.com/google-deepmind/disco_rl (9059a29f), unchanged; the meta-network here
 flax/JAX checked against the Haiku reference to float32 rounding (tests/inner_algos/disco)."""
 
 
+def disco103_params(rule: Rule) -> dict:
+    """The published weights as the meta-params of `rule`'s meta-network (Disco103's settings)."""
+    assert isinstance(rule, DiscoRule)
+    with np.load(WEIGHTS) as flat:
+        return params_from_reference(dict(flat), rule.net)
+
+
 def load_disco103() -> tuple[DiscoRule, dict]:
     """(the Disco103 rule, its meta-params): Disco103's settings and the published weights."""
     rule = DiscoRule()
-    with np.load(WEIGHTS) as flat:
-        return rule, params_from_reference(dict(flat), rule.net)
+    return rule, disco103_params(rule)

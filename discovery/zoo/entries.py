@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from discovery.zoo.disco import ABOUT as DISCO_ABOUT
+from discovery.zoo.disco import disco103_params
 from discovery.zoo.registry import Published, data_path, register_published
 from inner_algos.rules import Rule, make_rule
 from inner_algos.rules.open_optimizer import Open
@@ -78,7 +79,6 @@ def _open_entry(name: str, file: str, tasks: str, larger: bool) -> Published:
     )
     return Published(
         name=f"open/{name}",
-        family="optimizer",
         rule=lambda: make_rule("open", **sizes),
         meta_params=lambda rule: _from_flat(rule, relative),
         about=(
@@ -98,7 +98,6 @@ for _name, (_file, _tasks, _larger) in OPEN_OPTIMIZERS.items():
 register_published(
     Published(
         name="dpo",
-        family="drift",
         rule=lambda: make_rule("dpo", alpha=2.0, beta=0.6),
         meta_params=lambda rule: {},
         about=(
@@ -111,7 +110,6 @@ register_published(
 register_published(
     Published(
         name="ppo_clip",
-        family="drift",
         rule=lambda: make_rule("ppo_clip", eps=0.2),
         meta_params=lambda rule: {},
         about=(
@@ -123,18 +121,11 @@ register_published(
 )
 
 
-def _disco103_params(rule: Rule) -> dict:
-    from discovery.zoo.disco import load_disco103
-
-    return load_disco103()[1]
-
-
 register_published(
     Published(
         name="disco/disco103",
-        family="disco",
         rule=lambda: make_rule("disco"),
-        meta_params=_disco103_params,
+        meta_params=disco103_params,
         about=DISCO_ABOUT,
         data="disco/disco_103.npz",
         spec={"inner": {"name": "disco"}},

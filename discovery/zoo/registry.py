@@ -18,9 +18,9 @@ PREFIX = "zoo:"
 class Published:
     """A published rule.
 
-    name: "open/breakout" (addressed as "zoo:open/breakout"); family: the rule family;
-    rule: builds the rule; meta_params: loads its meta-params given the rule (package data read
-    here, nothing downloaded); about: what it is, where it came from (repository + commit),
+    name: "open/breakout" (addressed as "zoo:open/breakout"); rule: builds the rule (its family is
+    the entry's); meta_params: loads its meta-params given the rule (package data read here,
+    nothing downloaded); about: what it is, where it came from (repository + commit),
     paper and licence, printed by `discover inspect`; data: the package-data file of its numbers
     (relative to `discovery/zoo/data/`), or None for a rule without meta-params; spec: the run
     spec sections it was trained with, as far as known ([ppo], [[tasks]]): `discover eval`
@@ -28,7 +28,6 @@ class Published:
     """
 
     name: str
-    family: str
     rule: Callable[[], Rule]
     meta_params: Callable[[Rule], Any]
     about: str
@@ -37,11 +36,12 @@ class Published:
 
     def load(self) -> tuple[Rule, Any]:
         rule = self.rule()
-        if rule.family != self.family:
-            raise ValueError(
-                f"zoo entry {self.name!r} says family {self.family!r}, its rule is {rule.family!r}"
-            )
         return rule, self.meta_params(rule)
+
+    @property
+    def family(self) -> str:
+        """The rule's family."""
+        return self.rule().family
 
     @property
     def path(self) -> Path | None:

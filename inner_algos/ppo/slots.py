@@ -90,7 +90,7 @@ def _hyperparams_slots(config, rule, hyperparams, direction) -> RuleSlots:
 
 
 def _optimizer_slots(config, rule, hyperparams, direction) -> RuleSlots:
-    if not getattr(rule, "owns_update", False):
+    if not rule.owns_update:
         return RuleSlots(ppo_clip_slot, hyperparams, rule_direction(rule))
 
     def unit_step(meta_params, progress):  # the rule's direction is the whole update

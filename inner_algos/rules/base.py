@@ -26,10 +26,12 @@ import jax
 
 
 class Rule:
-    """Base class: subclasses are frozen dataclasses that set `name` and `family`."""
+    """Base class: subclasses are frozen dataclasses that set `name` and `family`; an optimizer
+    rule whose output is the whole parameter update (no learning rate) sets `owns_update`."""
 
     name: ClassVar[str]
     family: ClassVar[str]
+    owns_update: ClassVar[bool] = False
     __dataclass_fields__: ClassVar[dict[str, Any]]  # every rule is a frozen dataclass
 
     def init(self, key: jax.Array) -> Any:

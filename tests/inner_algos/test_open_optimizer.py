@@ -110,7 +110,6 @@ def test_dormancy_and_layer_fractions_by_hand():
     np.testing.assert_allclose(fracs, [0, 0, 1 / 3, 1 / 3, 2 / 3, 2 / 3, 1, 0, 0, 1, 1])
 
 
-@pytest.mark.fast
 @pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_zero_meta_params_give_no_update():
     rule, _, params, inputs, _ = _reference_case("breakout")
@@ -135,7 +134,6 @@ def test_layer_activations_match_flax_intermediates():
     assert layer_activations(params, obs, "relu")["params"]["log_std"].shape == (1,)
 
 
-@pytest.mark.fast
 @pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_open_in_ppo_owns_the_whole_update():
     config = tiny_ppo_config(num_updates=3, anneal_lr=True, activation="relu")

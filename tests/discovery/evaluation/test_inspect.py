@@ -193,3 +193,17 @@ def test_temporal_drift_is_drawn_at_three_lifetime_fractions(tmp_path, monkeypat
         "ppo_clip (eps=0.2)",
         "dpo",
     ]
+
+
+def test_a_formula_reading_the_lifetime_fraction_is_drawn_at_three_fractions(tmp_path, monkeypatch):
+    """A distilled formula in p is temporally aware though `temporal` is no option of its rule."""
+    drawn = {}
+    monkeypatch.setattr(
+        inspect.plots,
+        "heatmaps_figure",
+        lambda path, x, y, columns, *a, **k: drawn.setdefault("titles", [t for t, _ in columns]),
+    )
+    rule = make_rule("symbolic", expression="relu((r - 1) * A * p)")
+    source = types.SimpleNamespace(label="formula", rule=rule, meta_params={}, header={})
+    inspect._drift_picture(tmp_path / "rule_drift.png", [source])
+    assert drawn["titles"][:3] == ["formula\nn/N = 0", "formula\nn/N = 0.5", "formula\nn/N = 1"]
