@@ -16,7 +16,6 @@ side) and `distill.json` (the report printed).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -26,7 +25,7 @@ import jax
 import numpy as np
 
 from discovery.distill import data, distiller, drift, symbolic
-from discovery.evaluation.sources import Source, resolve_source
+from discovery.evaluation.sources import Source, add_source_command, resolve_source
 from discovery.rule_io import save_rule
 from discovery.versions import package_versions
 from inner_algos.rules import RULES, make_rule
@@ -97,9 +96,7 @@ def write(out: Path, source: Source, student, student_params, report: dict) -> N
     """DIR/rule (the student), DIR/teacher and DIR/distill.json (module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     save_rule(out / "teacher", source.rule, source.meta_params, **source.header)
-    provenance = {k: source.header[k] for k in ("train_tasks",) if k in source.header}
-    if "train_tasks" not in provenance and source.train_tasks:
-        provenance["train_tasks"] = source.train_tasks
+    provenance = {"train_tasks": source.train_tasks} if source.train_tasks else {}
     save_rule(
         out / "rule",
         student,
@@ -136,15 +133,12 @@ def main(args) -> int:
 
 
 def register(subparsers) -> None:
-    from discovery.evaluation.sources import add_source_arguments
-
-    parser = subparsers.add_parser(
+    parser = add_source_command(
+        subparsers,
         "distill",
         help="distil a rule into a formula or a smaller network of its family",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_source_arguments(parser)
     parser.add_argument("--to", choices=("symbolic", "mlp"), required=True, help="formula or smaller network")
     parser.add_argument("--out", required=True, help="folder for the distilled rule (DIR)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the search, network, data (default 0)")

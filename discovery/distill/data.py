@@ -62,8 +62,7 @@ def drift_and_grad(rule: Rule, meta_params: Any, ratio, advantage, progress) -> 
 
     p = jnp.zeros_like(ratio) if progress is None else jnp.asarray(progress, jnp.float32)
     args = (jnp.asarray(ratio, jnp.float32), jnp.asarray(advantage, jnp.float32), p)
-    drift = jax.jit(jax.vmap(one))(*args)
-    grad = jax.jit(jax.vmap(jax.grad(one)))(*args)
+    drift, grad = jax.jit(jax.vmap(jax.value_and_grad(one)))(*args)
     return np.asarray(drift, np.float64), np.asarray(grad, np.float64)
 
 

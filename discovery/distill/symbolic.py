@@ -23,11 +23,14 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
-import sympy
 
 from inner_algos.rules.formula import DRIFT_VARIABLES, parse
+
+if TYPE_CHECKING:  # sympy is imported where a formula is built: not by every `discover` command
+    import sympy
 
 H = 1e-3  # forward-difference step in r for the gradient term
 SIGNIFICANT = 4  # digits of the numbers in the printed formula
@@ -163,24 +166,30 @@ def search(
     return regressor
 
 
-_SYMPY = {
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "div": lambda a, b: a * b / (b * b + sympy.Float(TINY)),
-    "log": lambda a: sympy.log(sympy.Abs(a) + sympy.Float(TINY)),
-    "abs": sympy.Abs,
-    "max": lambda a, b: sympy.Max(a, b),
-    "min": lambda a, b: sympy.Min(a, b),
-    "exp": lambda a: sympy.exp(sympy.Min(a, 30)),
-    "tanh": sympy.tanh,
-    "relu": lambda a: sympy.Max(a, 0),
-}
+def _sympy_functions() -> dict:
+    """The functions of `function_set`, exactly, as sympy operations."""
+    import sympy
+
+    return {
+        "add": lambda a, b: a + b,
+        "sub": lambda a, b: a - b,
+        "mul": lambda a, b: a * b,
+        "div": lambda a, b: a * b / (b * b + sympy.Float(TINY)),
+        "log": lambda a: sympy.log(sympy.Abs(a) + sympy.Float(TINY)),
+        "abs": sympy.Abs,
+        "max": lambda a, b: sympy.Max(a, b),
+        "min": lambda a, b: sympy.Min(a, b),
+        "exp": lambda a: sympy.exp(sympy.Min(a, 30)),
+        "tanh": sympy.tanh,
+        "relu": lambda a: sympy.Max(a, 0),
+    }
 
 
 def symbols() -> tuple[sympy.Symbol, sympy.Symbol, sympy.Symbol]:
     """r (positive), A and p (real) as sympy symbols: declared so, sympy keeps log r and |.| real
     (undeclared, it writes re(...) and im(...), which the formula language does not have)."""
+    import sympy
+
     r = sympy.Symbol(DRIFT_VARIABLES[0], positive=True)
     return r, sympy.Symbol(DRIFT_VARIABLES[1], real=True), sympy.Symbol(DRIFT_VARIABLES[2], real=True)
 
@@ -188,7 +197,9 @@ def symbols() -> tuple[sympy.Symbol, sympy.Symbol, sympy.Symbol]:
 def to_sympy(program, inputs: list) -> sympy.Expr:
     """A gplearn program (prefix list of functions, column indices and constants) as sympy, over
     `inputs` (the columns as sympy expressions), with the functions of `function_set` exactly."""
-    nodes = list(program.program)
+    import sympy
+
+    nodes, functions = list(program.program), _sympy_functions()
 
     def build():
         node = nodes.pop(0)
@@ -196,13 +207,15 @@ def to_sympy(program, inputs: list) -> sympy.Expr:
             return inputs[int(node)]
         if isinstance(node, (float, np.floating)):
             return sympy.Float(float(node))
-        return _SYMPY[node.name](*(build() for _ in range(node.arity)))
+        return functions[node.name](*(build() for _ in range(node.arity)))
 
     return build()
 
 
 def drift_expression(program, temporal: bool) -> sympy.Expr:
     """relu(g - g at r = 1): the drift of a program g, zero at r = 1 and non-negative."""
+    import sympy
+
     r, a, p = symbols()
     extra = [p] if temporal else []
     g = to_sympy(program, [r - 1, sympy.log(r), a, (r - 1) * a, a * sympy.log(r), *extra])
@@ -212,6 +225,8 @@ def drift_expression(program, temporal: bool) -> sympy.Expr:
 
 
 def _round(expr: sympy.Expr) -> sympy.Expr:
+    import sympy
+
     return expr.xreplace({f: sympy.Float(f, SIGNIFICANT) for f in expr.atoms(sympy.Float)})
 
 
@@ -222,6 +237,8 @@ def simplified(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS) -> sympy.Exp
     """sympy.simplify(expr), or None when it fails or takes longer than `seconds` (it can take
     minutes on nests of Max and exp); the time limit needs the main thread (SIGALRM), elsewhere
     nothing is simplified."""
+    import sympy
+
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         return None
 
@@ -245,7 +262,7 @@ def formula_text(expr: sympy.Expr, simplify: bool = True) -> str:
     candidates = [_round(simpler)] if simplify and (simpler := simplified(expr)) is not None else []
     candidates.append(_round(expr))
     for candidate in candidates:
-        text = str(candidate.evalf(SIGNIFICANT + 2))
+        text = str(_round(candidate.evalf(SIGNIFICANT + 2)))  # evalf alone prints binary noise
         try:
             parse(text, DRIFT_VARIABLES)
         except ValueError:
@@ -256,6 +273,8 @@ def formula_text(expr: sympy.Expr, simplify: bool = True) -> str:
 
 def tree_to_sympy(tree: tuple) -> sympy.Expr:
     """A parsed formula (`inner_algos.rules.formula.parse`) as sympy, over `symbols()`."""
+    import sympy
+
     names = dict(zip(DRIFT_VARIABLES, symbols()))
     functions = {
         "log": sympy.log,
@@ -286,6 +305,8 @@ def tree_to_sympy(tree: tuple) -> sympy.Expr:
 def constrained_text(tree: tuple) -> str | None:
     """relu(f - f at r = 1) for a parsed formula f, printed in the formula language (None if it
     cannot be)."""
+    import sympy
+
     f = tree_to_sympy(tree)
     r = symbols()[0]
     try:

@@ -89,8 +89,11 @@ def test_inputs_are_collected_from_inner_runs_under_the_rule(tmp_path):
     assert len(samples.ratio) == 4 * 2 * data.PER_CALL and len(notes) == 1
     assert np.any(np.abs(samples.ratio - 1.0) > 1e-4)  # the policy moved between minibatches
     assert np.all(np.abs(samples.advantage.mean()) < 1.0)  # normalised advantages
-    want, _ = data.drift_and_grad(source.rule, source.meta_params, samples.ratio, samples.advantage, None)
-    np.testing.assert_allclose(samples.drift, want)
+    inputs = DriftInputs(
+        jnp.asarray(samples.ratio, jnp.float32), jnp.asarray(samples.advantage, jnp.float32), 0.0
+    )
+    want = source.rule.apply(source.meta_params, inputs)  # the rule itself, batched: not the sampler's path
+    np.testing.assert_allclose(samples.drift, want, rtol=1e-5, atol=1e-7)
 
 
 def test_distill_command_writes_a_source_that_eval_and_inspect_read(tmp_path, capsys):
