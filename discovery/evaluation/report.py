@@ -39,7 +39,7 @@ def summary_figures(out: Path, evaluated: str, results: dict) -> None:
     tasks, reference = results["tasks"], results["reference"]
     scores = {
         f"{plots.wrap_label(name)}\n({status(r['in_training_set'])})": {
-            label: {**e["normalized"]["iqm"], "note": _diverged_note([e])}
+            label: {**e["normalized"]["iqm"], "note": _diverged_label([e])}
             for label, e in r["rules"].items()
             if "normalized" in e
         }
@@ -47,7 +47,7 @@ def summary_figures(out: Path, evaluated: str, results: dict) -> None:
     }
     normalized = [r for r in tasks.values() if r["normalized"]]
     scores["all tasks\n(pooled)"] = {
-        label: {**s["iqm"], "note": _diverged_note([r["rules"][label] for r in normalized])}
+        label: {**s["iqm"], "note": _diverged_label([r["rules"][label] for r in normalized])}
         for label, s in results["pooled_normalized"].items()
     }
     if any(scores.values()):
@@ -68,7 +68,7 @@ def summary_figures(out: Path, evaluated: str, results: dict) -> None:
         )
 
 
-def _diverged_note(entries: list[dict]) -> str | None:
+def _diverged_label(entries: list[dict]) -> str | None:
     """'diverged 37/40' of a rule's per-task entries (summed over them), None when none diverged."""
     diverged = sum(e["diverged"] for e in entries)
     seeds = sum(len(e["final_returns"]) for e in entries)

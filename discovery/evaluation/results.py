@@ -159,8 +159,8 @@ def judge(result: dict, entry: dict) -> dict:
     Returns the entry with `divergence`, `verdict`, `verdict_basis` ("divergence", "paired
     difference" or None) and `no_verdict` (the reason, or None) set. Idempotent: a stored entry
     is judged again alike."""
-    divergence = task_divergence(result, entry["rule"], entry["baseline"])
-    reason = paired_reason(result, entry)
+    entry = {**entry, "divergence": task_divergence(result, entry["rule"], entry["baseline"])}
+    divergence, reason = entry["divergence"], paired_reason(result, entry)
     if divergence is not None and divergence["more"]:
         verdict, basis, reason = stats.VERDICTS[1], "divergence", None
     elif reason is None:
@@ -169,7 +169,6 @@ def judge(result: dict, entry: dict) -> dict:
         verdict, basis = None, None
     return {
         **entry,
-        "divergence": divergence,
         "verdict": verdict,
         "verdict_basis": basis,
         "no_verdict": reason,
@@ -180,12 +179,14 @@ def paired_reason(result: dict, entry: dict) -> str | None:
     """Why the paired difference of an entry decides nothing on this task, or None when it can:
     no seed finished under both rules, the baseline does not beat the random agent, or fewer
     than `stats.MIN_PAIRS` paired seeds (saying how many diverged when that is why). A results
-    file without the rules' final returns keeps the reason it stored."""
+    file without the rules' final returns keeps the reason it stored. The entry's `divergence`
+    (`judge` sets it) is read, not computed again."""
     rule, baseline, pairs = entry["rule"], entry["baseline"], entry["pairs"]
+    divergence = entry["divergence"] if "divergence" in entry else task_divergence(result, rule, baseline)
     if "final_returns" not in result.get("rules", {}).get(baseline, {}):
         return entry.get("no_verdict")
     if not pairs:
-        note = _diverged_note(result, rule, baseline)
+        note = _diverged_note(divergence, rule, baseline)
         return "no seed ran to the end under both rules" + (f" ({note})" if note else "")
     finals = _finals(result, baseline)
     mean = float(np.mean(finals[np.isfinite(finals)]))
@@ -196,15 +197,15 @@ def paired_reason(result: dict, entry: dict) -> str | None:
         )
     if pairs < stats.MIN_PAIRS:
         if entry["left_out"]:
-            note = _diverged_note(result, rule, baseline)
+            note = _diverged_note(divergence, rule, baseline)
             return f"{note}: {pairs} paired seeds left; a verdict needs {stats.MIN_PAIRS}"
         return f"{pairs} paired seeds; a verdict needs {stats.MIN_PAIRS} (raise --seeds)"
     return None
 
 
-def _diverged_note(result: dict, rule: str, baseline: str) -> str:
-    """'37 of 40 seeds diverged under lpo, 0 under ppo_clip' ('' when none diverged)."""
-    d = task_divergence(result, rule, baseline)
+def _diverged_note(d: dict | None, rule: str, baseline: str) -> str:
+    """'37 of 40 seeds diverged under lpo, 0 under ppo_clip' from a `task_divergence` ('' when none
+    diverged)."""
     if d is None or not d["rule"] + d["baseline"]:
         return ""
     return f"{d['rule']} of {d['seeds']} seeds diverged under {rule}, {d['baseline']} under {baseline}"
