@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from inner_algos.config_checks import POSITIVE_INT, OneOf, check_fields
 from inner_algos.registry import default_baseline
-from inner_algos.rules import RULES, make_rule
+from inner_algos.rules import RULES, has_meta_params, make_rule
 
 KINDS = ("final_return", "curve_area", "eval_return")
 NORMALIZATIONS = ("none", "baseline", "paired")
@@ -98,11 +98,8 @@ class MetaObjective:
 def _check_fixed_rule(name: str) -> None:
     """normalize = "paired" trains the baseline beside the members: it must be a fixed rule."""
 
-    def has_meta_params(rule_name):
-        return bool(jax.tree.leaves(jax.eval_shape(make_rule(rule_name).init, jax.random.PRNGKey(0))))
-
-    if has_meta_params(name):
-        fixed = [n for n in sorted(RULES) if not has_meta_params(n)]
+    if has_meta_params(make_rule(name)):
+        fixed = [n for n in sorted(RULES) if not has_meta_params(make_rule(n))]
         raise ValueError(
             f'meta_objective.baseline_rule = {name!r} has meta-parameters; normalize = "paired" '
             f"trains a fixed, hand-designed rule beside the members: one of {', '.join(fixed)}"

@@ -19,6 +19,7 @@ from discovery.job.files import RESUMABLE
 from discovery.meta_opt import META_OPTIMIZERS
 from discovery.meta_opt.truncated import SegmentOptions
 from inner_algos.envs import SOURCES
+from inner_algos.registry import INNER_ALGOS
 from inner_algos.rules import RULES
 
 pytestmark = pytest.mark.fast
@@ -84,7 +85,8 @@ SECTIONS = {k: v for k, v in _sections(SPECS).items() if k not in ("rule", "inne
 
 
 def test_the_spec_sections_with_tables_are_found():
-    assert set(SECTIONS) == {"job", "tasks", "lpg", "ppo", "meta_objective"}
+    inner = {entry.section for entry in INNER_ALGOS.values()}  # every registered inner algorithm's
+    assert set(SECTIONS) == {"job", "tasks", "meta_objective", *inner}
 
 
 @pytest.mark.parametrize("section", sorted(SECTIONS))

@@ -21,14 +21,13 @@ import json
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from discovery.distill import data, distiller, drift, symbolic
 from discovery.evaluation.sources import Source, add_source_command, resolve_source
 from discovery.rule_io import save_rule
 from discovery.versions import package_versions
-from inner_algos.rules import RULES, make_rule
+from inner_algos.rules import RULES, has_meta_params, make_rule
 
 
 def builtin_source(text: str) -> Source | None:
@@ -36,7 +35,7 @@ def builtin_source(text: str) -> Source | None:
     if text not in RULES or Path(text).exists():
         return None
     rule = make_rule(text)
-    if jax.tree.leaves(rule.init(jax.random.PRNGKey(0))):
+    if has_meta_params(rule):
         raise ValueError(
             f"SOURCE {text!r} names a built-in rule with meta-parameters; distil a run directory or an "
             "exported rule of it instead"

@@ -16,7 +16,7 @@ from inner_algos.config_checks import did_you_mean
 from inner_algos.contract import InnerConfig, policy_leaves
 from inner_algos.envs import Task
 from inner_algos.registry import DEFAULT, make_inner_algo
-from inner_algos.rules import RULES, Rule, check_supported, get_family, make_rule
+from inner_algos.rules import RULES, Rule, check_supported, get_family, has_meta_params, make_rule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,23 +121,18 @@ def baseline_entries(items: list[str], inner: str = DEFAULT) -> list[Entry]:
     a fixed rule by name (no meta-parameters, default options) or any SOURCE
     (`discovery.evaluation.sources.resolve_source`: an exported rule, a run directory's latest
     rule, a checkpoint step), so a discovered rule can be the reference too."""
-    return [_baseline_entry(item, inner) for item in items]
+    fixed = fixed_rules(inner)
+    return [_baseline_entry(item, inner, fixed) for item in items]
 
 
 def fixed_rules(inner: str) -> list[str]:
     """Registered rules without meta-parameters that inner algorithm `inner` has a slot for:
     the rules --baselines takes by name."""
-    names = []
-    for name in sorted(RULES):
-        rule = make_rule(name)
-        family_fits = inner in get_family(rule.family).inner_algos
-        if family_fits and not jax.tree.leaves(rule.init(jax.random.PRNGKey(0))):
-            names.append(name)
-    return names
+    rules = [make_rule(name) for name in sorted(RULES)]
+    return [r.name for r in rules if inner in get_family(r.family).inner_algos and not has_meta_params(r)]
 
 
-def _baseline_entry(item: str, inner: str) -> Entry:
-    fixed = fixed_rules(inner)
+def _baseline_entry(item: str, inner: str, fixed: list[str]) -> Entry:
     named = f"fixed rules for inner algorithm {inner!r}: {', '.join(fixed)}"
     if item in RULES:
         if item not in fixed:

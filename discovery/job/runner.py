@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from discovery.evaluation.sources import resolve_source
@@ -38,7 +39,9 @@ from discovery.job import files as job_files
 from discovery.job import records as job_records
 from discovery.job.files import SPEC_FILE, JobFailed
 from discovery.job.signals import StopFlag
-from discovery.spec import JobSpec, load_toml, parse_job_spec
+from discovery.spec import JobSettings, JobSpec, load_toml, parse_job_spec, parse_rule
+from discovery.spec_tables import build
+from inner_algos.config_checks import SpecError
 from inner_algos.registry import config_section
 
 # callback(record, state): record is the generation's metrics.jsonl line (a dict of plain
@@ -93,7 +96,7 @@ def run_job(
     and save it; a second signal outside a save raises JobInterrupted. Raises JobFailed when a
     write fails or every member diverges for job.max_nonfinite_generations generations.
     """
-    spec = parse_job_spec(table, resolve_source)
+    spec = parse_job_spec(table, start_resolver(table, restart))
     stop = StopFlag()
     try:
         job = Job(spec, progress, stop, restart)
@@ -108,6 +111,26 @@ def run_job(
         ) from None
     finally:
         stop.restore()
+
+
+def start_resolver(table: dict, restart: bool = False) -> Callable[[str], Any]:
+    """What reads `[rule] init_from`: `resolve_source`, except for a run directory that already
+    holds a checkpoint (and no --restart) with a [rule] naming its rule beside init_from, as a
+    run's spec.toml does. The checkpoint is then the start, so the rule is rebuilt from the table
+    and the SOURCE, which may have moved or gone since, is not read again."""
+    rule = table.get("rule")
+    if restart or not isinstance(rule, dict) or "name" not in rule:
+        return resolve_source
+    try:
+        run_dir = build(JobSettings, table.get("job", {}), "job").directory
+    except SpecError:  # parse_job_spec says what is wrong
+        return resolve_source
+    from discovery.job.checkpoint import available_steps  # orbax: imported where used
+
+    if not available_steps(run_dir):
+        return resolve_source
+    given = {k: v for k, v in rule.items() if k != "init_from"}
+    return lambda text: SimpleNamespace(rule=parse_rule(given), meta_params=None)
 
 
 class Job:
@@ -127,7 +150,7 @@ class Job:
         stop: StopFlag | None = None,
         restart: bool = False,
     ):
-        self.spec = spec if isinstance(spec, JobSpec) else parse_job_spec(spec, resolve_source)
+        self.spec = spec if isinstance(spec, JobSpec) else parse_job_spec(spec, start_resolver(spec, restart))
         self.restart = restart
         self.run_dir = self.spec.job.directory
         self.progress = progress

@@ -56,7 +56,7 @@ from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from discovery.spec_tables import build
-from inner_algos.config_checks import SpecError
+from inner_algos.config_checks import SpecError, did_you_mean
 from meta_objectives import rank_last
 
 RUNS_AXIS = "pop"  # the mesh axis that population members and persistent runs are laid over
@@ -201,7 +201,8 @@ def validate_options(name: str, options: dict, rule, config, objective):
 def _known(name: str) -> None:
     if name not in META_OPTIMIZERS:
         raise SpecError(
-            f"meta_optimizer.name = {name!r} is unknown; valid: {', '.join(sorted(META_OPTIMIZERS))}"
+            f"meta_optimizer.name = {name!r} is unknown{did_you_mean(name, META_OPTIMIZERS)}; "
+            f"valid: {', '.join(sorted(META_OPTIMIZERS))}"
         )
 
 

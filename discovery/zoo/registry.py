@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from inner_algos.config_checks import did_you_mean
 from inner_algos.rules import Rule
 
 PREFIX = "zoo:"
@@ -75,8 +75,7 @@ def get_published(name: str) -> Published:
     key = name[len(PREFIX) :] if name.startswith(PREFIX) else name
     if key in PUBLISHED:
         return PUBLISHED[key]
-    close = difflib.get_close_matches(key, PUBLISHED, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(PREFIX + c for c in close)}? " if close else ""
+    names = [PREFIX + n for n in published_names()]
     raise ValueError(
-        f"zoo rule {name!r} is unknown; {hint}registered: {', '.join(PREFIX + n for n in published_names())}"
+        f"zoo rule {name!r} is unknown{did_you_mean(PREFIX + key, names)}; registered: {', '.join(names)}"
     )

@@ -266,7 +266,7 @@ def make_parts(config: DiscoConfig, task: Task, rule: Rule) -> DiscoParts:
         )
     net = DiscoAgentNet(
         num_actions=env.action_size,
-        prediction_size=rule.net.prediction_size if isinstance(rule, DiscoRule) else rule.prediction_size,
+        prediction_size=rule.prediction_size,
         num_bins=rule.num_bins,
         torso=config.torso,
         head_w_init_std=config.head_w_init_std,

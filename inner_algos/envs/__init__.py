@@ -21,10 +21,7 @@ from inner_algos.envs.task import (
     task_from_table,
 )
 
-BACKENDS = brax.BACKENDS
-
 __all__ = [
-    "BACKENDS",
     "DEFAULT_SOURCE",
     "SOURCES",
     "Task",

@@ -64,7 +64,7 @@ class Task:
     episode_length: int | None = None
     action_repeat: int = 1
     reward_scale: float = 1.0
-    source: str = "brax"
+    source: str = DEFAULT_SOURCE
     randomize: Any = ()
 
     OLD_SPELLINGS: ClassVar[dict] = {"randomise": "randomize"}  # read by config_checks.build

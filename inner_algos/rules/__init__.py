@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+
 from inner_algos.config_checks import did_you_mean
 from inner_algos.rules.base import Rule
 from inner_algos.rules.disco import DiscoActorCritic, DiscoRule
@@ -52,9 +54,16 @@ def make_rule(name: str, **options) -> Rule:
         ) from err
 
 
+def has_meta_params(rule: Rule) -> bool:
+    """Whether `rule.init` returns meta-parameters (shapes only: nothing is computed); a rule
+    without them is fixed, a baseline by name."""
+    return bool(jax.tree.leaves(jax.eval_shape(rule.init, jax.random.PRNGKey(0))))
+
+
 __all__ = [
     "FAMILIES",
     "RULES",
+    "has_meta_params",
     "DPODrift",
     "DriftInputs",
     "Family",

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
@@ -30,6 +31,21 @@ def test_every_entry_loads_and_open_vectors_are_the_shipped_files():
     assert get_published("ppo_clip").load() == (get_published("ppo_clip").rule(), {})
 
 
+def test_the_disco103_entry_loads_the_published_weights_into_the_disco_rule():
+    from discovery.zoo.disco import WEIGHTS, load_disco103
+    from inner_algos.rules.disco import DiscoRule
+
+    entry = get_published("zoo:disco/disco103")
+    rule, meta = entry.load()
+    assert rule == DiscoRule() and entry.family == "disco" and entry.path == WEIGHTS
+    expected = load_disco103()[1]
+    assert jax.tree.structure(meta) == jax.tree.structure(expected)
+    for a, b in zip(jax.tree.leaves(meta), jax.tree.leaves(expected)):
+        np.testing.assert_array_equal(a, b)
+    with np.load(WEIGHTS) as flat:  # every published number is in the meta-params
+        assert sum(x.size for x in jax.tree.leaves(meta)) == sum(v.size for v in flat.values())
+
+
 @pytest.mark.fast
 def test_licence_and_source_beside_the_weights():
     folder = data_path("open")
@@ -41,7 +57,7 @@ def test_licence_and_source_beside_the_weights():
 
 @pytest.mark.fast
 def test_unknown_and_duplicate_names():
-    with pytest.raises(ValueError, match="did you mean zoo:open/breakout") as err:
+    with pytest.raises(ValueError, match="did you mean 'zoo:open/breakout'") as err:
         get_published("zoo:open/brekout")
     assert "zoo:ppo_clip" in str(err.value)
     with pytest.raises(ValueError, match="already registered"):

@@ -46,7 +46,10 @@ def test_every_registered_algorithm_takes_some_family():
 @pytest.mark.parametrize(("algo", "rule"), PAIRS, ids=[f"{a}-{r}" for a, r in PAIRS])
 def test_every_registered_algorithm_keeps_the_contract_with_every_family_it_takes(algo, rule):
     config, task, _ = INNER_ALGOS[algo].example()
-    check_inner_algo(make_inner_algo(algo, config, task, make_rule(rule)))
+    inner = make_inner_algo(algo, config, task, make_rule(rule))
+    check_inner_algo(inner)
+    # the registry's ability (what the spec checks) says what the built algorithm provides
+    assert (inner.rollout_loss is not None) == INNER_ALGOS[algo].rollout_loss
 
 
 @pytest.mark.parametrize("algo", sorted(INNER_ALGOS))

@@ -164,6 +164,11 @@ class DiscoRule(Rule):
         """The rule's state at the start of a lifetime."""
         return DiscoMetaState(lstm=meta_net.initial_state(self.net), adv_ema=ema_init(), td_ema=ema_init())
 
+    @property
+    def prediction_size(self) -> int:
+        """The size of the agent's y and z (the meta-network's)."""
+        return self.net.prediction_size
+
     def value_settings(self) -> ValueSettings:
         h = self.hyperparams
         return ValueSettings(

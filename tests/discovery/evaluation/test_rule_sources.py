@@ -148,6 +148,24 @@ def test_init_from_is_the_first_generations_es_mean_and_resume_keeps_the_checkpo
     assert any(not np.array_equal(checkpointed[name], stored[name]) for name in stored)
 
 
+def test_a_resume_does_not_read_init_from_again(tmp_path):
+    """The checkpoint is a resumed job's start: `discover resume` (the run's spec.toml) works after
+    the init_from SOURCE has gone, and builds the rule the checkpoint holds."""
+    from discovery.evaluation.sources import resolve_source
+    from discovery.job.runner import start_resolver
+
+    gone = tmp_path / "gone"
+    table = {**tiny_job.table(tmp_path / "run"), "rule": {"init_from": str(gone), "name": "lpo"}}
+    assert start_resolver(table) is resolve_source  # no checkpoint yet: the SOURCE is read
+    saved = {**table, "rule": {"init_from": str(gone), **load_rule(LATEST)[0].options(), "name": "lpo"}}
+    (tmp_path / "run" / "checkpoints" / "1").mkdir(parents=True)  # a checkpoint step directory
+    assert start_resolver(saved, restart=True) is resolve_source  # --restart starts from the SOURCE
+    spec = parse_job_spec(saved, start_resolver(saved))
+    assert spec.rule == _stored_rule()[0] and spec.init_params is None
+    with pytest.raises(SpecError, match="does not exist"):
+        parse_job_spec(saved, resolve_source)  # what a resume did before: read the gone SOURCE
+
+
 @pytest.mark.slow  # minutes of the default suite; run with -m slow
 def test_eval_against_a_source_baseline_that_is_the_same_rule_gives_zero_differences(tmp_path):
     """`--baselines ppo_clip,SOURCE` where SOURCE names the evaluated rule's own file: it is
