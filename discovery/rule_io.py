@@ -53,6 +53,11 @@ def stem_of(path: str | os.PathLike) -> Path:
     return path.with_suffix("") if path.suffix in (".json", ".npz") else path
 
 
+def provenance_of(header: dict) -> dict:
+    """A loaded header without the fields `save_rule` writes itself, to save the rule again."""
+    return {k: v for k, v in header.items() if k not in ("format", "rule", "family", "options", "shapes")}
+
+
 def save_rule(path: str | os.PathLike, rule: Rule, meta_params: Any, **provenance) -> Path:
     """Writes `<stem>.npz` and `<stem>.json` atomically; returns the stem.
 

@@ -9,7 +9,9 @@ fidelity measured on held-out points: R^2 and max error of the drift and of the 
 follows, d loss / d r, whatever was fitted.
 
 DIR holds `rule.json`/`rule.npz` (the student, its header saying where it came from, how it was
-fitted and its fidelity; the formula is the `expression` option of a `symbolic` rule),
+fitted and its fidelity; the formula is the `expression` option of a `symbolic` rule; when the
+teacher came from a run, that run's spec, so `discover eval DIR` trains the inner algorithm with
+the teacher's settings and marks its training tasks),
 `teacher.json`/`teacher.npz` (the teacher, so that `discover inspect DIR` draws the two side by
 side) and `distill.json` (the report printed).
 """
@@ -25,7 +27,7 @@ import numpy as np
 
 from discovery.distill import data, distiller, drift, symbolic
 from discovery.evaluation.sources import Source, add_source_command, resolve_source
-from discovery.rule_io import save_rule
+from discovery.rule_io import provenance_of, save_rule
 from discovery.versions import package_versions
 from inner_algos.rules import RULES, has_meta_params, make_rule
 
@@ -94,8 +96,10 @@ def run_distill(args) -> dict:
 def write(out: Path, source: Source, student, student_params, report: dict) -> None:
     """DIR/rule (the student), DIR/teacher and DIR/distill.json (module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
-    save_rule(out / "teacher", source.rule, source.meta_params, **source.header)
+    save_rule(out / "teacher", source.rule, source.meta_params, **provenance_of(source.header))
     provenance = {"train_tasks": source.train_tasks} if source.train_tasks else {}
+    if source.spec:  # the teacher's run spec: the distillate is evaluated under its inner settings
+        provenance["spec"] = source.spec
     save_rule(
         out / "rule",
         student,

@@ -41,7 +41,8 @@ class Source:
 
     kind is "rule" (an exported file), "run" (a run directory), "checkpoint" (a step dir) or
     "zoo" (a published rule; header holds its zoo name and `about` text).
-    spec is the run's spec.toml as a dict ({} for an exported rule); fitness_history the metrics.jsonl
+    spec is the run's spec.toml as a dict (for an exported rule its header's `spec`, which a
+    distilled rule carries from its teacher's run, else {}); fitness_history the metrics.jsonl
     records; checkpoint_steps the generations with a checkpoint directory; tag tells apart
     sources whose labels would otherwise be equal.
     """
@@ -194,7 +195,9 @@ def resolve_source(text: str, generation: int | None = None, which: str = "mean"
         if generation is not None:
             raise ValueError("--generation applies to a run directory, not to an exported rule")
         rule, meta, header = load_rule(path)
-        return Source(text, "rule", rule, meta, header, stem_of(path))
+        # a distilled rule carries its teacher's run spec (inner settings, training tasks)
+        spec = header.get("spec") if isinstance(header.get("spec"), dict) else {}
+        return Source(text, "rule", rule, meta, header, stem_of(path), spec=spec)
     raise ValueError(
         f"SOURCE {text} does not exist{did_you_mean(text, _neighbours(path))}; give an exported "
         "rule (stem, .json or .npz), a run directory or a checkpoint step RUN_DIR/checkpoints/<G>"

@@ -118,3 +118,13 @@ def test_distill_refuses_a_builtin_with_meta_params_and_an_unknown_family(tmp_pa
     assert "built-in rule with meta-parameters" in capsys.readouterr().err
     assert cli_main(["distill", "adam", "--to", "mlp", "--out", str(tmp_path / "y")]) == 2
     assert "family 'optimizer' cannot be distilled" in capsys.readouterr().err
+
+
+def test_a_distillate_of_a_run_is_evaluated_with_the_teachers_inner_settings(tmp_path):
+    run = make_run_dir(tmp_path)
+    out = tmp_path / "sym"
+    args = ["distill", str(run), "--to", "symbolic", "--out", str(out), "--no-collect"]
+    assert cli_main(args + ["--population", "60", "--generations", "1"]) == 0
+    teacher, student = resolve_source(str(run)), resolve_source(str(out))
+    assert student.spec["ppo"] == teacher.spec["ppo"] and student.spec["ppo"]  # not PPO's defaults
+    assert student.train_tasks == teacher.train_tasks
