@@ -30,7 +30,13 @@ from inner_algos.envs.sources import TaskSource, register_source
 
 CLASSIC_CONTROL = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0")
 MINATAR = tuple(f"{game}-MinAtar" for game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"))
-ENV_NAMES = CLASSIC_CONTROL + MINATAR
+# bsuite's Catch (gymnax's 10 x 5 board) and the 8 x 8 board of DiscoRL's Catch, on which its
+# evaluation colab trains Disco103: gymnax's Catch class with rows = columns = 8 has exactly that
+# game's dynamics (ball falls one row a step, paddle moves -1/0/+1, +-1 when the ball reaches the
+# bottom row, which ends the episode); tests/inner_algos/test_gymnax.py checks transitions.
+CATCH = ("Catch-bsuite", "Catch-8x8")
+_BOARDS = {"Catch-8x8": ("Catch-bsuite", {"rows": 8, "columns": 8})}
+ENV_NAMES = CLASSIC_CONTROL + MINATAR + CATCH
 
 # env params some envs compute from others once, at construction: recomputed after sampling
 _DERIVED = {
@@ -46,15 +52,18 @@ _NOT_RANDOMIZABLE = {
 
 
 def env_names() -> tuple[str, ...]:
-    """The gymnax environments we support: classic control and MinAtar."""
+    """The gymnax environments we support: classic control, MinAtar and Catch."""
     return ENV_NAMES
 
 
 @functools.cache
 def _make(env_name: str):
+    """(env, default params) of a name in ENV_NAMES; our board variants (_BOARDS) are gymnax's
+    env built with other constructor arguments."""
     import gymnax
 
-    return gymnax.make(env_name)
+    gymnax_name, board = _BOARDS.get(env_name, (env_name, {}))
+    return gymnax.make(gymnax_name, **board)
 
 
 def default_episode_length(env_name: str) -> int:

@@ -246,3 +246,43 @@ def test_eval_end_to_end_on_a_gymnax_task(tmp_path):
     assert task["held_out"] is True and task["task"]["source"] == "gymnax"
     assert 5 < task["random_return"] < 30  # random CartPole episodes last ~20 steps (limit 30)
     assert (out / "curves_gymnax_CartPole-v1.png").is_file()
+
+
+def _catch_by_hand(ball_x: int, paddle_x: int, actions, rows: int = 8, columns: int = 8):
+    """DiscoRL's Catch written out: the ball starts in row 0 and falls a row each step, the paddle
+    starts in the bottom row's middle and moves by action - 1 within the board; reaching the
+    bottom row ends the episode with +1 if the paddle is under the ball, else -1.
+    Returns per step (board [rows, columns] after the step, reward, done)."""
+    ball_y, out = 0, []
+    for action in actions:
+        paddle_x = min(max(paddle_x + action - 1, 0), columns - 1)
+        ball_y += 1
+        board = np.zeros((rows, columns), np.float32)
+        board[ball_y, ball_x] = board[rows - 1, paddle_x] = 1.0
+        done = ball_y == rows - 1
+        out.append((board, (1.0 if paddle_x == ball_x else -1.0) if done else 0.0, done))
+        if done:
+            break
+    return out
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("actions", [(2, 2, 2, 0, 1, 1, 1), (0, 0, 0, 0, 0, 0, 0), (1, 2, 0, 2, 2, 2, 2)])
+def test_catch_8x8_steps_as_discorls_catch(actions):
+    """Catch-8x8 (Disco103's evaluation board) against the game written out by hand: boards,
+    rewards and the episode's end after 7 steps; then auto-reset to a new ball in row 0."""
+    env = make_env(Task(source="gymnax", env_name="Catch-8x8"))
+    state = env.reset(jax.random.PRNGKey(3), {})
+    first = np.asarray(state.obs).reshape(8, 8)
+    assert first.sum() == 2 and first[7, 4] == 1.0 and first[0].sum() == 1  # paddle mid, ball top
+    ball_x = int(np.argmax(first[0]))
+    step = jax.jit(lambda s, a: env.step(s, a, {}))
+    for board, reward, done in _catch_by_hand(ball_x, 4, actions):
+        state = step(state, jnp.int32(actions[0]))
+        actions = actions[1:]
+        assert float(state.reward) == reward and bool(state.done) == done
+        if not done:
+            np.testing.assert_array_equal(np.asarray(state.obs).reshape(8, 8), board)
+    assert float(state.info["episode_metrics"]["length"]) == 7.0
+    restarted = np.asarray(step(state, jnp.int32(1)).obs).reshape(8, 8)
+    assert restarted[1].sum() == 1 and restarted[:7].sum() == 1  # a new ball, one row down
