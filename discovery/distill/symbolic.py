@@ -129,9 +129,6 @@ def search(
 ):
     """Runs gplearn on the samples (all `[N]`; grad is d drift / d r); returns the fitted
     `SymbolicRegressor` (its `_programs[-1]` is the last generation)."""
-    from gplearn.fitness import make_fitness
-    from gplearn.genetic import SymbolicRegressor
-
     n = len(ratio)
     blocks = [columns(ratio, advantage, progress), columns(np.ones_like(ratio), advantage, progress)]
     targets = [drift, grad]
@@ -140,12 +137,20 @@ def search(
         targets.append(np.zeros_like(drift))
     x = np.concatenate(blocks)
     y = np.concatenate(targets)
-    metric = make_fitness(
-        function=_metric(n, max(np.var(drift), 1e-12), max(np.var(grad), 1e-12), options.grad_weight),
-        greater_is_better=False,
-        wrap=False,
-    )
-    regressor = SymbolicRegressor(
+    metric = _metric(n, max(np.var(drift), 1e-12), max(np.var(grad), 1e-12), options.grad_weight)
+    regressor = make_regressor(options, metric)
+    regressor.fit(x, y)
+    return regressor
+
+
+def make_regressor(options: SearchOptions, score):
+    """gplearn's `SymbolicRegressor` with `function_set`, the options' budget, parsimony and seed,
+    minimising `score(y, y_pred, w) -> float`."""
+    from gplearn.fitness import make_fitness
+    from gplearn.genetic import SymbolicRegressor
+
+    metric = make_fitness(function=score, greater_is_better=False, wrap=False)
+    return SymbolicRegressor(
         population_size=options.population,
         generations=options.generations,
         tournament_size=20,
@@ -162,8 +167,6 @@ def search(
         random_state=options.seed,
         n_jobs=1,
     )
-    regressor.fit(x, y)
-    return regressor
 
 
 def _sympy_functions() -> dict:
@@ -224,10 +227,10 @@ def drift_expression(program, temporal: bool) -> sympy.Expr:
     return sympy.Max(g - g_at_one, 0)
 
 
-def _round(expr: sympy.Expr) -> sympy.Expr:
+def _round(expr: sympy.Expr, significant: int = SIGNIFICANT) -> sympy.Expr:
     import sympy
 
-    return expr.xreplace({f: sympy.Float(f, SIGNIFICANT) for f in expr.atoms(sympy.Float)})
+    return expr.xreplace({f: sympy.Float(f, significant) for f in expr.atoms(sympy.Float)})
 
 
 SIMPLIFY_SECONDS = 20
@@ -256,15 +259,21 @@ def simplified(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS) -> sympy.Exp
         signal.signal(signal.SIGALRM, previous)
 
 
-def formula_text(expr: sympy.Expr, simplify: bool = True) -> str:
-    """expr printed in the formula language (checked by parsing it back), its numbers rounded to
-    SIGNIFICANT digits; simplified by sympy first when asked and when that succeeds and parses."""
-    candidates = [_round(simpler)] if simplify and (simpler := simplified(expr)) is not None else []
-    candidates.append(_round(expr))
+def formula_text(
+    expr: sympy.Expr,
+    simplify: bool = True,
+    variables: tuple[str, ...] = DRIFT_VARIABLES,
+    significant: int = SIGNIFICANT,
+) -> str:
+    """expr printed in the formula language over `variables` (checked by parsing it back), its
+    numbers rounded to `significant` digits; simplified by sympy first when asked and when that
+    succeeds and parses."""
+    candidates = [_round(simpler, significant)] if simplify and (simpler := simplified(expr)) is not None else []
+    candidates.append(_round(expr, significant))
     for candidate in candidates:
-        text = str(_round(candidate.evalf(SIGNIFICANT + 2)))  # evalf alone prints binary noise
+        text = str(_round(candidate.evalf(significant + 2), significant))  # evalf alone prints binary noise
         try:
-            parse(text, DRIFT_VARIABLES)
+            parse(text, variables)
         except ValueError:
             continue
         return text
