@@ -29,6 +29,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from discovery.distill import FAMILIES, distiller
 from discovery.evaluation.sources import Source, add_source_command, resolve_source
@@ -91,7 +92,7 @@ def write(out: Path, source: Source, student, student_params, report: dict) -> N
     """DIR/rule (the student), DIR/teacher and DIR/distill.json (module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     save_rule(out / "teacher", source.rule, source.meta_params, **provenance_of(source.header))
-    provenance = {"train_tasks": source.train_tasks} if source.train_tasks else {}
+    provenance: dict[str, Any] = {"train_tasks": source.train_tasks} if source.train_tasks else {}
     if source.spec:  # the teacher's run spec: the distillate is evaluated under its inner settings
         provenance["spec"] = source.spec
     save_rule(

@@ -43,9 +43,13 @@ def options(args) -> symbolic.SearchOptions | MLPOptions:
     """The fit's options from the command line (the options not given take their defaults)."""
     grad_weight = args.grad_weight or 0.0
     if args.to == "symbolic":
-        return symbolic.SearchOptions(args.population, args.generations, args.parsimony, args.seed, grad_weight)
+        return symbolic.SearchOptions(
+            args.population, args.generations, args.parsimony, args.seed, grad_weight
+        )
     given = {k: getattr(args, k) for k in ("hidden_size", "steps", "learning_rate")}
-    return MLPOptions(**{k: v for k, v in given.items() if v is not None}, seed=args.seed, grad_weight=grad_weight)
+    return MLPOptions(
+        **{k: v for k, v in given.items() if v is not None}, seed=args.seed, grad_weight=grad_weight
+    )
 
 
 def describe(report: dict) -> list[str]:

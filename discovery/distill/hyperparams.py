@@ -34,6 +34,9 @@ HELD_OUT = 1000  # uniform lifetime fractions for the fidelity
 CANDIDATES = 12  # programs of the last generation whose formulas are compared
 SIGNIFICANT = 6  # digits of a formula's numbers: z(p) = log lr is about -8 and varies by less than 1
 TUNE_STEPS = 1000
+# smooth functions only: the teacher's schedules are smooth (polynomials), and max, min, abs and
+# relu would put kinks in the student's
+FUNCTIONS = ("add", "sub", "mul", "div", "log", "exp", "tanh")
 
 
 class Schedules(NamedTuple):
@@ -133,9 +136,10 @@ def fit_polynomial(teacher: Rule, train: Schedules, options: PolynomialOptions) 
 
 def fit_symbolic(teacher: Rule, train: Schedules, options: symbolic.SearchOptions) -> tuple[Rule, dict]:
     """A `hyperparams_formula` rule: per scheduled hyperparameter, `schedule_formula` of its
-    unconstrained schedule (a constant schedule is written as its number, exactly)."""
+    unconstrained schedule (a constant schedule is written as its number: the shortest text that
+    reads back as the same float32, so exactly)."""
     formulas = {
-        name: repr(float(z[0])) if np.ptp(z) == 0 else schedule_formula(train.progress, z, options)
+        name: str(np.float32(z[0])) if np.ptp(z) == 0 else schedule_formula(train.progress, z, options)
         for name, z in train.unconstrained.items()
     }
     return make_rule("hyperparams_formula", formulas=formulas, **_defaults(teacher)), {}
@@ -152,7 +156,7 @@ def schedule_formula(progress: np.ndarray, z: np.ndarray, options: symbolic.Sear
     fitted by Adam (`tune_constants`; kept if that scores better)."""
     mean, std = float(np.mean(z)), float(np.std(z))
     target = (z - mean) / std
-    regressor = symbolic.make_regressor(options, _scaled_mse)
+    regressor = symbolic.make_regressor(options, _scaled_mse, FUNCTIONS)
     regressor.fit(progress[:, None], target)
     programs = sorted((q for q in regressor._programs[-1] if q is not None), key=lambda q: q.raw_fitness_)
     p = symbolic.symbols()[2]
@@ -253,11 +257,13 @@ def describe(report: dict) -> list[str]:
             for name, text in student.options()["formulas"].items()
         ]
     else:
-        lines = [f"polynomial: hyperparams rule of progress_degree {student.progress_degree} for {', '.join(student.learn)}"]
+        degree, names = student.progress_degree, ", ".join(student.learn)
+        lines = [f"polynomial: hyperparams rule of progress_degree {degree} for {names}"]
     for where in ("held_out", "train"):
         f = report[f"fidelity_{where}"]
         parts = [
-            f"{name} R^2 {'n/a (constant)' if r2 is None else f'{r2:.4f}'}, max error {f[f'{name}_max_error']:.3g}"
+            f"{name} R^2 {'n/a (constant)' if r2 is None else f'{r2:.4f}'}, max error "
+            f"{f[f'{name}_max_error']:.3g}"
             for key, r2 in f.items()
             if key.endswith("_r2")
             for name in [key[: -len("_r2")]]

@@ -71,24 +71,24 @@ def _relu(x):
     return np.maximum(x, 0.0)
 
 
-def function_set() -> list:
-    """gplearn's function set for drifts: + - * max min abs (built in) and our own division,
-    log, exp, tanh and relu. Our division a b / (b^2 + TINY), log log(|x| + TINY) and exp
-    exp(min(x, 30)) are finite and smooth everywhere (gplearn's protected ones jump where the
-    argument is small) and are written into the formula exactly as searched."""
+FUNCTIONS = ("add", "sub", "mul", "max", "min", "abs", "div", "log", "exp", "tanh", "relu")
+
+
+def function_set(names: tuple[str, ...] = FUNCTIONS) -> list:
+    """gplearn's function set (`names` of FUNCTIONS; all of them for drifts): + - * max min abs
+    (built in) and our own division, log, exp, tanh and relu. Our division a b / (b^2 + TINY),
+    log log(|x| + TINY) and exp exp(min(x, 30)) are finite and smooth everywhere (gplearn's
+    protected ones jump where the argument is small) and are written into the formula exactly as
+    searched."""
     from gplearn.functions import make_function
 
-    extra = [
-        make_function(function=f, name=name, arity=arity, wrap=False)
-        for f, name, arity in (
-            (_div, "div", 2),
-            (_log, "log", 1),
-            (_exp, "exp", 1),
-            (_tanh, "tanh", 1),
-            (_relu, "relu", 1),
-        )
+    own = {"div": (_div, 2), "log": (_log, 1), "exp": (_exp, 1), "tanh": (_tanh, 1), "relu": (_relu, 1)}
+    return [
+        make_function(function=own[name][0], name=name, arity=own[name][1], wrap=False)
+        if name in own
+        else name
+        for name in names
     ]
-    return ["add", "sub", "mul", "max", "min", "abs", *extra]
 
 
 def columns(ratio: np.ndarray, advantage: np.ndarray, progress: np.ndarray | None) -> np.ndarray:
@@ -143,9 +143,9 @@ def search(
     return regressor
 
 
-def make_regressor(options: SearchOptions, score):
-    """gplearn's `SymbolicRegressor` with `function_set`, the options' budget, parsimony and seed,
-    minimising `score(y, y_pred, w) -> float`."""
+def make_regressor(options: SearchOptions, score, functions: tuple[str, ...] = FUNCTIONS):
+    """gplearn's `SymbolicRegressor` with `function_set(functions)`, the options' budget, parsimony
+    and seed, minimising `score(y, y_pred, w) -> float`."""
     from gplearn.fitness import make_fitness
     from gplearn.genetic import SymbolicRegressor
 
@@ -156,7 +156,7 @@ def make_regressor(options: SearchOptions, score):
         tournament_size=20,
         const_range=(-2.0, 2.0),
         init_depth=(2, 5),
-        function_set=function_set(),
+        function_set=function_set(functions),
         metric=metric,
         parsimony_coefficient=options.parsimony,
         p_crossover=0.7,
@@ -268,7 +268,9 @@ def formula_text(
     """expr printed in the formula language over `variables` (checked by parsing it back), its
     numbers rounded to `significant` digits; simplified by sympy first when asked and when that
     succeeds and parses."""
-    candidates = [_round(simpler, significant)] if simplify and (simpler := simplified(expr)) is not None else []
+    candidates = (
+        [_round(simpler, significant)] if simplify and (simpler := simplified(expr)) is not None else []
+    )
     candidates.append(_round(expr, significant))
     for candidate in candidates:
         text = str(_round(candidate.evalf(significant + 2), significant))  # evalf alone prints binary noise

@@ -352,8 +352,7 @@ def summary(source: Source) -> str:
         measures = [(k[: -len("_r2")], v) for k, v in f.items() if k.endswith("_r2")]
         lines.append(
             f"distilled from {distilled.get('teacher', {}).get('label')} into {distilled.get('to')}: "
-            "held-out "
-            + ", ".join(f"{FIDELITY_NAMES.get(name, name)} R^2 {_num(v):.4f}" for name, v in measures)
+            "held-out " + ", ".join(f"{FIDELITY_NAMES.get(name, name)} R^2 {_r2(v)}" for name, v in measures)
         )
     prov = {k: header[k] for k in ("kind", "generation", "fitness", "spec_hash") if k in header}
     if prov:
@@ -410,6 +409,11 @@ def _signal_lines(history: list[dict]) -> list[str]:
             )
         )
     return lines
+
+
+def _r2(x) -> str:
+    """A fidelity's R^2 as printed: None is a constant teacher's (R^2 undefined)."""
+    return "n/a (constant teacher)" if x is None else f"{_num(x):.4f}"
 
 
 def _num(x) -> float:
