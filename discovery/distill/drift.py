@@ -1,7 +1,8 @@
 """Distillers of the drift family: into a formula (`symbolic` rule) or a smaller LPO network.
 
-Both fit the teacher's drift on the training samples and, with grad_weight > 0, its d drift / d r
-too; `fidelity` measures both on held-out samples whatever was fitted.
+Both fit the teacher's drift on the training samples (`samples`: `discovery.distill.data`) and,
+with grad_weight > 0, its d drift / d r too; `fidelity` measures both on held-out samples
+whatever was fitted.
 """
 
 from __future__ import annotations
@@ -14,12 +15,58 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from discovery.distill import symbolic
+from discovery.distill import data, symbolic
 from discovery.distill.data import Samples, drift_and_grad, is_temporal
 from inner_algos.rules import Rule, formula, make_rule
 
 MAX_ROWS = 2000  # training samples the symbolic search scores each program on (a seeded subset)
 CANDIDATES = 12  # programs of the last generation whose formulas are compared (`fit_symbolic`)
+
+
+def samples(source, args) -> tuple[Samples, Samples, list[str]]:
+    """(train, held-out, notes): the grid, plus 80 % of the collected inputs when the source has
+    a spec and not args.no_collect; held out: uniform points in the ranges and the other 20 %."""
+    rule, meta, seed = source.rule, source.meta_params, args.seed
+    train, held_out = data.grid(rule, meta), data.held_out(rule, meta, seed)
+    notes = [f"grid: {len(train.ratio)} points; held out: {len(held_out.ratio)} uniform points"]
+    if source.spec and not args.no_collect:
+        collected, lines = data.collect(rule, meta, source.spec, seed)
+        order = np.random.default_rng(seed).permutation(len(collected.ratio))
+        cut = int(0.8 * len(order))
+        train = Samples.join(train, collected.subset(order[:cut]))
+        held_out = Samples.join(held_out, collected.subset(order[cut:]))
+        notes += [f"collected {len(order)} inputs in short inner runs:", *(f"  {x}" for x in lines)]
+    return train, held_out, notes
+
+
+def options(args) -> symbolic.SearchOptions | MLPOptions:
+    """The fit's options from the command line (the options not given take their defaults)."""
+    grad_weight = args.grad_weight or 0.0
+    if args.to == "symbolic":
+        return symbolic.SearchOptions(
+            args.population, args.generations, args.parsimony, args.seed, grad_weight
+        )
+    given = {k: getattr(args, k) for k in ("hidden_size", "steps", "learning_rate")}
+    return MLPOptions(
+        **{k: v for k, v in given.items() if v is not None}, seed=args.seed, grad_weight=grad_weight
+    )
+
+
+def describe(report: dict) -> list[str]:
+    """The lines `discover distill` prints: the formula or network, then both fidelities."""
+    student = report["student"]
+    if getattr(student, "expression", None) is not None:
+        lines = [f"formula: drift(r, A{', p' if student.temporal else ''}) = {student.expression}"]
+    else:
+        lines = [f"network: {student.name} with options {student.options()}"]
+    for name in ("held_out", "train"):
+        f = report[f"fidelity_{name}"]
+        lines.append(
+            f"fidelity ({name.replace('_', '-')}): drift R^2 {f['drift_r2']:.4f}, max error "
+            f"{f['drift_max_error']:.3g}; d loss / d r R^2 {f['loss_grad_r2']:.4f}, max error "
+            f"{f['loss_grad_max_error']:.3g}"
+        )
+    return lines
 
 
 def r_squared(target: np.ndarray, fitted: np.ndarray) -> float:

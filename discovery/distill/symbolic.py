@@ -71,24 +71,24 @@ def _relu(x):
     return np.maximum(x, 0.0)
 
 
-def function_set() -> list:
-    """gplearn's function set for drifts: + - * max min abs (built in) and our own division,
-    log, exp, tanh and relu. Our division a b / (b^2 + TINY), log log(|x| + TINY) and exp
-    exp(min(x, 30)) are finite and smooth everywhere (gplearn's protected ones jump where the
-    argument is small) and are written into the formula exactly as searched."""
+FUNCTIONS = ("add", "sub", "mul", "max", "min", "abs", "div", "log", "exp", "tanh", "relu")
+
+
+def function_set(names: tuple[str, ...] = FUNCTIONS) -> list:
+    """gplearn's function set (`names` of FUNCTIONS; all of them for drifts): + - * max min abs
+    (built in) and our own division, log, exp, tanh and relu. Our division a b / (b^2 + TINY),
+    log log(|x| + TINY) and exp exp(min(x, 30)) are finite and smooth everywhere (gplearn's
+    protected ones jump where the argument is small) and are written into the formula exactly as
+    searched."""
     from gplearn.functions import make_function
 
-    extra = [
-        make_function(function=f, name=name, arity=arity, wrap=False)
-        for f, name, arity in (
-            (_div, "div", 2),
-            (_log, "log", 1),
-            (_exp, "exp", 1),
-            (_tanh, "tanh", 1),
-            (_relu, "relu", 1),
-        )
+    own = {"div": (_div, 2), "log": (_log, 1), "exp": (_exp, 1), "tanh": (_tanh, 1), "relu": (_relu, 1)}
+    return [
+        make_function(function=own[name][0], name=name, arity=own[name][1], wrap=False)
+        if name in own
+        else name
+        for name in names
     ]
-    return ["add", "sub", "mul", "max", "min", "abs", *extra]
 
 
 def columns(ratio: np.ndarray, advantage: np.ndarray, progress: np.ndarray | None) -> np.ndarray:
@@ -129,9 +129,6 @@ def search(
 ):
     """Runs gplearn on the samples (all `[N]`; grad is d drift / d r); returns the fitted
     `SymbolicRegressor` (its `_programs[-1]` is the last generation)."""
-    from gplearn.fitness import make_fitness
-    from gplearn.genetic import SymbolicRegressor
-
     n = len(ratio)
     blocks = [columns(ratio, advantage, progress), columns(np.ones_like(ratio), advantage, progress)]
     targets = [drift, grad]
@@ -140,18 +137,26 @@ def search(
         targets.append(np.zeros_like(drift))
     x = np.concatenate(blocks)
     y = np.concatenate(targets)
-    metric = make_fitness(
-        function=_metric(n, max(np.var(drift), 1e-12), max(np.var(grad), 1e-12), options.grad_weight),
-        greater_is_better=False,
-        wrap=False,
-    )
-    regressor = SymbolicRegressor(
+    metric = _metric(n, max(np.var(drift), 1e-12), max(np.var(grad), 1e-12), options.grad_weight)
+    regressor = make_regressor(options, metric)
+    regressor.fit(x, y)
+    return regressor
+
+
+def make_regressor(options: SearchOptions, score, functions: tuple[str, ...] = FUNCTIONS):
+    """gplearn's `SymbolicRegressor` with `function_set(functions)`, the options' budget, parsimony
+    and seed, minimising `score(y, y_pred, w) -> float`."""
+    from gplearn.fitness import make_fitness
+    from gplearn.genetic import SymbolicRegressor
+
+    metric = make_fitness(function=score, greater_is_better=False, wrap=False)
+    return SymbolicRegressor(
         population_size=options.population,
         generations=options.generations,
         tournament_size=20,
         const_range=(-2.0, 2.0),
         init_depth=(2, 5),
-        function_set=function_set(),
+        function_set=function_set(functions),
         metric=metric,
         parsimony_coefficient=options.parsimony,
         p_crossover=0.7,
@@ -162,8 +167,6 @@ def search(
         random_state=options.seed,
         n_jobs=1,
     )
-    regressor.fit(x, y)
-    return regressor
 
 
 def _sympy_functions() -> dict:
@@ -224,10 +227,10 @@ def drift_expression(program, temporal: bool) -> sympy.Expr:
     return sympy.Max(g - g_at_one, 0)
 
 
-def _round(expr: sympy.Expr) -> sympy.Expr:
+def _round(expr: sympy.Expr, significant: int = SIGNIFICANT) -> sympy.Expr:
     import sympy
 
-    return expr.xreplace({f: sympy.Float(f, SIGNIFICANT) for f in expr.atoms(sympy.Float)})
+    return expr.xreplace({f: sympy.Float(f, significant) for f in expr.atoms(sympy.Float)})
 
 
 SIMPLIFY_SECONDS = 20
@@ -256,15 +259,23 @@ def simplified(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS) -> sympy.Exp
         signal.signal(signal.SIGALRM, previous)
 
 
-def formula_text(expr: sympy.Expr, simplify: bool = True) -> str:
-    """expr printed in the formula language (checked by parsing it back), its numbers rounded to
-    SIGNIFICANT digits; simplified by sympy first when asked and when that succeeds and parses."""
-    candidates = [_round(simpler)] if simplify and (simpler := simplified(expr)) is not None else []
-    candidates.append(_round(expr))
+def formula_text(
+    expr: sympy.Expr,
+    simplify: bool = True,
+    variables: tuple[str, ...] = DRIFT_VARIABLES,
+    significant: int = SIGNIFICANT,
+) -> str:
+    """expr printed in the formula language over `variables` (checked by parsing it back), its
+    numbers rounded to `significant` digits; simplified by sympy first when asked and when that
+    succeeds and parses."""
+    candidates = (
+        [_round(simpler, significant)] if simplify and (simpler := simplified(expr)) is not None else []
+    )
+    candidates.append(_round(expr, significant))
     for candidate in candidates:
-        text = str(_round(candidate.evalf(SIGNIFICANT + 2)))  # evalf alone prints binary noise
+        text = str(_round(candidate.evalf(significant + 2), significant))  # evalf alone prints binary noise
         try:
-            parse(text, DRIFT_VARIABLES)
+            parse(text, variables)
         except ValueError:
             continue
         return text

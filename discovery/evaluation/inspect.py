@@ -9,7 +9,9 @@ by family (`rule_<family>.png`):
                implied policy-gradient weight d/dr (r*A - drift) (via jax.grad); a temporally-
                aware drift is drawn at lifetime fractions n/N = 0, 0.5 and 1; a distilled
                rule (`discover distill`) beside its teacher, and its formula printed;
-  hyperparams  each hyperparameter over the lifetime fraction, beside its initial value;
+  hyperparams  each hyperparameter over the lifetime fraction, beside its initial value (a rule
+               with meta-parameters) or its teacher's (a distilled rule, whose formulas are
+               printed);
   optimizer    the update direction as a function of the current gradient and the gradient
                history ("momentum"), beside Adam;
   targets      trains the LPG agent under the rule (the run's [lpg] config, the spec's first
@@ -42,7 +44,8 @@ from discovery.spec import parse_inner, parse_inner_config
 from inner_algos.envs import Task, task_from_table
 from inner_algos.lpg import LPGConfig, analysis
 from inner_algos.lpg import example as lpg_example
-from inner_algos.rules import DriftInputs, Rule, make_rule
+from inner_algos.rules import DriftInputs, Rule, has_meta_params, make_rule
+from inner_algos.rules.hyperparams import UNIT_INTERVAL
 from meta_objectives import pooled_reliability
 
 
@@ -156,13 +159,16 @@ def teacher_of(source: Source) -> tuple[Rule, dict] | None:
 
 
 def _hyperparams_picture(path: Path, sources: list[Source]) -> Path:
+    """One panel per hyperparameter: each source's schedule, beside its initial one (a rule with
+    meta-parameters) or its teacher's (a distilled rule)."""
     panels: dict[str, dict] = {}
     for s in sources:
-        for label, meta in (
-            (s.label, s.meta_params),
-            (f"{s.label}: initial", s.rule.init(jax.random.PRNGKey(0))),
-        ):
-            progress, values = hyperparams_curve(s.rule, meta)
+        curves = [(s.label, s.rule, s.meta_params)]
+        if has_meta_params(s.rule):
+            curves.append((f"{s.label}: initial", s.rule, s.rule.init(jax.random.PRNGKey(0))))
+        curves += [(f"teacher of {s.label}", *t) for t in [teacher_of(s)] if t]
+        for label, rule, meta in curves:
+            progress, values = hyperparams_curve(rule, meta)
             for name, v in values.items():
                 panels.setdefault(name, {})[label] = (progress, v)
     return plots.lines_figure(
@@ -311,6 +317,23 @@ def no_picture(family: str) -> str:
     return f"no picture for this family ({family})"
 
 
+FIDELITY_NAMES = {"loss_grad": "d loss / d r"}  # a fidelity's key as printed, where not its own
+
+
+def formula_lines(rule: Rule) -> list[str]:
+    """'formula: ...' for a rule written as formulas (`symbolic`, `hyperparams_formula`), else []."""
+    expression = getattr(rule, "expression", None)
+    if isinstance(expression, str):
+        return [f"formula: drift = {expression}"]
+    formulas = rule.options().get("formulas") if rule.family == "hyperparams" else None
+    if isinstance(formulas, dict):
+        return [
+            f"formula: {name}(p) = {'sigmoid' if name in UNIT_INTERVAL else 'exp'}({text})"
+            for name, text in formulas.items()
+        ]
+    return []
+
+
 def summary(source: Source) -> str:
     """Human-readable description of a source (multi-line)."""
     rule, header, history = source.rule, source.header, source.fitness_history
@@ -322,16 +345,14 @@ def summary(source: Source) -> str:
     ]
     if "about" in header:
         lines.append(f"about: {header['about']}")
-    expression = getattr(rule, "expression", None)
-    if isinstance(expression, str):
-        lines.append(f"formula: drift = {expression}")
+    lines += formula_lines(rule)
     distilled = header.get("distilled")
     if isinstance(distilled, dict) and isinstance(distilled.get("fidelity_held_out"), dict):
         f = distilled["fidelity_held_out"]
+        measures = [(k[: -len("_r2")], v) for k, v in f.items() if k.endswith("_r2")]
         lines.append(
             f"distilled from {distilled.get('teacher', {}).get('label')} into {distilled.get('to')}: "
-            f"held-out drift R^2 {_num(f.get('drift_r2')):.4f}, d loss / d r R^2 "
-            f"{_num(f.get('loss_grad_r2')):.4f}"
+            "held-out " + ", ".join(f"{FIDELITY_NAMES.get(name, name)} R^2 {_r2(v)}" for name, v in measures)
         )
     prov = {k: header[k] for k in ("kind", "generation", "fitness", "spec_hash") if k in header}
     if prov:
@@ -388,6 +409,11 @@ def _signal_lines(history: list[dict]) -> list[str]:
             )
         )
     return lines
+
+
+def _r2(x) -> str:
+    """A fidelity's R^2 as printed: None is a constant teacher's (R^2 undefined)."""
+    return "n/a (constant teacher)" if x is None else f"{_num(x):.4f}"
 
 
 def _num(x) -> float:

@@ -196,7 +196,8 @@ def resolve_source(text: str, generation: int | None = None, which: str = "mean"
             raise ValueError("--generation applies to a run directory, not to an exported rule")
         rule, meta, header = load_rule(path)
         # a distilled rule carries its teacher's run spec (inner settings, training tasks)
-        spec = header.get("spec") if isinstance(header.get("spec"), dict) else {}
+        spec = header.get("spec")
+        spec = spec if isinstance(spec, dict) else {}
         return Source(text, "rule", rule, meta, header, stem_of(path), spec=spec)
     raise ValueError(
         f"SOURCE {text} does not exist{did_you_mean(text, _neighbours(path))}; give an exported "

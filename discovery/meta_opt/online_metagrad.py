@@ -46,6 +46,7 @@ from discovery.meta_opt.base import (
 from discovery.meta_opt.truncated import TruncationSchedule, truncated_step
 from inner_algos.config_checks import POSITIVE, Interval, OneOf, check_fields
 from inner_algos.contract import lifetime_fraction
+from inner_algos.rules import has_meta_params
 from meta_objectives import rank_last
 from meta_objectives.meta_losses import META_LOSSES
 
@@ -141,12 +142,18 @@ def _online_meta_optimizer(problem, opts: OnlineMetaGradOptions) -> MetaOptimize
 
 
 def check_rule(opts: OnlineMetaGradOptions, rule, config, objective) -> None:
-    """online_metagrad meta-learns hyperparameters only (ValueError for other rule families)."""
+    """online_metagrad meta-learns hyperparameters only (ValueError for other rule families and
+    for a hyperparams rule without meta-parameters, such as `hyperparams_formula`)."""
     del opts, config, objective
     if rule.family != "hyperparams":
         raise ValueError(
             f"meta_optimizer.name = 'online_metagrad' meta-learns hyperparameters: rule.name = "
             f"{rule.name!r} is of family {rule.family!r}; use rule.name = 'hyperparams'"
+        )
+    if not has_meta_params(rule):
+        raise ValueError(
+            f"meta_optimizer.name = 'online_metagrad' meta-learns hyperparameters: rule.name = "
+            f"{rule.name!r} has no meta-parameters to learn; use rule.name = 'hyperparams'"
         )
 
 

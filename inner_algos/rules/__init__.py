@@ -13,7 +13,7 @@ from inner_algos.rules.disco import DiscoActorCritic, DiscoRule
 from inner_algos.rules.drift import DPODrift, DriftInputs, LPODrift, PPOClipDrift
 from inner_algos.rules.families import FAMILIES, Family, check_supported, get_family, register_family
 from inner_algos.rules.formula import SymbolicDrift
-from inner_algos.rules.hyperparams import LearnedHyperparams
+from inner_algos.rules.hyperparams import FormulaHyperparams, LearnedHyperparams
 from inner_algos.rules.learned_optimizer import Adam, LearnedOptimizer
 from inner_algos.rules.open_optimizer import Open
 from inner_algos.rules.targets import A2CTargets, LearnedTargets
@@ -26,6 +26,7 @@ RULES: dict[str, type[Rule]] = {
         LPODrift,
         SymbolicDrift,
         LearnedHyperparams,
+        FormulaHyperparams,
         Adam,
         LearnedOptimizer,
         Open,

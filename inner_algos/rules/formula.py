@@ -6,7 +6,7 @@ recursive-descent parser into a tree of tuples; `evaluate` walks that tree node 
 that mean anything are those listed here:
 
   numbers     decimal literals (`2`, `0.6`, `1e-3`), finite and at most MAX_CONSTANT in size
-  variables   the ones the caller allows (the drift rule: r, A, p)
+  variables   the ones the caller allows (the drift rule: r, A, p; hyperparams_formula: p)
   operators   + - * / and ** (right-associative; the exponent must fold to a constant of at
               most MAX_EXPONENT in size, so `r**A` and `9**9**9` are refused)
   functions   FUNCTIONS below; sympy's spellings Max, Min, Abs are accepted as max, min, abs
@@ -16,7 +16,9 @@ outside a call, text longer than MAX_CHARS, nesting deeper than MAX_DEPTH, more 
 nodes) raises FormulaError saying what was refused and where.
 
 The drift rule `symbolic` (`SymbolicDrift`) holds its formula as an option, so an exported rule's
-header carries the expression and loading it is parsing it.
+header carries the expression and loading it is parsing it; so does the hyperparameter rule
+`hyperparams_formula` (`inner_algos.rules.hyperparams.FormulaHyperparams`), one formula in p per
+scheduled hyperparameter.
 """
 
 from __future__ import annotations
@@ -321,7 +323,7 @@ class SymbolicDrift(Rule):
         try:
             tree = parse(self.expression, DRIFT_VARIABLES)
         except FormulaError as err:
-            raise ValueError(f"rule.expression = {_short(self.expression)} is refused: {err}") from None
+            raise ValueError(f"rule.expression = {short(self.expression)} is refused: {err}") from None
         object.__setattr__(self, "_tree", tree)
 
     @property
@@ -337,7 +339,7 @@ class SymbolicDrift(Rule):
         return jnp.broadcast_to(out, ratio.shape).astype(ratio.dtype)
 
 
-def _short(text: Any, limit: int = 80) -> str:
+def short(text: Any, limit: int = 80) -> str:
     """repr of a (possibly hostile, long) value cut to `limit` characters for an error message."""
     shown = repr(text)
     return shown if len(shown) <= limit else shown[:limit] + f"... ({len(shown)} characters)"

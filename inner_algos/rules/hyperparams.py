@@ -11,12 +11,17 @@ p = update / lifetime of the run (`inner_algos.ppo.lifetime_fraction`), in uncon
 arXiv 2402.05828). `init` sets c_0 to the unconstrained default and the rest to zero, so the
 initial rule is exactly the defaults. Hyperparameters not listed in `learn` stay at their defaults
 and have no meta-parameters.
+
+`hyperparams_formula` (`FormulaHyperparams`) writes each scheduled hyperparameter's unconstrained
+value as a formula in p instead (`inner_algos.rules.formula`), e.g. a schedule distilled by
+`discover distill`; it has no meta-parameters.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, NamedTuple
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +29,7 @@ import jax.numpy as jnp
 from inner_algos.config_checks import NON_NEGATIVE_INT, Interval, Noted, check_fields
 from inner_algos.rules.base import Rule
 from inner_algos.rules.families import register_family
+from inner_algos.rules.formula import FormulaError, evaluate, parse, short
 
 register_family(
     "hyperparams",
@@ -106,14 +112,107 @@ class LearnedHyperparams(Rule):
             for name in self.learn
         }
 
-    def apply(self, meta_params: dict, progress) -> HyperParams:
+    @property
+    def scheduled(self) -> tuple[str, ...]:
+        """The hyperparameters that are not their defaults: the learned ones."""
+        return self.learn
+
+    def unconstrained(self, meta_params: dict, progress) -> dict[str, jax.Array]:
+        """{name: c_0 + c_1 p + ... + c_d p^d `[]`} for each learned name (before the squash)."""
         powers = jnp.asarray(progress, jnp.float32) ** jnp.arange(self.progress_degree + 1)
-        values = {
+        return {name: jnp.dot(meta_params[name], powers) for name in self.learn}
+
+    def apply(self, meta_params: dict, progress) -> HyperParams:
+        return squashed(self, self.unconstrained(meta_params, progress))
+
+
+def squashed(rule: Any, unconstrained: Mapping[str, jax.Array]) -> HyperParams:
+    """HyperParams: the squash of `unconstrained`'s values, the rule's defaults for the rest."""
+    return HyperParams(
+        **{
             name: (
-                from_unconstrained(name, jnp.dot(meta_params[name], powers))
-                if name in self.learn
-                else jnp.asarray(getattr(self, name), jnp.float32)
+                from_unconstrained(name, unconstrained[name])
+                if name in unconstrained
+                else jnp.asarray(getattr(rule, name), jnp.float32)
             )
             for name in HYPERPARAMS
         }
-        return HyperParams(**values)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FormulaHyperparams(Rule):
+    """PPO's five scalar hyperparameters, those named in `formulas` scheduled by a formula in the
+    lifetime fraction p; no meta-parameters.
+
+    Options: the defaults (as `hyperparams`'s, for the hyperparameters without a formula) and
+    `formulas`, {name: formula in p}, each formula giving the hyperparameter's unconstrained value
+    (logit for gamma, gae_lambda, clip_eps; log for ent_coef, learning_rate): the rule applies
+    sigmoid or exp, so whatever a formula computes, the hyperparameter stays in its range. A
+    formula is parsed from the whitelist of `inner_algos.rules.formula` (variable p), never
+    evaluated as code. E.g. {"learning_rate": "-8.1 + 0.5*p"} is lr(p) = exp(-8.1 + 0.5 p).
+
+    apply({}, progress: scalar in [0, 1]) -> HyperParams of scalars.
+    """
+
+    name: ClassVar[str] = "hyperparams_formula"
+    family: ClassVar[str] = "hyperparams"
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    ent_coef: float = 1e-3
+    learning_rate: float = 3e-4
+    formulas: Any = ()  # given as {name: text}; held as sorted (name, text) pairs, hashable
+    _trees: ClassVar[dict[str, tuple]]  # the parsed formulas, set by __post_init__ (not an option)
+
+    def __post_init__(self):
+        check_fields(
+            self,
+            "rule",
+            **{name: IN_LOGIT_FORM for name in UNIT_INTERVAL},
+            **{name: IN_LOG_FORM for name in POSITIVE},
+        )
+        pairs = self.formulas.items() if isinstance(self.formulas, Mapping) else self.formulas
+        try:
+            pairs = tuple(sorted((name, text) for name, text in pairs))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"rule.formulas = {short(self.formulas)} must be a table {{name: formula}}"
+            ) from None
+        unknown = [name for name, _ in pairs if name not in HYPERPARAMS]
+        if unknown or len({name for name, _ in pairs}) != len(pairs):
+            raise ValueError(
+                f"rule.formulas names {[name for name, _ in pairs]!r}: each must be one of "
+                f"{list(HYPERPARAMS)}, at most once"
+            )
+        trees = {}
+        for name, text in pairs:
+            try:
+                trees[name] = parse(text, FORMULA_VARIABLES)
+            except FormulaError as err:
+                raise ValueError(f"rule.formulas[{name!r}] = {short(text)} is refused: {err}") from None
+        object.__setattr__(self, "formulas", pairs)
+        object.__setattr__(self, "_trees", trees)
+
+    @property
+    def scheduled(self) -> tuple[str, ...]:
+        """The hyperparameters with a formula, in HyperParams' order."""
+        return tuple(name for name in HYPERPARAMS if name in self._trees)
+
+    def unconstrained(self, meta_params, progress) -> dict[str, jax.Array]:
+        """{name: its formula at p = progress `[]`} for each name with a formula (before the squash)."""
+        del meta_params
+        p = jnp.asarray(progress, jnp.float32)
+        return {
+            name: jnp.broadcast_to(evaluate(self._trees[name], {"p": p}), p.shape).astype(jnp.float32)
+            for name in self.scheduled
+        }
+
+    def apply(self, meta_params, progress) -> HyperParams:
+        return squashed(self, self.unconstrained(meta_params, progress))
+
+    def options(self) -> dict:
+        return {**super().options(), "formulas": dict(self.formulas)}
+
+
+FORMULA_VARIABLES = ("p",)  # the lifetime fraction, the only input of a hyperparameter's formula

@@ -1,14 +1,17 @@
 """Rule families "hyperparams" and "optimizer": known values, PPO plumbing, differentiability."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+from discovery.rule_io import load_rule, save_rule
 from inner_algos.envs import Task
-from inner_algos.ppo import HyperParams, make_ppo
-from inner_algos.rules import make_rule
+from inner_algos.ppo import HyperParams, make_ppo, rule_slots
+from inner_algos.rules import has_meta_params, make_rule
 from inner_algos.rules.learned_optimizer import OptimizerInputs
 from tests.support.builders import tiny_ppo_config
 
@@ -68,6 +71,86 @@ def test_hyperparams_learn_subset_and_bad_options():
         make_rule("hyperparams", ent_coef=0.0)
     with pytest.raises(ValueError, match="rule.gamma"):
         make_rule("hyperparams", gamma=1.0)
+
+
+@pytest.mark.fast
+def test_hyperparams_formula_values_are_the_formulas_squashed():
+    """gamma(p) = sigmoid(4 + tanh(p)), lr(p) = exp(-6.9 + p - 1.5 p^2) by hand in numpy; the
+    rest the options' defaults; no meta-parameters."""
+    rule = make_rule(
+        "hyperparams_formula",
+        clip_eps=0.1,
+        formulas={"gamma": "4 + tanh(p)", "learning_rate": "-6.9 + p - 1.5*p**2"},
+    )
+    assert rule.init(jax.random.PRNGKey(0)) == {} and not has_meta_params(rule)
+    assert rule.scheduled == ("gamma", "learning_rate")
+    progress = np.linspace(0.0, 1.0, 11)
+    hp = jax.vmap(lambda p: rule.apply({}, p))(jnp.asarray(progress, jnp.float32))
+    np.testing.assert_allclose(hp.gamma, 1 / (1 + np.exp(-(4 + np.tanh(progress)))), rtol=1e-6)
+    np.testing.assert_allclose(hp.learning_rate, np.exp(-6.9 + progress - 1.5 * progress**2), rtol=1e-5)
+    np.testing.assert_allclose(hp.gae_lambda, 0.95, rtol=1e-6)
+    np.testing.assert_allclose(hp.clip_eps, 0.1, rtol=1e-6)
+    assert make_rule(rule.name, **rule.options()) == rule  # options round-trip (an exported header)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("formulas", "reason"),
+    [
+        (
+            {"gamma": '__import__("os").system("true")'},
+            "rule.formulas\\['gamma'\\] = .* is refused: character",
+        ),
+        ({"gamma": "p.__class__"}, "character '.'"),
+        ({"learning_rate": "r * A"}, "name 'r' .* variables: p"),
+        ({"learning_rate": "p**p"}, "must be a constant"),
+        ({"beta": "p"}, "each must be one of"),
+        ("gamma = p", "must be a table"),
+    ],
+)
+def test_hyperparams_formula_refuses_hostile_or_bad_formulas(tmp_path, formulas, reason):
+    with pytest.raises(ValueError, match=reason):
+        make_rule("hyperparams_formula", formulas=formulas)
+    save_rule(tmp_path / "rule", make_rule("hyperparams_formula"), {})
+    header = json.loads((tmp_path / "rule.json").read_text())
+    header["options"]["formulas"] = formulas
+    (tmp_path / "rule.json").write_text(json.dumps(header))
+    with pytest.raises(ValueError, match="cannot be built"):  # a hostile exported header too
+        load_rule(tmp_path / "rule")
+
+
+def _exact_formula_of_a_teacher():
+    """A hyperparams teacher and a hyperparams_formula rule writing its polynomials exactly."""
+    teacher = make_rule("hyperparams", learn=["gamma", "ent_coef", "learning_rate"], progress_degree=2)
+    meta = {
+        "gamma": jnp.array([4.0, 0.5, 0.0]),
+        "ent_coef": jnp.array([-5.0, 0.0, 0.0]),
+        "learning_rate": jnp.array([-7.0, 0.5, -0.25]),
+    }
+    formulas = {"gamma": "4 + 0.5*p", "ent_coef": "-5", "learning_rate": "-7 + 0.5*p - 0.25*p**2"}
+    return teacher, meta, make_rule("hyperparams_formula", formulas=formulas)
+
+
+@pytest.mark.fast
+def test_ppo_takes_a_formula_rules_hyperparameters_where_it_takes_hyperparams():
+    teacher, meta, student = _exact_formula_of_a_teacher()
+    slots, teacher_slots = rule_slots(CFG, student), rule_slots(CFG, teacher)
+    assert slots.drift is teacher_slots.drift  # PPO-clip, as for any hyperparams rule
+    for progress in (0.0, 0.25, 0.5, 0.75):
+        np.testing.assert_allclose(
+            slots.hyperparams({}, progress), teacher_slots.hyperparams(meta, progress), rtol=1e-6
+        )
+
+
+@pytest.mark.slow
+def test_ppo_under_an_exact_formula_gets_the_teachers_hyperparameters():
+    """PPO's numbers under the formula rule are the teacher's (learning rate at each update too)."""
+    teacher, meta, student = _exact_formula_of_a_teacher()
+    _, want = _train(teacher, meta)
+    _, got = _train(student)
+    np.testing.assert_allclose(got["learning_rate"], want["learning_rate"], rtol=1e-6)
+    for key in ("policy_loss", "value_loss", "approx_kl", "grad_norm"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-7, err_msg=key)
 
 
 # ---- optimizer ----------------------------------------------------------------------------------

@@ -93,7 +93,8 @@ def test_bad_baselines_name_the_flag_and_the_fixed_rules_of_the_inner_algorithm(
         baseline_entries([item], "ppo")
     assert "rule.name" not in str(err.value)
     if "SOURCE" not in message:
-        assert "fixed rules for inner algorithm 'ppo': adam, dpo, ppo_clip, symbolic;" in str(err.value)
+        fixed = "adam, dpo, hyperparams_formula, ppo_clip, symbolic"
+        assert f"fixed rules for inner algorithm 'ppo': {fixed};" in str(err.value)
 
 
 def _init_from_table(run_dir, **rule) -> dict:

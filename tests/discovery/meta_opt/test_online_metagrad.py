@@ -113,6 +113,8 @@ def test_counts_two_rollouts_per_inner_update_and_rejects_bad_input():
     assert opt.env_steps_per_step == 3 * 2 * 16 * 8  # updates x (tau, tau') x envs x rollout length
     with pytest.raises(SpecError, match="family 'drift'"):
         _optimizer(_problem(make_rule("ppo_clip")))
+    with pytest.raises(SpecError, match="'hyperparams_formula' has no meta-parameters to learn"):
+        _optimizer(_problem(make_rule("hyperparams_formula", formulas={"gamma": "4"})))
     with pytest.raises(SpecError, match="updates_per_step = 0"):
         _optimizer(_problem(), updates_per_step=0)
     with pytest.raises(SpecError, match="meta_loss = 'td'"):
