@@ -53,9 +53,9 @@ def make_lifetimes(config: InnerConfig, task: Task, rule: Rule, points: int, inn
     first gap takes the remainder of num_updates / P), for inner algorithm `inner` (registered).
 
     Returns are `InnerAlgo.evaluate`'s mean over config.eval_envs episodes of the deterministic
-    policy, NaN once the run diverged (`contract.policy_finite`). One `lax.scan` over the P + 1 measurements,
-    each a `fori_loop` of updates then an evaluation, so the step and the evaluation are each
-    compiled once.
+    policy, NaN once the run diverged (`contract.policy_finite`). One `lax.scan` over the P + 1
+    measurements, each a `fori_loop` of updates then an evaluation, so the step and the
+    evaluation are each compiled once.
     """
     algo = make_inner_algo(inner, config, task, rule)
     points = min(points, config.num_updates)

@@ -9,10 +9,10 @@ do not count them: all but ES; records written before these keys existed lack th
 best_so_far; mean_fitness (the meta-optimizer mean's score); task_scores {task label: score};
 tasks (those trained on this generation); sigma; hyperparams; generation_time, wall_time [s];
 env_steps, env_steps_per_s; devices; and device_change on the first generation after a resume
-on another device count. Only when the
-estimator measures them: fitness_reliability (the population's split-half rank correlation;
-ES with job.seeds_per_member >= 2) and baseline_scores {task label: the paired baseline's raw
-score} (meta_objective.normalize = "paired"). Non-finite numbers are null.
+on another device count. Only when the estimator measures them: fitness_reliability (the
+population's split-half rank correlation; ES with job.seeds_per_member >= 2) and
+baseline_scores {task label: the paired baseline's raw score} (meta_objective.normalize =
+"paired"). Non-finite numbers are null.
 """
 
 from __future__ import annotations
