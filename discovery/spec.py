@@ -305,9 +305,10 @@ class JobSettings:
     tasks_per_generation: draw this many of the [[tasks]] each generation, the same for every
     member (0 = train on all of them every generation; es only). max_nonfinite_generations: stop
     the job (exit code 1, naming likely causes) when every member's fitness is non-finite for this
-    many generations in a row (0 = never). loggers: where each generation's record goes besides
-    the terminal: "jsonl" (metrics.jsonl, required), "tensorboard" (RUN_DIR/tb/), "wandb"
-    ([job.wandb]); docs/tracking.md. wandb: the WandbSettings of the "wandb" logger.
+    many generations in a row (0 = never; with ES a diverged lifetime scores a finite loss, so
+    only a generation whose every lifetime failed counts). loggers: where each generation's
+    record goes besides the terminal: "jsonl" (metrics.jsonl, required), "tensorboard"
+    (RUN_DIR/tb/), "wandb" ([job.wandb]); docs/tracking.md. wandb: the WandbSettings of the "wandb" logger.
     """
 
     name: str = "run"

@@ -180,6 +180,24 @@ def policy_leaves(state) -> tuple:
     return (state.params,)
 
 
+def policy_finite(state) -> jax.Array:
+    """Whether every leaf of `policy_leaves(state)` (parameters, observation statistics) is
+    finite: bool `[]`. Evaluation reads it at every point of a curve."""
+    leaves = jax.tree.leaves(policy_leaves(state))
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def lifetime_diverged(algo, state, metrics: Metrics) -> jax.Array:
+    """Whether a lifetime diverged, bool `[]`: the one definition the meta-objective uses, for
+    every inner algorithm. `state`: the lifetime's final state; `metrics`: its step metrics
+    stacked `[U]`. It diverged when what the agent acts through is non-finite at the end
+    (`policy_finite`: parameters, observation statistics) or any of its losses
+    (`algo.loss_metrics`) was non-finite in any update. Returns are not read: `episode_return` is
+    NaN by definition in updates that end no episode, and a NaN policy may end none at all."""
+    losses = [jnp.all(jnp.isfinite(metrics[k])) for k in algo.loss_metrics]
+    return ~(policy_finite(state) & jnp.all(jnp.stack([jnp.asarray(True), *losses])))
+
+
 def check_inner_algo(algo, meta_params: Any = None, key: jax.Array | None = None) -> None:
     """Checks `algo` against the contract by `jax.eval_shape` (nothing runs): its attributes,
     its config's fields, init's state fields, step's and train's metric keys and shapes,

@@ -2,7 +2,8 @@
 
 - `objectives`: whole-lifetime scores (final return, curve area, eval return), baseline
   normalisation (fixed, or paired with the baseline trained on the same draws and seeds) and
-  aggregation over tasks and seeds (`MetaObjective`, the spec's table);
+  a diverged lifetime's score (`penalize_diverged`: a clear loss) and aggregation over tasks and
+  seeds (`MetaObjective`, the spec's table);
 - `reliability`: the split-half rank correlation of a generation's fitness (signal or noise);
 - `segments`: the same objective per inner update of a lifetime segment (truncated estimators),
   segment scores and the per-task loss scale;
@@ -22,6 +23,7 @@ from meta_objectives.objectives import (
     latest_returns,
     normalize,
     paired_normalize,
+    penalize_diverged,
     score,
 )
 from meta_objectives.reliability import (
@@ -45,6 +47,7 @@ __all__ = [
     "latest_returns",
     "normalize",
     "paired_normalize",
+    "penalize_diverged",
     "pooled_reliability",
     "rank_last",
     "score",

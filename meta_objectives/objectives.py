@@ -11,8 +11,9 @@ one of the lifetime. Truncated estimators score their segments with the same cur
 
 Pipeline for one task: score each (member, seed) run -> normalise by the task's baseline
 (`normalize`, or `paired_normalize` against the baseline trained on the same draw and seed) ->
-mean over seeds; several tasks: mean over tasks. A non-finite value anywhere in a member's runs
-makes its fitness non-finite; `shaping.rank_last` then sends it to the bottom and counts it.
+score each diverged run as a clear loss (`penalize_diverged`) -> mean over seeds; several tasks:
+mean over tasks. Any other non-finite value in a member's runs makes its fitness non-finite;
+`shaping.rank_last` then sends it to the bottom and counts it.
 """
 
 from __future__ import annotations
@@ -196,9 +197,41 @@ def check_paired_scale(baseline_mean, random, labels, section: str) -> None:
             )
 
 
+def penalize_diverged(scores: jnp.ndarray, diverged: jnp.ndarray) -> jnp.ndarray:
+    """Normalised scores `[M, K, S]` (member, task, seed) with each diverged lifetime's score
+    replaced by a clear loss, the same finite penalty for every one of them:
+
+        P = X_min - N * (X_max - X_min + max(1, |X_min|))
+
+    X_min, X_max: the smallest and largest finite score of a lifetime that did not diverge, over
+    every member, task and seed given; N = K * S, the lifetimes a member's fitness averages.
+    diverged `[M, K, S]` bool: which lifetimes to penalise (`contract.lifetime_diverged`).
+
+    Why this P: a member's fitness (`aggregate`) is the mean of its N scores, so one lifetime at P
+    pulls it below X_min, the score of the worst finished lifetime, and so below the fitness of
+    every member that diverged nowhere; and each further diverged lifetime lowers it by more than
+    the finished ones can make up: members rank first by how many of their lifetimes diverged
+    (fewer is better), then by their finished lifetimes. P is finite, so ES's ranks and the
+    logged statistics hold it. A fixed level (e.g. the random agent's score) could not promise
+    this: a member that finished worse than random would rank below one that diverged.
+    Where nothing diverged the scores are returned unchanged (bit for bit); where every score is
+    non-finite, P is NaN and the diverged lifetimes keep NaN (their members rank last, counted
+    in num_nonfinite). A non-finite score of a lifetime that did not diverge (no episode ended,
+    or the paired baseline's run there diverged) is kept too.
+    """
+    finished = jnp.isfinite(scores) & ~diverged
+    low = jnp.min(jnp.where(finished, scores, jnp.inf))
+    high = jnp.max(jnp.where(finished, scores, -jnp.inf))
+    lifetimes = scores.shape[-2] * scores.shape[-1]
+    penalty = low - lifetimes * (high - low + jnp.maximum(1.0, jnp.abs(low)))
+    penalty = jnp.where(jnp.any(finished), penalty, jnp.nan)
+    return jnp.where(diverged, penalty.astype(scores.dtype), scores)
+
+
 def aggregate(scores: jnp.ndarray) -> jnp.ndarray:
     """Per-member fitness from normalised scores `[M, T, S]` (member, task, seed) -> `[M]`.
 
-    Mean over seeds, then over tasks; any non-finite score makes the member's fitness non-finite.
+    Mean over seeds, then over tasks; any non-finite score makes the member's fitness non-finite
+    (diverged lifetimes hold a finite penalty by then: `penalize_diverged`).
     """
     return jnp.mean(jnp.mean(scores, axis=-1), axis=-1)

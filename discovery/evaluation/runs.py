@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from inner_algos.config_checks import did_you_mean
-from inner_algos.contract import InnerConfig, policy_leaves
+from inner_algos.contract import InnerConfig, policy_finite
 from inner_algos.envs import Task
 from inner_algos.registry import DEFAULT, make_inner_algo
 from inner_algos.rules import RULES, Rule, check_supported, get_family, has_meta_params, make_rule
@@ -53,9 +53,9 @@ def make_lifetimes(config: InnerConfig, task: Task, rule: Rule, points: int, inn
     first gap takes the remainder of num_updates / P), for inner algorithm `inner` (registered).
 
     Returns are `InnerAlgo.evaluate`'s mean over config.eval_envs episodes of the deterministic
-    policy, NaN once the run diverged (`_intact`). One `lax.scan` over the P + 1 measurements,
-    each a `fori_loop` of updates then an evaluation, so the step and the evaluation are each
-    compiled once.
+    policy, NaN once the run diverged (`contract.policy_finite`). One `lax.scan` over the P + 1
+    measurements, each a `fori_loop` of updates then an evaluation, so the step and the
+    evaluation are each compiled once.
     """
     algo = make_inner_algo(inner, config, task, rule)
     points = min(points, config.num_updates)
@@ -68,20 +68,13 @@ def make_lifetimes(config: InnerConfig, task: Task, rule: Rule, points: int, inn
         def measure(state, gap_and_key):
             gap, k = gap_and_key
             state = jax.lax.fori_loop(0, gap, lambda _, s: algo.step(meta_params, s)[0], state)
-            return state, jnp.where(_intact(state), algo.evaluate(state, k)[0], jnp.nan)
+            return state, jnp.where(policy_finite(state), algo.evaluate(state, k)[0], jnp.nan)
 
         state = algo.init(meta_params, k_init)
         _, returns = jax.lax.scan(measure, state, (jnp.asarray(gaps), jax.random.split(k_eval, points + 1)))
         return returns
 
     return jax.jit(jax.vmap(lifetime, in_axes=(None, 0))), np.cumsum(gaps), algo.env_steps_per_update
-
-
-def _intact(state) -> jax.Array:
-    """Whether what an inner state acts through (`contract.policy_leaves`: parameters, observation
-    statistics) is all finite (the actions it takes are then finite too); a scalar bool."""
-    leaves = jax.tree.leaves(policy_leaves(state))
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def run_task(

@@ -76,14 +76,18 @@ class ReliabilityAlarm:
 def postfix(record: dict, evaluate_mean: bool) -> str:
     """The progress bar's text: fitness, the ES mean's score when it is evaluated, the fitness
     reliability when measured, learned hyperparameters when the estimator reports them
-    (online_metagrad), throughput."""
+    (online_metagrad), the diverged lifetimes when any did ("div 3/64": of the lifetimes scored),
+    throughput."""
     parts = [f"best {fmt(record['best_so_far'])}", f"pop-mean {fmt(record['fitness_mean'])}"]
     if evaluate_mean:
         parts.append(f"ES-mean {fmt(record['mean_fitness'])}")
     if "fitness_reliability" in record:
         parts.append(f"reliability {fmt(record['fitness_reliability'])}")
     parts += [f"{name} {fmt(value)}" for name, value in (record["hyperparams"] or {}).items()]
-    parts += [f"nonfinite {record['num_nonfinite']}", f"{record['env_steps_per_s']:,.0f} steps/s"]
+    parts.append(f"nonfinite {record['num_nonfinite']}")
+    if record.get("diverged"):  # absent from records written before it was counted
+        parts.append(f"div {record['diverged']}/{record['lifetimes']}")
+    parts.append(f"{record['env_steps_per_s']:,.0f} steps/s")
     return " ".join(parts)
 
 

@@ -2,13 +2,17 @@
 receives, and the checks the loop makes on the history (divergence, device changes).
 
 Record keys (docs/CONTRACTS.md): generation; fitness_{mean,std,min,median,max} over the finite
-members; num_nonfinite, nonfinite_pairs; best_so_far; mean_fitness (the meta-optimizer mean's
-score); task_scores {task label: score}; tasks (those trained on this generation); sigma;
-hyperparams; generation_time, wall_time [s]; env_steps, env_steps_per_s; devices; and
-device_change on the first generation after a resume on another device count. Only when the
-estimator measures them: fitness_reliability (the population's split-half rank correlation;
-ES with job.seeds_per_member >= 2) and baseline_scores {task label: the paired baseline's raw
-score} (meta_objective.normalize = "paired"). Non-finite numbers are null.
+members (a member with diverged lifetimes at its penalised fitness); num_nonfinite,
+nonfinite_pairs; diverged, diverged_members, lifetimes (the population's lifetimes that
+diverged, the members with at least one, and the lifetimes scored; null for the estimators that
+do not count them: all but ES; records written before these keys existed lack them);
+best_so_far; mean_fitness (the meta-optimizer mean's score); task_scores {task label: score};
+tasks (those trained on this generation); sigma; hyperparams; generation_time, wall_time [s];
+env_steps, env_steps_per_s; devices; and device_change on the first generation after a resume
+on another device count. Only when the estimator measures them: fitness_reliability (the
+population's split-half rank correlation; ES with job.seeds_per_member >= 2) and
+baseline_scores {task label: the paired baseline's raw score} (meta_objective.normalize =
+"paired"). Non-finite numbers are null.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def generation_record(generation, metrics, seconds, wall, env_steps, steps_per_g
         "fitness_max": stats(np.max),
         "num_nonfinite": int(metrics["num_nonfinite"]),
         "nonfinite_pairs": int(metrics["nonfinite_pairs"]) if "nonfinite_pairs" in metrics else None,
+        **divergence_counts(metrics.get("diverged")),
         "best_so_far": finite(metrics["best_fitness"]),
         "mean_fitness": finite(metrics["mean_fitness"]),
         "task_scores": _per_label(np.asarray(metrics["task_scores"], np.float64).T, labels),
@@ -58,6 +63,20 @@ def generation_record(generation, metrics, seconds, wall, env_steps, steps_per_g
     if "baseline_scores" in metrics:
         record["baseline_scores"] = _per_label(np.asarray(metrics["baseline_scores"], np.float64), labels)
     return record
+
+
+def divergence_counts(diverged) -> dict:
+    """{"diverged": lifetimes that diverged, "diverged_members": members with at least one,
+    "lifetimes": lifetimes scored} of the population's diverged flags `[P, K, S]` (member, task,
+    seed); all None when the estimator gives none."""
+    if diverged is None:
+        return dict.fromkeys(("diverged", "diverged_members", "lifetimes"))
+    flags = np.asarray(diverged, bool).reshape(len(diverged), -1)
+    return {
+        "diverged": int(flags.sum()),
+        "diverged_members": int(flags.any(axis=1).sum()),
+        "lifetimes": int(flags.size),
+    }
 
 
 def _per_label(scores, labels) -> dict:

@@ -22,8 +22,10 @@ so far). Optional keys, `OPTIONAL_METRIC_KEYS`: `task_indices` `[K]` (tasks trai
 ({name: value}; online_metagrad), `fitness_reliability` `[]` (split-half rank correlation of
 the population's fitness, Spearman-Brown corrected, `meta_objectives.reliability`; ES with >= 2
 seeds per member), `baseline_scores` `[T]` (the paired baseline's raw score on each task, seed
-mean, NaN for a task not trained; ES with meta_objective.normalize = "paired"). The job logs
-them under these names (metrics.jsonl).
+mean, NaN for a task not trained; ES with meta_objective.normalize = "paired"), `diverged`
+`[P, K, S]` bool (which of the population's lifetimes diverged, `inner_algos.contract.
+lifetime_diverged`; whole-lifetime ES, whose fitness scores them as a clear loss). The job logs
+them under these names (metrics.jsonl; `diverged` as counts).
 
 Estimators register a factory `make_<name>(options: OptionsDataclass, problem) -> MetaOptimizer`
 with `@register("<name>", OptionsDataclass, check, whole_lifetime=..., paired_baseline=...)` (the
@@ -70,6 +72,7 @@ OPTIONAL_METRIC_KEYS = (
     "hyperparams",
     "fitness_reliability",
     "baseline_scores",
+    "diverged",
 )
 
 

@@ -4,6 +4,9 @@ Each generation: ask the strategy for a population of meta-parameters `[P, ...]`
 member by full inner lifetimes (`Problem.fitness`; the ES mean rides along as one extra member
 when `problem.evaluate_mean`), and tell the strategy. evosax minimises; we maximise, so `_to_evosax`
 is the one place where fitness is negated, after non-finite fitness is mapped to the worst value.
+A lifetime that diverged already scores a finite clear loss in the fitness
+(`meta_objectives.penalize_diverged`): members rank by how many of their lifetimes diverged, then
+by their score; the step's `diverged` metric says which lifetimes did.
 
 Strategies by name: "open_es" (OpenAI-ES, Salimans et al. 2017: antithetic sampling, Adam on the
 mean, decaying sigma and learning rate), "cma_es", "sep_cma_es", "snes" and "pgpe" (evosax defaults
@@ -52,13 +55,13 @@ _SHAPED = ("open_es", "pgpe")  # strategies whose update takes a fitness-shaping
 FITNESS_DOC = (
     "meta-objective score of each population member over whole lifetimes: mean over "
     "the generation's tasks and seeds of its (baseline-normalised, when so configured) "
-    "score; higher is better"
+    "score, a diverged lifetime scoring a clear loss; higher is better"
 )
 PAIRED_FITNESS_DOC = (
     "each population member's improvement over the baseline rule trained on the "
     "same task draws and seeds in the same generation, per task in units of the "
-    "baseline's gain over the random agent, mean over tasks and seeds: 0 = as "
-    "good as the baseline, > 0 better; higher is better"
+    "baseline's gain over the random agent, mean over tasks and seeds (a diverged "
+    "lifetime scoring a clear loss): 0 = as good as the baseline, > 0 better; higher is better"
 )
 
 
@@ -189,6 +192,7 @@ def _es_meta_optimizer(opts: ESOptions, problem: LifetimeProblem) -> MetaOptimiz
             "mean_fitness": fitness[pop] if problem.evaluate_mean else jnp.asarray(jnp.nan),
             "best_fitness": -es_state.best_fitness,
             "sigma": jnp.mean(es_state.std),
+            "diverged": evaluation.diverged[:pop],
             **_signal_metrics(evaluation, pop),
         }
         return strong_types(ESState(es=es_state, key=key)), metrics

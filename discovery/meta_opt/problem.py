@@ -9,8 +9,9 @@ the meta-objective, the number of inner seeds per member, per-task baselines and
   members `[M, ...]` --pad to a multiple of the devices--> shard_map over the mesh axis "pop"
     per device: vmap (or lax.map in chunks of `population_batch`) over its members
       static Python loop over tasks (each task has its own shapes, so its own computation)
-        vmap over seeds: InnerAlgo.train (whole lifetime) [+ evaluate] -> score
-  scores `[M, T, S]` -> normalise per task by its baseline -> mean over seeds and tasks -> `[M]`
+        vmap over seeds: InnerAlgo.train (whole lifetime) [+ evaluate] -> score, diverged
+  scores `[M, T, S]` -> normalise per task by its baseline -> diverged lifetimes scored as a
+  clear loss (`meta_objectives.penalize_diverged`) -> mean over seeds and tasks -> `[M]`
 
 With `meta_objective.normalize = "paired"` the same jitted computation also trains the baseline
 rule (outside the member sharding, replicated) on the generation's task draws and seed keys,
@@ -42,11 +43,18 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from discovery.meta_opt.base import RUNS_AXIS
-from inner_algos.contract import InnerConfig
+from inner_algos.contract import InnerConfig, lifetime_diverged
 from inner_algos.envs import Task, random_policy_return
 from inner_algos.registry import DEFAULT, make_inner_algo
 from inner_algos.rules import Rule, make_rule
-from meta_objectives import MetaObjective, aggregate, normalize, paired_normalize, score
+from meta_objectives import (
+    MetaObjective,
+    aggregate,
+    normalize,
+    paired_normalize,
+    penalize_diverged,
+    score,
+)
 
 POP_AXIS = RUNS_AXIS
 
@@ -56,14 +64,17 @@ class Evaluation(NamedTuple):
 
     fitness `[M]`: mean over tasks and seeds of the normalised scores (higher is better);
     task_scores `[M, T]`: raw score, seed mean (NaN for tasks not drawn); scores `[M, K, S]`: the
-    normalised scores the fitness averages; baseline_scores `[T]`: the paired baseline's raw
-    score, seed mean (NaN for tasks not drawn), or None when the objective is not paired.
+    normalised scores the fitness averages (a diverged lifetime's penalised); baseline_scores
+    `[T]`: the paired baseline's raw score, seed mean (NaN for tasks not drawn), or None when the
+    objective is not paired; diverged `[M, K, S]` bool: the lifetimes that diverged
+    (`inner_algos.contract.lifetime_diverged`).
     """
 
     fitness: jax.Array
     task_scores: jax.Array
     scores: jax.Array
     baseline_scores: jax.Array | None
+    diverged: jax.Array
 
 
 class Problem:
@@ -177,9 +188,10 @@ class Problem:
         )
         return jnp.sort(draw)
 
-    def scores(self, members, key: jax.Array) -> jax.Array:
-        """Raw scores `[M, K, S]` of members (meta-param pytree with leading axis M) on the
-        generation's tasks `task_indices(key)` (all T of them unless sampling)."""
+    def scores(self, members, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(raw scores, diverged) `[M, K, S]` of members (meta-param pytree with leading axis M)
+        on the generation's tasks `task_indices(key)` (all T of them unless sampling); a diverged
+        lifetime's raw score is NaN (`run_score`)."""
         size = jax.tree.leaves(members)[0].shape[0]
         pad = -size % self.num_devices
         padded = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)]), members)
@@ -192,10 +204,12 @@ class Problem:
             out_specs=PartitionSpec(POP_AXIS),
             check_vma=False,
         )
-        return sharded(padded, seed_keys, self.task_indices(key))[:size]
+        out = sharded(padded, seed_keys, self.task_indices(key))
+        return out[0][:size], out[1][:size]
 
-    def _task_scores(self, t: int, members, seed_keys: jax.Array) -> jax.Array:
-        """Scores `[m, S]` of one device's members `[m, ...]` on task t; seed_keys `[S, 2]`."""
+    def _task_scores(self, t: int, members, seed_keys: jax.Array):
+        """(scores, diverged) `[m, S]` of one device's members `[m, ...]` on task t; seed_keys
+        `[S, 2]`."""
         algo = self.algos[t]
         keys = task_keys(seed_keys, t)
 
@@ -206,20 +220,21 @@ class Problem:
             return jax.lax.map(one_member, members, batch_size=self.population_batch)
         return jax.vmap(one_member)(members)
 
-    def _local_scores(self, members, seed_keys: jax.Array, indices: jax.Array) -> jax.Array:
-        """Scores `[m, T, S]` on every task, one computation per task."""
+    def _local_scores(self, members, seed_keys: jax.Array, indices: jax.Array):
+        """(scores, diverged) `[m, T, S]` on every task, one computation per task."""
         del indices  # all of them
-        return jnp.stack([self._task_scores(t, members, seed_keys) for t in range(len(self.algos))], axis=1)
+        per_task = [self._task_scores(t, members, seed_keys) for t in range(len(self.algos))]
+        return tuple(jnp.stack(parts, axis=1) for parts in zip(*per_task))
 
-    def _local_sampled_scores(self, members, seed_keys: jax.Array, indices: jax.Array) -> jax.Array:
-        """Scores `[m, K, S]` on the tasks `indices` `[K]` (traced; module docstring)."""
+    def _local_sampled_scores(self, members, seed_keys: jax.Array, indices: jax.Array):
+        """(scores, diverged) `[m, K, S]` on the tasks `indices` `[K]` (traced; module docstring)."""
         branches = [lambda m, k, t=t: self._task_scores(t, m, k) for t in range(len(self.algos))]
 
         def slot(carry, t):
             return carry, jax.lax.switch(t, branches, members, seed_keys)
 
-        _, scores = jax.lax.scan(slot, None, indices)
-        return jnp.moveaxis(scores, 0, 1)
+        _, out = jax.lax.scan(slot, None, indices)
+        return tuple(jnp.moveaxis(x, 0, 1) for x in out)
 
     def baseline_scores(self, key: jax.Array) -> jax.Array:
         """Raw scores `[K, S]` of the paired baseline rule on the tasks and seed keys that
@@ -228,7 +243,7 @@ class Problem:
 
         def one_task(t, seed_keys):
             algo, params = self.baseline_algos[t], self.baseline_params
-            return jax.vmap(lambda k: run_score(algo, self.objective, params, k))(task_keys(seed_keys, t))
+            return jax.vmap(lambda k: run_score(algo, self.objective, params, k)[0])(task_keys(seed_keys, t))
 
         if not self.samples_tasks:
             return jnp.stack([one_task(t, seed_keys) for t in range(len(self.tasks))])
@@ -242,11 +257,13 @@ class Problem:
         """The members' `Evaluation` on the generation drawn from `key`; higher is better.
 
         Fitness is the mean over the generation's tasks and seeds of normalised scores (by the
-        fixed baselines, or paired with the baseline's runs on the same draws and seeds); it is
-        non-finite when any of the member's runs is (callers rank such members last). Tasks not
-        drawn this generation score NaN in the per-task outputs.
+        fixed baselines, or paired with the baseline's runs on the same draws and seeds), a
+        diverged lifetime scoring a clear loss (`meta_objectives.penalize_diverged`, over all the
+        members given); it is non-finite when any other run of the member's is (callers rank
+        such members last): the paired baseline's run on a (task, seed) diverged, or no episode
+        ended. Tasks not drawn this generation score NaN in the per-task outputs.
         """
-        raw = self.scores(members, key)
+        raw, diverged = self.scores(members, key)
         indices = self.task_indices(key)
         per_task = (
             jnp.full((raw.shape[0], len(self.tasks)), jnp.nan).at[:, indices].set(jnp.mean(raw, axis=-1))
@@ -257,11 +274,13 @@ class Problem:
             reference = cast(jax.Array, self.baselines)[indices]
             random = cast(jax.Array, self.random_scores)[indices]
             scores = paired_normalize(raw, base, reference, random)
+            # no reference where the baseline's own run failed: every member keeps NaN there
+            scores = penalize_diverged(scores, diverged & jnp.isfinite(base)[None])
             base_per_task = jnp.full(len(self.tasks), jnp.nan).at[indices].set(jnp.mean(base, axis=-1))
-            return Evaluation(aggregate(scores), per_task, scores, base_per_task)
+            return Evaluation(aggregate(scores), per_task, scores, base_per_task, diverged)
         baselines = None if self.baselines is None else self.baselines[indices][None, :, None]
-        scores = normalize(raw, baselines)
-        return Evaluation(aggregate(scores), per_task, scores, None)
+        scores = penalize_diverged(normalize(raw, baselines), diverged)
+        return Evaluation(aggregate(scores), per_task, scores, None, diverged)
 
 
 def task_keys(seed_keys: jax.Array, t: int) -> jax.Array:
@@ -278,18 +297,18 @@ def run_env_steps(algo, objective: MetaObjective) -> int:
     return steps
 
 
-def run_score(algo, objective: MetaObjective, meta_params, key: jax.Array) -> jax.Array:
-    """Trains one lifetime with `meta_params` from `key` and returns its raw score `[]`.
+def run_score(algo, objective: MetaObjective, meta_params, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Trains one lifetime with `meta_params` from `key`: (raw score `[]`, diverged bool `[]`).
 
-    A run whose final parameters or per-update losses (`algo.loss_metrics`) are non-finite scores
-    NaN: it diverged, whatever its returns say (a NaN policy never terminates some tasks' episodes).
+    A lifetime that diverged (`inner_algos.contract.lifetime_diverged`: its final policy
+    parameters or observation statistics, or a loss in any update, non-finite) scores NaN,
+    whatever its returns say (a NaN policy never terminates some tasks' episodes).
     """
     k_train, k_eval = jax.random.split(key)
     state, metrics = algo.train(meta_params, k_train)
     eval_return = algo.evaluate(state, k_eval)[0] if objective.kind == "eval_return" else None
-    checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(state.params)]
-    checks += [jnp.all(jnp.isfinite(metrics[k])) for k in algo.loss_metrics]
-    return jnp.where(jnp.all(jnp.stack(checks)), score(objective, metrics, eval_return), jnp.nan)
+    diverged = lifetime_diverged(algo, state, metrics)
+    return jnp.where(diverged, jnp.nan, score(objective, metrics, eval_return)), diverged
 
 
 def measure_random_scores(tasks, config: InnerConfig, objective: MetaObjective, key: jax.Array) -> np.ndarray:
@@ -320,7 +339,7 @@ def measure_baselines(
     for t, task in enumerate(tasks):
         algo = make_inner_algo(inner, config, task, rule)
         keys = jax.random.split(jax.random.fold_in(key, t), objective.baseline_seeds)
-        scores = jax.jit(jax.vmap(functools.partial(run_score, algo, objective, meta_params)))(keys)
+        scores = jax.jit(jax.vmap(functools.partial(run_score, algo, objective, meta_params)))(keys)[0]
         value = float(jnp.mean(scores))
         if not np.isfinite(value) or value == 0.0:
             raise ValueError(

@@ -11,12 +11,13 @@ inner algorithm is a SpecError naming inner.name; every registered family has a 
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from discovery.evaluation import inspect
 from discovery.spec import SpecError, parse_job_spec
-from inner_algos.contract import METRIC_KEYS, check_inner_algo
+from inner_algos.contract import METRIC_KEYS, check_inner_algo, lifetime_diverged
 from inner_algos.registry import INNER_ALGOS, inner_algo_entry, make_inner_algo, register_inner_algo
 from inner_algos.rules import FAMILIES, RULES, check_supported, get_family, make_rule, register_family
 from tests.support import tiny_job
@@ -53,7 +54,9 @@ def test_every_registered_algorithm_keeps_the_contract_with_every_family_it_take
 
 
 @pytest.mark.parametrize("algo", sorted(INNER_ALGOS))
-def test_one_step_of_every_registered_algorithm_gives_the_contract_metrics(algo):
+def test_one_step_of_every_registered_algorithm_gives_the_contract_metrics_and_divergence(algo):
+    """...and `lifetime_diverged` flags a NaN planted in any parameter leaf, in the observation
+    statistics (where the state has them) or in any loss of any update, for every algorithm."""
     config, task, rule = INNER_ALGOS[algo].example()
     inner = make_inner_algo(algo, config, task, rule)
     meta = rule.init(jax.random.PRNGKey(0))
@@ -64,6 +67,21 @@ def test_one_step_of_every_registered_algorithm_gives_the_contract_metrics(algo)
         assert np.shape(metrics[key]) == ()
     for key in inner.loss_metrics:
         assert np.isfinite(metrics[key]), key
+    stacked = {k: jnp.stack([v, v]) for k, v in metrics.items()}  # a lifetime of two updates
+    assert not bool(lifetime_diverged(inner, state, stacked))
+    planted = [_nan_in_last_leaf(state, "params")]
+    planted += [_nan_in_last_leaf(state, "obs_stats")] if hasattr(state, "obs_stats") else []
+    for broken in planted:
+        assert bool(lifetime_diverged(inner, broken, stacked))
+    for key in inner.loss_metrics:
+        assert bool(lifetime_diverged(inner, state, {**stacked, key: stacked[key].at[1].set(jnp.nan)})), key
+
+
+def _nan_in_last_leaf(state, field: str):
+    """`state` with one entry of the last leaf of `state.<field>` set to NaN."""
+    leaves, tree = jax.tree.flatten(getattr(state, field))
+    leaves[-1] = jnp.asarray(leaves[-1], jnp.float32).ravel().at[0].set(jnp.nan).reshape(leaves[-1].shape)
+    return state.replace(**{field: jax.tree.unflatten(tree, leaves)})
 
 
 def test_check_inner_algo_names_what_is_missing():

@@ -15,6 +15,7 @@ from meta_objectives import (
     curve_area,
     final_return,
     normalize,
+    penalize_diverged,
     rank_last,
     score,
     segment_losses,
@@ -132,6 +133,67 @@ def test_aggregate_means_over_seeds_then_tasks_and_propagates_nan():
     out = aggregate(scores)
     assert float(out[0]) == pytest.approx(8.5)
     assert np.isnan(out[1])
+
+
+def test_a_diverged_lifetime_scores_the_penalty_of_a_hand_computation():
+    """3 members x 2 tasks x 2 seeds; member 1 diverged on task 0, seed 1 (its raw score is NaN)."""
+    scores = jnp.array(
+        [
+            [[1.0, 3.0], [10.0, 20.0]],  # fitness 8.5
+            [[1.0, NAN], [10.0, 20.0]],  # would be 8.5 on its three finished lifetimes
+            [[-2.0, 0.0], [4.0, 6.0]],  # fitness 2, the worst that finished
+        ]
+    )
+    diverged = jnp.zeros(scores.shape, bool).at[1, 0, 1].set(True)
+    out = penalize_diverged(scores, diverged)
+    # X_min = -2, X_max = 20, N = 4 lifetimes per member: P = -2 - 4 * (22 + max(1, 2)) = -98
+    expected = np.asarray(scores).copy()
+    expected[1, 0, 1] = -98.0
+    np.testing.assert_array_equal(out, expected)
+    fitness = aggregate(out)
+    np.testing.assert_allclose(fitness, [8.5, ((1 - 98) / 2 + 15) / 2, 2.0], rtol=1e-6)
+    assert float(fitness[1]) < float(fitness[2]) < float(fitness[0])  # below every finished member
+
+
+def test_without_divergence_the_scores_and_fitness_are_unchanged_bit_for_bit():
+    scores = jnp.array([[[1.0, 3.0], [10.0, 20.0]], [[0.1, 0.7], [-3.0, 1e4]]])
+    out = penalize_diverged(scores, jnp.zeros(scores.shape, bool))
+    np.testing.assert_array_equal(out, scores)
+    np.testing.assert_array_equal(aggregate(out), aggregate(scores))
+    assert float(aggregate(out)[0]) == 8.5  # mean over seeds, then tasks, as before
+
+
+def test_members_rank_by_how_many_lifetimes_diverged_then_by_score():
+    """One diverged seed of 4 ranks an otherwise-equal member below one with none, and above one
+    with two; over random populations and scales (float32), fewer diverged lifetimes always rank
+    higher, whatever the finished scores."""
+    equal = jnp.tile(jnp.array([[[5.0, 6.0, 7.0, 8.0]]]), (3, 1, 1))  # [M=3, K=1, S=4]
+    diverged = jnp.array([[[False] * 4], [[False, True, False, False]], [[True, True, False, False]]])
+    fitness = aggregate(penalize_diverged(jnp.where(diverged, NAN, equal), diverged))
+    assert float(fitness[0]) > float(fitness[1]) > float(fitness[2])
+    rng = np.random.default_rng(0)
+    for scale in (1e-3, 1.0, 1e4):
+        scores = rng.normal(size=(16, 3, 4)).astype(np.float32) * scale + rng.normal() * scale
+        counts = rng.integers(0, 5, size=16)
+        flags = np.zeros((16, 12), bool)
+        for m, c in enumerate(counts):
+            flags[m, rng.choice(12, c, replace=False)] = True
+        flags = jnp.asarray(flags.reshape(16, 3, 4))
+        fitness = np.asarray(aggregate(penalize_diverged(jnp.where(flags, NAN, scores), flags)))
+        assert np.all(np.isfinite(fitness))
+        for a in range(16):
+            for b in range(16):
+                if counts[a] < counts[b]:
+                    assert fitness[a] > fitness[b], (scale, counts[a], counts[b])
+
+
+def test_other_non_finite_scores_stay_and_all_diverged_keeps_nan():
+    scores = jnp.array([[[1.0, NAN]], [[NAN, 2.0]]])  # member 0's NaN: no episode ended there
+    diverged = jnp.array([[[False, False]], [[True, False]]])
+    out = penalize_diverged(scores, diverged)
+    assert np.isnan(out[0, 0, 1]) and np.isfinite(out[1, 0, 0])
+    everything = penalize_diverged(jnp.full((2, 1, 2), NAN), jnp.ones((2, 1, 2), bool))
+    assert np.all(np.isnan(everything))  # no finished lifetime to measure a loss against
 
 
 def test_rank_last_sends_non_finite_to_the_bottom_and_counts_them():

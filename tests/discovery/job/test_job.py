@@ -36,18 +36,24 @@ class NaNWhenPositive(Rule):
         return jnp.where(meta_params["x"] > 0, jnp.nan, 0.0) * inputs.ratio
 
 
-def test_nan_members_rank_last_are_counted_and_the_job_compiles_once(tmp_path, monkeypatch):
-    """Antithetic pairs (x, -x) around 0: exactly half the members diverge in every generation."""
+def test_diverging_members_rank_last_are_counted_and_the_job_compiles_once(tmp_path, monkeypatch):
+    """Antithetic pairs (x, -x) around 0: about half the members' PPO runs diverge (NaN
+    parameters) in every generation; their fitness is the finite penalty of a diverged lifetime,
+    below every other member's, and each record counts them."""
     monkeypatch.setitem(RULES, NaNWhenPositive.name, NaNWhenPositive)
     run_dir = tmp_path / "run"
     spec = {**tiny_job.table(run_dir, job={"checkpoint_every": 1}), "rule": {"name": NaNWhenPositive.name}}
     result = run_job(spec, progress=False)
     assert result.generation == 3 and not result.interrupted
     assert result.traces == 1  # one trace, one compile, for all generations
-    counts = [r["num_nonfinite"] for r in result.history]
+    counts = [r["diverged"] for r in result.history]
     assert counts[0] == 2  # mean exactly 0: one member of each antithetic pair diverges
     assert all(0 < n < 4 for n in counts)  # sigma (1.0) >> |mean|: some diverge, some don't
-    assert all(r["fitness_max"] is not None for r in result.history)
+    for record in result.history:  # one seed: a diverged lifetime is a diverged member
+        assert record["diverged_members"] == record["diverged"] and record["lifetimes"] == 4
+        assert record["num_nonfinite"] == 0  # scored, not NaN
+        # the diverged members' fitness (the lowest) is far below the finished ones' (the highest)
+        assert record["fitness_min"] <= record["fitness_max"] - 1.0
     assert float(result.params["mean"]["x"]) < 0.0  # moved away from the diverging side
     assert float(result.params["best"]["x"]) < 0.0
     assert checkpoint.available_steps(run_dir) == [1, 2, 3]

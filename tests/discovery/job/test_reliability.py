@@ -53,14 +53,16 @@ def test_a_nan_rule_is_diverged_in_evaluation(tiny_ppo):
 
 @pytest.mark.slow
 def test_a_nan_rule_ranks_last_in_training_with_an_eval_return_objective(tiny_ppo):
-    """The same run as a meta-training member scored by eval_return (LPO's setting): its fitness
-    is NaN, and ES ranks it below every finite member."""
+    """The same run as a meta-training member scored by eval_return (LPO's setting): it is
+    flagged diverged and its raw score is NaN (the fitness then scores it as a clear loss:
+    tests/discovery/meta_opt/test_diverged_fitness.py); a NaN ES sees ranks below every finite
+    member."""
     rule, params = _nan_lpo()
     algo = make_ppo(tiny_ppo, NAN_TASK, rule)
-    fitness = jax.jit(lambda p, k: run_score(algo, MetaObjective(kind="eval_return"), p, k))(
+    fitness, diverged = jax.jit(lambda p, k: run_score(algo, MetaObjective(kind="eval_return"), p, k))(
         params, jax.random.PRNGKey(1)
     )
-    assert np.isnan(fitness)
+    assert np.isnan(fitness) and bool(diverged)
     evosax_side = _to_evosax(jnp.array([1.0, fitness, -5.0]))  # minimised
     assert np.argmax(evosax_side) == 1
 

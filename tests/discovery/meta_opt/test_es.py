@@ -24,8 +24,9 @@ DECAY = {"sigma_decay": 0.99, "sigma_limit": 0.02, "lr_decay": 0.99, "lr_limit":
 
 
 def evaluation(f):
-    """One task, one seed: the fitness `[M]` is every score there is."""
-    return Evaluation(f, f[:, None], f[:, None, None], None)
+    """One task, one seed: the fitness `[M]` is every score there is (a NaN one is no diverged
+    lifetime: the fitness's other non-finite case, ranked last)."""
+    return Evaluation(f, f[:, None], f[:, None, None], None, jnp.zeros((f.shape[0], 1, 1), bool))
 
 
 class Quadratic:
