@@ -82,8 +82,10 @@ def _assert_bit_equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # NaNs in place count as equal
 
 
-def test_metagrad_refuses_an_inner_algorithm_without_rollout_loss():
-    config, _, rule = INNER_ALGOS["disco"].example()
+def test_metagrad_refuses_an_inner_algorithm_without_rollout_loss(monkeypatch):
+    entry = INNER_ALGOS["disco"]
+    monkeypatch.setitem(INNER_ALGOS, "disco", dataclasses.replace(entry, rollout_loss=False))
+    config, _, rule = entry.example()
     with pytest.raises(SpecError, match="rollout_loss, which inner algorithm 'disco' does not provide"):
         validate_options("metagrad", TINY["metagrad"], rule, config, OBJECTIVE)
 
