@@ -97,7 +97,15 @@ def test_every_estimator_runs_on_some_inner_algorithm():
     assert {inner for _, inner in CASES} == set(INNER_ALGOS)
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[f"{n}-{i}" for n, i in CASES])
+# Cases whose tiny run compiles for minutes on the shared 2-core CPU: run with -m slow.
+SLOW_CASES = {("metagrad", "disco")}  # reverse mode through the DiscoRL meta-network: 2.5 min
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(case, marks=pytest.mark.slow if case in SLOW_CASES else ()) for case in CASES],
+    ids=[f"{n}-{i}" for n, i in CASES],
+)
 def run(request, tmp_path_factory):
     """One tiny meta-optimizer run: GENERATIONS jitted steps, then a resume from the state after
     the first, through the job's checkpointer. Shared by the tests of one case (one compile)."""
