@@ -39,7 +39,14 @@ from inner_algos.disco.networks import DiscoAgentNet
 from inner_algos.envs import Task, episode_runner, make_env, sample_params
 from inner_algos.rl import episode_metrics, step_record
 from inner_algos.rules import Rule
-from inner_algos.rules.disco import AgentOutputs, DiscoActorCritic, DiscoInputs, DiscoMetaState, DiscoRule
+from inner_algos.rules.disco import (
+    AgentOutputs,
+    DiscoActorCritic,
+    DiscoInputs,
+    DiscoMetaState,
+    DiscoRule,
+    MetaOutputs,
+)
 from inner_algos.rules.disco.rule import entropy, kl
 from inner_algos.rules.disco.values import take_action, value_outputs
 
@@ -233,7 +240,7 @@ def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout)
     return params, target_params, opt_state, targets.meta_state, stats
 
 
-def meta_output_stats(meta, target_logits: jax.Array) -> Metrics:
+def meta_output_stats(meta: MetaOutputs, target_logits: jax.Array) -> Metrics:
     """What DiscoRL's meta-loss regularises of one update's targets (`meta_loss.regulariser`):
     the means of pi_hat, y_hat, z_hat (logits `[T, B, ...]`) and the mean KL(pi_target || pi_hat),
     pi_target the target network's policy (target_logits `[T, B, A]`, data). Each `[]`."""
