@@ -57,7 +57,7 @@ def _meta_loss(parts, meta, state0, key):
     return held_out + regulariser(metrics, COEFS)
 
 
-@pytest.mark.slow  # 3 min under load (two float64 compiles of two updates and their gradient)
+@pytest.mark.slow  # 1-3 min under load (two float64 compiles of two updates and their gradient)
 def test_meta_gradient_through_two_updates_matches_finite_differences(monkeypatch):
     with jax.enable_x64(True):
         parts = disco_update.make_parts(CONFIG, TASK, RULE)
