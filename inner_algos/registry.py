@@ -156,5 +156,4 @@ register_inner_algo(
     example=disco.example,
     size_note=disco.size_note,
     baselines=("disco_ac",),
-    rollout_loss=False,
 )

@@ -11,8 +11,9 @@ backpropagation: no gradient flows into the state a segment starts from). Meta-l
 "policy_gradient" (policy-gradient loss of the updated agent on a fresh rollout with its own
 GAE advantages) or "inner_objective" (PPO's loss with reference hyperparameters on that held-out
 batch, Xu et al. 2018, arXiv 1805.09801). The bracket is the inner algorithm's own hook (None for
-PPO; LPG's agent adds GROOVE's entropy and target-size regularisers, `inner_algos.lpg.meta_loss`),
-so with LPG this is exactly LPG's regularised meta-loss.
+PPO; LPG's agent adds GROOVE's entropy and target-size regularisers, `inner_algos.lpg.meta_loss`;
+the DiscoRL agent its meta-training colab's regularisers of the targets, `inner_algos.disco.meta_loss`),
+so with LPG this is exactly LPG's regularised meta-loss, and with DiscoRL its colab's meta-loss.
 
 What is stopped (see inner_algos.ppo.make_ppo): every rollout runs on stop_gradient(params), so
 environment dynamics, sampled actions, behaviour log-probs, values, rewards and observation

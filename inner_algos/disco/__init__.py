@@ -5,7 +5,8 @@ baseline "disco_ac" (`inner_algos.rules.disco`).
 
   config.py    DiscoConfig, the static settings (the evaluation colab's agent by default)
   networks.py  the agent: MLP torso, policy and y heads, the LSTM action model's z, q, aux_pi
-  update.py    rollouts, one update, a lifetime, make_disco
+  update.py    rollouts, one update, a lifetime, the meta-loss's rollout term, make_disco
+  meta_loss.py DiscoRL's meta-objective (what metagrad minimises) and its regulariser
 
 `inner_algos.registry` registers it as inner algorithm "disco" (its config in the spec's [disco]
 section) with `example` and `size_note` from here.

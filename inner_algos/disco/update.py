@@ -13,6 +13,12 @@ One update (the published harness's `Agent.learner_step`, on-policy):
 Our envs reset themselves: an episode's last step is followed by the next episode's first
 observation, so every step of a rollout is a real transition (the harness's dm_env rollouts carry
 an extra, masked step per episode at the terminal observation).
+
+Meta-gradients (`rollout_loss`, `inner_algos.disco.meta_loss`): the update is differentiable in
+the rule's meta-params through the targets (the rule's `agent_loss` with backprop, as the
+harness's `is_meta_training`). What passes through `as_data` is a constant to them: the params a
+rollout acts with, the agent's and target network's outputs the rule reads, and Adam's second
+moment (the harness's stop-gradient denominator).
 """
 
 from __future__ import annotations
@@ -28,11 +34,21 @@ import optax
 from flax import struct
 
 from inner_algos.disco.config import DiscoConfig
+from inner_algos.disco.meta_loss import DEFAULT_COEFS, MetaLossCoefs, regulariser
 from inner_algos.disco.networks import DiscoAgentNet
 from inner_algos.envs import Task, episode_runner, make_env, sample_params
 from inner_algos.rl import episode_metrics, step_record
 from inner_algos.rules import Rule
-from inner_algos.rules.disco import AgentOutputs, DiscoActorCritic, DiscoInputs, DiscoMetaState, DiscoRule
+from inner_algos.rules.disco import (
+    AgentOutputs,
+    DiscoActorCritic,
+    DiscoInputs,
+    DiscoMetaState,
+    DiscoRule,
+    MetaOutputs,
+)
+from inner_algos.rules.disco.rule import entropy, kl
+from inner_algos.rules.disco.values import take_action, value_outputs
 
 Metrics = dict[str, jax.Array]
 DiscoFamilyRule = DiscoRule | DiscoActorCritic  # the rules of family "disco"
@@ -41,6 +57,12 @@ DiscoFamilyRule = DiscoRule | DiscoActorCritic  # the rules of family "disco"
 def outputs(net: DiscoAgentNet, params: Any, obs: jax.Array) -> AgentOutputs:
     """The agent's outputs on obs `[..., obs_size]`."""
     return cast(AgentOutputs, net.apply(params, obs))
+
+
+def as_data(x: Any) -> Any:
+    """`x` (any pytree) as a constant to meta-gradients (stop_gradient): every quantity the
+    module docstring names passes through here, so a finite-difference test can hold them fixed."""
+    return jax.lax.stop_gradient(x)
 
 
 @struct.dataclass
@@ -125,7 +147,7 @@ def scale_by_adam_sg_denom(
         nu = optax.tree.update_moment(updates, state.nu, b2, 2)
         count = optax.safe_increment(state.count)
         mu_hat = optax.tree.bias_correction(mu, b1, count)
-        nu_hat = jax.lax.stop_gradient(optax.tree.bias_correction(nu, b2, count))
+        nu_hat = as_data(optax.tree.bias_correction(nu, b2, count))
         out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat)
         return out, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
 
@@ -155,8 +177,8 @@ def init_state(parts: DiscoParts, meta_params: Any, key: jax.Array) -> DiscoStat
 
 def rollout(parts: DiscoParts, params: dict, env_state, env_params: dict, key: jax.Array):
     """config.rollout_length steps of the stochastic policy in the `[num_envs]` envs, acting with
-    stop_gradient(params). Returns (env_state after it, Rollout)."""
-    params = jax.lax.stop_gradient(params)
+    as_data(params). Returns (env_state after it, Rollout)."""
+    params = as_data(params)
     task, env = parts.task, parts.env
 
     def one_step(env_state, step_key):
@@ -187,10 +209,11 @@ def rollout(parts: DiscoParts, params: dict, env_state, env_params: dict, key: j
 
 def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout):
     """Steps 2-4 of the module docstring. Returns (params, target_params, opt_state, meta_state,
-    stats: the loss, its terms and the gradient's norm)."""
+    stats: the loss, its terms, the gradient's norm and, for a meta-network's targets,
+    `meta_output_stats`), differentiable in meta_params."""
     net, rule = parts.net, parts.rule
-    agent_out = jax.lax.stop_gradient(outputs(net, state.params["agent"], roll.obs))
-    target_out = jax.lax.stop_gradient(outputs(net, state.target_params["agent"], roll.obs))
+    agent_out = as_data(outputs(net, state.params["agent"], roll.obs))
+    target_out = as_data(outputs(net, state.target_params["agent"], roll.obs))
     inputs = DiscoInputs(
         agent_out,
         target_out,
@@ -204,7 +227,7 @@ def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout)
 
     def loss_fn(params):
         out = outputs(net, params["agent"], roll.obs)
-        per_step, terms = rule.agent_loss(out, targets, roll.actions, roll.is_terminal)
+        per_step, terms = rule.agent_loss(out, targets, roll.actions, roll.is_terminal, backprop=True)
         return jnp.mean(per_step), terms
 
     (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -212,7 +235,21 @@ def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout)
     params = optax.apply_updates(state.params, updates)
     target_params = rule.update_target_params(state.target_params, state.params)
     stats = {**terms, "loss": loss, "grad_norm": optax.global_norm(grads)}
+    if targets.meta is not None:
+        stats.update(meta_output_stats(targets.meta, target_out.logits[:-1]))
     return params, target_params, opt_state, targets.meta_state, stats
+
+
+def meta_output_stats(meta: MetaOutputs, target_logits: jax.Array) -> Metrics:
+    """What DiscoRL's meta-loss regularises of one update's targets (`meta_loss.regulariser`):
+    the means of pi_hat, y_hat, z_hat (logits `[T, B, ...]`) and the mean KL(pi_target || pi_hat),
+    pi_target the target network's policy (target_logits `[T, B, A]`, data). Each `[]`."""
+    return {
+        "pi_hat_mean": jnp.mean(meta.pi),
+        "y_hat_mean": jnp.mean(meta.y),
+        "z_hat_mean": jnp.mean(meta.z),
+        "target_kl": jnp.mean(kl(target_logits, meta.pi)),
+    }
 
 
 def update_step(parts: DiscoParts, meta_params: Any, state: DiscoState) -> tuple[DiscoState, Metrics]:
@@ -240,6 +277,44 @@ def train(parts: DiscoParts, meta_params: Any, key: jax.Array) -> tuple[DiscoSta
     return jax.lax.scan(
         lambda s, _: update_step(parts, meta_params, s), state, None, length=parts.config.num_updates
     )
+
+
+def rollout_loss(
+    parts: DiscoParts,
+    meta_params: Any,
+    state: DiscoState,
+    key: jax.Array,
+    coefs: MetaLossCoefs = DEFAULT_COEFS,
+) -> tuple[jax.Array, Metrics]:
+    """(the meta-loss's terms on a fresh rollout `[]`, stats) for the agent in `state`
+    (`meta_loss` module docstring): -mean log pi(a|s) A - coefs.entropy H(pi) -
+    coefs.prediction_entropy (H(y) + H(z(s, a))), A the rule's normalised Retrace advantage (data).
+    stats: "policy_loss" (that sum), "pg_loss", "entropy". Differentiable in state.params."""
+    del meta_params
+    _, roll = rollout(parts, state.params, state.env_state, state.env_params, key)
+    out = outputs(parts.net, state.params["agent"], roll.obs)
+    data = as_data(out)
+    target_q = as_data(outputs(parts.net, state.target_params["agent"], roll.obs).q)
+    meta_state = state.meta_state
+    values, _, _ = value_outputs(
+        data.q,
+        target_q,
+        data.logits,
+        roll.behaviour_logits,
+        roll.actions,
+        roll.rewards,
+        roll.is_terminal,
+        meta_state.adv_ema,
+        meta_state.td_ema,
+        parts.rule.value_settings(),
+    )
+    taken = roll.actions[:-1]
+    log_pi = take_action(jax.nn.log_softmax(out.logits[:-1]), taken)
+    pg_loss = -jnp.mean(log_pi * values.normalized_adv)
+    pi_entropy = jnp.mean(entropy(out.logits[:-1]))
+    prediction_entropy = jnp.mean(entropy(out.y)) + jnp.mean(entropy(take_action(out.z[:-1], taken)))
+    loss = pg_loss - coefs.entropy * pi_entropy - coefs.prediction_entropy * prediction_entropy
+    return loss, {"policy_loss": loss, "pg_loss": pg_loss, "entropy": pi_entropy}
 
 
 def evaluate(parts: DiscoParts, state: DiscoState, key: jax.Array):
@@ -280,15 +355,16 @@ def make_parts(config: DiscoConfig, task: Task, rule: Rule) -> DiscoParts:
 
 
 def make_disco(config: DiscoConfig, task: Task, rule: Rule) -> DiscoAlgo:
-    """Builds the DiscoRL agent for `task` trained by `rule` (family "disco")."""
+    """Builds the DiscoRL agent for `task` trained by `rule` (family "disco"); the meta-loss's
+    regulariser of the targets only where the rule has a meta-network (not disco_ac)."""
     parts = make_parts(config, task, rule)
     return DiscoAlgo(
         init=functools.partial(init_state, parts),
         step=functools.partial(update_step, parts),
         train=functools.partial(train, parts),
         evaluate=functools.partial(evaluate, parts),
-        rollout_loss=None,
-        meta_regulariser=None,
+        rollout_loss=functools.partial(rollout_loss, parts),
+        meta_regulariser=regulariser if isinstance(rule, DiscoRule) else None,
         config=config,
         task=task,
         rule=rule,

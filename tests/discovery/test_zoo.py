@@ -121,3 +121,39 @@ def test_the_search_from_breakout_starts_exactly_at_the_published_vector(tmp_pat
     published = np.load(get_published("open/breakout").path)
     np.testing.assert_array_equal(ravel_pytree(mean)[0], published)
     assert job.spec.rule.name == "open" and job.spec.rule.options()["gru_size"] == 8
+
+
+def test_the_metagrad_from_disco103_starts_exactly_at_the_published_weights():
+    """runs/disco_from_disco103.toml (`[rule] init_from = "zoo:disco/disco103"`, inner "disco",
+    metagrad) parses and validates, and the first generation's meta-params (the meta-optimizer's
+    state before any meta-update, built and initialised as the job does) are the published
+    weights bit for bit. The init runs with a tiny agent, one run and one task, which leaves the
+    rule and its start alone: the full-size init compiles for half a minute."""
+    from discovery.meta_opt import make_meta_optimizer
+    from discovery.meta_opt.problem import Problem
+    from discovery.spec import apply_overrides, load_toml, parse_job_spec
+    from discovery.zoo.disco import load_disco103
+    from tests.support.shrink import TINY_INNER
+
+    table = load_toml(Path(__file__).parents[2] / "runs" / "disco_from_disco103.toml")
+    spec = parse_job_spec(table, resolve_source)
+    assert (spec.inner, spec.meta_optimizer, spec.rule.name) == ("disco", "metagrad", "disco")
+    tiny = apply_overrides(table, [*TINY_INNER["disco"], "meta_optimizer.num_runs=1"])
+    spec = parse_job_spec({**tiny, "tasks": tiny["tasks"][:1]}, resolve_source)
+    problem = Problem(
+        spec.rule,
+        spec.tasks,
+        spec.inner_config,
+        spec.meta_objective,
+        inner=spec.inner,
+        init_params=spec.init_params,
+    )
+    optimizer = make_meta_optimizer(spec.meta_optimizer, spec.meta_optimizer_options, problem)
+    state = jax.jit(optimizer.init)(jax.random.PRNGKey(spec.job.seed))
+    published_rule, published = load_disco103()
+    assert spec.rule == published_rule
+    mean = jax.device_get(optimizer.params(state)["mean"])
+    assert jax.tree.structure(mean) == jax.tree.structure(published)
+    for got, want in zip(jax.tree.leaves(mean), jax.tree.leaves(published)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

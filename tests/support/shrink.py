@@ -34,6 +34,15 @@ TINY_INNER = {
         "rule.embed_width=4",
         "rule.hidden=4",
     ],
+    "disco": [
+        "disco.num_envs=2",
+        "disco.rollout_length=4",
+        "disco.num_updates=4",
+        "disco.torso=[8]",
+        "disco.model_lstm_size=4",
+        "disco.model_head_hiddens=[4]",
+        "disco.eval_envs=1",
+    ],
 }
 
 TIMING_KEYS = ("generation_time", "wall_time", "env_steps_per_s", "devices", "device_change")

@@ -66,12 +66,13 @@ class DiscoActorCritic(Rule):
         """The moving averages (and an unused lifetime LSTM state of the rule's shape)."""
         return DiscoMetaState(lstm=initial_state(MetaNetSettings()), adv_ema=ema_init(), td_ema=ema_init())
 
+    def value_settings(self) -> ValueSettings:
+        """Retrace's and the moving averages' settings (as DiscoRule.value_settings)."""
+        return ValueSettings(self.discount, self.td_lambda, self.max_abs_value, self.ema_decay, self.ema_eps)
+
     def apply(self, meta_params: Any, inputs: DiscoInputs) -> DiscoTargets:
         del meta_params
         agent, state = inputs.agent_out, inputs.meta_state
-        settings = ValueSettings(
-            self.discount, self.td_lambda, self.max_abs_value, self.ema_decay, self.ema_eps
-        )
         values, adv_ema, td_ema = value_outputs(
             agent.q,
             inputs.target_out.q,
@@ -82,7 +83,7 @@ class DiscoActorCritic(Rule):
             inputs.is_terminal,
             state.adv_ema,
             state.td_ema,
-            settings,
+            self.value_settings(),
         )
         return DiscoTargets(None, values, DiscoMetaState(lstm=state.lstm, adv_ema=adv_ema, td_ema=td_ema))
 

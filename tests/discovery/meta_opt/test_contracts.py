@@ -82,8 +82,10 @@ def _assert_bit_equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # NaNs in place count as equal
 
 
-def test_metagrad_refuses_an_inner_algorithm_without_rollout_loss():
-    config, _, rule = INNER_ALGOS["disco"].example()
+def test_metagrad_refuses_an_inner_algorithm_without_rollout_loss(monkeypatch):
+    entry = INNER_ALGOS["disco"]
+    monkeypatch.setitem(INNER_ALGOS, "disco", dataclasses.replace(entry, rollout_loss=False))
+    config, _, rule = entry.example()
     with pytest.raises(SpecError, match="rollout_loss, which inner algorithm 'disco' does not provide"):
         validate_options("metagrad", TINY["metagrad"], rule, config, OBJECTIVE)
 
@@ -95,7 +97,15 @@ def test_every_estimator_runs_on_some_inner_algorithm():
     assert {inner for _, inner in CASES} == set(INNER_ALGOS)
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[f"{n}-{i}" for n, i in CASES])
+# Cases whose tiny run compiles for minutes on the shared 2-core CPU: run with -m slow.
+SLOW_CASES = {("metagrad", "disco")}  # reverse mode through the DiscoRL meta-network: 2.5 min
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(case, marks=pytest.mark.slow if case in SLOW_CASES else ()) for case in CASES],
+    ids=[f"{n}-{i}" for n, i in CASES],
+)
 def run(request, tmp_path_factory):
     """One tiny meta-optimizer run: GENERATIONS jitted steps, then a resume from the state after
     the first, through the job's checkpointer. Shared by the tests of one case (one compile)."""
