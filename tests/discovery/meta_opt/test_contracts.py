@@ -97,8 +97,14 @@ def test_every_estimator_runs_on_some_inner_algorithm():
     assert {inner for _, inner in CASES} == set(INNER_ALGOS)
 
 
-# Cases whose tiny run compiles for minutes on the shared 2-core CPU: run with -m slow.
-SLOW_CASES = {("metagrad", "disco")}  # reverse mode through the DiscoRL meta-network: 2.5 min
+# Cases whose tiny run compiles for minutes on the shared 2-core CPU: run with -m slow. The
+# DiscoRL agent keeps ES in the default suite; the truncated estimators' disco cases (about a
+# minute each to compile) run with -m slow.
+SLOW_CASES = {
+    ("metagrad", "disco"),  # reverse mode through the DiscoRL meta-network: 2.5 min
+    ("pes", "disco"),
+    ("truncated_es", "disco"),
+}
 
 
 @pytest.fixture(
