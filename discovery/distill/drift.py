@@ -183,9 +183,6 @@ def tune_constants(rule, rows: Samples, grad_weight: float, steps: int = TUNE_ST
     constants), kept in the constrained form relu(f(r) - f(1)) so that it stays zero at r = 1 and
     non-negative; None when it does not come out finite."""
     tree = rule._tree
-    values = jnp.asarray(formula.constants(tree), jnp.float32)
-    if values.size == 0:
-        return None
     r, a = jnp.asarray(rows.ratio, jnp.float32), jnp.asarray(rows.advantage, jnp.float32)
     p = jnp.zeros_like(r) if rows.progress is None else jnp.asarray(rows.progress, jnp.float32)
     y, gy = jnp.asarray(rows.drift, jnp.float32), jnp.asarray(rows.grad, jnp.float32)
@@ -204,18 +201,8 @@ def tune_constants(rule, rows: Samples, grad_weight: float, steps: int = TUNE_ST
             out += grad_weight * jnp.mean((g - gy) ** 2) / jnp.maximum(jnp.var(gy), 1e-12)
         return out
 
-    optimizer = optax.adam(1e-2)
-
-    def step(carry, _):
-        c, state = carry
-        updates, state = optimizer.update(jax.grad(loss)(c), state, c)
-        return (optax.apply_updates(c, updates), state), None
-
-    (values, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, None, steps))((values, optimizer.init(values)))
-    if not np.all(np.isfinite(np.asarray(values))):
-        return None
-    inner = formula.with_constants(tree, [float(v) for v in np.asarray(values)])
-    text = symbolic.constrained_text(inner)
+    inner = symbolic.fit_constants(tree, loss, steps, optax.adam(1e-2))
+    text = None if inner is None else symbolic.constrained_text(inner)
     return _formula_rule(text) if text is not None else None
 
 

@@ -224,9 +224,6 @@ def tune_constants(text: str, progress: np.ndarray, z: np.ndarray, steps: int = 
     """The formula with its numbers fitted to z by Adam (cosine-decayed from 1e-2 over `steps`),
     printed with SIGNIFICANT digits; None when it has no numbers or does not come out finite."""
     tree = formula.parse(text, FORMULA_VARIABLES)
-    values = jnp.asarray(formula.constants(tree), jnp.float32)
-    if values.size == 0:
-        return None
     p, target = jnp.asarray(progress, jnp.float32), jnp.asarray(z, jnp.float32)
     scale = jnp.maximum(jnp.var(target), 1e-12)
 
@@ -234,17 +231,9 @@ def tune_constants(text: str, progress: np.ndarray, z: np.ndarray, steps: int = 
         fitted = formula.evaluate(formula.with_constants(tree, c), {"p": p})
         return jnp.mean((fitted - target) ** 2) / scale
 
-    optimizer = optax.adam(optax.cosine_decay_schedule(1e-2, steps))
-
-    def step(carry, _):
-        c, state = carry
-        updates, state = optimizer.update(jax.grad(loss)(c), state, c)
-        return (optax.apply_updates(c, updates), state), None
-
-    (values, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, None, steps))((values, optimizer.init(values)))
-    if not np.all(np.isfinite(np.asarray(values))):
+    tuned = symbolic.fit_constants(tree, loss, steps, optax.adam(optax.cosine_decay_schedule(1e-2, steps)))
+    if tuned is None:
         return None
-    tuned = formula.with_constants(tree, [float(v) for v in np.asarray(values)])
     return _text(symbolic.tree_to_sympy(tuned), simplify=False)
 
 

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from inner_algos.rules.formula import DRIFT_VARIABLES, parse
+from inner_algos.rules.formula import DRIFT_VARIABLES, parse, with_constants
+from inner_algos.rules.formula import constants as formula_constants
 
 if TYPE_CHECKING:  # sympy is imported where a formula is built: not by every `discover` command
     import sympy
@@ -324,3 +325,26 @@ def constrained_text(tree: tuple) -> str | None:
         return formula_text(sympy.Max(f - f.subs(r, 1), 0))
     except ValueError:
         return None
+
+
+def fit_constants(tree: tuple, loss, steps: int, optimizer) -> tuple | None:
+    """`tree` (a parsed formula) with its numbers fitted by `steps` steps of the optax `optimizer`
+    on `loss(constants [C]) -> scalar`, as PySR optimises a program's constants; None when the
+    formula has no numbers or they do not come out finite."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    values = jnp.asarray(formula_constants(tree), jnp.float32)
+    if values.size == 0:
+        return None
+
+    def step(carry, _):
+        c, state = carry
+        updates, state = optimizer.update(jax.grad(loss)(c), state, c)
+        return (optax.apply_updates(c, updates), state), None
+
+    (values, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, None, steps))((values, optimizer.init(values)))
+    if not np.all(np.isfinite(np.asarray(values))):
+        return None
+    return with_constants(tree, [float(v) for v in np.asarray(values)])
