@@ -157,3 +157,15 @@ def test_the_metagrad_from_disco103_starts_exactly_at_the_published_weights():
     for got, want in zip(jax.tree.leaves(mean), jax.tree.leaves(published)):
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.fast
+def test_opens_adam_is_a_baseline_with_the_authors_settings():
+    """The Adam OPEN was compared with (learn-rl-algorithms configs.py B1 0.9, B2 0.99; eps 1e-5 of
+    its eval_lpo_symbolic.py), not our default b2 0.999: a baseline by zoo name."""
+    from discovery.evaluation.runs import baseline_entries
+
+    [entry] = baseline_entries(["zoo:open/adam"], "ppo")
+    assert entry.baseline and entry.rule.name == "adam"
+    assert (entry.rule.b1, entry.rule.b2, entry.rule.eps) == (0.9, 0.99, 1e-5)
+    assert "5c52f686" in get_published("open/adam").about
