@@ -101,8 +101,9 @@ register_published(
         rule=lambda: make_rule("adam", b1=0.9, b2=0.99, eps=1e-5),
         meta_params=lambda rule: {},
         about=(
-            "The Adam OPEN's authors compared with on MinAtar: b1 0.9, b2 0.99, eps 1e-5 (learn-rl-algorithms "
-            "5c52f686, algorithms/utils/configs.py B1/B2 and algorithms/evaluation/eval_lpo_symbolic.py line 187); "
+            "The Adam OPEN's authors compared with on MinAtar: b1 0.9, b2 0.99, eps 1e-5 "
+            "(learn-rl-algorithms 5c52f686, algorithms/utils/configs.py B1/B2 and "
+            "algorithms/evaluation/eval_lpo_symbolic.py line 187); "
             "rule 'adam'. Its tuned learning rate is the run's [ppo] learning_rate, linearly annealed (the "
             "zoo:open/<game> entries carry each game's: Breakout 1e-2, Asterix 3e-3, Freeway 1e-3, "
             "SpaceInvaders 7e-3). Use it as `--baselines zoo:open/adam`. No weights."
