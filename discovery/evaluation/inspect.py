@@ -19,7 +19,14 @@ by family (`rule_<family>.png`):
                rule's pi_hat against the side critic's advantage (A2C's pi_hat) and the
                Monte-Carlo return against the one a linear fit reads from the agent's
                prediction y; prints their correlation and the fit's held-out R^2 (LPG, Oh et
-               al. 2020, section 5). Seconds to a minute on CPU.
+               al. 2020, section 5). Seconds to a minute on CPU;
+  disco        trains the DiscoRL agent under the rule (the run's [disco] config and first task;
+               without a task in the spec, as for zoo:disco/disco103, a small agent on
+               Catch-8x8) and, after 5%, 25% and all of its updates, draws on a fresh batch where
+               pi_hat moves the policy (log pi_hat - log pi, centred over the actions) against the
+               agent's q-head advantage, and the Monte-Carlo return read linearly from y and from
+               z(s, a) (all entries, and their top 8 principal directions) beside the same read
+               from the untrained agent's y and z; prints the numbers. Minutes on CPU for Disco103.
 A registered family without a picture (`PICTURES`) gets the line "no picture for this family
 (<name>)". Up to four SOURCEs (replicates, say) are drawn side by side in the same figures;
 sources whose labels collide are told apart by their run directories' names.
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +48,8 @@ from discovery.evaluation.sources import Source, add_source_command, resolve_sou
 from discovery.job.records import RELIABILITY_FLOOR
 from discovery.rule_io import load_rule
 from discovery.spec import parse_inner, parse_inner_config
+from inner_algos.disco import DiscoConfig
+from inner_algos.disco import analysis as disco_analysis
 from inner_algos.envs import Task, task_from_table
 from inner_algos.lpg import LPGConfig, analysis
 from inner_algos.lpg import example as lpg_example
@@ -199,39 +208,41 @@ TARGETS_FRACTIONS = (0.25, 0.5, 1.0)  # lifetime points of the targets picture
 TARGETS_MAX_UPDATES = 500  # a longer lifetime is cut to this (about a minute on 2 CPU cores)
 
 
-class TargetsSetting(NamedTuple):
-    """What the targets picture trains: the agent's config, the task, the analysis batch's length in
-    rollouts, and a line saying where they came from."""
+Config = TypeVar("Config", LPGConfig, DiscoConfig)
 
-    config: LPGConfig
+
+class PictureSetting(NamedTuple, Generic[Config]):
+    """What a picture of learned targets trains: the agent's config (`[lpg]` or `[disco]`), the
+    task, the analysis batch's length in rollouts, and a line saying where they came from."""
+
+    config: Config
     task: Task
     rollouts: int
     note: str
 
 
-def targets_setting(source: Source) -> TargetsSetting:
-    """The run's [lpg] config and its spec's first task; for a source without a spec (an exported
-    rule), the LPG example's (`inner_algos.lpg.example`). At most TARGETS_MAX_UPDATES updates; the
-    analysis batch spans two episode lengths (whole rollouts), so most steps see their episode end."""
-    if source.spec:
-        inner, section = parse_inner(source.spec.get("inner", {}))
-        if inner != "lpg":
+def picture_setting(
+    source: Source, inner: str, default: tuple[Config, Task, str], max_updates: int
+) -> PictureSetting[Config]:
+    """The run's config of inner algorithm `inner` and its spec's first task; for a source whose
+    spec names no task (an exported rule, a zoo entry) `default`, (config, task, what they are).
+    At most max_updates updates; the analysis batch spans two episode lengths (whole rollouts),
+    so most steps see their episode end."""
+    tasks = [task_from_table(t) for t in spec_tasks(source.spec)]
+    if tasks:
+        name, section = parse_inner(source.spec.get("inner", {}))
+        if name != inner:
             raise ValueError(
-                f"the spec of {source.label} has inner.name = {inner!r}; the targets picture trains the "
-                "LPG agent (inner.name = 'lpg')"
+                f"the spec of {source.label} has inner.name = {name!r}; the picture of its rule "
+                f"trains inner algorithm {inner!r} (inner.name = {inner!r})"
             )
-        config = parse_inner_config(inner, source.spec.get(section, {}))
-        tasks = [task_from_table(t) for t in spec_tasks(source.spec)]
-        task, origin = tasks[0], f"the spec's [lpg] and its first task of {len(tasks)}"
+        config = parse_inner_config(name, source.spec.get(section, {}))
+        task, origin = tasks[0], f"the spec's [{section}] and its first task of {len(tasks)}"
     else:
-        config, task, _ = lpg_example()
-        config = dataclasses.replace(config, y_size=getattr(source.rule, "y_size", config.y_size))
-        origin = (
-            "no spec with this source: the LPG example's config and task "
-            "(inspect its run directory for the run's own)"
-        )
-    updates = min(config.num_updates, TARGETS_MAX_UPDATES)
-    cut = f" (of {config.num_updates}; cut to {TARGETS_MAX_UPDATES})" if updates < config.num_updates else ""
+        config, task, what = default
+        origin = f"{'its spec names no task' if source.spec else 'no spec with this source'}: {what}"
+    updates = min(config.num_updates, max_updates)
+    cut = f" (of {config.num_updates}; cut to {max_updates})" if updates < config.num_updates else ""
     config = dataclasses.replace(config, num_updates=updates)
     rollouts = -(-2 * cast(int, task.episode_length) // config.rollout_length)  # set by Task
     note = (
@@ -239,7 +250,16 @@ def targets_setting(source: Source) -> TargetsSetting:
         f"{config.rollout_length} steps; analysis batches of {rollouts} rollouts "
         f"({rollouts * config.rollout_length} steps x {config.num_envs} envs)"
     )
-    return TargetsSetting(config, task, rollouts, note)
+    return PictureSetting(config, task, rollouts, note)
+
+
+def targets_setting(source: Source) -> PictureSetting[LPGConfig]:
+    """`picture_setting` of the LPG agent; without a task, the LPG example's
+    (`inner_algos.lpg.example`) with the rule's y_size."""
+    config, task, _ = lpg_example()
+    config = dataclasses.replace(config, y_size=getattr(source.rule, "y_size", config.y_size))
+    what = "the LPG example's config and task (inspect its run directory for the run's own)"
+    return picture_setting(source, "lpg", (config, task, what), TARGETS_MAX_UPDATES)
 
 
 def targets_lines(points: list[analysis.PointSummary]) -> list[str]:
@@ -302,6 +322,114 @@ def _targets_picture(path: Path, sources: list[Source]) -> Path:
     )
 
 
+DISCO_FRACTIONS = (0.05, 0.25, 1.0)  # lifetime points of the disco picture (Disco103 acts early)
+DISCO_MAX_UPDATES = 200  # a longer lifetime is cut to this
+# the disco picture's agent where the source's spec names no task: the agent of
+# runs/disco_from_disco103.toml, for 200 updates
+DISCO_PICTURE_CONFIG = DiscoConfig(
+    num_envs=16,
+    rollout_length=16,
+    num_updates=200,
+    torso=(64, 64),
+    model_lstm_size=32,
+    model_head_hiddens=(32,),
+)
+DISCO_PICTURE_TASK = {"source": "gymnax", "env_name": "Catch-8x8"}  # where DiscoRL's colab evaluates
+
+
+def disco_setting(source: Source) -> PictureSetting[DiscoConfig]:
+    """`picture_setting` of the DiscoRL agent; without a task, DISCO_PICTURE_CONFIG on
+    DISCO_PICTURE_TASK (a table: a gymnax Task built at import would start jax before the
+    command line sets XLA's flags)."""
+    what = "the disco picture's agent (torso 64 x 64, lr 1e-2) on DiscoRL's Catch board"
+    default = (DISCO_PICTURE_CONFIG, task_from_table(DISCO_PICTURE_TASK), what)
+    return picture_setting(source, "disco", default, DISCO_MAX_UPDATES)
+
+
+def disco_lines(points: list[disco_analysis.PointSummary]) -> list[str]:
+    """The printed numbers of the disco picture, one line per lifetime point."""
+    k = disco_analysis.READOUT_COMPONENTS
+
+    def read(r: disco_analysis.Readout, r0: disco_analysis.Readout) -> str:
+        untrained = f"untrained: {r0.wide.r2:.3f}, {r0.narrow.r2:.3f}"
+        return f"{r.wide.r2:.3f}, top {k} directions {r.narrow.r2:.3f} ({untrained})"
+
+    return [
+        f"  update {p.update}: corr(logit change of pi_hat, q advantage) {p.follow.correlation:.3f} "
+        f"(std ratio {p.follow.scale:.3g}), mean KL(pi_hat || pi) {p.kl:.3g}; held-out R^2 of return "
+        f"~ y {read(p.y, p.y0)}; ~ z(s, a) {read(p.z, p.z0)}; {p.y.wide.steps} steps whose episode ended "
+        f"in the batch; mean episode return {p.episode_return:.3g}"
+        for p in points
+    ]
+
+
+def readout_panel(
+    label: str, vector: str, readouts: list[tuple[int, disco_analysis.Readout, disco_analysis.Readout]]
+) -> plots.Panel:
+    """The return against the one read from the top principal directions of `vector`, one curve per
+    (update, Readout, the untrained agent's Readout), and the untrained agent's at the last update."""
+    k = disco_analysis.READOUT_COMPONENTS
+    narrow = ", ".join(f"{r.narrow.r2:.2f}" for _, r, _ in readouts)
+    untrained = ", ".join(f"{r0.narrow.r2:.2f}" for _, _, r0 in readouts)
+    wide = ", ".join(f"{r.wide.r2:.2f}" for _, r, _ in readouts)
+    curves = {f"update {u}": r.narrow.curve for u, r, _ in readouts if r.narrow.curve is not None}
+    last, _, last0 = readouts[-1]
+    if last0.narrow.curve is not None:
+        curves[f"untrained agent, update {last}"] = last0.narrow.curve
+    return plots.Panel(
+        f"{label}: return read from {vector}'s top {k} directions\nheld-out $R^2$ {narrow} "
+        f"(untrained agent: {untrained})\nfrom all its entries: {wide}",
+        f"return predicted from {vector} (held-out steps)",
+        "Monte-Carlo return (binned mean)",
+        curves,
+    )
+
+
+def disco_panels(label: str, task: Task, points: list[disco_analysis.PointSummary]) -> list[plots.Panel]:
+    """(a) the logit change of pi_hat against the q head's advantage, (b, c) the return read from y, z."""
+    updates = ", ".join(str(p.update) for p in points)
+    corr = ", ".join(f"{p.follow.correlation:.2f}" for p in points)
+    kl = ", ".join(f"{p.kl:.2g}" for p in points)
+    changes = {f"update {p.update} (std ratio {p.follow.scale:.2g})": p.follow.curve for p in points}
+    return [
+        plots.Panel(
+            f"{label} on {task.label}: where {PI_HAT} moves the policy\n"
+            f"corr {corr}, KL {kl} (updates {updates})",
+            "q head's advantage Q(s, a) − mean$_a$ Q (every action)",
+            f"log {PI_HAT} − log π, centred over actions (binned mean)",
+            changes,
+            zero_lines=True,
+            identity=False,  # logit changes need not be on the advantages' scale (Disco103's: ~10x)
+        ),
+        readout_panel(label, "y", [(p.update, p.y, p.y0) for p in points]),
+        readout_panel(label, "z(s, a)", [(p.update, p.z, p.z0) for p in points]),
+    ]
+
+
+def _disco_picture(path: Path, sources: list[Source]) -> Path:
+    """Trains the DiscoRL agent under each source's rule and draws one row of `disco_panels` per source."""
+    rows = []
+    for s in sources:
+        setting = disco_setting(s)
+        snapshots = disco_analysis.lifetime_snapshots(
+            s.rule,
+            s.meta_params,
+            setting.config,
+            setting.task,
+            jax.random.PRNGKey(0),
+            DISCO_FRACTIONS,
+            setting.rollouts,
+        )
+        points = [disco_analysis.summarize(snapshot) for snapshot in snapshots]
+        print("\n".join([f"disco picture of {s.label}: {setting.note}", *disco_lines(points)]))
+        rows.append(disco_panels(s.label, setting.task, points))
+    return plots.binned_curves_figure(
+        path,
+        rows,
+        "What the disco rule teaches: where its policy target moves the policy, and what y and z learned",
+    )
+
+
 # family -> a function drawing `rule_<family>.png` from the sources of that family; a registered
 # family (`inner_algos.rules.FAMILIES`) absent here gets `no_picture`'s line instead
 PICTURES = {
@@ -309,6 +437,7 @@ PICTURES = {
     "hyperparams": _hyperparams_picture,
     "optimizer": _optimizer_picture,
     "targets": _targets_picture,
+    "disco": _disco_picture,
 }
 
 

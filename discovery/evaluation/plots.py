@@ -117,29 +117,31 @@ def lines_figure(path: Path, x_label: str, panels: dict[str, dict[str, tuple]], 
 
 class Panel(NamedTuple):
     """One panel of `binned_curves_figure`: curves {legend label: (x `[B]`, y `[B]`)}, each drawn
-    as a marked line; zero_lines adds dotted lines at x = 0 and y = 0."""
+    as a marked line; zero_lines adds dotted lines at x = 0 and y = 0, identity the line y = x."""
 
     title: str
     x_label: str
     y_label: str
     curves: dict[str, tuple[np.ndarray, np.ndarray]]
     zero_lines: bool = False
+    identity: bool = True
 
 
 def binned_curves_figure(path: Path, rows: Sequence[Sequence[Panel]], title: str) -> Path:
-    """A grid of panels (rows of columns), each with its curves and the identity y = x (dashed grey)
-    over the range of its data."""
+    """A grid of panels (rows of columns), each with its curves and, where the panel asks for it, the
+    identity y = x (dashed grey) over the range of its data."""
     cols = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), cols, figsize=(4.8 * cols, 3.9 * len(rows)), squeeze=False)
     for ax_row, panels in zip(axes, rows):
         for ax, panel in zip(ax_row, panels):
             for label, (x, y) in panel.curves.items():
                 ax.plot(x, y, marker="o", ms=3, lw=1.2, label=label)
-            values = np.concatenate(
-                [np.ravel(v) for xy in panel.curves.values() for v in xy] or [np.zeros(1)]
-            )
-            lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
-            ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=0.8, label="y = x")
+            if panel.identity:
+                values = np.concatenate(
+                    [np.ravel(v) for xy in panel.curves.values() for v in xy] or [np.zeros(1)]
+                )
+                lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+                ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=0.8, label="y = x")
             if panel.zero_lines:
                 ax.axhline(0.0, color="k", lw=0.6, ls=":")
                 ax.axvline(0.0, color="k", lw=0.6, ls=":")

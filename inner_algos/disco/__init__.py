@@ -7,6 +7,8 @@ baseline "disco_ac" (`inner_algos.rules.disco`).
   networks.py  the agent: MLP torso, policy and y heads, the LSTM action model's z, q, aux_pi
   update.py    rollouts, one update, a lifetime, the meta-loss's rollout term, make_disco
   meta_loss.py DiscoRL's meta-objective (what metagrad minimises) and its regulariser
+  analysis.py  what a rule teaches over a lifetime: where pi_hat moves the policy against the q
+               head's advantage, the return read from y and z (`discover inspect`'s picture)
 
 `inner_algos.registry` registers it as inner algorithm "disco" (its config in the spec's [disco]
 section) with `example` and `size_note` from here.

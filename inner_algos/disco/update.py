@@ -45,6 +45,7 @@ from inner_algos.rules.disco import (
     DiscoInputs,
     DiscoMetaState,
     DiscoRule,
+    DiscoTargets,
     MetaOutputs,
 )
 from inner_algos.rules.disco.rule import entropy, kl
@@ -207,13 +208,13 @@ def rollout(parts: DiscoParts, params: dict, env_state, env_params: dict, key: j
     )
 
 
-def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout):
-    """Steps 2-4 of the module docstring. Returns (params, target_params, opt_state, meta_state,
-    stats: the loss, its terms, the gradient's norm and, for a meta-network's targets,
-    `meta_output_stats`), differentiable in meta_params."""
-    net, rule = parts.net, parts.rule
-    agent_out = as_data(outputs(net, state.params["agent"], roll.obs))
-    target_out = as_data(outputs(net, state.target_params["agent"], roll.obs))
+def step_targets(
+    parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout
+) -> tuple[DiscoTargets, AgentOutputs, AgentOutputs]:
+    """Step 2 of the module docstring: (the rule's targets on `roll`, differentiable in
+    meta_params; the agent's and its target network's outputs `[T+1, B, ...]` they read, data)."""
+    agent_out = as_data(outputs(parts.net, state.params["agent"], roll.obs))
+    target_out = as_data(outputs(parts.net, state.target_params["agent"], roll.obs))
     inputs = DiscoInputs(
         agent_out,
         target_out,
@@ -223,7 +224,15 @@ def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout)
         roll.is_terminal,
         state.meta_state,
     )
-    targets = rule.apply(meta_params, inputs)
+    return parts.rule.apply(meta_params, inputs), agent_out, target_out
+
+
+def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout):
+    """Steps 2-4 of the module docstring. Returns (params, target_params, opt_state, meta_state,
+    stats: the loss, its terms, the gradient's norm and, for a meta-network's targets,
+    `meta_output_stats`), differentiable in meta_params."""
+    net, rule = parts.net, parts.rule
+    targets, _, target_out = step_targets(parts, meta_params, state, roll)
 
     def loss_fn(params):
         out = outputs(net, params["agent"], roll.obs)

@@ -198,3 +198,14 @@ def test_importing_the_packages_sets_no_flag_and_starts_no_backend():
         XLA_FLAGS="--xla_force_host_platform_device_count=1",
     )
     assert out.strip() == "'--xla_force_host_platform_device_count=1' False"
+
+
+def test_importing_the_command_line_starts_no_backend():
+    """`discover`'s modules (every command's, module-level settings included) run no jax
+    computation at import, so the flags its `main` sets afterwards still reach XLA."""
+    out = run_child("""
+        import discovery.cli
+        from discovery import xla_flags
+        print(xla_flags.backend_started())
+    """)
+    assert out.strip() == "False"

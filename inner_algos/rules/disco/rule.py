@@ -106,6 +106,20 @@ def _deep_tuple(x: Any) -> Any:
     return tuple(_deep_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+def without_discount_factor(hyperparams: dict, value_discount: float) -> dict:
+    """A hyperparams table without discount_factor, the harness's unread field that rule files
+    written before its removal carry (always equal to value_discount there); another value is
+    refused, since it would change nothing."""
+    table = dict(hyperparams)
+    if table.pop("discount_factor") != value_discount:
+        raise ValueError(
+            f"rule.hyperparams.discount_factor = {hyperparams['discount_factor']!r}: the disco rule reads "
+            f"no such field (the harness never did); its discount is rule.value_discount "
+            f"(now {value_discount!r})"
+        )
+    return table
+
+
 def entropy(logits: jax.Array) -> jax.Array:
     """H(softmax(logits)) over the last axis."""
     log_p = jax.nn.log_softmax(logits)
@@ -145,7 +159,10 @@ class DiscoRule(Rule):
                 net, base_inputs=_deep_tuple(net.base_inputs), action_inputs=_deep_tuple(net.action_inputs)
             )
         object.__setattr__(self, "net", net)
-        object.__setattr__(self, "hyperparams", _as(DiscoHyperparams, self.hyperparams))
+        hyperparams = self.hyperparams
+        if isinstance(hyperparams, dict) and "discount_factor" in hyperparams:
+            hyperparams = without_discount_factor(hyperparams, self.value_discount)
+        object.__setattr__(self, "hyperparams", _as(DiscoHyperparams, hyperparams))
         check_fields(self, "rule", value_discount=UNIT, num_bins=POSITIVE_INT, max_abs_value=POSITIVE)
         check_fields(self, "rule", ema_decay=UNIT, ema_eps=POSITIVE)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from inner_algos.config_checks import NON_NEGATIVE, POSITIVE_INT, UNIT, UNIT_OPEN_CLOSED, Widths, check_fields
+from inner_algos.config_checks import NON_NEGATIVE, POSITIVE_INT, UNIT, Widths, check_fields
 
 Input = tuple[str, tuple[str, ...]]
 
@@ -110,8 +110,10 @@ class DiscoHyperparams:
     """The agent loss's weights and the rule's constants (`get_settings_disco()['hyper_params']`):
     pi_cost, y_cost, z_cost, aux_policy_cost (the KL terms), value_cost (the q head's loss),
     target_params_coeff (the target network moves as target <- c target + (1 - c) params),
-    value_fn_td_lambda (Retrace's lambda). discount_factor is the harness's (the rule's own
-    discount is DiscoRule.value_discount, the same 0.997 in Disco103)."""
+    value_fn_td_lambda (Retrace's lambda). The harness's table also holds discount_factor = 0.997,
+    which its disco rule never reads (its `update_rules/disco.py` discounts by `value_discount`;
+    only its actor-critic reads `hyper_params['discount_factor']`): here the discount is
+    DiscoRule.value_discount (disco_ac: DiscoActorCritic.discount)."""
 
     pi_cost: float = 1.0
     y_cost: float = 1.0
@@ -120,10 +122,8 @@ class DiscoHyperparams:
     aux_policy_cost: float = 1.0
     target_params_coeff: float = 0.9
     value_fn_td_lambda: float = 0.95
-    discount_factor: float = 0.997
 
     def __post_init__(self):
         costs = ("pi_cost", "y_cost", "z_cost", "value_cost", "aux_policy_cost")
         check_fields(self, "rule.hyperparams", **dict.fromkeys(costs, NON_NEGATIVE))
         check_fields(self, "rule.hyperparams", target_params_coeff=UNIT, value_fn_td_lambda=UNIT)
-        check_fields(self, "rule.hyperparams", discount_factor=UNIT_OPEN_CLOSED)

@@ -58,3 +58,14 @@ def test_rule_is_registered_and_rebuilds_from_its_options():
     assert make_rule("disco", **rule.options()) == rule
     with pytest.raises(ValueError, match="target_params_coeff"):
         make_rule("disco", hyperparams={"target_params_coeff": 1.5})
+
+
+def test_the_harness_unread_discount_factor_is_no_option():
+    """The harness's disco hyper_params hold discount_factor, which its disco rule never reads (it
+    discounts by value_discount): a rule file written with it (equal to value_discount) loads as
+    without it; another value is refused, naming the field that does discount."""
+    assert "discount_factor" not in make_rule("disco").options()["hyperparams"]
+    old = make_rule("disco", hyperparams={"discount_factor": 0.997, "pi_cost": 0.5})
+    assert old == make_rule("disco", hyperparams={"pi_cost": 0.5})
+    with pytest.raises(ValueError, match=r"discount_factor = 0.9: .*rule.value_discount"):
+        make_rule("disco", hyperparams={"discount_factor": 0.9})

@@ -1,12 +1,14 @@
-"""The statistics of LPG's analysis on hand-computed cases: equal-count binned means, Pearson's
-correlation, the held-out R^2 of a linear fit, the bootstrap-free Monte-Carlo return with an
-episode end inside the batch, the fit/held-out split and the lifetime points."""
+"""The statistics of the rule pictures (`inner_algos.analysis`) on hand-computed cases:
+equal-count binned means, Pearson's correlation, the held-out R^2 of a linear fit, the
+bootstrap-free Monte-Carlo return with an episode end inside the batch, the fit/held-out split,
+the lifetime points, a target's binned following of an advantage and the return read from a
+planted prediction."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inner_algos.lpg import analysis
+from inner_algos import analysis
 
 pytestmark = pytest.mark.fast
 
@@ -89,3 +91,50 @@ def test_update_points():
     assert analysis.update_points(2, (0.25, 0.5, 1.0)) == [1, 2]
     with pytest.raises(ValueError, match="fractions"):
         analysis.update_points(10, (0.5, 1.5))
+
+
+def test_heldout_r2_ignores_directions_the_fitted_points_barely_vary_along():
+    """Column 2 varies by 1e-12 on the fitted points and by 1 on the held-out ones: with every
+    singular value kept, its weight (~1e12 x the noise it happens to fit) would ruin the held-out
+    fit; below RCOND it counts as collinear and the fit is column 1's exact one."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=200)
+    tiny = np.where(np.arange(200) < 100, 1e-12 * rng.normal(size=200), rng.normal(size=200))
+    held = analysis.heldout_r2(
+        np.stack([x, tiny], axis=1), 2.0 * x + 1e-9 * rng.normal(size=200), np.arange(200) < 100
+    )
+    assert held.r2 == pytest.approx(1.0, abs=1e-6)
+
+
+def test_top_components_projects_on_the_directions_of_largest_spread():
+    # fitted points spread 2 along e1 and 0.2 along e2 (mean 0): the first direction is e1
+    features = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 0.2], [0.0, -0.2], [5.0, 7.0]])
+    fit = np.array([True, True, True, True, False])
+    top = analysis.top_components(features, fit, 1)
+    np.testing.assert_allclose(np.abs(top[:, 0]), [2.0, 2.0, 0.0, 0.0, 5.0], atol=1e-12)
+    assert analysis.top_components(features, fit, 5).shape == (5, 2)  # at most K directions
+
+
+def test_return_fit_reads_a_planted_return_wide_and_narrow():
+    """The return is the entry along which the prediction varies most: both read-outs recover it.
+    Planted along a direction of tiny spread instead, only the wide read-out finds it."""
+    rng = np.random.default_rng(4)
+    complete = np.ones((400, 4), bool)
+    complete[-3:] = False  # steps cut by the batch end are left out
+    big, small = rng.normal(size=(400, 4)), 1e-3 * rng.normal(size=(400, 4))
+    features = np.stack([big, small, 1e-4 * rng.normal(size=(400, 4))], axis=-1)  # [S, N, 3]
+    on_big = analysis.return_fit(features, 3.0 * big, complete, components=1)
+    assert on_big.r2 == pytest.approx(1.0, abs=1e-9) and on_big.steps == 397 * 4
+    assert analysis.return_fit(features, small, complete).r2 == pytest.approx(1.0, abs=1e-6)
+    assert abs(analysis.return_fit(features, small, complete, components=1).r2) < 0.05
+    none = analysis.return_fit(features, big, np.zeros((400, 4), bool))
+    assert np.isnan(none.r2) and none.curve is None
+
+
+def test_follow_stats_of_a_target_proportional_to_the_advantage():
+    advantage = np.array([[-2.0, -1.0], [0.0, 1.0], [2.0, 3.0]])
+    follow = analysis.follow_stats(0.5 * advantage, advantage, bins=3)
+    assert follow.correlation == pytest.approx(1.0) and follow.scale == pytest.approx(0.5)
+    np.testing.assert_allclose(follow.curve[0], [-1.5, 0.5, 2.5])  # bins {-2, -1}, {0, 1}, {2, 3}
+    np.testing.assert_allclose(follow.curve[1], [-0.75, 0.25, 1.25])
+    assert np.isnan(analysis.follow_stats(advantage, np.ones((3, 2))).scale)
