@@ -136,6 +136,10 @@ register_published(
     )
 )
 
+# How DiscoRL's evaluation colab trains its agent with Disco103 (colabs/eval.ipynb, "Training loop"):
+# 2 envs x 29 timesteps (28 transitions) per step into a replay buffer of 1024 trajectories, 64 drawn
+# per update; the agent's other settings are DiscoConfig's defaults, the colab's agent.
+DISCO_COLAB_LOOP = {"num_envs": 2, "rollout_length": 28, "replay_capacity": 1024, "replay_batch": 64}
 
 register_published(
     Published(
@@ -144,6 +148,6 @@ register_published(
         meta_params=disco103_params,
         about=DISCO_ABOUT,
         data="disco/disco_103.npz",
-        spec={"inner": {"name": "disco"}},
+        spec={"inner": {"name": "disco"}, "disco": DISCO_COLAB_LOOP},
     )
 )

@@ -10,6 +10,8 @@ One update (the published harness's `Agent.learner_step`, on-policy):
   3. one optimizer step on the mean per-step loss (`rule.agent_loss`);
   4. the target network moves towards the params the rollout was taken with
      (target <- c target + (1 - c) params).
+With a replay buffer (`DiscoConfig.replay_capacity`), step 2-3 read a batch drawn from the buffer
+after the rollout joins it (the colab's loop), not the rollout itself.
 Our envs reset themselves: an episode's last step is followed by the next episode's first
 observation, so every step of a rollout is a real transition (the harness's dm_env rollouts carry
 an extra, masked step per episode at the terminal observation).
@@ -33,6 +35,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from inner_algos.disco import replay as replay_buffer
 from inner_algos.disco.config import DiscoConfig
 from inner_algos.disco.meta_loss import DEFAULT_COEFS, MetaLossCoefs, regulariser
 from inner_algos.disco.networks import DiscoAgentNet
@@ -69,7 +72,8 @@ def as_data(x: Any) -> Any:
 @struct.dataclass
 class DiscoState:
     """One lifetime between updates: params (the agent's, under "agent"), target_params, the
-    optimizer's state, the rule's state, `[num_envs]` envs and their params, key, update, lifetime."""
+    optimizer's state, the rule's state, `[num_envs]` envs and their params, key, update, lifetime,
+    and the replay buffer (None when on-policy)."""
 
     params: dict
     target_params: dict
@@ -80,6 +84,7 @@ class DiscoState:
     key: jax.Array
     update: jax.Array
     lifetime: jax.Array
+    replay: replay_buffer.Replay | None = None
 
 
 class Rollout(NamedTuple):
@@ -163,6 +168,10 @@ def init_state(parts: DiscoParts, meta_params: Any, key: jax.Array) -> DiscoStat
     params = {"agent": parts.net.init(k_net, jnp.zeros((env.observation_size,)))}
     env_params = sample_params(parts.task, jax.random.fold_in(key, 1))
     env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_env, config.num_envs), env_params)
+    replay = None
+    if config.replay_capacity:
+        shapes = jax.eval_shape(lambda: rollout(parts, params, env_state, env_params, k_state)[1])
+        replay = replay_buffer.empty(config.replay_capacity, trajectories(shapes))
     return DiscoState(
         params=params,
         target_params=params,
@@ -173,6 +182,7 @@ def init_state(parts: DiscoParts, meta_params: Any, key: jax.Array) -> DiscoStat
         key=k_state,
         update=jnp.zeros((), jnp.int32),
         lifetime=jnp.asarray(config.num_updates, jnp.int32),
+        replay=replay,
     )
 
 
@@ -209,7 +219,7 @@ def rollout(parts: DiscoParts, params: dict, env_state, env_params: dict, key: j
 
 
 def step_targets(
-    parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout
+    parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout | replay_buffer.Trajectories
 ) -> tuple[DiscoTargets, AgentOutputs, AgentOutputs]:
     """Step 2 of the module docstring: (the rule's targets on `roll`, differentiable in
     meta_params; the agent's and its target network's outputs `[T+1, B, ...]` they read, data)."""
@@ -227,10 +237,18 @@ def step_targets(
     return parts.rule.apply(meta_params, inputs), agent_out, target_out
 
 
-def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout):
-    """Steps 2-4 of the module docstring. Returns (params, target_params, opt_state, meta_state,
-    stats: the loss, its terms, the gradient's norm and, for a meta-network's targets,
-    `meta_output_stats`), differentiable in meta_params."""
+def trajectories(roll: Rollout) -> replay_buffer.Trajectories:
+    """What the replay buffer keeps of a rollout (time-major, `[T(+1), B]`)."""
+    return replay_buffer.Trajectories(
+        roll.obs, roll.actions, roll.behaviour_logits, roll.rewards, roll.is_terminal
+    )
+
+
+def learn(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout | replay_buffer.Trajectories):
+    """Steps 2-4 of the module docstring on roll (a rollout or a batch drawn from the buffer).
+    Returns (params, target_params, opt_state, meta_state, stats: the loss, its terms, the
+    gradient's norm and, for a meta-network's targets, `meta_output_stats`), differentiable in
+    meta_params."""
     net, rule = parts.net, parts.rule
     targets, _, target_out = step_targets(parts, meta_params, state, roll)
 
@@ -261,11 +279,32 @@ def meta_output_stats(meta: MetaOutputs, target_logits: jax.Array) -> Metrics:
     }
 
 
+def learn_from_replay(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout, key: jax.Array):
+    """(learn's outputs, the buffer): roll joins the buffer, then learn on config.replay_batch
+    trajectories drawn from it, once it holds that many; before, nothing changes and the stats
+    are 0 (finite: a NaN loss would mark the lifetime diverged)."""
+    replay = replay_buffer.add(state.replay, trajectories(roll))
+    batch = replay_buffer.sample(replay, key, parts.config.replay_batch)
+
+    def update():
+        return learn(parts, meta_params, state, batch)
+
+    def skip():
+        stats = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(update)[-1])
+        return state.params, state.target_params, state.opt_state, state.meta_state, stats
+
+    return jax.lax.cond(replay.held >= parts.config.replay_batch, update, skip), replay
+
+
 def update_step(parts: DiscoParts, meta_params: Any, state: DiscoState) -> tuple[DiscoState, Metrics]:
     """One update (module docstring); metrics: learn's stats and the episode metrics."""
     key, k_roll = jax.random.split(state.key)
     env_state, roll = rollout(parts, state.params, state.env_state, state.env_params, k_roll)
-    params, target_params, opt_state, meta_state, metrics = learn(parts, meta_params, state, roll)
+    if state.replay is None:
+        learned, replay = learn(parts, meta_params, state, roll), None
+    else:
+        learned, replay = learn_from_replay(parts, meta_params, state, roll, jax.random.fold_in(k_roll, 1))
+    params, target_params, opt_state, meta_state, metrics = learned
     metrics.update(episode_metrics(roll))
     new_state = dataclasses.replace(
         state,
@@ -276,6 +315,7 @@ def update_step(parts: DiscoParts, meta_params: Any, state: DiscoState) -> tuple
         env_state=env_state,
         key=key,
         update=state.update + 1,
+        replay=replay,
     )
     return new_state, metrics
 
