@@ -81,6 +81,7 @@ def test_no_update_until_the_buffer_holds_a_batch_then_learning_from_the_batch()
         np.testing.assert_allclose(metrics[key], want[key], rtol=1e-4)
 
 
+@pytest.mark.slow  # half a minute of compiling; the replay path is the default suite's test above
 def test_actor_critic_baseline_trains_from_replay():
     base, task, _ = example()
     config = dataclasses.replace(base, replay_capacity=4, replay_batch=2, num_updates=3)
