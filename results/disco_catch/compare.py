@@ -89,19 +89,20 @@ def difference(a: dict, b: dict, names: tuple[str, str]) -> list[str]:
 
 
 def plot(groups_runs: dict[str, dict[int, np.ndarray]], out: Path) -> None:
+    """Each seed's WINDOW-step mean (thin) and the mean over seeds (thick), one colour per run."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for name, runs in groups_runs.items():
+    for i, (name, runs) in enumerate(groups_runs.items()):
         curves = np.stack([moving_mean(r, WINDOW) for r in runs.values()])
         x = np.arange(curves.shape[1]) + WINDOW
-        mean = curves.mean(0)
-        half = stats.t.ppf(0.975, len(curves) - 1) * curves.std(0, ddof=1) / np.sqrt(len(curves))
-        ax.plot(x, mean, label=f"{name} ({len(curves)} seeds)")
-        ax.fill_between(x, mean - half, mean + half, alpha=0.2)
-    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        colour = f"C{i}"
+        for curve in curves:
+            ax.plot(x, curve, color=colour, lw=0.6, alpha=0.35)
+        ax.plot(x, curves.mean(0), color=colour, lw=2.2, label=f"{name}: mean of {len(curves)} seeds")
+    ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("step (one rollout of 2 envs; learning from step 32, replay ratio 32)")
     ax.set_ylabel(f"episode return, {WINDOW}-step mean")
-    ax.set_title("Catch 8 x 8: Disco103 in our agent and in DiscoRL's colab (mean, 95% CI)")
-    ax.legend(loc="lower right")
+    ax.set_title("Catch 8 x 8: Disco103 in our agent and in DiscoRL's code (thin: seeds)")
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
 
