@@ -279,11 +279,18 @@ def meta_output_stats(meta: MetaOutputs, target_logits: jax.Array) -> Metrics:
     }
 
 
-def learn_from_replay(parts: DiscoParts, meta_params: Any, state: DiscoState, roll: Rollout, key: jax.Array):
-    """(learn's outputs, the buffer): roll joins the buffer, then learn on config.replay_batch
+def learn_from_replay(
+    parts: DiscoParts,
+    meta_params: Any,
+    state: DiscoState,
+    replay: replay_buffer.Replay,
+    roll: Rollout,
+    key: jax.Array,
+):
+    """(learn's outputs, the buffer): roll joins replay, then learn on config.replay_batch
     trajectories drawn from it, once it holds that many; before, nothing changes and the stats
     are 0 (finite: a NaN loss would mark the lifetime diverged)."""
-    replay = replay_buffer.add(state.replay, trajectories(roll))
+    replay = replay_buffer.add(replay, trajectories(roll))
     batch = replay_buffer.sample(replay, key, parts.config.replay_batch)
 
     def update():
@@ -303,7 +310,9 @@ def update_step(parts: DiscoParts, meta_params: Any, state: DiscoState) -> tuple
     if state.replay is None:
         learned, replay = learn(parts, meta_params, state, roll), None
     else:
-        learned, replay = learn_from_replay(parts, meta_params, state, roll, jax.random.fold_in(k_roll, 1))
+        learned, replay = learn_from_replay(
+            parts, meta_params, state, state.replay, roll, jax.random.fold_in(k_roll, 1)
+        )
     params, target_params, opt_state, meta_state, metrics = learned
     metrics.update(episode_metrics(roll))
     new_state = dataclasses.replace(

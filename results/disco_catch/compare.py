@@ -62,7 +62,8 @@ def ci(x: np.ndarray) -> tuple[float, float, float]:
 
 def table(groups: dict[str, dict]) -> list[str]:
     lines = [
-        "| run | seeds | mean return, last 100 steps [95% CI] | per seed | step whose 50-step mean first reaches 0.9, per seed |",
+        "| run | seeds | mean return, last 100 steps [95% CI] | per seed "
+        "| step whose 50-step mean first reaches 0.9, per seed |",
         "| --- | --- | --- | --- | --- |",
     ]
     for name, s in groups.items():
@@ -84,7 +85,8 @@ def difference(a: dict, b: dict, names: tuple[str, str]) -> list[str]:
     return [
         f"- last-100 mean, {names[0]} - {names[1]}: {x.mean() - y.mean():+.3f} [{low:+.3f}, {high:+.3f}] "
         f"(Welch p {t.pvalue:.2f})",
-        f"- step reaching 0.9, medians {np.median(sx):.0f} and {np.median(sy):.0f} (Mann-Whitney p {u.pvalue:.2f})",
+        f"- step reaching 0.9, medians {np.median(sx):.0f} and {np.median(sy):.0f} "
+        f"(Mann-Whitney p {u.pvalue:.2f})",
     ]
 
 
